@@ -1,0 +1,257 @@
+//! The init system's entry points: the boot-time decision and counting, the
+//! clean-shutdown and uptime records, and the work done once maintenance is
+//! reached. None of them may stop a boot: a broken configuration falls back
+//! to the defaults, and failures are logged and reported in the exit status
+//! of the unit, which nothing else depends on.
+
+use std::fs;
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result};
+
+use crate::commands::Ctx;
+use crate::config;
+use crate::decide::{self, BootInputs, CmdlineRequest, Event, ResetCause};
+use crate::paths::{self, Root};
+use crate::run::run_bounded;
+use crate::state::{CommandRun, Maintenance, Mode, Phase};
+use crate::status::shell_words;
+use crate::store::{self, BootDecision};
+use crate::timefmt::{format_span, rfc3339};
+
+pub fn read_cmdline(root: &Root) -> CmdlineRequest {
+    fs::read_to_string(root.path(paths::CMDLINE))
+        .map(|l| CmdlineRequest::parse(&l))
+        .unwrap_or_default()
+}
+
+fn log_events(events: &[Event]) {
+    for e in events {
+        match e {
+            Event::AlreadyRecorded => log::info!("this boot was already recorded; nothing to do"),
+            Event::Counted(n) => {
+                log::warn!("the previous boot ended uncleanly; {n} unclean boot(s) in a row")
+            }
+            Event::CounterReset(cause) => log::info!("unclean-boot counter reset to 0 ({cause})"),
+            Event::Entered(r) => log::warn!("entering maintenance mode (reason {})", r.as_str()),
+            Event::Held(r) => log::warn!(
+                "maintenance mode (reason {}) holds until umm off",
+                r.as_str()
+            ),
+            Event::SkippedByCmdline => {
+                log::warn!("maintenance skipped for this boot by umm=off on the kernel command line; the request is kept")
+            }
+            Event::Disabled => log::info!("umm is disabled: nothing counted or enforced"),
+        }
+    }
+}
+
+/// `umm internal boot`: count the previous boot, decide this one, record.
+pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
+    let settings = config::load_or_defaults(&ctx.root);
+    let boot_id = ctx.clock.boot_id()?;
+    let now = ctx.clock.now();
+    let mut locked = store::lock(&ctx.root)?;
+    let input = BootInputs {
+        boot_id: &boot_id,
+        now,
+        cmdline: read_cmdline(&ctx.root),
+        policy: settings.policy(),
+    };
+    let (next, outcome) = decide::boot(&locked.state, &input);
+    let early =
+        store::read_boot_decision(&ctx.root, &boot_id).filter(|d| d.decided_by == "generator");
+    let (next, outcome, late) = match &early {
+        Some(e) => decide::adopt_early_decision(next, outcome, e.mode, e.reason, now),
+        None => (next, outcome, false),
+    };
+    if early
+        .as_ref()
+        .is_some_and(|e| e.mode != outcome.mode || late)
+    {
+        log::warn!(
+            "the early copy of the state ({}) was stale or missing",
+            paths::EARLY_STATE
+        );
+    }
+    locked.save(next)?;
+    let state = locked.state.clone();
+    drop(locked);
+    log_events(&outcome.events);
+    let decision = BootDecision {
+        boot_id,
+        mode: outcome.mode,
+        reason: outcome.reason,
+        decided_by: if early.is_some() { "generator" } else { "boot" }.into(),
+        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
+        resumed: false,
+    };
+    store::write_boot_decision(&ctx.root, &decision)?;
+    if outcome.mode == Mode::Maintenance {
+        if let Some(m) = &state.maintenance {
+            write_banners(&ctx.root, m);
+        }
+    }
+    if late {
+        log::warn!("entering maintenance late: isolating the maintenance target");
+        ctx.init.enter_maintenance_late()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `umm internal clean-shutdown` and `umm internal uptime-reached`.
+pub fn record_reset(ctx: &Ctx, cause: ResetCause) -> Result<ExitCode> {
+    let boot_id = ctx.clock.boot_id()?;
+    if cause == ResetCause::UptimeReached {
+        let settings = config::load_or_defaults(&ctx.root);
+        let uptime = ctx.clock.uptime()?;
+        if uptime < settings.counter_reset_time {
+            log::info!(
+                "uptime {} has not reached counter_reset_time {} yet",
+                format_span(uptime),
+                format_span(settings.counter_reset_time)
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let mut locked = store::lock(&ctx.root)?;
+    let was = locked.state.unclean_boots;
+    let (next, events) = decide::record_reset(&locked.state, &boot_id, ctx.clock.now(), cause);
+    locked.save(next)?;
+    log_events(&events);
+    if events.is_empty() {
+        log::info!("{cause} recorded (unclean-boot counter was {was})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn banner(m: &Maintenance) -> String {
+    let since = rfc3339(m.since.unwrap_or(m.requested));
+    let by = m
+        .requested_by
+        .as_ref()
+        .map(|r| {
+            let from = r
+                .from
+                .as_deref()
+                .map(|f| format!(" from {f}"))
+                .unwrap_or_default();
+            format!(", requested by {}{from}", r.user)
+        })
+        .unwrap_or_default();
+    format!(
+        "\n*** MAINTENANCE MODE (umm) ***\n\
+         This node is in maintenance since {since}, reason: {}{by}.\n\
+         Only networking, sshd and console logins run; the normal services are NOT started.\n\
+         Leave with: umm off          (continue this boot into normal operation)\n\
+         \x20       or: umm off reboot   (reboot into normal operation)\n\
+         Details:    umm status\n\n",
+        m.reason.as_str()
+    )
+}
+
+/// The console (agetty's /run/issue.d) and ssh login (pam_motd's
+/// /run/motd.d) banners; both live in /run, so they vanish with the boot.
+fn write_banners(root: &Root, m: &Maintenance) {
+    let text = banner(m);
+    for path in [paths::MOTD, paths::ISSUE] {
+        let p = root.path(path);
+        let written = p
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| fs::write(&p, &text));
+        if let Err(e) = written {
+            log::warn!("cannot write the banner {}: {e}", p.display());
+        }
+    }
+}
+
+/// `umm internal maintenance`: once maintenance is reached, show the
+/// banner, then run the scheduled command once and record its result.
+pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
+    let settings = config::load_or_defaults(&ctx.root);
+    let mut locked = store::lock(&ctx.root)?;
+    let Some(m) = locked
+        .state
+        .maintenance
+        .clone()
+        .filter(|m| m.phase == Phase::Active)
+    else {
+        log::info!("not in maintenance; nothing to do");
+        return Ok(ExitCode::SUCCESS);
+    };
+    write_banners(&ctx.root, &m);
+    print!("{}", banner(&m));
+    let Some(command) = m.command.as_ref().filter(|c| c.run.is_none()) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let output = ctx.root.path(paths::COMMAND_OUTPUT);
+    let mut next = locked.state.clone();
+    let run = CommandRun {
+        started: ctx.clock.now(),
+        ended: None,
+        exit_code: None,
+        signal: None,
+        output: paths::COMMAND_OUTPUT.to_string(),
+    };
+    set_command_run(&mut next, run.clone());
+    // Recorded before it starts: a crash during the command must not run it again.
+    locked.save(next)?;
+    drop(locked);
+    log::info!(
+        "running the scheduled command: {}",
+        shell_words(&command.argv)
+    );
+    let result = run_command(&command.argv, &output, settings.command_timeout);
+    let mut locked = store::lock(&ctx.root)?;
+    let mut next = locked.state.clone();
+    let mut run = run;
+    run.ended = Some(ctx.clock.now());
+    match &result {
+        Ok(f) => {
+            run.exit_code = f.exit_code;
+            run.signal = f.signal;
+            log::info!(
+                "the scheduled command {}; output in {}",
+                f.describe(),
+                paths::COMMAND_OUTPUT
+            );
+        }
+        Err(e) => {
+            run.exit_code = Some(127);
+            log::error!("the scheduled command could not run: {e:#}");
+        }
+    }
+    set_command_run(&mut next, run);
+    locked.save(next)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records the run on the maintenance it belongs to; if `umm off` already
+/// ended that maintenance, on its history entry.
+fn set_command_run(state: &mut crate::state::State, run: CommandRun) {
+    let command = match state.maintenance.as_mut() {
+        Some(m) => m.command.as_mut(),
+        None => state.history.last_mut().and_then(|e| e.command.as_mut()),
+    };
+    if let Some(c) = command {
+        c.run = Some(run);
+    }
+}
+
+fn run_command(
+    argv: &[String],
+    output: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<crate::run::Finished> {
+    let out =
+        fs::File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .current_dir("/");
+    run_bounded(cmd, timeout).with_context(|| format!("cannot start {}", argv[0]))
+}

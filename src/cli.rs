@@ -1,0 +1,106 @@
+//! The command line, in one place: `umm --help`, the man page and the shell
+//! completions are all generated from `Cli`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("UMM_GIT_REV"), ")");
+
+const ABOUT: &str = "Unified maintenance mode: pause a node's boot in a minimal state \
+(network, sshd, console login), and stop a node that crashes in a loop";
+
+const AFTER_HELP: &str = "\
+Maintenance mode is a boot that stops early: local filesystems, networking, sshd and \
+console logins run, nothing else is started. `umm on` reboots into it; `umm off` lets \
+the paused boot continue into the normal target.
+
+Unclean boots are counted: after more than reboot_count of them in a row, without a \
+clean shutdown or counter_reset_time of uptime in between, the next boot stops in \
+maintenance (reason crash-loop) and stays there until `umm off`.
+
+On the kernel command line, `umm` or `umm=on` forces maintenance for that boot and \
+`umm=off` skips it (a pending request is kept).
+
+Files: /etc/umm/umm.toml, /etc/umm/umm.toml.d/*.toml, /var/lib/umm/state.json.
+Exit status: 0 done, 1 refused or failed, 2 usage error.";
+
+#[derive(Parser, Debug)]
+#[command(name = "umm", version = VERSION, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show whether the node is operational, pending or in maintenance (any user)
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reboot cleanly into maintenance mode, then run COMMAND there
+    On {
+        /// Enter even if a check in /etc/umm/check.d vetoes it
+        #[arg(long)]
+        force: bool,
+        /// Command to run once maintenance is reached (an argv list: no shell
+        /// unless you write `sh -c '...'`)
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
+    /// Leave maintenance: resume this boot into the normal target, or reboot
+    Off {
+        /// `reboot`: reboot into normal operation instead of resuming
+        #[arg(value_enum)]
+        action: Option<OffArg>,
+        /// Start the resume and return without waiting for the normal target
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the normal target (e.g. 90s, 10min)
+        #[arg(long, default_value = "10min", value_parser = parse_span_arg)]
+        timeout: std::time::Duration,
+    },
+    /// Turn umm on (counting, enforcement, `umm on`)
+    Enable,
+    /// Turn umm off: nothing is counted or enforced, boots are never delayed
+    Disable,
+    /// Entry points for the init system (units, generator); not for people
+    #[command(hide = true)]
+    Internal {
+        #[command(subcommand)]
+        command: Internal,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffArg {
+    Reboot,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Internal {
+    /// Boot-time decision and counting (umm-boot.service)
+    Boot,
+    /// Record a clean shutdown of this boot (ExecStop of umm-shutdown.service)
+    CleanShutdown,
+    /// Record that this boot reached counter_reset_time of uptime (umm-uptime.timer)
+    UptimeReached,
+    /// Run in a maintenance boot: banner, hooks, scheduled command (umm-maintenance.service)
+    Maintenance,
+    /// systemd generator: point default.target at umm.target when maintenance is due
+    Generator {
+        normal_dir: PathBuf,
+        early_dir: Option<PathBuf>,
+        late_dir: Option<PathBuf>,
+    },
+}
+
+fn parse_span_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::timefmt::parse_span(text)
+}

@@ -1,0 +1,63 @@
+//! Time and boot identity, behind a trait so tests can run anywhere.
+//! Counting uses only the monotonic boot clock (/proc/uptime); wall-clock
+//! time is only recorded for people to read.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::paths::{self, Root};
+
+pub trait Clock {
+    /// Wall-clock time, seconds since the epoch (for the record only).
+    fn now(&self) -> i64;
+    /// Time since this boot began (CLOCK_BOOTTIME, as /proc/uptime shows it).
+    fn uptime(&self) -> Result<Duration>;
+    /// The kernel's id of this boot.
+    fn boot_id(&self) -> Result<String>;
+}
+
+/// Reads /proc under the root prefix. Under a test root, `UMM_NOW` (seconds
+/// since the epoch) fixes the wall clock.
+pub struct SystemClock {
+    root: Root,
+}
+
+impl SystemClock {
+    pub fn new(root: &Root) -> SystemClock {
+        SystemClock { root: root.clone() }
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        if !self.root.is_system() {
+            if let Some(now) = std::env::var("UMM_NOW").ok().and_then(|v| v.parse().ok()) {
+                return now;
+            }
+        }
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+
+    fn uptime(&self) -> Result<Duration> {
+        let path = self.root.path(paths::UPTIME);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let secs: f64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("{} is not a number of seconds: {text:?}", path.display()))?;
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    fn boot_id(&self) -> Result<String> {
+        let path = self.root.path(paths::BOOT_ID);
+        let id = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(id.trim().to_string())
+    }
+}

@@ -1,0 +1,590 @@
+//! Configuration: `/etc/umm/umm.toml`, then the drop-ins in
+//! `/etc/umm/umm.toml.d/*.toml` in lexical order (a later file overrides the
+//! keys it sets), or the original tool's `/etc/umm.conf` when no umm.toml
+//! exists. Fragments are parsed, merged, then validated into `Settings`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::decide::Policy;
+use crate::paths::{self, Root};
+use crate::timefmt::{format_span, parse_span};
+
+/// Units a maintenance boot keeps (when they exist and are enabled) besides
+/// the system's own initialisation (sysinit.target): networking, sshd,
+/// logins on the consoles, and what logins need.
+pub const DEFAULT_KEEP_UNITS: &[&str] = &[
+    "networking.service",
+    "systemd-networkd.service",
+    "NetworkManager.service",
+    "systemd-resolved.service",
+    "ssh.service",
+    "sshd.service",
+    "getty.target",
+    "dbus.socket",
+    "systemd-logind.service",
+    "systemd-user-sessions.service",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub enabled: bool,
+    pub reboot_count: u32,
+    pub counter_reset_time: Duration,
+    /// Extra units kept in a maintenance boot, added to `DEFAULT_KEEP_UNITS`.
+    pub keep_units: Vec<String>,
+    pub hook_timeouts: HookTimeouts,
+    /// Bound on the scheduled command.
+    pub command_timeout: Duration,
+    /// Keep the GRUB maintenance entries while umm is disabled.
+    pub grub_entries_when_disabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookTimeouts {
+    pub check: Duration,
+    pub pre_on: Duration,
+    pub on: Duration,
+    pub pre_off: Duration,
+    pub off: Duration,
+}
+
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: true,
+            reboot_count: 2,
+            counter_reset_time: Duration::from_secs(600),
+            keep_units: Vec::new(),
+            hook_timeouts: HookTimeouts {
+                check: DEFAULT_HOOK_TIMEOUT,
+                pre_on: DEFAULT_HOOK_TIMEOUT,
+                on: DEFAULT_HOOK_TIMEOUT,
+                pre_off: DEFAULT_HOOK_TIMEOUT,
+                off: DEFAULT_HOOK_TIMEOUT,
+            },
+            command_timeout: Duration::from_secs(6 * 3600),
+            grub_entries_when_disabled: false,
+        }
+    }
+}
+
+impl Settings {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            enabled: self.enabled,
+            reboot_count: self.reboot_count,
+        }
+    }
+
+    /// The full keep-set: defaults plus the configured extras.
+    pub fn all_keep_units(&self) -> Vec<String> {
+        let mut units: Vec<String> = DEFAULT_KEEP_UNITS.iter().map(|s| s.to_string()).collect();
+        for u in &self.keep_units {
+            if !units.contains(u) {
+                units.push(u.clone());
+            }
+        }
+        units
+    }
+}
+
+/// Where the settings came from, for `umm status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// Files read, in the order applied.
+    pub files: Vec<PathBuf>,
+    /// The original tool's /etc/umm.conf was read (no umm.toml exists).
+    pub legacy: bool,
+    /// The file and line that set `enabled`, if any did.
+    pub enabled_from: Option<(PathBuf, usize)>,
+}
+
+/// A configuration error: what is wrong, where, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        write!(
+            f,
+            "{}; fix it or remove it (see umm(8), CONFIGURATION)",
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What one file may say. Every key is optional: a drop-in sets only what it owns.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Fragment {
+    enabled: Option<Spanned<bool>>,
+    reboot_count: Option<Spanned<i64>>,
+    counter_reset_time: Option<Spanned<toml::Value>>,
+    keep_units: Option<Spanned<Vec<String>>>,
+    command_timeout: Option<Spanned<toml::Value>>,
+    hooks: Option<HooksFragment>,
+    grub: Option<GrubFragment>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HooksFragment {
+    timeout: Option<Spanned<toml::Value>>,
+    check_timeout: Option<Spanned<toml::Value>>,
+    pre_on_timeout: Option<Spanned<toml::Value>>,
+    on_timeout: Option<Spanned<toml::Value>>,
+    pre_off_timeout: Option<Spanned<toml::Value>>,
+    off_timeout: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GrubFragment {
+    entries_when_disabled: Option<Spanned<bool>>,
+}
+
+/// Loads, merges and validates the configuration under `root`.
+pub fn load(root: &Root) -> Result<(Settings, Sources), ConfigError> {
+    let mut settings = Settings::default();
+    let mut sources = Sources::default();
+    let main = root.path(paths::CONFIG);
+    if main.exists() {
+        apply_toml_file(&main, &mut settings, &mut sources)?;
+    } else {
+        let legacy = root.path(paths::LEGACY_CONFIG);
+        if legacy.exists() {
+            apply_legacy_file(&legacy, &mut settings, &mut sources)?;
+        }
+    }
+    for dropin in dropins(&root.path(paths::CONFIG_DROPINS))? {
+        apply_toml_file(&dropin, &mut settings, &mut sources)?;
+    }
+    Ok((settings, sources))
+}
+
+/// Loads the configuration, or, if it is broken, logs why and returns the
+/// defaults: for boot-time entry points, which must never stop a boot.
+pub fn load_or_defaults(root: &Root) -> Settings {
+    match load(root) {
+        Ok((settings, _)) => settings,
+        Err(err) => {
+            log::error!("configuration error, using the defaults for this run: {err}");
+            Settings::default()
+        }
+    }
+}
+
+fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, &e)),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn io_error(file: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        line: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let (key, _) = l.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('#')).then(|| key.to_string())
+}
+
+fn apply_toml_file(
+    file: &Path,
+    settings: &mut Settings,
+    sources: &mut Sources,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
+    let fragment: Fragment = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| line_of(&text, s.start));
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            key: line.and_then(|l| key_on_line(&text, l)),
+            message: e
+                .message()
+                .trim()
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    })?;
+    let err = |span: std::ops::Range<usize>, key: &str, message: String| ConfigError {
+        file: file.to_path_buf(),
+        line: Some(line_of(&text, span.start)),
+        key: Some(key.to_string()),
+        message,
+    };
+    if let Some(v) = fragment.enabled {
+        sources.enabled_from = Some((file.to_path_buf(), line_of(&text, v.span().start)));
+        settings.enabled = *v.get_ref();
+    }
+    if let Some(v) = fragment.reboot_count {
+        let n = *v.get_ref();
+        settings.reboot_count = u32::try_from(n).map_err(|_| {
+            err(
+                v.span(),
+                "reboot_count",
+                format!("{n} is not a count (use 0 or more)"),
+            )
+        })?;
+    }
+    let span_value =
+        |v: &Spanned<toml::Value>, key: &str, min: u64| -> Result<Duration, ConfigError> {
+            let d = match v.get_ref() {
+                toml::Value::Integer(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
+                toml::Value::Integer(n) => Err(format!("{n} is negative")),
+                toml::Value::String(s) => parse_span(s),
+                other => Err(format!(
+                    "expected seconds or a time span such as \"10min\", found a {}",
+                    other.type_str()
+                )),
+            }
+            .map_err(|m| err(v.span(), key, m))?;
+            if d.as_secs() < min {
+                return Err(err(
+                    v.span(),
+                    key,
+                    format!("{} is too short (at least {min}s)", format_span(d)),
+                ));
+            }
+            Ok(d)
+        };
+    if let Some(v) = &fragment.counter_reset_time {
+        settings.counter_reset_time = span_value(v, "counter_reset_time", 1)?;
+    }
+    if let Some(v) = &fragment.command_timeout {
+        settings.command_timeout = span_value(v, "command_timeout", 1)?;
+    }
+    if let Some(v) = fragment.keep_units {
+        for unit in v.get_ref() {
+            if !is_unit_name(unit) {
+                return Err(err(
+                    v.span(),
+                    "keep_units",
+                    format!("{unit:?} is not a unit name (like \"zabbix-agent.service\")"),
+                ));
+            }
+        }
+        settings.keep_units = v.into_inner();
+    }
+    if let Some(h) = &fragment.hooks {
+        let t = &mut settings.hook_timeouts;
+        if let Some(v) = &h.timeout {
+            let d = span_value(v, "hooks.timeout", 1)?;
+            *t = HookTimeouts {
+                check: d,
+                pre_on: d,
+                on: d,
+                pre_off: d,
+                off: d,
+            };
+        }
+        for (value, key, slot) in [
+            (&h.check_timeout, "hooks.check_timeout", &mut t.check),
+            (&h.pre_on_timeout, "hooks.pre_on_timeout", &mut t.pre_on),
+            (&h.on_timeout, "hooks.on_timeout", &mut t.on),
+            (&h.pre_off_timeout, "hooks.pre_off_timeout", &mut t.pre_off),
+            (&h.off_timeout, "hooks.off_timeout", &mut t.off),
+        ] {
+            if let Some(v) = value {
+                *slot = span_value(v, key, 1)?;
+            }
+        }
+    }
+    if let Some(v) = fragment.grub.and_then(|g| g.entries_when_disabled) {
+        settings.grub_entries_when_disabled = *v.get_ref();
+    }
+    sources.files.push(file.to_path_buf());
+    Ok(())
+}
+
+fn is_unit_name(name: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        ".service", ".socket", ".target", ".mount", ".path", ".timer", ".device", ".swap",
+        ".slice", ".scope",
+    ];
+    SUFFIXES
+        .iter()
+        .any(|s| name.len() > s.len() && name.ends_with(s))
+        && !name.contains('/')
+        && !name.chars().any(char::is_whitespace)
+}
+
+/// The original tool's shell-style file: `UMM=yes|no`, `REBOOT_COUNT=N`,
+/// `COUNTER_RESET_TIME=N` (minutes, as the original code read it).
+fn apply_legacy_file(
+    file: &Path,
+    settings: &mut Settings,
+    sources: &mut Sources,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let err = |key: &str, message: String| ConfigError {
+            file: file.to_path_buf(),
+            line: Some(line),
+            key: Some(key.to_string()),
+            message,
+        };
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        let Some((key, value)) = l.split_once('=') else {
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                line: Some(line),
+                key: None,
+                message: format!("expected KEY=VALUE, found {l:?}"),
+            });
+        };
+        let key = key.trim();
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        match key {
+            "UMM" => {
+                settings.enabled = match value.to_ascii_lowercase().as_str() {
+                    "yes" | "true" | "1" | "on" => true,
+                    "no" | "false" | "0" | "off" => false,
+                    _ => return Err(err(key, format!("{value:?} is not yes or no"))),
+                };
+                sources.enabled_from = Some((file.to_path_buf(), line));
+            }
+            "REBOOT_COUNT" => {
+                settings.reboot_count = value
+                    .parse()
+                    .map_err(|_| err(key, format!("{value:?} is not a count (use 0 or more)")))?;
+            }
+            "COUNTER_RESET_TIME" => {
+                let minutes: u64 = value
+                    .parse()
+                    .map_err(|_| err(key, format!("{value:?} is not a number of minutes")))?;
+                if minutes == 0 {
+                    return Err(err(key, "must be at least 1 minute".into()));
+                }
+                settings.counter_reset_time = Duration::from_secs(minutes * 60);
+            }
+            other => return Err(err(
+                other,
+                "unknown key (the original tool's keys are UMM, REBOOT_COUNT, COUNTER_RESET_TIME)"
+                    .into(),
+            )),
+        }
+    }
+    sources.legacy = true;
+    sources.files.push(file.to_path_buf());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn root_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = dir.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let root = Root::new(dir.path());
+        (dir, root)
+    }
+
+    #[test]
+    fn defaults_match_the_original_tool() {
+        let (_d, root) = root_with(&[]);
+        let (s, src) = load(&root).unwrap();
+        assert!(s.enabled);
+        assert_eq!(s.reboot_count, 2);
+        assert_eq!(s.counter_reset_time, Duration::from_secs(600));
+        assert!(src.files.is_empty());
+    }
+
+    #[test]
+    fn dropins_apply_in_lexical_order_over_the_main_file() {
+        let (_d, root) = root_with(&[
+            (
+                "/etc/umm/umm.toml",
+                "reboot_count = 5\ncounter_reset_time = 300\n",
+            ),
+            ("/etc/umm/umm.toml.d/20-b.toml", "reboot_count = 7\n"),
+            (
+                "/etc/umm/umm.toml.d/10-a.toml",
+                "reboot_count = 6\ncounter_reset_time = \"2h\"\n",
+            ),
+            ("/etc/umm/umm.toml.d/30-ignored.conf", "reboot_count = 99\n"),
+        ]);
+        let (s, src) = load(&root).unwrap();
+        assert_eq!(s.reboot_count, 7);
+        assert_eq!(s.counter_reset_time, Duration::from_secs(7200));
+        let names: Vec<_> = src
+            .files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["umm.toml", "10-a.toml", "20-b.toml"]);
+    }
+
+    #[test]
+    fn legacy_file_is_read_only_without_umm_toml() {
+        let legacy = "# old\nUMM=no\nREBOOT_COUNT=4\nCOUNTER_RESET_TIME=15\n";
+        let (_d, root) = root_with(&[("/etc/umm.conf", legacy)]);
+        let (s, src) = load(&root).unwrap();
+        assert!(!s.enabled);
+        assert_eq!((s.reboot_count, s.counter_reset_time.as_secs()), (4, 900));
+        assert!(src.legacy);
+        let (_d, root) = root_with(&[
+            ("/etc/umm.conf", legacy),
+            ("/etc/umm/umm.toml", "reboot_count = 1\n"),
+        ]);
+        let (s, src) = load(&root).unwrap();
+        assert!(s.enabled && !src.legacy);
+        assert_eq!(s.reboot_count, 1);
+    }
+
+    #[rstest]
+    #[case::syntax("enabled = \n", 1, "enabled", "")]
+    #[case::unknown_key(
+        "reboot_count = 2\nreboot_cuont = 3\n",
+        2,
+        "reboot_cuont",
+        "unknown field"
+    )]
+    #[case::wrong_type("enabled = \"yes\"\n", 1, "enabled", "invalid type")]
+    #[case::negative("\n\nreboot_count = -1\n", 3, "reboot_count", "not a count")]
+    #[case::bad_span(
+        "counter_reset_time = \"10 parsecs\"\n",
+        1,
+        "counter_reset_time",
+        "unknown time unit"
+    )]
+    #[case::zero_span("counter_reset_time = 0\n", 1, "counter_reset_time", "too short")]
+    #[case::span_type(
+        "counter_reset_time = true\n",
+        1,
+        "counter_reset_time",
+        "found a boolean"
+    )]
+    #[case::bad_unit(
+        "keep_units = [\"zabbix agent\"]\n",
+        1,
+        "keep_units",
+        "not a unit name"
+    )]
+    #[case::unknown_table("[hooks]\nfoo = 1\n", 2, "foo", "unknown field")]
+    fn toml_errors_name_file_line_and_key(
+        #[case] text: &str,
+        #[case] line: usize,
+        #[case] key: &str,
+        #[case] message: &str,
+    ) {
+        let (_d, root) = root_with(&[("/etc/umm/umm.toml", text)]);
+        let e = load(&root).unwrap_err();
+        assert!(e.file.ends_with("etc/umm/umm.toml"));
+        assert_eq!(e.line, Some(line), "{e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert!(e.message.contains(message), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!("umm.toml:{line}: {key}: ")),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 1, "one line: {shown}");
+    }
+
+    #[rstest]
+    #[case::not_key_value("UMM yes\n", None)]
+    #[case::bad_bool("UMM=maybe\n", Some("UMM"))]
+    #[case::bad_count("REBOOT_COUNT=two\n", Some("REBOOT_COUNT"))]
+    #[case::zero_minutes("COUNTER_RESET_TIME=0\n", Some("COUNTER_RESET_TIME"))]
+    #[case::unknown("FOO=1\n", Some("FOO"))]
+    fn legacy_errors_name_file_line_and_key(#[case] text: &str, #[case] key: Option<&str>) {
+        let (_d, root) = root_with(&[("/etc/umm.conf", &format!("# c\n{text}"))]);
+        let e = load(&root).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert_eq!(e.key.as_deref(), key);
+    }
+
+    #[test]
+    fn broken_dropin_names_the_dropin() {
+        let (_d, root) =
+            root_with(&[("/etc/umm/umm.toml.d/50-site.toml", "reboot_count = \"x\"\n")]);
+        let e = load(&root).unwrap_err();
+        assert!(e.file.ends_with("50-site.toml"), "{e}");
+    }
+
+    #[test]
+    fn boot_falls_back_to_defaults_on_error() {
+        let (_d, root) = root_with(&[("/etc/umm/umm.toml", "enabled = false\nreboot_count = [\n")]);
+        assert_eq!(load_or_defaults(&root), Settings::default());
+    }
+
+    #[test]
+    fn hook_timeouts_default_and_override_per_phase() {
+        let (_d, root) = root_with(&[(
+            "/etc/umm/umm.toml",
+            "[hooks]\ntimeout = \"1min\"\noff_timeout = \"20min\"\n",
+        )]);
+        let (s, _) = load(&root).unwrap();
+        assert_eq!(s.hook_timeouts.check.as_secs(), 60);
+        assert_eq!(s.hook_timeouts.off.as_secs(), 1200);
+        assert_eq!(Settings::default().hook_timeouts.pre_on.as_secs(), 300);
+    }
+
+    #[test]
+    fn keep_units_add_to_the_defaults() {
+        let (_d, root) = root_with(&[(
+            "/etc/umm/umm.toml",
+            "keep_units = [\"zabbix-agent.service\"]\n",
+        )]);
+        let (s, _) = load(&root).unwrap();
+        let all = s.all_keep_units();
+        assert!(all.contains(&"ssh.service".to_string()));
+        assert_eq!(all.last().map(String::as_str), Some("zabbix-agent.service"));
+    }
+}

@@ -1,0 +1,179 @@
+//! The systemd generator (`umm internal generator`), run by systemd before
+//! any unit starts, again on every daemon-reload. It decides this boot's
+//! target from the kernel command line, the configuration in /etc and the
+//! early copy of the state (/var may not be mounted yet), and when the boot
+//! is a maintenance boot, points `default.target` at `umm.target` in the
+//! early generator directory and pulls in the keep-set. Nothing outside the
+//! keep-set is then ever queued. See docs/boot-flow.md.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::boot::read_cmdline;
+use crate::commands::Ctx;
+use crate::config::{self, Settings};
+use crate::decide::{self, BootInputs, Event};
+use crate::paths::{self, Root};
+use crate::state::Mode;
+use crate::store::{self, BootDecision};
+
+/// Where unit files live, in systemd's order of precedence.
+const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+pub fn run(ctx: &Ctx, normal_dir: &Path, early_dir: &Path) -> Result<ExitCode> {
+    let settings = config::load_or_defaults(&ctx.root);
+    write_timer_dropin(normal_dir, &settings)?;
+    let boot_id = ctx.clock.boot_id()?;
+    let mode = match store::read_boot_decision(&ctx.root, &boot_id) {
+        // A daemon-reload later in the boot: keep the decision, unless
+        // `umm off` resumed the normal target.
+        Some(d) if d.resumed => Mode::Normal,
+        Some(d) => d.mode,
+        None => decide_now(ctx, &settings, &boot_id)?,
+    };
+    if mode == Mode::Maintenance {
+        redirect_to_maintenance(&ctx.root, early_dir, &settings)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decide_now(ctx: &Ctx, settings: &Settings, boot_id: &str) -> Result<Mode> {
+    let early = store::read(&ctx.root.path(paths::EARLY_STATE));
+    if let Some(p) = &early.problem {
+        log::error!("{p}; deciding from the default state");
+    }
+    let input = BootInputs {
+        boot_id,
+        now: ctx.clock.now(),
+        cmdline: read_cmdline(&ctx.root),
+        policy: settings.policy(),
+    };
+    let (_, outcome) = decide::boot(&early.state, &input);
+    if let Some(reason) = outcome.reason {
+        log::warn!(
+            "this boot stops in maintenance mode (reason {})",
+            reason.as_str()
+        );
+    }
+    store::write_boot_decision(
+        &ctx.root,
+        &BootDecision {
+            boot_id: boot_id.to_string(),
+            mode: outcome.mode,
+            reason: outcome.reason,
+            decided_by: "generator".into(),
+            skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
+            resumed: false,
+        },
+    )?;
+    Ok(outcome.mode)
+}
+
+/// The reset timer follows `counter_reset_time` from the configuration.
+fn write_timer_dropin(normal_dir: &Path, settings: &Settings) -> Result<()> {
+    let dir = normal_dir.join("umm-uptime.timer.d");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let text = format!(
+        "# Written by umm's generator from counter_reset_time.\n[Timer]\nOnBootSec={}s\n",
+        settings.counter_reset_time.as_secs()
+    );
+    fs::write(dir.join("counter-reset-time.conf"), text)?;
+    Ok(())
+}
+
+fn redirect_to_maintenance(root: &Root, early_dir: &Path, settings: &Settings) -> Result<()> {
+    let target = find_unit(root, "umm.target").context("umm.target is not installed")?;
+    let link = early_dir.join("default.target");
+    let _ = fs::remove_file(&link);
+    symlink(&target, &link).with_context(|| format!("cannot link {}", link.display()))?;
+    let wants = early_dir.join("umm.target.wants");
+    fs::create_dir_all(&wants)?;
+    for unit in settings.all_keep_units() {
+        if let Some(path) = find_unit(root, &unit).filter(|_| is_enabled(root, &unit)) {
+            let link = wants.join(&unit);
+            let _ = fs::remove_file(&link);
+            symlink(&path, &link).with_context(|| format!("cannot link {}", link.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The unit's file as systemd would find it, as a system path (no prefix).
+fn find_unit(root: &Root, unit: &str) -> Option<PathBuf> {
+    UNIT_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(unit))
+        .find(|p| root.join(p).exists())
+}
+
+/// Would the unit run in a normal boot? Static units (no [Install] section)
+/// run when something needs them; others only where a `.wants` or
+/// `.requires` link enables them.
+fn is_enabled(root: &Root, unit: &str) -> bool {
+    let Some(path) = find_unit(root, unit) else {
+        return false;
+    };
+    let text = fs::read_to_string(root.join(&path)).unwrap_or_default();
+    if !text.lines().any(|l| l.trim() == "[Install]") {
+        return true;
+    }
+    UNIT_DIRS.iter().any(|dir| {
+        fs::read_dir(root.path(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                (name.ends_with(".wants") || name.ends_with(".requires"))
+                    && e.path().join(unit).exists()
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(root: &Root, path: &str, text: &str) {
+        let p = root.path(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn only_enabled_or_static_units_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let install = "[Unit]\n[Service]\n[Install]\nWantedBy=multi-user.target\n";
+        unit(&root, "/lib/systemd/system/ssh.service", install);
+        unit(
+            &root,
+            "/lib/systemd/system/systemd-networkd.service",
+            install,
+        );
+        unit(
+            &root,
+            "/lib/systemd/system/systemd-user-sessions.service",
+            "[Unit]\n[Service]\n",
+        );
+        unit(
+            &root,
+            "/etc/systemd/system/multi-user.target.wants/ssh.service",
+            install,
+        );
+        assert!(is_enabled(&root, "ssh.service"));
+        assert!(!is_enabled(&root, "systemd-networkd.service"));
+        assert!(is_enabled(&root, "systemd-user-sessions.service"));
+        assert!(!is_enabled(&root, "NetworkManager.service"));
+    }
+}

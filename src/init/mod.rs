@@ -1,0 +1,81 @@
+//! The init system behind one small trait: everything umm asks of it.
+//! One module per init system; `detect` picks the running one.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::paths::Root;
+
+mod record;
+mod systemd;
+
+pub use record::Recorder;
+pub use systemd::Systemd;
+
+/// What `umm off` saw while resuming.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    /// The normal target was reached (false also when not waited for).
+    pub reached: bool,
+    /// `umm off --no-wait`: the resume was started, not waited for.
+    pub waited: bool,
+    pub elapsed: Duration,
+    /// Units in the failed state once the wait ended.
+    pub failed_units: Vec<String>,
+}
+
+pub trait InitSystem {
+    /// "systemd", "sysvinit", "upstart".
+    fn name(&self) -> &'static str;
+    /// Asks for a clean reboot; returns once the init system has accepted it.
+    fn reboot(&self) -> Result<()>;
+    /// Continues a paused maintenance boot into the normal target, waiting
+    /// at most `wait` (None: start it and return).
+    fn resume(&self, wait: Option<Duration>) -> Result<Resumed>;
+    /// Switches a boot that has already started normally into maintenance:
+    /// the fallback when the early decision could not be taken.
+    fn enter_maintenance_late(&self) -> Result<()>;
+}
+
+/// The init system of the running machine (of the root prefix under tests).
+pub fn detect(root: &Root) -> Box<dyn InitSystem> {
+    if !root.is_system() && std::env::var("UMM_INIT").as_deref() == Ok("record") {
+        return Box::new(Recorder::new(root));
+    }
+    if root.path("/run/systemd/system").is_dir() {
+        return Box::new(Systemd);
+    }
+    Box::new(Unsupported(if root.path("/sbin/initctl").exists() {
+        "upstart"
+    } else {
+        "sysvinit"
+    }))
+}
+
+/// An init system umm cannot drive yet: every action says so.
+struct Unsupported(&'static str);
+
+impl Unsupported {
+    fn refuse<T>(&self) -> Result<T> {
+        anyhow::bail!(
+            "umm cannot drive {} yet; only systemd is supported in this release",
+            self.0
+        )
+    }
+}
+
+impl InitSystem for Unsupported {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn reboot(&self) -> Result<()> {
+        self.refuse()
+    }
+    fn resume(&self, _wait: Option<Duration>) -> Result<Resumed> {
+        self.refuse()
+    }
+    fn enter_maintenance_late(&self) -> Result<()> {
+        self.refuse()
+    }
+}

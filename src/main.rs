@@ -1,0 +1,68 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use umm::cli::{Cli, Command, Internal, OffArg};
+use umm::commands::{self, Ctx};
+use umm::decide::{OffAction, ResetCause};
+use umm::logging::{self, Target};
+use umm::{boot, clock, generator, init, paths};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = paths::Root::from_env();
+    logging::init(
+        &root,
+        match &cli.command {
+            Command::Internal {
+                command: Internal::Generator { .. },
+            } => Target::Kmsg,
+            Command::Internal { .. } => Target::Service,
+            _ => Target::Command,
+        },
+    );
+    let ctx = Ctx {
+        clock: Box::new(clock::SystemClock::new(&root)),
+        init: init::detect(&root),
+        root,
+    };
+    let result = match cli.command {
+        Command::Status { json } => commands::status(&ctx, json),
+        Command::On { force, command } => commands::on(&ctx, force, command),
+        Command::Off {
+            action,
+            no_wait,
+            timeout,
+        } => {
+            let action = match action {
+                Some(OffArg::Reboot) => OffAction::Reboot,
+                None => OffAction::Resume,
+            };
+            commands::off(&ctx, action, (!no_wait).then_some(timeout))
+        }
+        Command::Enable => commands::enable(&ctx),
+        Command::Disable => commands::disable(&ctx),
+        Command::Internal { command } => match command {
+            Internal::Boot => boot::boot(&ctx),
+            Internal::CleanShutdown => boot::record_reset(&ctx, ResetCause::CleanShutdown),
+            Internal::UptimeReached => boot::record_reset(&ctx, ResetCause::UptimeReached),
+            Internal::Maintenance => boot::maintenance(&ctx),
+            Internal::Generator {
+                normal_dir,
+                early_dir,
+                late_dir: _,
+            } => {
+                let early = early_dir.unwrap_or_else(|| normal_dir.clone());
+                generator::run(&ctx, &normal_dir, &early)
+            }
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e:#}");
+            eprintln!("umm: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

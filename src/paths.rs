@@ -1,0 +1,65 @@
+//! Every file umm touches, under one root prefix. The prefix is `/` on a real
+//! system; tests point `UMM_ROOT` at a temporary directory so that nothing
+//! touches the host's /etc, /var, /run or /proc.
+
+use std::path::{Path, PathBuf};
+
+pub const CONFIG: &str = "/etc/umm/umm.toml";
+pub const CONFIG_DROPINS: &str = "/etc/umm/umm.toml.d";
+pub const LEGACY_CONFIG: &str = "/etc/umm.conf";
+pub const STATE_DIR: &str = "/var/lib/umm";
+pub const STATE: &str = "/var/lib/umm/state.json";
+pub const LOCK: &str = "/var/lib/umm/lock";
+/// Where the scheduled command's output and the hooks' state directory live.
+pub const COMMAND_OUTPUT: &str = "/var/lib/umm/command.log";
+pub const HOOK_STATE_DIR: &str = "/var/lib/umm/hooks";
+/// A copy of the state on the root filesystem, written with every state
+/// write, for the systemd generator: it runs before /var may be mounted.
+pub const EARLY_STATE: &str = "/etc/umm/early-state.json";
+pub const RUN_DIR: &str = "/run/umm";
+/// This boot's decision, shared between the generator, the boot unit and
+/// `umm off` (volatile: gone at the next boot).
+pub const BOOT_DECISION: &str = "/run/umm/boot.json";
+pub const MOTD: &str = "/run/motd.d/umm";
+pub const ISSUE: &str = "/run/issue.d/umm.issue";
+pub const CMDLINE: &str = "/proc/cmdline";
+pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+pub const UPTIME: &str = "/proc/uptime";
+pub const HOOKS_DIR: &str = "/etc/umm";
+
+#[derive(Clone, Debug)]
+pub struct Root {
+    prefix: PathBuf,
+}
+
+impl Root {
+    pub fn new(prefix: impl Into<PathBuf>) -> Root {
+        Root {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `UMM_ROOT` from the environment, else `/`.
+    pub fn from_env() -> Root {
+        match std::env::var_os("UMM_ROOT") {
+            Some(p) if !p.is_empty() => Root::new(p),
+            _ => Root::new("/"),
+        }
+    }
+
+    /// True when umm runs against the real system (no test prefix).
+    pub fn is_system(&self) -> bool {
+        self.prefix == Path::new("/")
+    }
+
+    /// Maps an absolute system path (`/var/lib/umm`) under the prefix.
+    pub fn path(&self, absolute: &str) -> PathBuf {
+        self.prefix.join(absolute.trim_start_matches('/'))
+    }
+
+    /// Maps a system path given as a `Path`.
+    pub fn join(&self, absolute: &Path) -> PathBuf {
+        self.prefix
+            .join(absolute.strip_prefix("/").unwrap_or(absolute))
+    }
+}

@@ -1,0 +1,233 @@
+//! `umm status`: what the node is doing and why, for people and for tools.
+//! The JSON fields `state`, `enabled`, `reason`, `since`, `unclean_boots`,
+//! `reboot_count`, `counter_reset_time` and `command` are a stable interface.
+
+use serde_json::{json, Value};
+
+use crate::config::{Settings, Sources};
+use crate::state::{BootRecord, Maintenance, Phase, Requester, ScheduledCommand, State};
+use crate::store::BootDecision;
+use crate::timefmt::{format_span, rfc3339};
+
+/// Everything status shows, gathered by the caller.
+pub struct Inputs<'a> {
+    pub state: &'a State,
+    pub state_problem: Option<&'a str>,
+    pub settings: &'a Settings,
+    pub sources: &'a Sources,
+    pub config_error: Option<&'a str>,
+    pub this_boot: Option<&'a BootDecision>,
+    pub init: &'a str,
+}
+
+fn time(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+fn boots(records: &[BootRecord]) -> Value {
+    Value::Array(
+        records
+            .iter()
+            .map(|b| json!({ "boot_id": b.boot_id, "started": rfc3339(b.started) }))
+            .collect(),
+    )
+}
+
+fn requester(r: &Option<Requester>) -> Value {
+    r.as_ref()
+        .map_or(Value::Null, |r| json!({ "user": r.user, "from": r.from }))
+}
+
+fn command(c: &Option<ScheduledCommand>) -> Value {
+    let Some(c) = c else { return Value::Null };
+    let run = c.run.as_ref();
+    json!({
+        "argv": c.argv,
+        "exit_code": run.and_then(|r| r.exit_code),
+        "signal": run.and_then(|r| r.signal),
+        "started": time(run.map(|r| r.started)),
+        "ended": time(run.and_then(|r| r.ended)),
+        "output": run.map(|r| r.output.clone()),
+    })
+}
+
+pub fn state_name(m: Option<&Maintenance>) -> &'static str {
+    match m.map(|m| m.phase) {
+        None => "operational",
+        Some(Phase::Pending) => "pending",
+        Some(Phase::Active) => "maintenance",
+    }
+}
+
+pub fn to_json(i: &Inputs) -> Value {
+    let m = i.state.maintenance.as_ref();
+    json!({
+        "state": state_name(m),
+        "enabled": i.settings.enabled && i.state.switch_on,
+        "enabled_by_config": i.settings.enabled,
+        "switch": if i.state.switch_on { "on" } else { "off" },
+        "reason": m.map(|m| m.reason.as_str()),
+        "since": time(m.map(|m| m.since.unwrap_or(m.requested))),
+        "requested_at": time(m.map(|m| m.requested)),
+        "requested_by": m.map_or(Value::Null, |m| requester(&m.requested_by)),
+        "unclean_boots": i.state.unclean_boots,
+        "reboot_count": i.settings.reboot_count,
+        "counter_reset_time": i.settings.counter_reset_time.as_secs(),
+        "unclean_boot_records": boots(&i.state.unclean_records),
+        "crash_boots": m.map_or(Value::Array(vec![]), |m| boots(&m.crash_boots)),
+        "command": m.map_or(Value::Null, |m| command(&m.command)),
+        "this_boot": i.this_boot.map_or(Value::Null, |b| json!({
+            "boot_id": b.boot_id,
+            "mode": b.mode,
+            "reason": b.reason.map(|r| r.as_str()),
+            "decided_by": b.decided_by,
+            "skipped_by_cmdline": b.skipped_by_cmdline,
+            "resumed": b.resumed,
+        })),
+        "init": i.init,
+        "config": {
+            "files": i.sources.files,
+            "legacy": i.sources.legacy,
+            "error": i.config_error,
+        },
+        "state_problem": i.state_problem,
+        "history_entries": i.state.history.len(),
+    })
+}
+
+pub fn to_text(i: &Inputs) -> String {
+    let mut out = Vec::new();
+    let m = i.state.maintenance.as_ref();
+    let enabled = i.settings.enabled && i.state.switch_on;
+    let headline = match m {
+        None if !enabled => "operational (umm is disabled)".to_string(),
+        None => "operational".to_string(),
+        Some(m) if m.phase == Phase::Pending => format!(
+            "pending: maintenance ({}) at the next boot, requested {}",
+            m.reason.as_str(),
+            rfc3339(m.requested)
+        ),
+        Some(m) => format!(
+            "MAINTENANCE ({}) since {}",
+            m.reason.as_str(),
+            rfc3339(m.since.unwrap_or(m.requested))
+        ),
+    };
+    out.push(format!("State:        {headline}"));
+    if let Some(m) = m {
+        if let Some(r) = &m.requested_by {
+            let from = r
+                .from
+                .as_deref()
+                .map(|f| format!(" from {f}"))
+                .unwrap_or_default();
+            out.push(format!("Requested by: {}{from}", r.user));
+        }
+        if !m.crash_boots.is_empty() {
+            out.push(format!(
+                "Crash loop:   {} unclean boots:",
+                m.crash_boots.len()
+            ));
+            for b in &m.crash_boots {
+                out.push(format!(
+                    "                {} started {}",
+                    b.boot_id,
+                    rfc3339(b.started)
+                ));
+            }
+        }
+        if let Some(c) = &m.command {
+            let result = match &c.run {
+                None => "not run yet".to_string(),
+                Some(r) if r.ended.is_none() => format!("running since {}", rfc3339(r.started)),
+                Some(r) => format!(
+                    "{} at {}; output in {}",
+                    match (r.exit_code, r.signal) {
+                        (Some(code), _) => format!("exited {code}"),
+                        (None, Some(sig)) => format!("killed by signal {sig}"),
+                        _ => "ended".into(),
+                    },
+                    rfc3339(r.ended.unwrap_or(r.started)),
+                    r.output
+                ),
+            };
+            out.push(format!("Command:      {} ({result})", shell_words(&c.argv)));
+        }
+    }
+    out.push(format!(
+        "Unclean boots: {} in a row (maintenance after more than {}; reset by a clean shutdown or {} of uptime)",
+        i.state.unclean_boots,
+        i.settings.reboot_count,
+        format_span(i.settings.counter_reset_time)
+    ));
+    let switch = match (i.settings.enabled, i.state.switch_on) {
+        (true, true) => "yes".to_string(),
+        (true, false) => "no (umm disable)".to_string(),
+        (false, _) => "no (enabled = false in the configuration)".to_string(),
+    };
+    out.push(format!("Enabled:      {switch}"));
+    if let Some(b) = i.this_boot {
+        let mut line =
+            format!("This boot:    {:?} (decided by {})", b.mode, b.decided_by).to_lowercase();
+        if b.skipped_by_cmdline {
+            line.push_str("; maintenance skipped by umm=off on the kernel command line");
+        }
+        if b.resumed {
+            line.push_str("; resumed by umm off");
+        }
+        out.push(line);
+    }
+    out.push(format!("Init system:  {}", i.init));
+    let files: Vec<String> = i
+        .sources
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    out.push(format!(
+        "Config:       {}{}",
+        if files.is_empty() {
+            "defaults (no file)".to_string()
+        } else {
+            files.join(", ")
+        },
+        if i.sources.legacy {
+            " (the original tool's format)"
+        } else {
+            ""
+        }
+    ));
+    if let Some(e) = i.config_error {
+        out.push(format!(
+            "Config error: {e} (the defaults are shown and used at boot)"
+        ));
+    }
+    if let Some(p) = i.state_problem {
+        out.push(format!("State file:   {p}"));
+    }
+    match m.map(|m| m.phase) {
+        Some(Phase::Active) => {
+            out.push("To leave:     umm off (resume now) or umm off reboot".into())
+        }
+        Some(Phase::Pending) => out.push("To cancel:    umm off".into()),
+        None => {}
+    }
+    out.join("\n")
+}
+
+/// An argv list shown the way a shell would read it back.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,206 @@
+//! Base images (built once per recipe by image/build-base.sh, cached) and
+//! per-scenario copy-on-write overlays.
+
+use crate::vm::{run_with_deadline, wait_or_kill};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bound for one base image build (debootstrap + first boot under TCG).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+
+/// A built base image: read-only raw disks plus the root ssh key.
+#[derive(Clone)]
+pub struct BaseImage {
+    #[allow(dead_code)] // for scenarios and debugging output
+    pub variant: String,
+    #[allow(dead_code)]
+    pub dir: PathBuf,
+    /// base-VARIANT.raw, then (sepvar) base-sepvar-var.raw.
+    pub disks: Vec<PathBuf>,
+    pub key: PathBuf,
+}
+
+/// The repository root (this crate lives in tests/vm).
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    here.canonicalize().unwrap_or(here)
+}
+
+/// Where all caches, runs and logs go.
+pub fn target_dir() -> PathBuf {
+    repo_root().join("target")
+}
+
+fn recipe_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("image/build-base.sh")
+}
+
+/// Root of the image cache: $UMM_LAB_CACHE or target/vm-cache.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("UMM_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("vm-cache"))
+}
+
+/// FNV-1a, 64 bit: tiny and stable across Rust versions (unlike std's
+/// DefaultHasher), good enough to notice that the recipe changed.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Hash of the recipe (build-base.sh) and the variant, as 16 hex digits.
+pub fn recipe_hash(variant: &str) -> Result<String> {
+    let path = recipe_path();
+    let mut bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    bytes.push(0);
+    bytes.extend_from_slice(variant.as_bytes());
+    Ok(format!("{:016x}", fnv1a64(&bytes)))
+}
+
+fn disk_names(variant: &str) -> Vec<String> {
+    let mut names = vec![format!("base-{variant}.raw")];
+    if variant == "sepvar" {
+        names.push("base-sepvar-var.raw".into());
+    }
+    names
+}
+
+/// Return the cached base image for `variant`, building it first if the
+/// cache has none for the current recipe. Builds leave `READY` when complete;
+/// a directory without it is a failed or interrupted build and is redone.
+pub fn ensure_base(variant: &str) -> Result<BaseImage> {
+    let root = cache_root();
+    let hash = recipe_hash(variant)?;
+    let dir = root.join(format!("{variant}-{hash}"));
+    let image = BaseImage {
+        variant: variant.to_string(),
+        disks: disk_names(variant).iter().map(|n| dir.join(n)).collect(),
+        key: dir.join("id_ed25519"),
+        dir: dir.clone(),
+    };
+    if dir.join("READY").exists() && image.disks.iter().all(|d| d.exists()) {
+        return Ok(image);
+    }
+
+    prune_stale(&root, variant, &hash);
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    let log_path = dir.join("build.log");
+    eprintln!(
+        "building base image '{variant}' (takes minutes; log: {})",
+        log_path.display()
+    );
+    let start = Instant::now();
+    let log = fs::File::create(&log_path)?;
+    // Output goes straight to the log file. On timeout the script gets
+    // SIGTERM first so its EXIT trap can stop its own qemu and clean up.
+    let mut child = Command::new("bash")
+        .arg(recipe_path())
+        .arg(&dir)
+        .arg(variant)
+        .env("UMM_LAB_DEB_CACHE", root.join("debs"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting build-base.sh")?;
+    let status = wait_or_kill(&mut child, BUILD_TIMEOUT, Duration::from_secs(60))?;
+    if !status.is_some_and(|s| s.success()) {
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        let why = match status {
+            None => format!("timed out after {} s", BUILD_TIMEOUT.as_secs()),
+            Some(s) => s.to_string(),
+        };
+        bail!(
+            "building base image '{variant}' failed ({why}); log {}:\n{tail}",
+            log_path.display()
+        );
+    }
+    fs::write(
+        dir.join("READY"),
+        format!("{}\n", start.elapsed().as_secs()),
+    )?;
+    eprintln!(
+        "built base image '{variant}' in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(image)
+}
+
+/// Remove cached builds of `variant` made from older recipes.
+fn prune_stale(root: &Path, variant: &str, keep_hash: &str) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(hash) = name.strip_prefix(&format!("{variant}-")) else {
+            continue;
+        };
+        if hash != keep_hash && hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            eprintln!("removing stale base image {}", entry.path().display());
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Create one qcow2 overlay per base disk in `dir` (disk0.qcow2, disk1.qcow2,
+/// ...). Writes go to the overlays; the base stays untouched.
+pub fn create_overlays(base: &BaseImage, dir: &Path) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let mut overlays = Vec::new();
+    for (i, disk) in base.disks.iter().enumerate() {
+        let overlay = dir.join(format!("disk{i}.qcow2"));
+        let _ = fs::remove_file(&overlay);
+        let out = run_with_deadline(
+            Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                .arg(disk)
+                .arg(&overlay)
+                .stdin(Stdio::null()),
+            Duration::from_secs(60),
+        )?;
+        if !out.status.success() {
+            bail!(
+                "qemu-img create {} failed: {}",
+                overlay.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        overlays.push(overlay);
+    }
+    Ok(overlays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_known_values() {
+        // Reference values of FNV-1a 64.
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn hash_depends_on_variant() {
+        assert_ne!(
+            recipe_hash("systemd").unwrap(),
+            recipe_hash("sepvar").unwrap()
+        );
+    }
+}

@@ -1,0 +1,530 @@
+//! One qemu guest: start it, talk to it over ssh and QMP, crash or reboot it,
+//! collect its logs, and make sure it dies with us.
+//!
+//! Every external command runs under [`run_with_deadline`], so no wait in the
+//! lab is unbounded. Only processes we spawned are ever signalled, by PID.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Default bound for one ssh command.
+pub const SSH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound for a guest to (re)boot until ssh answers. A TCG boot takes ~30 s.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bound for a guest to power off and qemu to exit.
+pub const POWEROFF_TIMEOUT: Duration = Duration::from_secs(180);
+
+const SIGTERM: i32 = 15;
+const SIGKILL: i32 = 9;
+
+extern "C" {
+    // libc's kill(2); std links libc anyway and offers no SIGTERM.
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Send `sig` to exactly `pid`. Returns false if the process does not exist.
+pub fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions; pid > 0 targets one process.
+    pid > 0 && unsafe { kill(pid as i32, sig) } == 0
+}
+
+/// Run `cmd` (stdin closed, stdout/stderr captured). If it has not exited
+/// after `timeout`, it is killed by its PID and an error is returned.
+pub fn run_with_deadline(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let desc = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("spawning {desc}"))?;
+    // Drain both pipes on threads: a child blocked on a full pipe would
+    // otherwise never exit and always hit the deadline.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let Some(status) = wait_or_kill(&mut child, timeout, Duration::ZERO)? else {
+        bail!("timed out after {} s: {desc}", timeout.as_secs());
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Wait up to `timeout` for `child` to exit. If it does not, send SIGTERM,
+/// allow `grace`, then SIGKILL, always to the child's own PID; returns None
+/// in that case.
+pub fn wait_or_kill(
+    child: &mut Child,
+    timeout: Duration,
+    grace: Duration,
+) -> Result<Option<ExitStatus>> {
+    let poll = |child: &mut Child, until: Instant| -> Result<Option<ExitStatus>> {
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= until {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    if let Some(status) = poll(child, Instant::now() + timeout)? {
+        return Ok(Some(status));
+    }
+    if !grace.is_zero() {
+        signal(child.id(), SIGTERM);
+        if poll(child, Instant::now() + grace)?.is_some() {
+            return Ok(None);
+        }
+    }
+    signal(child.id(), SIGKILL);
+    child.wait()?;
+    Ok(None)
+}
+
+/// A running qemu-system-x86_64 guest with ssh forwarded to 127.0.0.1:port.
+pub struct Vm {
+    /// None once qemu has been reaped or handed over by [`Vm::detach`].
+    child: Option<Child>,
+    pid: u32,
+    port: u16,
+    key: PathBuf,
+    qmp_sock: PathBuf,
+    serial_log: PathBuf,
+}
+
+impl Vm {
+    /// Start qemu on `disks` (qcow2 overlays or raw files, attached as
+    /// /dev/vda, /dev/vdb, ...) and return at once; see [`Vm::wait_ssh`].
+    /// The serial console is appended to `run_dir/serial.log`, so several
+    /// boots of the same disks end up in one log.
+    pub fn boot(run_dir: &Path, disks: &[PathBuf], key: &Path) -> Result<Vm> {
+        fs::create_dir_all(run_dir)?;
+        // The port is free when we look; qemu might lose a race for it, so retry.
+        let mut last_err = anyhow!("not started");
+        for _ in 0..3 {
+            match Self::try_boot(run_dir, disks, key) {
+                Ok(vm) => return Ok(vm),
+                Err(e) => last_err = e,
+            }
+        }
+        Err(last_err)
+    }
+
+    fn try_boot(run_dir: &Path, disks: &[PathBuf], key: &Path) -> Result<Vm> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let serial_log = run_dir.join("serial.log");
+        let qemu_log = run_dir.join("qemu.log");
+        // Unix socket paths are limited to 108 bytes: keep it short, in /tmp.
+        let qmp_sock =
+            std::env::temp_dir().join(format!("umm-lab-{}-{port}.qmp", std::process::id()));
+        let _ = fs::remove_file(&qmp_sock);
+
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-accel", "tcg", "-m", "1024", "-smp", "2"])
+            .args(["-display", "none", "-monitor", "none"])
+            .arg("-chardev")
+            .arg(format!(
+                "null,id=ser0,logfile={},logappend=on",
+                serial_log.display()
+            ))
+            .args(["-serial", "chardev:ser0"])
+            .arg("-netdev")
+            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22"))
+            .args(["-device", "virtio-net-pci,netdev=n0"])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp_sock.display()));
+        for disk in disks {
+            let format = if disk.extension().is_some_and(|e| e == "qcow2") {
+                "qcow2"
+            } else {
+                "raw"
+            };
+            cmd.arg("-drive")
+                .arg(format!("file={},format={format},if=virtio", disk.display()));
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&qemu_log)?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd.spawn().context("starting qemu-system-x86_64")?;
+        let mut vm = Vm {
+            pid: child.id(),
+            child: Some(child),
+            port,
+            key: key.to_path_buf(),
+            qmp_sock,
+            serial_log,
+        };
+        // qemu creates the QMP socket once it is set up; it exits at once on
+        // bad arguments or a taken port.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !vm.qmp_sock.exists() {
+            if !vm.is_running() || Instant::now() >= deadline {
+                let log = fs::read_to_string(&qemu_log).unwrap_or_default();
+                bail!("qemu did not start (log {}):\n{log}", qemu_log.display());
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Ok(vm)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn serial_log(&self) -> &Path {
+        &self.serial_log
+    }
+
+    /// True while the qemu process is alive (reaps it if it has exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The ssh command line a person can paste to reach this guest.
+    pub fn ssh_command(&self) -> String {
+        format!(
+            "ssh -i {} -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1",
+            self.key.display(),
+            self.port
+        )
+    }
+
+    fn ssh_opts(&self, cmd: &mut Command) {
+        cmd.arg("-i").arg(&self.key);
+        for opt in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "BatchMode=yes",
+            "IdentitiesOnly=yes",
+            "ConnectTimeout=5",
+            "ServerAliveInterval=5",
+            "ServerAliveCountMax=3",
+            "LogLevel=ERROR",
+        ] {
+            cmd.args(["-o", opt]);
+        }
+    }
+
+    /// Run `cmd` in the guest as root (via the remote shell) with the default timeout.
+    pub fn ssh(&self, cmd: &str) -> Result<Output> {
+        self.ssh_timeout(cmd, SSH_TIMEOUT)
+    }
+
+    /// Like [`Vm::ssh`] with an explicit bound.
+    pub fn ssh_timeout(&self, cmd: &str, timeout: Duration) -> Result<Output> {
+        let mut c = Command::new("ssh");
+        self.ssh_opts(&mut c);
+        c.arg("-p")
+            .arg(self.port.to_string())
+            .arg("root@127.0.0.1")
+            .arg(cmd);
+        run_with_deadline(&mut c, timeout)
+    }
+
+    /// Run `cmd`, fail unless it exits 0; returns stdout without the trailing newline.
+    pub fn ssh_ok(&self, cmd: &str) -> Result<String> {
+        let out = self.ssh(cmd)?;
+        if !out.status.success() {
+            bail!(
+                "`{cmd}` in guest failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    /// Copy a local file to `remote` (a path in the guest).
+    pub fn scp_to(&self, local: &Path, remote: &str) -> Result<()> {
+        let mut c = Command::new("scp");
+        self.ssh_opts(&mut c);
+        c.arg("-P")
+            .arg(self.port.to_string())
+            .arg(local)
+            .arg(format!("root@127.0.0.1:{remote}"));
+        let out = run_with_deadline(&mut c, Duration::from_secs(300))?;
+        if !out.status.success() {
+            bail!(
+                "scp {} -> {remote} failed: {}",
+                local.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Wait until ssh answers, failing early if qemu exits.
+    pub fn wait_ssh(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_running() {
+                bail!("qemu exited while waiting for ssh; {}", self.serial_tail());
+            }
+            if let Ok(out) = self.ssh_timeout("true", Duration::from_secs(20)) {
+                if out.status.success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no ssh after {} s; {}",
+                    timeout.as_secs(),
+                    self.serial_tail()
+                );
+            }
+            thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// The kernel's boot id: changes on every boot, clean or not.
+    pub fn boot_id(&self) -> Result<String> {
+        self.ssh_ok("cat /proc/sys/kernel/random/boot_id")
+    }
+
+    /// Wait until the guest answers over ssh with a boot id other than `old`;
+    /// returns the new one.
+    pub fn wait_new_boot(&mut self, old: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_running() {
+                bail!(
+                    "qemu exited while waiting for a new boot; {}",
+                    self.serial_tail()
+                );
+            }
+            if let Ok(out) = self.ssh_timeout(
+                "cat /proc/sys/kernel/random/boot_id",
+                Duration::from_secs(20),
+            ) {
+                let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                if out.status.success() && !id.is_empty() && id != old {
+                    return Ok(id);
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "guest did not come back with a new boot id within {} s; {}",
+                    timeout.as_secs(),
+                    self.serial_tail()
+                );
+            }
+            thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Unclean reboot: QMP `system_reset` (like pressing the reset button),
+    /// then wait for the next boot. Returns the new boot id.
+    pub fn crash(&mut self) -> Result<String> {
+        let old = self.boot_id()?;
+        self.qmp("system_reset", Value::Null)?;
+        self.wait_new_boot(&old, BOOT_TIMEOUT)
+    }
+
+    /// Clean reboot through the init system; returns the new boot id.
+    pub fn reboot_clean(&mut self) -> Result<String> {
+        let old = self.boot_id()?;
+        self.detached("if [ -d /run/systemd/system ]; then systemctl reboot; else reboot; fi")?;
+        self.wait_new_boot(&old, BOOT_TIMEOUT)
+    }
+
+    /// Clean power-off; waits for qemu to exit.
+    pub fn poweroff(&mut self) -> Result<()> {
+        self.detached("if [ -d /run/systemd/system ]; then systemctl poweroff; else poweroff; fi")?;
+        let deadline = Instant::now() + POWEROFF_TIMEOUT;
+        while self.is_running() {
+            if Instant::now() >= deadline {
+                bail!(
+                    "guest did not power off within {} s; {}",
+                    POWEROFF_TIMEOUT.as_secs(),
+                    self.serial_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+
+    /// Start `script` in the guest detached from the ssh session, so the
+    /// session closes cleanly before the guest goes down.
+    fn detached(&self, script: &str) -> Result<()> {
+        let cmd = format!("nohup sh -c 'sleep 1; {script}' >/dev/null 2>&1 &");
+        let out = self.ssh_timeout(&cmd, Duration::from_secs(30))?;
+        if !out.status.success() {
+            bail!(
+                "`{script}` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Run one QMP command (`arguments` may be Null) and return its "return" value.
+    pub fn qmp(&self, execute: &str, arguments: Value) -> Result<Value> {
+        let stream = UnixStream::connect(&self.qmp_sock)
+            .with_context(|| format!("connecting to QMP {}", self.qmp_sock.display()))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+        let mut writer = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+
+        // Read lines until a reply (skipping asynchronous events).
+        let mut reply = |what: &str| -> Result<Value> {
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line)? == 0 {
+                    bail!("QMP closed while waiting for {what}");
+                }
+                let v: Value = serde_json::from_str(&line)
+                    .with_context(|| format!("bad QMP line {line:?}"))?;
+                if v.get("QMP").is_some() || v.get("event").is_some() {
+                    continue;
+                }
+                if let Some(err) = v.get("error") {
+                    bail!("QMP {what} failed: {err}");
+                }
+                if let Some(ret) = v.get("return") {
+                    return Ok(ret.clone());
+                }
+            }
+        };
+        writeln!(writer, "{}", json!({"execute": "qmp_capabilities"}))?;
+        reply("qmp_capabilities")?;
+        let mut msg = json!({ "execute": execute });
+        if !arguments.is_null() {
+            msg["arguments"] = arguments;
+        }
+        writeln!(writer, "{msg}")?;
+        reply(execute)
+    }
+
+    /// Copy the serial log and, when ssh works, the journal of every boot
+    /// (or dmesg without systemd) into `dir`. Returns the files written.
+    pub fn save_logs(&mut self, dir: &Path) -> Result<Vec<PathBuf>> {
+        fs::create_dir_all(dir)?;
+        let mut saved = Vec::new();
+        let serial = dir.join("serial.log");
+        if fs::copy(&self.serial_log, &serial).is_ok() {
+            saved.push(serial);
+        }
+        let reachable = self.is_running()
+            && self
+                .ssh_timeout("true", Duration::from_secs(15))
+                .is_ok_and(|o| o.status.success());
+        if !reachable {
+            return Ok(saved);
+        }
+        let mut save = |name: &str, cmd: &str| -> Result<()> {
+            let out = self.ssh(cmd)?;
+            let path = dir.join(name);
+            fs::write(&path, &out.stdout)?;
+            saved.push(path);
+            Ok(())
+        };
+        match self.ssh_ok("journalctl --list-boots --no-pager") {
+            Ok(list) => {
+                for idx in parse_boot_indexes(&list) {
+                    save(
+                        &format!("journal-boot{idx}.txt"),
+                        &format!("journalctl --no-pager -b {idx}"),
+                    )?;
+                }
+            }
+            Err(_) => save("dmesg.txt", "dmesg")?,
+        }
+        Ok(saved)
+    }
+
+    /// Last lines of the serial console, for error messages.
+    fn serial_tail(&self) -> String {
+        let text = fs::read_to_string(&self.serial_log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        format!(
+            "serial log {} ends with:\n{tail}",
+            self.serial_log.display()
+        )
+    }
+
+    /// Give up ownership of the qemu process: it keeps running after this
+    /// Vm is dropped. Returns its PID.
+    pub fn detach(mut self) -> u32 {
+        self.child = None;
+        self.pid
+    }
+}
+
+/// Boot offsets (0 = current, -1 = previous, ...) from `journalctl --list-boots`.
+pub fn parse_boot_indexes(list: &str) -> Vec<i64> {
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+impl Drop for Vm {
+    /// Kill our qemu (SIGTERM, bounded wait, SIGKILL), by PID, even on panic.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = wait_or_kill(&mut child, Duration::ZERO, Duration::from_secs(10));
+            let _ = fs::remove_file(&self.qmp_sock);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_indexes() {
+        let list = "IDX BOOT ID                          FIRST ENTRY LAST ENTRY\n \
+                     -1 0a1b2c Mon 2025-01-01 00:00:00 UTC Mon 2025-01-01 00:01:00 UTC\n  \
+                     0 3d4e5f Mon 2025-01-01 00:02:00 UTC Mon 2025-01-01 00:03:00 UTC\n";
+        assert_eq!(parse_boot_indexes(list), vec![-1, 0]);
+    }
+
+    #[test]
+    fn deadline_kills() {
+        let start = Instant::now();
+        let r = run_with_deadline(Command::new("sleep").arg("30"), Duration::from_millis(300));
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let out =
+            run_with_deadline(Command::new("echo").arg("hi"), Duration::from_secs(5)).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+    }
+}
