@@ -84,7 +84,7 @@ fn write_timer_dropin(normal_dir: &Path, settings: &Settings) -> Result<()> {
     let dir = normal_dir.join("umm-uptime.timer.d");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let text = format!(
-        "# Written by umm's generator from counter_reset_time.\n[Timer]\nOnBootSec={}s\n",
+        "# Written by umm's generator from counter_reset_time.\n[Timer]\nOnBootSec=\nOnBootSec={}s\n",
         settings.counter_reset_time.as_secs()
     );
     fs::write(dir.join("counter-reset-time.conf"), text)?;
@@ -93,6 +93,7 @@ fn write_timer_dropin(normal_dir: &Path, settings: &Settings) -> Result<()> {
 
 fn redirect_to_maintenance(root: &Root, early_dir: &Path, settings: &Settings) -> Result<()> {
     let target = find_unit(root, "umm.target").context("umm.target is not installed")?;
+    fs::create_dir_all(early_dir)?;
     let link = early_dir.join("default.target");
     let _ = fs::remove_file(&link);
     symlink(&target, &link).with_context(|| format!("cannot link {}", link.display()))?;

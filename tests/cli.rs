@@ -1,0 +1,619 @@
+//! End-to-end tests of the `umm` binary in a temporary root: every path goes
+//! through `UMM_ROOT`, the init system is the test recorder, and boots are
+//! simulated by changing the boot id in `<root>/proc` and running the same
+//! entry points the units run.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use rstest::rstest;
+use serde_json::Value;
+
+struct Node {
+    dir: tempfile::TempDir,
+    boots: u32,
+    env: Vec<(String, String)>,
+}
+
+impl Node {
+    fn new() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let node = Node {
+            dir,
+            boots: 0,
+            env: Vec::new(),
+        };
+        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
+        node.write("/proc/uptime", "12.50 20.00\n");
+        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
+        node
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    fn write(&self, p: &str, text: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn read(&self, p: &str) -> String {
+        fs::read_to_string(self.path(p)).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
+        c.args(args)
+            .env("UMM_ROOT", self.dir.path())
+            .env("UMM_INIT", "record")
+            .env("UMM_NOW", "1795290120")
+            .env_remove("SUDO_USER")
+            .env_remove("SSH_CONNECTION")
+            .env_remove("UMM_FAILPOINT")
+            .env_remove("JOURNAL_STREAM");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn umm(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs umm and expects the given exit code; returns stdout + stderr.
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let out = self.umm(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(code), "umm {args:?} said:\n{text}");
+        text
+    }
+
+    fn status(&self) -> Value {
+        let out = self.expect(0, &["status", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// A new boot: what the boot unit runs early in every boot.
+    fn boot(&mut self) {
+        self.boots += 1;
+        self.write(
+            "/proc/sys/kernel/random/boot_id",
+            &format!("boot-{}\n", self.boots),
+        );
+        self.expect(0, &["internal", "boot"]);
+    }
+
+    fn crash_and_boot(&mut self) {
+        self.boot();
+    }
+
+    fn clean_reboot(&mut self) {
+        self.expect(0, &["internal", "clean-shutdown"]);
+        self.boot();
+    }
+
+    fn actions(&self) -> Vec<String> {
+        self.read("/run/umm/init-actions")
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn log(&self) -> String {
+        self.read("/run/umm/log")
+    }
+}
+
+#[test]
+fn status_of_a_fresh_node_has_the_documented_fields() {
+    let node = Node::new();
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["enabled"], true);
+    assert_eq!(s["reason"], Value::Null);
+    assert_eq!(s["since"], Value::Null);
+    assert_eq!(s["unclean_boots"], 0);
+    assert_eq!(s["reboot_count"], 2);
+    assert_eq!(s["counter_reset_time"], 600);
+    assert_eq!(s["command"], Value::Null);
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains("State:        operational"), "{text}");
+}
+
+#[test]
+fn a_crash_loop_stops_in_maintenance_and_off_resumes() {
+    let mut node = Node::new();
+    node.boot();
+    for expected in 1..=2 {
+        node.crash_and_boot();
+        assert_eq!(node.status()["unclean_boots"], expected);
+        assert_eq!(node.status()["state"], "operational");
+    }
+    node.crash_and_boot();
+    let s = node.status();
+    assert_eq!(s["state"], "maintenance");
+    assert_eq!(s["reason"], "crash-loop");
+    assert_eq!(s["since"], "2026-11-21T19:42:00Z");
+    assert_eq!(s["unclean_boots"], 3);
+    let ids: Vec<_> = s["crash_boots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["boot_id"].clone())
+        .collect();
+    assert_eq!(ids, ["boot-1", "boot-2", "boot-3"]);
+    assert!(node.read("/run/motd.d/umm").contains("MAINTENANCE MODE"));
+    assert!(node.read("/run/issue.d/umm.issue").contains("umm off"));
+    // Further crashes keep it in maintenance.
+    node.crash_and_boot();
+    assert_eq!(node.status()["state"], "maintenance");
+    let out = node.expect(0, &["off"]);
+    assert!(out.contains("Normal target reached"), "{out}");
+    assert_eq!(node.actions(), ["resume"]);
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["unclean_boots"].as_u64()),
+        (Some("operational"), Some(0))
+    );
+    assert_eq!(s["this_boot"]["resumed"], true);
+    assert!(!node.path("/run/motd.d/umm").exists(), "banner left behind");
+    let log = node.log();
+    for line in [
+        "unclean boot(s) in a row",
+        "entering maintenance mode (reason crash-loop)",
+        "ended by umm off",
+    ] {
+        assert!(log.contains(line), "missing {line:?} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn clean_reboots_never_count() {
+    let mut node = Node::new();
+    node.boot();
+    for _ in 0..5 {
+        node.clean_reboot();
+    }
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["unclean_boots"].as_u64()),
+        (Some("operational"), Some(0))
+    );
+}
+
+#[test]
+fn uptime_past_counter_reset_time_resets_the_count() {
+    let mut node = Node::new();
+    node.write("/etc/umm/umm.toml", "counter_reset_time = \"90s\"\n");
+    node.boot();
+    node.crash_and_boot();
+    node.crash_and_boot();
+    assert_eq!(node.status()["unclean_boots"], 2);
+    node.write("/proc/uptime", "89.00 1.00\n");
+    node.expect(0, &["internal", "uptime-reached"]);
+    assert_eq!(node.status()["unclean_boots"], 2, "reset before the time");
+    node.write("/proc/uptime", "90.50 1.00\n");
+    node.expect(0, &["internal", "uptime-reached"]);
+    assert_eq!(node.status()["unclean_boots"], 0);
+    // The boot that reached the reset time and then crashed is not unclean.
+    node.crash_and_boot();
+    assert_eq!(node.status()["unclean_boots"], 0);
+}
+
+#[test]
+fn on_records_the_command_and_who_asked_then_reboots() {
+    let mut node = Node::new();
+    node.env.push(("SUDO_USER".into(), "alice".into()));
+    node.env.push((
+        "SSH_CONNECTION".into(),
+        "192.0.2.7 51000 192.0.2.1 22".into(),
+    ));
+    node.boot();
+    let out = node.expect(
+        0,
+        &["on", "--", "sh", "-c", "echo from maintenance; exit 3"],
+    );
+    assert!(out.contains("Rebooting"), "{out}");
+    assert_eq!(node.actions(), ["reboot"]);
+    let s = node.status();
+    assert_eq!(s["state"], "pending");
+    assert_eq!(s["reason"], "manual");
+    assert_eq!(s["requested_by"]["user"], "alice");
+    assert_eq!(s["requested_by"]["from"], "192.0.2.7");
+    assert_eq!(
+        s["command"]["argv"],
+        serde_json::json!(["sh", "-c", "echo from maintenance; exit 3"])
+    );
+    assert_eq!(s["command"]["exit_code"], Value::Null);
+    assert!(node
+        .log()
+        .contains("maintenance requested by alice from 192.0.2.7"));
+    // A second request is refused in one line.
+    let refusal = node.expect(1, &["on"]);
+    assert_eq!(refusal.trim().lines().count(), 1, "{refusal}");
+    assert!(refusal.contains("already requested"), "{refusal}");
+
+    node.clean_reboot();
+    assert_eq!(node.status()["state"], "maintenance");
+    node.expect(0, &["internal", "maintenance"]);
+    let s = node.status();
+    assert_eq!(s["command"]["exit_code"], 3);
+    assert_eq!(s["command"]["output"], "/var/lib/umm/command.log");
+    assert!(s["command"]["ended"].is_string());
+    assert_eq!(node.read("/var/lib/umm/command.log"), "from maintenance\n");
+    assert!(node.expect(1, &["on"]).contains("already in maintenance"));
+
+    // A crash during maintenance boots back into it; the command is not run twice.
+    fs::remove_file(node.path("/var/lib/umm/command.log")).unwrap();
+    node.crash_and_boot();
+    node.expect(0, &["internal", "maintenance"]);
+    assert_eq!(node.status()["state"], "maintenance");
+    assert!(
+        !node.path("/var/lib/umm/command.log").exists(),
+        "the command ran twice"
+    );
+
+    node.expect(0, &["off", "reboot"]);
+    assert_eq!(node.actions(), ["reboot", "reboot"]);
+    node.clean_reboot();
+    assert_eq!(node.status()["state"], "operational");
+}
+
+#[test]
+fn on_without_double_dash_takes_the_command_too() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "touch", "/tmp/x"]);
+    assert_eq!(
+        node.status()["command"]["argv"],
+        serde_json::json!(["touch", "/tmp/x"])
+    );
+}
+
+#[test]
+fn off_when_operational_is_refused() {
+    let mut node = Node::new();
+    node.boot();
+    let out = node.expect(1, &["off"]);
+    assert!(out.contains("not in maintenance"), "{out}");
+    assert!(node.actions().is_empty());
+}
+
+#[test]
+fn off_cancels_a_pending_request_without_rebooting() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on"]);
+    let out = node.expect(0, &["off"]);
+    assert!(out.contains("Cancelled"), "{out}");
+    assert_eq!(node.actions(), ["reboot"]);
+    assert_eq!(node.status()["state"], "operational");
+}
+
+#[test]
+fn off_reports_a_resume_that_did_not_reach_the_normal_target() {
+    let mut node = Node::new();
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    assert_eq!(node.status()["reason"], "cmdline");
+    node.write("/run/umm/init-resume-fails", "");
+    let out = node.expect(1, &["off"]);
+    assert!(out.contains("broken.service"), "{out}");
+    assert!(out.contains("not reached"), "{out}");
+}
+
+#[test]
+fn off_no_wait_returns_at_once() {
+    let mut node = Node::new();
+    node.write("/proc/cmdline", "umm=on\n");
+    node.boot();
+    node.expect(0, &["off", "--no-wait"]);
+    assert_eq!(node.actions(), ["resume --no-wait"]);
+}
+
+#[test]
+fn kernel_command_line_off_skips_but_keeps_the_request() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on"]);
+    node.write("/proc/cmdline", "ro umm=off\n");
+    node.clean_reboot();
+    let s = node.status();
+    assert_eq!(s["state"], "pending");
+    assert_eq!(s["this_boot"]["mode"], "normal");
+    assert_eq!(s["this_boot"]["skipped_by_cmdline"], true);
+    node.write("/proc/cmdline", "ro\n");
+    node.clean_reboot();
+    assert_eq!(node.status()["state"], "maintenance");
+}
+
+#[test]
+fn disabled_never_enters_and_refuses_on() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["disable"]);
+    for _ in 0..5 {
+        node.crash_and_boot();
+    }
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["enabled"].as_bool()),
+        (Some("operational"), Some(false))
+    );
+    assert_eq!(s["unclean_boots"], 0);
+    assert!(node.expect(1, &["on"]).contains("umm enable"));
+    node.expect(0, &["enable"]);
+    assert_eq!(node.status()["enabled"], true);
+}
+
+#[test]
+fn disable_in_maintenance_is_refused_with_a_hint() {
+    let mut node = Node::new();
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let out = node.expect(1, &["disable"]);
+    assert!(out.contains("run `umm off` first"), "{out}");
+    assert_eq!(node.status()["enabled"], true);
+}
+
+#[test]
+fn enable_refused_when_the_configuration_disables_umm() {
+    let node = Node::new();
+    node.write("/etc/umm/umm.toml", "# site policy\nenabled = false\n");
+    let out = node.expect(1, &["enable"]);
+    assert!(out.contains("etc/umm/umm.toml:2"), "{out}");
+    assert_eq!(node.status()["enabled"], false);
+}
+
+#[test]
+fn mutating_commands_need_root_and_status_does_not() {
+    let mut node = Node::new();
+    node.boot();
+    let as_nobody = |args: &[&str]| {
+        let mut c = node.command(args);
+        c.uid(65534).gid(65534);
+        c.output().unwrap()
+    };
+    let out = as_nobody(&["status", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for cmd in [&["on"][..], &["off"], &["enable"], &["disable"]] {
+        let out = as_nobody(cmd);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("needs root"), "{cmd:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+#[rstest]
+#[case(&["bogus"])]
+#[case(&["off", "sideways"])]
+#[case(&["status", "--yaml"])]
+#[case(&["off", "--timeout", "soon"])]
+fn usage_errors_exit_2(#[case] args: &[&str]) {
+    Node::new().expect(2, args);
+}
+
+#[rstest]
+#[case::syntax("reboot_count = \n", 1, "reboot_count")]
+#[case::unknown_key("enabled = true\nreboot_cuont = 3\n", 2, "reboot_cuont")]
+#[case::bad_value("counter_reset_time = \"ten\"\n", 1, "counter_reset_time")]
+#[case::wrong_type("reboot_count = \"2\"\n", 1, "reboot_count")]
+fn bad_configuration_is_one_clear_line(#[case] text: &str, #[case] line: usize, #[case] key: &str) {
+    let mut node = Node::new();
+    node.write("/etc/umm/umm.toml", text);
+    let out = node.expect(1, &["on"]);
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        out.contains(&format!("etc/umm/umm.toml:{line}: {key}: ")),
+        "{out}"
+    );
+    assert!(
+        node.actions().is_empty(),
+        "rebooted despite the bad configuration"
+    );
+    // status reports it; the boot goes on with the defaults.
+    let s = node.status();
+    assert!(s["config"]["error"].as_str().unwrap().contains(key));
+    node.boot();
+    assert!(node.log().contains("using the defaults"));
+}
+
+#[test]
+fn legacy_configuration_is_honoured_and_named() {
+    let mut node = Node::new();
+    node.write(
+        "/etc/umm.conf",
+        "UMM=yes\nREBOOT_COUNT=0\nCOUNTER_RESET_TIME=5\n",
+    );
+    let s = node.status();
+    assert_eq!(
+        (s["reboot_count"].as_u64(), s["counter_reset_time"].as_u64()),
+        (Some(0), Some(300))
+    );
+    assert_eq!(s["config"]["legacy"], true);
+    assert!(node
+        .expect(0, &["status"])
+        .contains("the original tool's format"));
+    node.boot();
+    node.crash_and_boot();
+    assert_eq!(node.status()["reason"], "crash-loop");
+}
+
+#[rstest]
+#[case::truncated(&b"{\"version\": 1, \"switch_on\": true, \"unclean_bo"[..])]
+#[case::random_bytes(&[0x9c, 0xff, 0x00, 0x13, 0x37, 0xfe, 0x80][..])]
+#[case::empty(&b""[..])]
+#[case::wrong_types(&b"{\"version\": 1, \"switch_on\": \"yes\", \"unclean_boots\": -4, \"unclean_records\": {}, \"last_boot\": null, \"maintenance\": null}"[..])]
+#[case::future_version(&b"{\"version\": 99}"[..])]
+fn corrupt_state_is_reported_set_aside_and_the_boot_is_normal(#[case] bytes: &[u8]) {
+    let mut node = Node::new();
+    node.write("/var/lib/umm/state.json", "");
+    fs::write(node.path("/var/lib/umm/state.json"), bytes).unwrap();
+    let s = node.status();
+    assert!(
+        s["state_problem"].as_str().unwrap().contains("corrupt"),
+        "{s}"
+    );
+    assert_eq!(s["state"], "operational");
+    node.boot();
+    let aside: Vec<_> = fs::read_dir(node.path("/var/lib/umm"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "not set aside");
+    assert_eq!(
+        fs::read(aside[0].path()).unwrap(),
+        bytes,
+        "the corrupt file was altered"
+    );
+    assert!(node.log().contains("set aside as"), "{}", node.log());
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["state_problem"].as_str()),
+        (Some("operational"), None)
+    );
+}
+
+/// A writer killed at each step of a state write leaves the old state or
+/// the new one, never a mix; the next writer goes on normally.
+#[rstest]
+fn a_writer_killed_mid_write_leaves_old_or_new_state(
+    #[values(
+        "before-write",
+        "mid-write",
+        "before-fsync",
+        "before-rename",
+        "before-dir-fsync"
+    )]
+    step: &str,
+) {
+    let mut node = Node::new();
+    node.boot();
+    node.crash_and_boot();
+    assert_eq!(node.status()["unclean_boots"], 1);
+    node.write("/proc/sys/kernel/random/boot_id", "boot-killed\n");
+    let out = node
+        .command(&["internal", "boot"])
+        .env("UMM_FAILPOINT", step)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "{step}: the writer was not killed"
+    );
+    let counter = node.status()["unclean_boots"].as_u64();
+    let expect_new = step == "before-dir-fsync";
+    assert_eq!(counter, Some(if expect_new { 2 } else { 1 }), "{step}");
+    assert!(
+        node.status()["state_problem"].is_null(),
+        "{step}: state unreadable"
+    );
+    // The next writer cleans up and carries on.
+    node.boot();
+    assert!(fs::read_dir(node.path("/var/lib/umm"))
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
+}
+
+#[test]
+fn generator_points_default_target_at_maintenance_and_back() {
+    let mut node = Node::new();
+    node.write("/usr/lib/systemd/system/umm.target", "[Unit]\n");
+    node.write(
+        "/usr/lib/systemd/system/ssh.service",
+        "[Service]\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    node.write(
+        "/etc/systemd/system/multi-user.target.wants/ssh.service",
+        "",
+    );
+    node.write(
+        "/usr/lib/systemd/system/cron.service",
+        "[Service]\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    node.write(
+        "/etc/umm/umm.toml",
+        "counter_reset_time = \"15min\"\nkeep_units = [\"cron.service\"]\n",
+    );
+    node.boot();
+    node.expect(0, &["on"]);
+    node.expect(0, &["internal", "clean-shutdown"]);
+    // Next boot: the generator runs before /var is mounted, from the early copy.
+    node.write("/proc/sys/kernel/random/boot_id", "boot-gen\n");
+    fs::rename(node.path("/var/lib/umm"), node.path("/var-unmounted")).unwrap();
+    let gen = node.path("/run/systemd/generator");
+    let early = node.path("/run/systemd/generator.early");
+    let (g, e) = (gen.to_str().unwrap(), early.to_str().unwrap());
+    node.expect(0, &["internal", "generator", g, e, "/nonexistent"]);
+    let link = fs::read_link(early.join("default.target")).unwrap();
+    assert_eq!(link, PathBuf::from("/usr/lib/systemd/system/umm.target"));
+    assert!(fs::read_link(early.join("umm.target.wants/ssh.service")).is_ok());
+    // Configured extras are kept only if they would run normally.
+    assert!(!early.join("umm.target.wants/cron.service").exists());
+    let dropin =
+        fs::read_to_string(gen.join("umm-uptime.timer.d/counter-reset-time.conf")).unwrap();
+    assert!(dropin.contains("OnBootSec=900s"), "{dropin}");
+    // /var is mounted; the boot unit agrees and records.
+    fs::rename(node.path("/var-unmounted"), node.path("/var/lib/umm")).unwrap();
+    node.expect(0, &["internal", "boot"]);
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["this_boot"]["decided_by"].as_str()),
+        (Some("maintenance"), Some("generator"))
+    );
+    // umm off: the generator, re-run by daemon-reload, no longer redirects.
+    node.expect(0, &["off"]);
+    fs::remove_dir_all(&early).unwrap();
+    node.expect(0, &["internal", "generator", g, e, "/nonexistent"]);
+    assert!(!early.join("default.target").exists());
+}
+
+#[test]
+fn generator_leaves_a_normal_boot_alone() {
+    let mut node = Node::new();
+    node.write("/usr/lib/systemd/system/umm.target", "[Unit]\n");
+    node.boot();
+    node.write("/proc/sys/kernel/random/boot_id", "boot-normal\n");
+    let early = node.path("/run/gen-early");
+    node.expect(
+        0,
+        &[
+            "internal",
+            "generator",
+            "/tmp/unused-normal",
+            early.to_str().unwrap(),
+        ],
+    );
+    assert!(!early.join("default.target").exists());
+}
+
+#[test]
+fn version_names_the_revision() {
+    let out = Node::new().expect(0, &["--version"]);
+    assert!(out.starts_with("umm 0."), "{out}");
+    assert!(out.contains('('), "{out}");
+}
