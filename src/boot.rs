@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use crate::commands::Ctx;
 use crate::config;
 use crate::decide::{self, BootInputs, CmdlineRequest, Event, ResetCause};
+use crate::hooks::{self, HookPhase};
 use crate::paths::{self, Root};
 use crate::run::run_bounded;
 use crate::state::{CommandRun, Maintenance, Mode, Phase};
@@ -167,10 +168,11 @@ fn write_banners(root: &Root, m: &Maintenance) {
 }
 
 /// `umm internal maintenance`: once maintenance is reached, show the
-/// banner, then run the scheduled command once and record its result.
+/// banner, then, once per maintenance, run the on.d hooks and the scheduled
+/// command, recording their results.
 pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
     let settings = config::load_or_defaults(&ctx.root);
-    let mut locked = store::lock(&ctx.root)?;
+    let locked = store::lock(&ctx.root)?;
     let Some(m) = locked
         .state
         .maintenance
@@ -182,6 +184,25 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
     };
     write_banners(&ctx.root, &m);
     print!("{}", banner(&m));
+    let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
+        && !m.hooks.iter().any(|h| h.phase == "on");
+    if !first_time {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The on.d hooks run once per maintenance, before the scheduled command.
+    drop(locked);
+    let on_hooks = hooks::run_phase(
+        &ctx.root,
+        HookPhase::On,
+        Some(m.reason),
+        &settings.hook_timeouts,
+    );
+    let mut locked = store::lock(&ctx.root)?;
+    let mut next = locked.state.clone();
+    if let Some(current) = next.maintenance.as_mut() {
+        current.hooks.extend(on_hooks);
+    }
+    locked.save(next)?;
     let Some(command) = m.command.as_ref().filter(|c| c.run.is_none()) else {
         return Ok(ExitCode::SUCCESS);
     };

@@ -42,9 +42,15 @@ pub enum Command {
     },
     /// Reboot cleanly into maintenance mode, then run COMMAND there
     On {
-        /// Enter even if a check in /etc/umm/check.d vetoes it
+        /// Enter even if a check (/etc/umm/check.d) or pre-on hook fails
         #[arg(long)]
         force: bool,
+        /// Run the checks and show what would happen; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: machine-readable output
+        #[arg(long, requires = "dry_run")]
+        json: bool,
         /// Command to run once maintenance is reached (an argv list: no shell
         /// unless you write `sh -c '...'`)
         #[arg(
@@ -59,12 +65,27 @@ pub enum Command {
         /// `reboot`: reboot into normal operation instead of resuming
         #[arg(value_enum)]
         action: Option<OffArg>,
+        /// Leave even if a pre-off hook (/etc/umm/pre-off.d) fails
+        #[arg(long)]
+        force: bool,
         /// Start the resume and return without waiting for the normal target
         #[arg(long)]
         no_wait: bool,
         /// How long to wait for the normal target (e.g. 90s, 10min)
         #[arg(long, default_value = "10min", value_parser = parse_span_arg)]
         timeout: std::time::Duration,
+    },
+    /// Run the checks of `umm on` and show what entering would do; change nothing
+    Check {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the last maintenance episodes
+    History {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Turn umm on (counting, enforcement, `umm on`)
     Enable,
@@ -93,6 +114,8 @@ pub enum Internal {
     UptimeReached,
     /// Run in a maintenance boot: banner, hooks, scheduled command (umm-maintenance.service)
     Maintenance,
+    /// Once the normal target is reached after `umm off`: off.d hooks and verify (umm-after.service)
+    AfterResume,
     /// systemd generator: point default.target at umm.target when maintenance is due
     Generator {
         normal_dir: PathBuf,

@@ -9,11 +9,13 @@ use anyhow::{bail, Result};
 use crate::clock::Clock;
 use crate::config::{self, Settings};
 use crate::decide::{self, Ended, OffAction, Refusal};
+use crate::hooks::{self, HookPhase, HookRecord};
 use crate::init::InitSystem;
 use crate::paths::{self, Root};
-use crate::state::Requester;
+use crate::state::{AfterResume, Phase, Reason, Requester};
 use crate::status::{self, shell_words};
 use crate::store;
+use crate::verify::{self, VerifyResult};
 
 /// What every command works with: the root prefix, the clock, the init system.
 pub struct Ctx {
@@ -98,13 +100,69 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn on(ctx: &Ctx, _force: bool, argv: Vec<String>) -> Result<ExitCode> {
+pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     require_root("on")?;
     let (settings, _) = config::load(&ctx.root)?;
+    // Refuse before running any hook if the request cannot be taken.
+    let current = store::read(&ctx.root.path(paths::STATE)).state;
+    if let Err(r) = decide::request(&current, settings.policy(), 0, None, vec![]) {
+        return Ok(refused("on", &r));
+    }
+    let t = &settings.hook_timeouts;
+    let checks = hooks::run_phase(&ctx.root, HookPhase::Check, Some(Reason::Manual), t);
+    let failed = hooks::failed_names(&checks);
+    if !failed.is_empty() {
+        print_failures(&checks);
+        if !force {
+            log::warn!("umm on vetoed by {}", failed.join(", "));
+            eprintln!(
+                "umm on: refused: vetoed by {}; nothing was changed (--force overrides)",
+                failed.join(", ")
+            );
+            return Ok(ExitCode::from(1));
+        }
+        log::warn!(
+            "umm on --force overrode the failed checks {}",
+            failed.join(", ")
+        );
+        println!("Overriding the failed checks: {}", failed.join(", "));
+    }
+    let pre_on = hooks::run_phase(&ctx.root, HookPhase::PreOn, Some(Reason::Manual), t);
+    let failed = hooks::failed_names(&pre_on);
+    if !failed.is_empty() {
+        print_failures(&pre_on);
+        if !force {
+            let ran: Vec<_> = pre_on.iter().map(|h| h.name.as_str()).collect();
+            eprintln!(
+                "umm on: refused: {} failed; nothing was requested (pre-on hooks that ran: {}; undo them by hand) (--force overrides)",
+                failed.join(", "),
+                ran.join(", ")
+            );
+            return Ok(ExitCode::from(1));
+        }
+        println!(
+            "Going on despite the failed pre-on hooks: {}",
+            failed.join(", ")
+        );
+    }
+    let services_before = match ctx.init.services() {
+        Ok(services) => Some(
+            services
+                .into_iter()
+                .filter(|s| s.active == "active")
+                .map(|s| s.name)
+                .collect(),
+        ),
+        Err(e) => {
+            log::warn!("cannot list the active services (verify after umm off will use the enabled ones): {e:#}");
+            None
+        }
+    };
+
     let mut locked = store::lock(&ctx.root)?;
     warn_problem("on", &locked.problem);
     let who = requester();
-    let next = match decide::request(
+    let mut next = match decide::request(
         &locked.state,
         settings.policy(),
         ctx.clock.now(),
@@ -114,10 +172,12 @@ pub fn on(ctx: &Ctx, _force: bool, argv: Vec<String>) -> Result<ExitCode> {
         Ok(next) => next,
         Err(r) => return Ok(refused("on", &r)),
     };
-    let scheduled = next
-        .maintenance
+    let m = next.maintenance.as_mut().expect("request sets it");
+    m.services_before = services_before;
+    m.hooks = checks.into_iter().chain(pre_on).collect();
+    let scheduled = m
+        .command
         .as_ref()
-        .and_then(|m| m.command.as_ref())
         .map(|c| format!("; scheduled command: {}", shell_words(&c.argv)))
         .unwrap_or_default();
     locked.save(next)?;
@@ -135,19 +195,167 @@ pub fn on(ctx: &Ctx, _force: bool, argv: Vec<String>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn off(ctx: &Ctx, action: OffAction, wait: Option<std::time::Duration>) -> Result<ExitCode> {
+fn print_failures(records: &[HookRecord]) {
+    for r in records.iter().filter(|r| !r.ok) {
+        eprintln!("{}/{}: {}", r.phase, r.name, r.result);
+        for line in &r.output_tail {
+            eprintln!("    {line}");
+        }
+    }
+}
+
+/// `umm check` and `umm on --dry-run`: the checks, and what entering would
+/// do, without changing anything.
+pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCode> {
+    let (settings, _) = config::load(&ctx.root)?;
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let refusal = decide::request(&state, settings.policy(), 0, None, vec![]).err();
+    let checks = if nix::unistd::geteuid().is_root() {
+        hooks::run_phase(
+            &ctx.root,
+            HookPhase::Check,
+            Some(Reason::Manual),
+            &settings.hook_timeouts,
+        )
+    } else {
+        bail!("the checks run as root; try: sudo umm check");
+    };
+    let keep = settings.all_keep_units();
+    let stopped = ctx
+        .init
+        .services()
+        .and_then(|all| {
+            let active: Vec<String> = all
+                .into_iter()
+                .filter(|s| s.active == "active" && !keep.contains(&s.name))
+                .map(|s| s.name)
+                .collect();
+            ctx.init.outside_maintenance(&active)
+        })
+        .map_err(|e| format!("{e:#}"));
+    let allowed = refusal.is_none() && checks.iter().all(|c| c.ok);
+    let argv = argv.filter(|a| !a.is_empty());
+    if json {
+        let v = serde_json::json!({
+            "allowed": allowed,
+            "refused": refusal.as_ref().map(|r| r.to_string()),
+            "checks": checks,
+            "services_not_running_in_maintenance": stopped.as_ref().ok(),
+            "services_error": stopped.as_ref().err(),
+            "keep_units": keep,
+            "command": argv,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        match &refusal {
+            Some(r) => println!("Entering maintenance: refused: {r}"),
+            None if allowed => println!("Entering maintenance: allowed"),
+            None => println!(
+                "Entering maintenance: vetoed by {}",
+                hooks::failed_names(&checks).join(", ")
+            ),
+        }
+        if checks.is_empty() {
+            println!("Checks: none in {}", HookPhase::Check.dir().display());
+        }
+        for c in &checks {
+            println!(
+                "Check {}: {}",
+                c.name,
+                if c.ok {
+                    "ok".to_string()
+                } else {
+                    c.result.clone()
+                }
+            );
+            if !c.ok {
+                for line in &c.output_tail {
+                    println!("    {line}");
+                }
+            }
+        }
+        match &stopped {
+            Ok(units) if units.is_empty() => {
+                println!("Services that would not run in maintenance: none")
+            }
+            Ok(units) => {
+                println!(
+                    "Services that would not run in maintenance ({}):",
+                    units.len()
+                );
+                for u in units {
+                    println!("    {u}");
+                }
+            }
+            Err(e) => println!("Services that would not run in maintenance: unknown ({e})"),
+        }
+        match &argv {
+            Some(a) => println!("Scheduled command: {}", shell_words(a)),
+            None => println!("Scheduled command: none"),
+        }
+    }
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn off(
+    ctx: &Ctx,
+    action: OffAction,
+    force: bool,
+    wait: Option<std::time::Duration>,
+) -> Result<ExitCode> {
     require_root("off")?;
     let what = if action == OffAction::Reboot {
         "off reboot"
     } else {
         "off"
     };
-    let _ = settings_or_defaults(&ctx.root, what);
+    let settings = settings_or_defaults(&ctx.root, what);
+    let current = store::read(&ctx.root.path(paths::STATE)).state;
+    let mut pre_off = Vec::new();
+    if let Some(m) = current
+        .maintenance
+        .as_ref()
+        .filter(|m| m.phase == Phase::Active)
+    {
+        pre_off = hooks::run_phase(
+            &ctx.root,
+            HookPhase::PreOff,
+            Some(m.reason),
+            &settings.hook_timeouts,
+        );
+        let failed = hooks::failed_names(&pre_off);
+        if !failed.is_empty() {
+            print_failures(&pre_off);
+            if !force {
+                log::warn!("umm {what} vetoed by {}", failed.join(", "));
+                eprintln!(
+                    "umm {what}: refused: vetoed by {}; still in maintenance (--force overrides)",
+                    failed.join(", ")
+                );
+                return Ok(ExitCode::from(1));
+            }
+            println!("Overriding the failed pre-off hooks: {}", failed.join(", "));
+        }
+    }
     let mut locked = store::lock(&ctx.root)?;
     warn_problem(what, &locked.problem);
-    let (next, ended) = match decide::off(&locked.state, ctx.clock.now(), action) {
+    let (mut next, ended) = match decide::off(&locked.state, ctx.clock.now(), action) {
         Ok(r) => r,
         Err(r) => return Ok(refused(what, &r)),
+    };
+    if let Some(episode) = next.history.last_mut() {
+        episode.hooks.extend(pre_off);
+    }
+    // Waiting here, `umm off` does the after-resume work itself; otherwise
+    // umm-after.service does it once the normal target is reached.
+    let after = if wait.is_some() && action == OffAction::Resume {
+        next.after_resume.take()
+    } else {
+        None
     };
     locked.save(next)?;
     drop(locked);
@@ -164,12 +372,17 @@ pub fn off(ctx: &Ctx, action: OffAction, wait: Option<std::time::Duration>) -> R
             ctx.init.reboot()?;
             Ok(ExitCode::SUCCESS)
         }
-        (Ended::WasActive, OffAction::Resume) => resume(ctx, wait),
+        (Ended::WasActive, OffAction::Resume) => resume(ctx, &settings, wait, after),
     }
 }
 
 /// Continues the paused boot into the normal target and reports.
-fn resume(ctx: &Ctx, wait: Option<std::time::Duration>) -> Result<ExitCode> {
+fn resume(
+    ctx: &Ctx,
+    settings: &Settings,
+    wait: Option<std::time::Duration>,
+    after: Option<AfterResume>,
+) -> Result<ExitCode> {
     mark_resumed(ctx)?;
     log::info!("maintenance ended by umm off; resuming the normal target");
     println!("Maintenance ended. Resuming the boot into the normal target...");
@@ -179,26 +392,133 @@ fn resume(ctx: &Ctx, wait: Option<std::time::Duration>) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let secs = r.elapsed.as_secs_f64();
-    if r.failed_units.is_empty() {
-        println!("Failed units: none");
-    } else {
-        println!("Failed units: {}", r.failed_units.join(", "));
-    }
-    if r.reached {
-        log::info!(
-            "normal target reached {secs:.1}s after umm off; failed units: {:?}",
-            r.failed_units
-        );
-        println!("Normal target reached in {secs:.1} s.");
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if !r.reached {
         log::error!(
             "normal target not reached {secs:.1}s after umm off; failed units: {:?}",
             r.failed_units
         );
-        eprintln!("umm off: the normal target was not reached after {secs:.1} s; see `systemctl --failed` and the journal");
-        Ok(ExitCode::from(1))
+        eprintln!(
+            "umm off: the normal target was not reached after {secs:.1} s; failed units: {}; see `systemctl --failed` and the journal",
+            if r.failed_units.is_empty() { "none".into() } else { r.failed_units.join(", ") }
+        );
+        return Ok(ExitCode::from(1));
     }
+    log::info!("normal target reached {secs:.1}s after umm off");
+    println!("Normal target reached in {secs:.1} s.");
+    let verify = match after {
+        Some(after) => run_after_resume(ctx, settings, after)?,
+        None => None,
+    };
+    let failed_units = match &verify {
+        Some(v) => v.failed.clone(),
+        None => r.failed_units.clone(),
+    };
+    println!(
+        "Failed units: {}",
+        if failed_units.is_empty() {
+            "none".into()
+        } else {
+            failed_units.join(", ")
+        }
+    );
+    match verify {
+        Some(v) if !v.ok() => {
+            if !v.not_back.is_empty() {
+                println!(
+                    "Not running again ({}): {}",
+                    v.compared_with,
+                    v.not_back.join(", ")
+                );
+            }
+            Ok(ExitCode::from(1))
+        }
+        _ if !failed_units.is_empty() => Ok(ExitCode::from(1)),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// `umm internal after-resume` (umm-after.service, in every normal boot):
+/// does the after-resume work if `umm off` left it.
+pub fn after_resume(ctx: &Ctx) -> Result<()> {
+    let settings = config::load_or_defaults(&ctx.root);
+    let mut locked = store::lock(&ctx.root)?;
+    let Some(after) = locked.state.after_resume.clone() else {
+        return Ok(());
+    };
+    let mut next = locked.state.clone();
+    next.after_resume = None;
+    locked.save(next)?;
+    drop(locked);
+    run_after_resume(ctx, &settings, after).map(|_| ())
+}
+
+/// The off.d hooks, then the comparison of the services now with those
+/// before maintenance; both recorded on the episode and logged.
+fn run_after_resume(
+    ctx: &Ctx,
+    settings: &Settings,
+    after: AfterResume,
+) -> Result<Option<VerifyResult>> {
+    let off_hooks = hooks::run_phase(
+        &ctx.root,
+        HookPhase::Off,
+        Some(after.reason),
+        &settings.hook_timeouts,
+    );
+    print_failures(&off_hooks);
+    let verify = match (ctx.init.services(), ctx.init.enabled_services()) {
+        (Ok(now), Ok(enabled)) => Some(verify::compare(
+            after.services_before.as_deref(),
+            &enabled,
+            &now,
+        )),
+        (Err(e), _) | (_, Err(e)) => {
+            log::error!("cannot check that the services came back: {e:#}");
+            None
+        }
+    };
+    if let Some(v) = &verify {
+        if v.ok() {
+            log::info!(
+                "every service came back after maintenance ({})",
+                v.compared_with
+            );
+        } else {
+            log::error!(
+                "after maintenance, not running again ({}): {:?}; failed: {:?}",
+                v.compared_with,
+                v.not_back,
+                v.failed
+            );
+        }
+    }
+    let mut locked = store::lock(&ctx.root)?;
+    let mut next = locked.state.clone();
+    if let Some(episode) = next.history.last_mut() {
+        episode.hooks.extend(off_hooks);
+        episode.verify = verify.clone();
+    }
+    locked.save(next)?;
+    Ok(verify)
+}
+
+/// `umm history`: the last maintenance episodes, oldest first.
+pub fn history(ctx: &Ctx, json: bool) -> Result<ExitCode> {
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status::history_json(&state.history))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if state.history.is_empty() {
+        println!("No maintenance episodes yet.");
+    }
+    for e in &state.history {
+        println!("{}", status::episode_line(e));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Records in /run that this boot was resumed, so that the generator (run

@@ -13,8 +13,8 @@
 //! - Maintenance, once entered for any reason, holds until `umm off`.
 
 use crate::state::{
-    BootRecord, Episode, LastBoot, Maintenance, Mode, Phase, Reason, Requester, ScheduledCommand,
-    State, MAX_UNCLEAN_RECORDS,
+    AfterResume, BootRecord, Episode, LastBoot, Maintenance, Mode, Phase, Reason, Requester,
+    ScheduledCommand, State, MAX_UNCLEAN_RECORDS,
 };
 
 /// Finished episodes kept for `umm history`.
@@ -256,6 +256,8 @@ fn entered(reason: Reason, now: i64, crash_boots: Vec<BootRecord>) -> Maintenanc
         requested_by: None,
         command: None,
         crash_boots,
+        services_before: None,
+        hooks: Vec::new(),
     }
 }
 
@@ -359,6 +361,8 @@ pub fn request(
         requested_by,
         command: (!argv.is_empty()).then_some(ScheduledCommand { argv, run: None }),
         crash_boots: Vec::new(),
+        services_before: None,
+        hooks: Vec::new(),
     });
     Ok(s)
 }
@@ -382,7 +386,8 @@ pub enum Ended {
 }
 
 /// `umm off`: ends the maintenance (or cancels a pending request), clears
-/// the counter, and moves the episode to the history.
+/// the counter, and moves the episode to the history. An active maintenance
+/// leaves `after_resume` for when the normal target is reached.
 pub fn off(state: &State, now: i64, action: OffAction) -> Result<(State, Ended), Refusal> {
     let mut s = state.clone();
     let m = s.maintenance.take().ok_or(Refusal::NotInMaintenance)?;
@@ -395,6 +400,12 @@ pub fn off(state: &State, now: i64, action: OffAction) -> Result<(State, Ended),
         (Ended::WasActive, OffAction::Resume) => "resumed",
         (Ended::WasActive, OffAction::Reboot) => "rebooted",
     };
+    if ended == Ended::WasActive {
+        s.after_resume = Some(AfterResume {
+            reason: m.reason,
+            services_before: m.services_before,
+        });
+    }
     s.history.push(Episode {
         reason: m.reason,
         requested: m.requested,
@@ -403,6 +414,8 @@ pub fn off(state: &State, now: i64, action: OffAction) -> Result<(State, Ended),
         requested_by: m.requested_by,
         command: m.command,
         end: end.to_string(),
+        hooks: m.hooks,
+        verify: None,
     });
     let excess = s.history.len().saturating_sub(MAX_HISTORY);
     s.history.drain(..excess);

@@ -28,9 +28,21 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Status { json } => commands::status(&ctx, json),
-        Command::On { force, command } => commands::on(&ctx, force, command),
+        Command::On {
+            force,
+            dry_run: true,
+            json,
+            command,
+        } => {
+            let _ = force;
+            commands::check(&ctx, json, Some(command))
+        }
+        Command::On { force, command, .. } => commands::on(&ctx, force, command),
+        Command::Check { json } => commands::check(&ctx, json, None),
+        Command::History { json } => commands::history(&ctx, json),
         Command::Off {
             action,
+            force,
             no_wait,
             timeout,
         } => {
@@ -38,7 +50,7 @@ fn main() -> ExitCode {
                 Some(OffArg::Reboot) => OffAction::Reboot,
                 None => OffAction::Resume,
             };
-            commands::off(&ctx, action, (!no_wait).then_some(timeout))
+            commands::off(&ctx, action, force, (!no_wait).then_some(timeout))
         }
         Command::Enable => commands::enable(&ctx),
         Command::Disable => commands::disable(&ctx),
@@ -47,6 +59,9 @@ fn main() -> ExitCode {
             Internal::CleanShutdown => boot::record_reset(&ctx, ResetCause::CleanShutdown),
             Internal::UptimeReached => boot::record_reset(&ctx, ResetCause::UptimeReached),
             Internal::Maintenance => boot::maintenance(&ctx),
+            Internal::AfterResume => {
+                commands::after_resume(&ctx).map(|_| std::process::ExitCode::SUCCESS)
+            }
             Internal::Generator {
                 normal_dir,
                 early_dir,

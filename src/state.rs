@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::HookRecord;
+use crate::verify::VerifyResult;
+
 /// Version of the on-disk format; a file with another version is treated as
 /// unreadable (set aside), never guessed at.
 pub const STATE_VERSION: u32 = 1;
@@ -28,6 +31,10 @@ pub struct State {
     /// Finished maintenance episodes, newest last, bounded.
     #[serde(default)]
     pub history: Vec<Episode>,
+    /// Work left for when the normal target is reached after `umm off`
+    /// (the off.d hooks and the check that every service came back).
+    #[serde(default)]
+    pub after_resume: Option<AfterResume>,
 }
 
 impl Default for State {
@@ -40,6 +47,7 @@ impl Default for State {
             last_boot: None,
             maintenance: None,
             history: Vec::new(),
+            after_resume: None,
         }
     }
 }
@@ -115,6 +123,12 @@ pub struct Maintenance {
     pub command: Option<ScheduledCommand>,
     /// For a crash loop: the unclean boots that caused it.
     pub crash_boots: Vec<BootRecord>,
+    /// Services active when `umm on` was run, to check after `umm off`.
+    #[serde(default)]
+    pub services_before: Option<Vec<String>>,
+    /// Hooks run for this maintenance so far.
+    #[serde(default)]
+    pub hooks: Vec<HookRecord>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -158,4 +172,16 @@ pub struct Episode {
     pub command: Option<ScheduledCommand>,
     /// "resumed", "rebooted" or "cancelled".
     pub end: String,
+    #[serde(default)]
+    pub hooks: Vec<HookRecord>,
+    /// Did every service come back (None until checked).
+    #[serde(default)]
+    pub verify: Option<VerifyResult>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AfterResume {
+    pub reason: Reason,
+    pub services_before: Option<Vec<String>>,
 }

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::config::{Settings, Sources};
-use crate::state::{BootRecord, Maintenance, Phase, Requester, ScheduledCommand, State};
+use crate::state::{BootRecord, Episode, Maintenance, Phase, Requester, ScheduledCommand, State};
 use crate::store::BootDecision;
 use crate::timefmt::{format_span, rfc3339};
 
@@ -90,9 +90,89 @@ pub fn to_json(i: &Inputs) -> Value {
             "legacy": i.sources.legacy,
             "error": i.config_error,
         },
+        "hooks": m.map_or(Value::Array(vec![]), |m| json!(m.hooks)),
+        "last_episode": i.state.history.last().map_or(Value::Null, episode_json),
+        "after_resume_pending": i.state.after_resume.is_some(),
         "state_problem": i.state_problem,
         "history_entries": i.state.history.len(),
     })
+}
+
+fn episode_json(e: &Episode) -> Value {
+    json!({
+        "reason": e.reason.as_str(),
+        "requested_at": rfc3339(e.requested),
+        "requested_by": requester(&e.requested_by),
+        "since": time(e.since),
+        "ended": rfc3339(e.ended),
+        "end": e.end,
+        "command": command(&e.command),
+        "hooks": e.hooks,
+        "hook_failures": e.hooks.iter().filter(|h| !h.ok).map(|h| format!("{}/{}", h.phase, h.name)).collect::<Vec<_>>(),
+        "verify": e.verify,
+    })
+}
+
+pub fn history_json(history: &[Episode]) -> Value {
+    Value::Array(history.iter().map(episode_json).collect())
+}
+
+/// One line per episode for `umm history`.
+pub fn episode_line(e: &Episode) -> String {
+    let who = e
+        .requested_by
+        .as_ref()
+        .map(|r| {
+            format!(
+                " by {}{}",
+                r.user,
+                r.from
+                    .as_deref()
+                    .map(|f| format!(" from {f}"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let command = e.command.as_ref().map(|c| {
+        let result = match c.run.as_ref() {
+            Some(r) => match (r.exit_code, r.signal) {
+                (Some(code), _) => format!("exited {code}"),
+                (None, Some(sig)) => format!("signal {sig}"),
+                _ => "did not finish".into(),
+            },
+            None => "not run".into(),
+        };
+        format!("; command {} {result}", shell_words(&c.argv))
+    });
+    let failures: Vec<_> = e
+        .hooks
+        .iter()
+        .filter(|h| !h.ok)
+        .map(|h| format!("{}/{}", h.phase, h.name))
+        .collect();
+    let hooks = if failures.is_empty() {
+        String::new()
+    } else {
+        format!("; failed hooks: {}", failures.join(", "))
+    };
+    let verify = match &e.verify {
+        None => String::new(),
+        Some(v) if v.ok() => "; all services back".into(),
+        Some(v) => format!(
+            "; not back: {}; failed: {}",
+            v.not_back.join(" "),
+            v.failed.join(" ")
+        ),
+    };
+    format!(
+        "{} {} -> {} {} ({}{who}){}{hooks}{verify}",
+        rfc3339(e.since.unwrap_or(e.requested)),
+        e.reason.as_str(),
+        rfc3339(e.ended),
+        e.end,
+        e.reason.as_str(),
+        command.unwrap_or_default()
+    )
 }
 
 pub fn to_text(i: &Inputs) -> String {
@@ -204,6 +284,15 @@ pub fn to_text(i: &Inputs) -> String {
     }
     if let Some(p) = i.state_problem {
         out.push(format!("State file:   {p}"));
+    }
+    for h in m.map(|m| m.hooks.as_slice()).unwrap_or_default() {
+        out.push(format!(
+            "Hook:         {}/{}: {}",
+            h.phase, h.name, h.result
+        ));
+    }
+    if let Some(e) = i.state.history.last() {
+        out.push(format!("Last episode: {}", episode_line(e)));
     }
     match m.map(|m| m.phase) {
         Some(Phase::Active) => {

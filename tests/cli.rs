@@ -617,3 +617,174 @@ fn version_names_the_revision() {
     assert!(out.starts_with("umm 0."), "{out}");
     assert!(out.contains('('), "{out}");
 }
+
+impl Node {
+    fn hook(&self, phase: &str, name: &str, body: &str) {
+        let p = format!("/etc/umm/{phase}.d/{name}");
+        self.write(&p, &format!("#!/bin/sh\n{body}\n"));
+        fs::set_permissions(self.path(&p), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn services(&self, lines: &str) {
+        self.write("/run/umm/init-services", lines);
+    }
+}
+
+#[test]
+fn a_failing_check_vetoes_on_and_changes_nothing() {
+    let mut node = Node::new();
+    node.boot();
+    let trace = node.path("/trace");
+    node.hook(
+        "check",
+        "10-quorum",
+        "echo 'only 1 of 3 controllers up'; exit 1",
+    );
+    node.hook(
+        "pre-on",
+        "10-standby",
+        &format!("echo standby >> {}", trace.display()),
+    );
+    let out = node.expect(1, &["on", "--", "true"]);
+    assert!(out.contains("vetoed by check/10-quorum"), "{out}");
+    assert!(out.contains("only 1 of 3 controllers up"), "{out}");
+    assert_eq!(node.status()["state"], "operational");
+    assert!(node.actions().is_empty(), "rebooted despite the veto");
+    assert!(!trace.exists(), "pre-on ran despite the veto");
+    // --force overrides, and says which checks it overrode.
+    let out = node.expect(0, &["on", "--force", "--", "true"]);
+    assert!(
+        out.contains("Overriding the failed checks: check/10-quorum"),
+        "{out}"
+    );
+    assert_eq!(fs::read_to_string(&trace).unwrap(), "standby\n");
+    let hooks = node.status()["hooks"].clone();
+    assert_eq!(hooks[0]["name"], "10-quorum");
+    assert_eq!(hooks[0]["ok"], false);
+}
+
+#[test]
+fn hooks_run_in_their_phases_with_their_environment_and_verify_reports() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    let t = trace.display();
+    for phase in ["pre-on", "on", "pre-off", "off"] {
+        node.hook(
+            phase,
+            "50-trace",
+            &format!("echo $UMM_PHASE $UMM_REASON >> {t}; echo $UMM_PHASE >> $UMM_STATE_DIR/seen"),
+        );
+    }
+    node.services("cron.service active enabled\nnova-compute.service active enabled\nsystemd-journald.service active enabled early\n");
+    node.boot();
+    node.expect(0, &["on", "--", "true"]);
+    node.clean_reboot();
+    node.expect(0, &["internal", "maintenance"]);
+    // Back from maintenance, nova-compute does not come back and another unit failed.
+    node.services("cron.service active enabled\nnova-compute.service inactive enabled\nbroken.service failed\nsystemd-journald.service active enabled early\n");
+    let out = node.expect(1, &["off"]);
+    assert!(
+        out.contains("Not running again (active before maintenance): nova-compute.service\n"),
+        "{out}"
+    );
+    assert!(out.contains("Failed units: broken.service"), "{out}");
+    assert_eq!(
+        fs::read_to_string(&trace).unwrap(),
+        "pre-on manual\non manual\npre-off manual\noff manual\n"
+    );
+    let seen = node.read("/var/lib/umm/hooks/50-trace/seen");
+    assert_eq!(
+        seen, "pre-on\non\npre-off\noff\n",
+        "the state directory is not shared across phases"
+    );
+    let history = node.expect(0, &["history", "--json"]);
+    let history: Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(
+        history[0]["verify"]["not_back"],
+        serde_json::json!(["nova-compute.service"])
+    );
+    assert_eq!(history[0]["end"], "resumed");
+    assert!(node
+        .expect(0, &["history"])
+        .contains("not back: nova-compute.service"));
+    assert!(node.log().contains("not running again"), "{}", node.log());
+}
+
+#[test]
+fn a_failing_pre_off_hook_vetoes_off_unless_forced() {
+    let mut node = Node::new();
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.hook("pre-off", "10-not-yet", "echo 'rebalancing'; exit 2");
+    let out = node.expect(1, &["off"]);
+    assert!(out.contains("vetoed by pre-off/10-not-yet"), "{out}");
+    assert_eq!(node.status()["state"], "maintenance");
+    node.expect(0, &["off", "--force"]);
+    assert_eq!(node.status()["state"], "operational");
+}
+
+#[test]
+fn after_a_crash_loop_verify_compares_with_enabled_services() {
+    let mut node = Node::new();
+    node.boot();
+    for _ in 0..3 {
+        node.crash_and_boot();
+    }
+    node.services("cron.service active enabled\nsetup.service inactive finished-ok enabled\ndb.service inactive enabled\n");
+    node.expect(0, &["off", "--no-wait"]);
+    assert_eq!(node.status()["after_resume_pending"], true);
+    // The normal boot's umm-after.service does the work.
+    node.expect(0, &["internal", "after-resume"]);
+    let v = node.status()["last_episode"]["verify"].clone();
+    assert_eq!(v["compared_with"], "enabled services");
+    assert_eq!(v["not_back"], serde_json::json!(["db.service"]));
+    assert_eq!(node.status()["after_resume_pending"], false);
+}
+
+#[test]
+fn dry_run_shows_what_would_happen_and_changes_nothing() {
+    let mut node = Node::new();
+    node.boot();
+    node.hook("check", "10-ok", "exit 0");
+    node.hook("check", "20-ceph", "echo 'pgs degraded'; exit 1");
+    node.services("cron.service active enabled\nssh.service active enabled\nsystemd-journald.service active early\n");
+    let out = node.expect(1, &["on", "--dry-run", "--", "apt-get", "upgrade"]);
+    assert!(out.contains("vetoed by check/20-ceph"), "{out}");
+    assert!(out.contains("pgs degraded"), "{out}");
+    assert!(out.contains("    cron.service"), "{out}");
+    assert!(
+        !out.contains("    ssh.service"),
+        "ssh is in the keep-set: {out}"
+    );
+    assert!(!out.contains("journald"), "{out}");
+    assert!(out.contains("Scheduled command: apt-get upgrade"), "{out}");
+    let json = node.expect(1, &["check", "--json"]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["allowed"], false);
+    assert_eq!(
+        v["services_not_running_in_maintenance"],
+        serde_json::json!(["cron.service"])
+    );
+    assert_eq!(node.status()["state"], "operational");
+    assert!(node.actions().is_empty());
+    fs::remove_file(node.path("/etc/umm/check.d/20-ceph")).unwrap();
+    assert!(node
+        .expect(0, &["check"])
+        .contains("Entering maintenance: allowed"));
+}
+
+#[test]
+fn a_hook_writable_by_others_is_refused_and_vetoes() {
+    let mut node = Node::new();
+    node.boot();
+    let trace = node.path("/trace");
+    node.hook("check", "10-open", &format!("touch {}", trace.display()));
+    fs::set_permissions(
+        node.path("/etc/umm/check.d/10-open"),
+        fs::Permissions::from_mode(0o757),
+    )
+    .unwrap();
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("writable by group or others"), "{out}");
+    assert!(!trace.exists());
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::paths::Root;
+use crate::verify::Service;
 
 mod record;
 mod systemd;
@@ -36,6 +37,13 @@ pub trait InitSystem {
     /// Switches a boot that has already started normally into maintenance:
     /// the fallback when the early decision could not be taken.
     fn enter_maintenance_late(&self) -> Result<()>;
+    /// The services the init system knows now, with their state.
+    fn services(&self) -> Result<Vec<Service>>;
+    /// The services enabled to start at boot.
+    fn enabled_services(&self) -> Result<Vec<String>>;
+    /// Of `units`, those a maintenance boot would not start (they come
+    /// after the system's basic initialisation).
+    fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>>;
 }
 
 /// The init system of the running machine (of the root prefix under tests).
@@ -76,6 +84,15 @@ impl InitSystem for Unsupported {
         self.refuse()
     }
     fn enter_maintenance_late(&self) -> Result<()> {
+        self.refuse()
+    }
+    fn services(&self) -> Result<Vec<Service>> {
+        self.refuse()
+    }
+    fn enabled_services(&self) -> Result<Vec<String>> {
+        self.refuse()
+    }
+    fn outside_maintenance(&self, _units: &[String]) -> Result<Vec<String>> {
         self.refuse()
     }
 }

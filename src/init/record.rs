@@ -11,9 +11,14 @@ use anyhow::{Context, Result};
 
 use super::{InitSystem, Resumed};
 use crate::paths::Root;
+use crate::verify::Service;
 
 pub struct Recorder {
     log: PathBuf,
+    /// The services "running": one per line, `name state [finished-ok]
+    /// [enabled] [early]` (early: started before basic.target, so kept in
+    /// maintenance).
+    services: PathBuf,
     /// If this file exists, resuming "fails" (the normal target is not reached).
     fail_resume: PathBuf,
 }
@@ -22,6 +27,7 @@ impl Recorder {
     pub fn new(root: &Root) -> Recorder {
         Recorder {
             log: root.path("/run/umm/init-actions"),
+            services: root.path("/run/umm/init-services"),
             fail_resume: root.path("/run/umm/init-resume-fails"),
         }
     }
@@ -70,5 +76,49 @@ impl InitSystem for Recorder {
 
     fn enter_maintenance_late(&self) -> Result<()> {
         self.record("enter-late")
+    }
+
+    fn services(&self) -> Result<Vec<Service>> {
+        Ok(self
+            .service_lines()
+            .into_iter()
+            .map(|words| Service {
+                name: words[0].clone(),
+                active: words.get(1).cloned().unwrap_or_default(),
+                finished_ok: words.iter().any(|w| w == "finished-ok"),
+            })
+            .collect())
+    }
+
+    fn enabled_services(&self) -> Result<Vec<String>> {
+        Ok(self.names_with("enabled", true))
+    }
+
+    fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>> {
+        let early = self.names_with("early", true);
+        Ok(units
+            .iter()
+            .filter(|u| !early.contains(u))
+            .cloned()
+            .collect())
+    }
+}
+
+impl Recorder {
+    fn service_lines(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(&self.services)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+
+    fn names_with(&self, flag: &str, present: bool) -> Vec<String> {
+        self.service_lines()
+            .into_iter()
+            .filter(|w| w.iter().skip(2).any(|x| x == flag) == present)
+            .map(|w| w[0].clone())
+            .collect()
     }
 }

@@ -9,6 +9,7 @@ use zbus::blocking::{Connection, Proxy};
 use zbus::zvariant::OwnedObjectPath;
 
 use super::{InitSystem, Resumed};
+use crate::verify::Service;
 
 pub struct Systemd;
 
@@ -82,6 +83,67 @@ impl InitSystem for Systemd {
 
     fn enter_maintenance_late(&self) -> Result<()> {
         self.start(MAINTENANCE_TARGET, "isolate").map(|_| ())
+    }
+
+    fn services(&self) -> Result<Vec<Service>> {
+        let conn = connect()?;
+        let units: Vec<UnitInfo> = manager(&conn)?.call("ListUnits", &())?;
+        Ok(units
+            .into_iter()
+            .filter(|u| u.0.ends_with(".service"))
+            .map(|u| {
+                // A finished oneshot is inactive with a successful result.
+                let finished_ok = u.3 == "inactive"
+                    && Proxy::new(
+                        &conn,
+                        DEST,
+                        u.6.as_str(),
+                        "org.freedesktop.systemd1.Service",
+                    )
+                    .and_then(|p| {
+                        Ok((
+                            p.get_property::<String>("Result")?,
+                            p.get_property::<u64>("ExecMainExitTimestamp")?,
+                        ))
+                    })
+                    .is_ok_and(|(result, ended)| result == "success" && ended > 0);
+                Service {
+                    name: u.0,
+                    active: u.3,
+                    finished_ok,
+                }
+            })
+            .collect())
+    }
+
+    fn enabled_services(&self) -> Result<Vec<String>> {
+        let conn = connect()?;
+        let files: Vec<(String, String)> = manager(&conn)?.call(
+            "ListUnitFilesByPatterns",
+            &(vec!["enabled"], vec!["*.service"]),
+        )?;
+        Ok(files
+            .into_iter()
+            .filter_map(|(path, _)| path.rsplit('/').next().map(String::from))
+            .collect())
+    }
+
+    fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>> {
+        let conn = connect()?;
+        let manager = manager(&conn)?;
+        let mut outside = Vec::new();
+        for unit in units {
+            let path: OwnedObjectPath = manager.call("GetUnit", &(unit.as_str(),))?;
+            let after: Vec<String> =
+                Proxy::new(&conn, DEST, path.as_str(), "org.freedesktop.systemd1.Unit")?
+                    .get_property("After")?;
+            // Ordered after basic.target (DefaultDependencies=yes): a
+            // maintenance boot never gets that far.
+            if after.iter().any(|a| a == "basic.target") {
+                outside.push(unit.clone());
+            }
+        }
+        Ok(outside)
     }
 }
 
