@@ -13,6 +13,7 @@ use crate::commands::Ctx;
 use crate::config;
 use crate::decide::{self, BootInputs, CmdlineRequest, Event, ResetCause};
 use crate::hooks::{self, HookPhase};
+use crate::init::sysv::{self, Flavour, Sysv};
 use crate::paths::{self, Root};
 use crate::run::run_bounded;
 use crate::state::{CommandRun, Maintenance, Mode, Phase};
@@ -100,12 +101,20 @@ pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `umm internal clean-shutdown` and `umm internal uptime-reached`.
-pub fn record_reset(ctx: &Ctx, cause: ResetCause) -> Result<ExitCode> {
+/// `umm internal clean-shutdown` and `umm internal uptime-reached`. With
+/// `wait` (init systems without timers), first sleeps until the uptime
+/// reaches counter_reset_time.
+pub fn record_reset(ctx: &Ctx, cause: ResetCause, wait: bool) -> Result<ExitCode> {
     let boot_id = ctx.clock.boot_id()?;
     if cause == ResetCause::UptimeReached {
         let settings = config::load_or_defaults(&ctx.root);
-        let uptime = ctx.clock.uptime()?;
+        let mut uptime = ctx.clock.uptime()?;
+        if wait && uptime < settings.counter_reset_time {
+            std::thread::sleep(
+                settings.counter_reset_time - uptime + std::time::Duration::from_secs(1),
+            );
+            uptime = ctx.clock.uptime()?;
+        }
         if uptime < settings.counter_reset_time {
             log::info!(
                 "uptime {} has not reached counter_reset_time {} yet",
@@ -275,4 +284,53 @@ fn run_command(
         .stderr(err)
         .current_dir("/");
     run_bounded(cmd, timeout).with_context(|| format!("cannot start {}", argv[0]))
+}
+
+/// `umm internal pause` (sysvinit and upstart): in a maintenance boot, start
+/// the keep-set and the maintenance work, then hold the boot until `umm off`
+/// marks it resumed. Returns at once in any other boot, and when the
+/// decision is missing: a broken umm never holds a boot.
+pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
+    let boot_id = ctx.clock.boot_id()?;
+    let Some(decision) = store::read_boot_decision(&ctx.root, &boot_id) else {
+        log::warn!("no decision recorded for this boot (did umm-boot run?); not pausing");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if decision.mode != Mode::Maintenance || decision.resumed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = config::load_or_defaults(&ctx.root);
+    let sysv = Sysv {
+        flavour: if sysv::is_upstart(&ctx.root) {
+            Flavour::Upstart
+        } else {
+            Flavour::Sysvinit
+        },
+        root: ctx.root.clone(),
+    };
+    log::warn!("maintenance mode: the boot waits here until `umm off` (or `umm off reboot`)");
+    let gettys = sysv.start_keep_set(&settings.all_keep_units());
+    // The banner, hooks and scheduled command run beside the wait, so that
+    // `umm off` is answered at once even while the command runs.
+    let worker = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .args(["internal", "maintenance"])
+            .stdin(Stdio::null())
+            .spawn()
+    });
+    if let Err(e) = &worker {
+        log::error!("cannot start the maintenance work: {e}");
+    }
+    while store::read_boot_decision(&ctx.root, &boot_id).is_some_and(|d| !d.resumed) {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    for pid in gettys {
+        // Ours, by PID: init starts its own gettys for the runlevel.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    log::info!("resumed by umm off: the boot continues into the runlevel");
+    Ok(ExitCode::SUCCESS)
 }

@@ -111,11 +111,24 @@ pub enum Internal {
     /// Record a clean shutdown of this boot (ExecStop of umm-shutdown.service)
     CleanShutdown,
     /// Record that this boot reached counter_reset_time of uptime (umm-uptime.timer)
-    UptimeReached,
+    UptimeReached {
+        /// Sleep until then first (init systems without timers)
+        #[arg(long)]
+        wait: bool,
+    },
+    /// sysvinit/upstart: hold a maintenance boot before the runlevel's services until `umm off`
+    Pause,
     /// Run in a maintenance boot: banner, hooks, scheduled command (umm-maintenance.service)
     Maintenance,
     /// Once the normal target is reached after `umm off`: off.d hooks and verify (umm-after.service)
     AfterResume,
+    /// Write (or with --remove, delete) umm's entries in /boot/loader/entries
+    /// (kernel-install plugin, rpm scriptlets, /etc/grub.d/42_umm)
+    BlsSync {
+        /// Remove all of umm's entries
+        #[arg(long)]
+        remove: bool,
+    },
     /// systemd generator: point default.target at umm.target when maintenance is due
     Generator {
         normal_dir: PathBuf,

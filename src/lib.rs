@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod decide;
 pub mod generator;
+pub mod grub;
 pub mod hooks;
 pub mod init;
 pub mod logging;

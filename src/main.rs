@@ -56,12 +56,16 @@ fn main() -> ExitCode {
         Command::Disable => commands::disable(&ctx),
         Command::Internal { command } => match command {
             Internal::Boot => boot::boot(&ctx),
-            Internal::CleanShutdown => boot::record_reset(&ctx, ResetCause::CleanShutdown),
-            Internal::UptimeReached => boot::record_reset(&ctx, ResetCause::UptimeReached),
+            Internal::CleanShutdown => boot::record_reset(&ctx, ResetCause::CleanShutdown, false),
+            Internal::UptimeReached { wait } => {
+                boot::record_reset(&ctx, ResetCause::UptimeReached, wait)
+            }
+            Internal::Pause => boot::pause(&ctx),
             Internal::Maintenance => boot::maintenance(&ctx),
             Internal::AfterResume => {
                 commands::after_resume(&ctx).map(|_| std::process::ExitCode::SUCCESS)
             }
+            Internal::BlsSync { remove } => umm::grub::bls_sync_command(&ctx, remove),
             Internal::Generator {
                 normal_dir,
                 early_dir,

@@ -10,9 +10,11 @@ use crate::verify::Service;
 
 mod record;
 mod systemd;
+pub mod sysv;
 
 pub use record::Recorder;
 pub use systemd::Systemd;
+use sysv::{Flavour, Sysv};
 
 /// What `umm off` saw while resuming.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,45 +56,13 @@ pub fn detect(root: &Root) -> Box<dyn InitSystem> {
     if root.path("/run/systemd/system").is_dir() {
         return Box::new(Systemd);
     }
-    Box::new(Unsupported(if root.path("/sbin/initctl").exists() {
-        "upstart"
+    let flavour = if sysv::is_upstart(root) {
+        Flavour::Upstart
     } else {
-        "sysvinit"
-    }))
-}
-
-/// An init system umm cannot drive yet: every action says so.
-struct Unsupported(&'static str);
-
-impl Unsupported {
-    fn refuse<T>(&self) -> Result<T> {
-        anyhow::bail!(
-            "umm cannot drive {} yet; only systemd is supported in this release",
-            self.0
-        )
-    }
-}
-
-impl InitSystem for Unsupported {
-    fn name(&self) -> &'static str {
-        self.0
-    }
-    fn reboot(&self) -> Result<()> {
-        self.refuse()
-    }
-    fn resume(&self, _wait: Option<Duration>) -> Result<Resumed> {
-        self.refuse()
-    }
-    fn enter_maintenance_late(&self) -> Result<()> {
-        self.refuse()
-    }
-    fn services(&self) -> Result<Vec<Service>> {
-        self.refuse()
-    }
-    fn enabled_services(&self) -> Result<Vec<String>> {
-        self.refuse()
-    }
-    fn outside_maintenance(&self, _units: &[String]) -> Result<Vec<String>> {
-        self.refuse()
-    }
+        Flavour::Sysvinit
+    };
+    Box::new(Sysv {
+        flavour,
+        root: root.clone(),
+    })
 }

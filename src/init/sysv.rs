@@ -1,0 +1,403 @@
+//! sysvinit and upstart. Neither has a generator, so the boot script
+//! decides (`umm internal boot`, early in rcS / before rc-sysinit) and a
+//! pause point holds the boot before the runlevel's services start:
+//!
+//! - sysvinit: `/etc/init.d/umm-maintenance` runs last in rcS
+//!   (Required-Start: $all), so runlevel 2 and its services, and the gettys
+//!   of /etc/inittab, do not start until it returns.
+//! - upstart: the `umm-pause` job is a task started on `starting
+//!   rc-sysinit`, so rc-sysinit (which emits the runlevel event every other
+//!   job waits for) does not start until it returns.
+//!
+//! In both, `umm internal pause` returns at once unless this boot is a
+//! maintenance boot; then it starts the keep-set (sshd, console gettys),
+//! starts the maintenance work, and waits until `umm off` marks the boot
+//! resumed in /run/umm/boot.json. That wait is the one that has no bound:
+//! it is the maintenance itself.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::{InitSystem, Resumed};
+use crate::paths::Root;
+use crate::run::run_bounded;
+use crate::verify::Service;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Sysvinit,
+    Upstart,
+}
+
+pub struct Sysv {
+    pub flavour: Flavour,
+    pub root: Root,
+}
+
+/// Bound on one init script or initctl call.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a command bounded; true when it exited 0.
+pub fn run_quiet(program: &str, args: &[&str], timeout: Duration) -> Result<i32> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let f = run_bounded(cmd, timeout).with_context(|| format!("cannot run {program}"))?;
+    Ok(f.exit_code.unwrap_or(-1))
+}
+
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The runlevel from `runlevel`'s output ("N 2" -> '2'); None while booting ("unknown", "S").
+pub fn parse_runlevel(text: &str) -> Option<char> {
+    let level = text.split_whitespace().nth(1)?.chars().next()?;
+    ('1'..='5').contains(&level).then_some(level)
+}
+
+/// The default runlevel from /etc/inittab (`id:2:initdefault:`), else 2.
+pub fn default_runlevel(inittab: &str) -> char {
+    inittab
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[2] == "initdefault")
+                .then(|| f[1].chars().next())
+                .flatten()
+        })
+        .unwrap_or('2')
+}
+
+/// The getty commands /etc/inittab would respawn in `runlevel`.
+pub fn inittab_gettys(inittab: &str, runlevel: char) -> Vec<String> {
+    inittab
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(4, ':').collect();
+            (f.len() == 4 && f[1].contains(runlevel) && f[2] == "respawn" && f[3].contains("getty"))
+                .then(|| f[3].trim().to_string())
+        })
+        .collect()
+}
+
+/// Service names started in a runlevel: the `S<NN><name>` links of /etc/rcN.d.
+pub fn runlevel_scripts(root: &Root, runlevel: char) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root.path(&format!("/etc/rc{runlevel}.d")))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let rest = n.strip_prefix('S')?;
+            let name = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            (name.len() < rest.len()).then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `initctl list` lines ("cron start/running, process 1234") as (job, running).
+pub fn parse_initctl_list(text: &str) -> Vec<(String, bool)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let job = words.next()?;
+            // Instance jobs: "network-interface (eth0) start/running".
+            let goal = words.find(|w| !w.starts_with('('))?;
+            Some((job.to_string(), goal.starts_with("start/running")))
+        })
+        .collect()
+}
+
+/// Is an rc (runlevel) script running? Scans /proc for `/etc/init.d/rc`.
+fn rc_running() -> bool {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                c.split(|b| *b == 0)
+                    .any(|arg| arg == b"/etc/init.d/rc" || arg == b"/etc/init.d/rcS")
+            })
+        })
+}
+
+impl Sysv {
+    fn inittab(&self) -> String {
+        fs::read_to_string(self.root.path("/etc/inittab")).unwrap_or_default()
+    }
+
+    /// The keep-set's names as init scripts / upstart jobs: `ssh.service` -> `ssh`.
+    pub fn keep_names(keep_units: &[String]) -> Vec<String> {
+        keep_units
+            .iter()
+            .filter_map(|u| u.strip_suffix(".service"))
+            .map(String::from)
+            .collect()
+    }
+
+    /// Starts the keep-set in a paused boot: the services' init scripts or
+    /// jobs, and, on sysvinit, the console gettys (their PIDs are returned:
+    /// they are stopped when the boot resumes and init starts its own).
+    pub fn start_keep_set(&self, keep_units: &[String]) -> Vec<u32> {
+        for name in Self::keep_names(keep_units) {
+            let result = match self.flavour {
+                Flavour::Upstart if self.root.path(&format!("/etc/init/{name}.conf")).exists() => {
+                    run_quiet("/sbin/initctl", &["start", &name], SCRIPT_TIMEOUT)
+                }
+                _ if self.root.path(&format!("/etc/init.d/{name}")).exists() => {
+                    run_quiet(&format!("/etc/init.d/{name}"), &["start"], SCRIPT_TIMEOUT)
+                }
+                _ => continue,
+            };
+            match result {
+                Ok(0) => log::info!("maintenance: started {name}"),
+                Ok(code) => log::warn!("maintenance: starting {name} exited {code}"),
+                Err(e) => log::warn!("maintenance: cannot start {name}: {e:#}"),
+            }
+        }
+        match self.flavour {
+            Flavour::Upstart => {
+                for tty in ["tty1", "ttyS0"] {
+                    if self.root.path(&format!("/etc/init/{tty}.conf")).exists() {
+                        let _ = run_quiet("/sbin/initctl", &["start", tty], SCRIPT_TIMEOUT);
+                    }
+                }
+                Vec::new()
+            }
+            Flavour::Sysvinit => {
+                let inittab = self.inittab();
+                inittab_gettys(&inittab, default_runlevel(&inittab))
+                    .into_iter()
+                    .filter_map(|line| {
+                        let argv: Vec<&str> = line.split_whitespace().collect();
+                        let child = Command::new(argv[0])
+                            .args(&argv[1..])
+                            .stdin(Stdio::null())
+                            .spawn()
+                            .map_err(|e| log::warn!("maintenance: cannot start {line}: {e}"))
+                            .ok()?;
+                        log::info!("maintenance: started {line} (pid {})", child.id());
+                        Some(child.id())
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl InitSystem for Sysv {
+    fn name(&self) -> &'static str {
+        match self.flavour {
+            Flavour::Sysvinit => "sysvinit",
+            Flavour::Upstart => "upstart",
+        }
+    }
+
+    fn reboot(&self) -> Result<()> {
+        match run_quiet(
+            "/sbin/shutdown",
+            &["-r", "now", "umm: rebooting"],
+            SCRIPT_TIMEOUT,
+        )? {
+            0 => Ok(()),
+            code => bail!("/sbin/shutdown -r now exited {code}"),
+        }
+    }
+
+    fn resume(&self, wait: Option<Duration>) -> Result<Resumed> {
+        // The pause (umm internal pause) watches /run/umm/boot.json, which
+        // `umm off` has already marked resumed; here we only wait for the
+        // runlevel to be reached and its rc script to finish.
+        let started = Instant::now();
+        let Some(wait) = wait else {
+            return Ok(Resumed {
+                reached: false,
+                waited: false,
+                elapsed: started.elapsed(),
+                failed_units: Vec::new(),
+            });
+        };
+        let deadline = started + wait;
+        let reached = loop {
+            let level = output_of("/sbin/runlevel", &[]).and_then(|t| parse_runlevel(&t));
+            if level.is_some() && !rc_running() {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        let failed_units = self
+            .services()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.active == "failed")
+            .map(|s| s.name)
+            .collect();
+        Ok(Resumed {
+            reached,
+            waited: true,
+            elapsed: started.elapsed(),
+            failed_units,
+        })
+    }
+
+    fn enter_maintenance_late(&self) -> Result<()> {
+        // The decision is taken before the pause point; nothing is late.
+        Ok(())
+    }
+
+    fn services(&self) -> Result<Vec<Service>> {
+        let mut services = Vec::new();
+        let level = default_runlevel(&self.inittab());
+        for name in runlevel_scripts(&self.root, level) {
+            let script = format!("/etc/init.d/{name}");
+            // LSB status codes: 0 running, 1 and 2 dead with leftovers, 3 not running.
+            let active = match run_quiet(&script, &["status"], Duration::from_secs(10)) {
+                Ok(0) => "active",
+                Ok(1) | Ok(2) => "failed",
+                Ok(3) => "inactive",
+                _ => "unknown",
+            };
+            services.push(Service {
+                name,
+                active: active.into(),
+                finished_ok: false,
+            });
+        }
+        if self.flavour == Flavour::Upstart {
+            let list = output_of("/sbin/initctl", &["list"]).unwrap_or_default();
+            for (job, running) in parse_initctl_list(&list) {
+                services.push(Service {
+                    name: job,
+                    active: if running { "active" } else { "inactive" }.into(),
+                    finished_ok: false,
+                });
+            }
+        }
+        Ok(services)
+    }
+
+    fn enabled_services(&self) -> Result<Vec<String>> {
+        Ok(runlevel_scripts(
+            &self.root,
+            default_runlevel(&self.inittab()),
+        ))
+    }
+
+    fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>> {
+        // Everything of the runlevel waits for the pause; rcS is the base.
+        let runlevel = self.enabled_services()?;
+        Ok(units
+            .iter()
+            .filter(|u| runlevel.contains(u))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Is this the upstart init? (an upstart machine has initctl and rc-sysinit's job)
+pub fn is_upstart(root: &Root) -> bool {
+    root.path("/sbin/initctl").exists() && root.path("/etc/init/rc-sysinit.conf").exists()
+}
+
+pub fn script_exists(root: &Root, name: &str) -> bool {
+    Path::new(&root.path(&format!("/etc/init.d/{name}"))).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INITTAB: &str = "\
+id:2:initdefault:
+si::sysinit:/etc/init.d/rcS
+l2:2:wait:/etc/init.d/rc 2
+1:2345:respawn:/sbin/getty --noclear 38400 tty1
+2:23:respawn:/sbin/getty 38400 tty2
+#3:23:respawn:/sbin/getty 38400 tty3
+T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100
+ca:12345:ctrlaltdel:/sbin/shutdown -t1 -a -r now
+";
+
+    #[test]
+    fn reads_the_gettys_and_default_runlevel_of_inittab() {
+        assert_eq!(default_runlevel(INITTAB), '2');
+        assert_eq!(
+            inittab_gettys(INITTAB, '2'),
+            [
+                "/sbin/getty --noclear 38400 tty1",
+                "/sbin/getty 38400 tty2",
+                "/sbin/getty -L ttyS0 115200 vt100"
+            ]
+        );
+        assert_eq!(
+            inittab_gettys(INITTAB, '4'),
+            ["/sbin/getty --noclear 38400 tty1"]
+        );
+        assert_eq!(default_runlevel(""), '2');
+    }
+
+    #[test]
+    fn reads_runlevel_output() {
+        assert_eq!(parse_runlevel("N 2\n"), Some('2'));
+        assert_eq!(parse_runlevel("S 2\n"), Some('2'));
+        assert_eq!(parse_runlevel("unknown\n"), None);
+        assert_eq!(parse_runlevel("N S\n"), None);
+    }
+
+    #[test]
+    fn lists_the_scripts_of_a_runlevel() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let rc2 = root.path("/etc/rc2.d");
+        fs::create_dir_all(&rc2).unwrap();
+        for f in ["S01cron", "S01ssh", "K01gone", "README", "S03rc.local"] {
+            fs::write(rc2.join(f), "").unwrap();
+        }
+        assert_eq!(runlevel_scripts(&root, '2'), ["cron", "rc.local", "ssh"]);
+    }
+
+    #[test]
+    fn reads_initctl_list() {
+        let text = "cron start/running, process 812\nrc stop/waiting\nnetwork-interface (eth0) start/running\n";
+        assert_eq!(
+            parse_initctl_list(text),
+            [
+                ("cron".into(), true),
+                ("rc".into(), false),
+                ("network-interface".into(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_set_maps_to_script_names() {
+        let keep = vec![
+            "ssh.service".to_string(),
+            "getty.target".into(),
+            "zabbix-agent.service".into(),
+        ];
+        assert_eq!(Sysv::keep_names(&keep), ["ssh", "zabbix-agent"]);
+    }
+}

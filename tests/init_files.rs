@@ -1,0 +1,226 @@
+//! Checks of the init files that no VM here can boot (upstart) and of the
+//! sysvinit scripts' LSB headers: each file against its documented grammar,
+//! and against the original tool's bugs (REFERENCE: jobs without a start
+//! condition never ran; a disabled or missing umm must never hold a boot).
+
+use std::fs;
+use std::path::Path;
+
+/// upstart 1.x stanzas (init(5)).
+const UPSTART_STANZAS: &[&str] = &[
+    "description",
+    "author",
+    "version",
+    "usage",
+    "start",
+    "stop",
+    "task",
+    "respawn",
+    "instance",
+    "expect",
+    "exec",
+    "script",
+    "pre-start",
+    "post-start",
+    "pre-stop",
+    "post-stop",
+    "console",
+    "env",
+    "export",
+    "emits",
+    "normal",
+    "kill",
+    "manual",
+    "nice",
+    "oom",
+    "limit",
+    "umask",
+    "chroot",
+    "chdir",
+    "setuid",
+    "setgid",
+    "apparmor",
+    "cgroup",
+];
+
+/// Events an upstart system (Ubuntu 14.04) emits, and the jobs whose
+/// starting/stopped events umm's jobs wait for.
+const UPSTART_EVENTS: &[&str] = &[
+    "runlevel",
+    "filesystem",
+    "local-filesystems",
+    "static-network-up",
+    "startup",
+];
+const UPSTART_JOBS: &[&str] = &["rc-sysinit", "rc"];
+
+fn files(dir: &str) -> Vec<(String, String)> {
+    let mut out: Vec<_> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no files in {dir}");
+    out
+}
+
+/// Checks one upstart job; returns its `start on` condition.
+fn check_upstart_job(name: &str, text: &str) -> String {
+    let mut in_script = false;
+    let mut start_on = None;
+    let mut has_body = false;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        let at = format!("{name}:{}", i + 1);
+        if in_script {
+            if line == "end script" {
+                in_script = false;
+            }
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let stanza = line.split_whitespace().next().unwrap();
+        assert!(
+            UPSTART_STANZAS.contains(&stanza),
+            "{at}: unknown stanza {stanza:?}"
+        );
+        match stanza {
+            "script" | "pre-start" | "post-start" | "pre-stop" | "post-stop"
+                if line.ends_with("script") =>
+            {
+                in_script = true;
+                has_body |= stanza == "script";
+            }
+            "exec" => has_body = true,
+            "start" | "stop" => {
+                let cond = line.strip_prefix(stanza).unwrap().trim();
+                let cond = cond
+                    .strip_prefix("on ")
+                    .unwrap_or_else(|| panic!("{at}: expected `{stanza} on`"));
+                check_condition(&at, cond);
+                if stanza == "start" {
+                    start_on = Some(cond.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(!in_script, "{name}: `script` without `end script`");
+    assert!(has_body, "{name}: neither exec nor script");
+    start_on.unwrap_or_else(|| panic!("{name}: no `start on`: the job would never run"))
+}
+
+fn check_condition(at: &str, cond: &str) {
+    let words: Vec<&str> = cond
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter(|w| !w.is_empty() && *w != "and" && *w != "or")
+        .collect();
+    let mut i = 0;
+    while i < words.len() {
+        let event = words[i];
+        if ["starting", "started", "stopping", "stopped"].contains(&event) {
+            let job = words
+                .get(i + 1)
+                .unwrap_or_else(|| panic!("{at}: {event} needs a job"));
+            assert!(
+                UPSTART_JOBS.contains(job),
+                "{at}: waits for unknown job {job}"
+            );
+            i += 2;
+        } else if UPSTART_EVENTS.contains(&event) {
+            i += 1;
+        } else if event.contains('=') || event.starts_with('[') {
+            // Environment matches: RUNLEVEL=[2345], or runlevel's [!2345].
+            let value = event.split('=').next_back().unwrap();
+            assert!(
+                value.starts_with('[') && value.ends_with(']'),
+                "{at}: bad match {event}"
+            );
+            i += 1;
+        } else {
+            panic!("{at}: unknown event {event:?}");
+        }
+    }
+}
+
+#[test]
+fn upstart_jobs_follow_the_grammar_and_all_have_start_conditions() {
+    for (name, text) in files("units/upstart") {
+        assert!(
+            name.ends_with(".conf"),
+            "{name}: upstart only reads .conf files"
+        );
+        check_upstart_job(&name, &text);
+    }
+}
+
+#[test]
+fn upstart_pause_blocks_rc_sysinit_and_never_holds_without_umm() {
+    let jobs = files("units/upstart");
+    let (_, pause) = jobs.iter().find(|(n, _)| n == "umm-pause.conf").unwrap();
+    assert_eq!(
+        check_upstart_job("umm-pause.conf", pause),
+        "starting rc-sysinit"
+    );
+    assert!(
+        pause.lines().any(|l| l.trim() == "task"),
+        "only a task holds rc-sysinit until it ends"
+    );
+    // The pause is umm's own bounded logic, never an event a disabled umm
+    // would have to emit; and no umm binary means no pause at all.
+    assert!(!pause.lines().any(|l| l.trim_start().starts_with("emits")));
+    assert!(pause.contains("[ -x /usr/sbin/umm ] || exit 0"));
+    let (_, shutdown) = jobs.iter().find(|(n, _)| n == "umm-shutdown.conf").unwrap();
+    assert_eq!(
+        check_upstart_job("umm-shutdown.conf", shutdown),
+        "starting rc RUNLEVEL=[06]"
+    );
+}
+
+#[test]
+fn the_grammar_check_catches_the_original_bugs() {
+    let no_start = "description \"x\"\ntask\nexec /bin/true\n";
+    assert!(std::panic::catch_unwind(|| check_upstart_job("x.conf", no_start)).is_err());
+    let bad_event = "start on umm-resume\nexec /bin/true\n";
+    assert!(std::panic::catch_unwind(|| check_upstart_job("x.conf", bad_event)).is_err());
+    let open_script = "start on runlevel [2345]\nscript\n  true\n";
+    assert!(std::panic::catch_unwind(|| check_upstart_job("x.conf", open_script)).is_err());
+}
+
+#[test]
+fn sysvinit_scripts_have_lsb_headers_and_guard_a_missing_binary() {
+    for (name, text) in files("units/sysvinit") {
+        let header: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "### BEGIN INIT INFO")
+            .take_while(|l| *l != "### END INIT INFO")
+            .collect();
+        assert!(!header.is_empty(), "{name}: no LSB header");
+        let field = |key: &str| {
+            header
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("# {key}:")).map(str::trim))
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+        };
+        assert_eq!(field("Provides"), name);
+        field("Required-Start");
+        field("Default-Start");
+        field("Short-Description");
+        assert!(
+            text.contains("[ -x \"$UMM\" ] || exit 0"),
+            "{name}: must not fail without the binary"
+        );
+        assert!(
+            text.trim_end().ends_with("exit 0"),
+            "{name}: start must not fail the boot"
+        );
+    }
+}
