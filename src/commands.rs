@@ -9,6 +9,7 @@ use anyhow::{bail, Result};
 use crate::clock::Clock;
 use crate::config::{self, Settings};
 use crate::decide::{self, Ended, OffAction, Refusal};
+use crate::grub;
 use crate::hooks::{self, HookPhase, HookRecord};
 use crate::init::InitSystem;
 use crate::paths::{self, Root};
@@ -80,7 +81,11 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         .boot_id()
         .ok()
         .and_then(|id| store::read_boot_decision(&ctx.root, &id));
+    let menu = grub::menu_entries(&ctx.root);
+    let cmdline = std::fs::read_to_string(ctx.root.path(paths::CMDLINE)).unwrap_or_default();
     let inputs = status::Inputs {
+        menu: &menu,
+        cmdline_arg: grub::boot_from_entry(&cmdline),
         state: &loaded.state,
         state_problem: loaded.problem.as_deref(),
         settings: &settings,
@@ -573,6 +578,7 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
     locked.save(next)?;
     log::info!("umm enabled: unclean boots are counted from now on");
     println!("umm enabled: unclean boots are counted and crash loops stop in maintenance.");
+    refresh_boot_menu(&ctx.root);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -591,5 +597,32 @@ pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
     locked.save(next)?;
     log::info!("umm disabled: nothing is counted or enforced, boots are not delayed");
     println!("umm disabled: nothing is counted or enforced, and boots are never delayed.");
+    refresh_boot_menu(&ctx.root);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The boot menu's umm entries follow the switch (see `[grub]
+/// entries_when_disabled`): regenerate them after enable/disable.
+fn refresh_boot_menu(root: &Root) {
+    if !root.is_system() {
+        return;
+    }
+    if root.path(grub::BLS_DIR).is_dir() {
+        if let Err(e) = grub::bls_sync(root, false) {
+            eprintln!("umm: warning: cannot update the boot entries: {e:#}");
+        }
+        return;
+    }
+    let update_grub = root.path("/usr/sbin/update-grub");
+    if !update_grub.exists() || !root.path("/boot/grub/grub.cfg").exists() {
+        return;
+    }
+    let mut cmd = std::process::Command::new(update_grub);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match crate::run::run_bounded(cmd, std::time::Duration::from_secs(300)) {
+        Ok(f) if f.success() => println!("Boot menu updated (update-grub)."),
+        Ok(f) => eprintln!("umm: warning: update-grub {}; run it by hand", f.describe()),
+        Err(e) => eprintln!("umm: warning: cannot run update-grub: {e}; run it by hand"),
+    }
 }

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::config::{Settings, Sources};
+use crate::grub::{Kind, MenuEntry};
 use crate::state::{BootRecord, Episode, Maintenance, Phase, Requester, ScheduledCommand, State};
 use crate::store::BootDecision;
 use crate::timefmt::{format_span, rfc3339};
@@ -18,6 +19,10 @@ pub struct Inputs<'a> {
     pub config_error: Option<&'a str>,
     pub this_boot: Option<&'a BootDecision>,
     pub init: &'a str,
+    /// umm's entries in the boot menu.
+    pub menu: &'a [MenuEntry],
+    /// `umm=on` / `umm=off` when this boot's command line carries one.
+    pub cmdline_arg: Option<&'a str>,
 }
 
 fn time(t: Option<i64>) -> Value {
@@ -85,6 +90,14 @@ pub fn to_json(i: &Inputs) -> Value {
             "resumed": b.resumed,
         })),
         "init": i.init,
+        "boot_menu": {
+            "entries": i.menu.iter().map(|e| json!({
+                "title": e.title,
+                "kind": match e.kind { Kind::On => "umm=on", Kind::Off => "umm=off" },
+                "id": e.id,
+            })).collect::<Vec<_>>(),
+            "this_boot_cmdline": i.cmdline_arg,
+        },
         "config": {
             "files": i.sources.files,
             "legacy": i.sources.legacy,
@@ -258,6 +271,15 @@ pub fn to_text(i: &Inputs) -> String {
         out.push(line);
     }
     out.push(format!("Init system:  {}", i.init));
+    let on = i.menu.iter().filter(|e| e.kind == Kind::On).count();
+    let off = i.menu.len() - on;
+    let from = match i.cmdline_arg {
+        Some(arg) => format!("; this boot has {arg} on its kernel command line"),
+        None => String::new(),
+    };
+    out.push(format!(
+        "Boot menu:    {on} maintenance and {off} skip entries{from}"
+    ));
     let files: Vec<String> = i
         .sources
         .files

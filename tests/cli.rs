@@ -788,3 +788,32 @@ fn a_hook_writable_by_others_is_refused_and_vetoes() {
     assert!(out.contains("writable by group or others"), "{out}");
     assert!(!trace.exists());
 }
+
+#[test]
+fn status_lists_the_boot_menu_entries_and_whether_this_boot_used_one() {
+    let mut node = Node::new();
+    node.write(
+        "/boot/grub/grub.cfg",
+        "menuentry 'Debian GNU/Linux' --class debian $menuentry_id_option 'gnulinux-simple-abc' {\n}\n\
+         menuentry 'Debian GNU/Linux, maintenance mode (umm)' --class debian $menuentry_id_option 'umm-on-gnulinux-simple-abc' {\n}\n\
+         menuentry 'Debian GNU/Linux, skip maintenance (umm=off)' --class debian $menuentry_id_option 'umm-off-gnulinux-simple-abc' {\n}\n",
+    );
+    node.write(
+        "/proc/cmdline",
+        "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro umm=on\n",
+    );
+    node.boot();
+    let s = node.status();
+    let kinds: Vec<_> = s["boot_menu"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds, ["umm=on", "umm=off"]);
+    assert_eq!(s["boot_menu"]["this_boot_cmdline"], "umm=on");
+    assert_eq!(s["reason"], "cmdline");
+    assert!(node
+        .expect(0, &["status"])
+        .contains("1 maintenance and 1 skip entries; this boot has umm=on"));
+}

@@ -1,0 +1,522 @@
+//! The boot-menu pieces as installed: grub/42_umm run the way grub-mkconfig
+//! runs it, against a stand-in for Debian 12's /etc/grub.d/10_linux (and, when
+//! the host allows it, the real grub-mkconfig and 10_linux in a private mount
+//! namespace); grub/99-umm.install and `umm internal bls-sync` in a temp root.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rstest::rstest;
+use umm::grub::{grub_cfg_entries, Kind};
+
+const UUID: &str = "0e9f3b4a-1111-2222-3333-444455556666";
+
+/// Debian 12's 10_linux output, reduced to what 42_umm relies on: the same
+/// lines, titles and ids, for the kernels in $STUB_KERNELS (newest first),
+/// honouring the GRUB_* variables 10_linux reads.
+const STUB_10_LINUX: &str = r#"#! /bin/sh
+if [ -n "$STUB_FAIL" ]; then
+	echo "/usr/sbin/grub-probe: error: failed to get canonical path of \`overlay'." >&2
+	exit 1
+fi
+OS="${GRUB_DISTRIBUTOR:-Debian} GNU/Linux"
+uuid=0e9f3b4a-1111-2222-3333-444455556666
+cat <<'EOF'
+function gfxmode {
+	set gfxpayload="${1}"
+}
+set linux_gfx_mode=
+export linux_gfx_mode
+EOF
+entry() { # indent title id version args
+	printf "%smenuentry '%s' --class debian --class gnu-linux --class gnu --class os \$menuentry_id_option '%s' {\n" "$1" "$2" "$3"
+	[ "$GRUB_SAVEDEFAULT" = true ] && printf '%s\tsavedefault\n' "$1"
+	printf '%s\tload_video\n%s\tinsmod gzio\n%s\tinsmod part_msdos\n%s\tinsmod ext2\n' "$1" "$1" "$1" "$1"
+	printf "%s\tsearch --no-floppy --fs-uuid --set=root %s\n" "$1" "$uuid"
+	printf "%s\techo\t'Loading Linux %s ...'\n" "$1" "$4"
+	printf '%s\tlinux\t/boot/vmlinuz-%s root=UUID=%s ro %s\n' "$1" "$4" "$uuid" "$5"
+	printf "%s\techo\t'Loading initial ramdisk ...'\n" "$1"
+	printf '%s\tinitrd\t/boot/initrd.img-%s\n' "$1" "$4"
+	printf '%s}\n' "$1"
+}
+indent= top=true
+for v in $STUB_KERNELS; do
+	echo "Found linux image: /boot/vmlinuz-$v" >&2
+	if $top && [ "$GRUB_DISABLE_SUBMENU" != true ]; then
+		entry "" "$OS" "gnulinux-simple-$uuid" "$v" "$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT"
+		echo "submenu 'Advanced options for $OS' \$menuentry_id_option 'gnulinux-advanced-$uuid' {"
+		indent="	"
+	fi
+	top=false
+	entry "$indent" "$OS, with Linux $v" "gnulinux-$v-advanced-$uuid" "$v" "$GRUB_CMDLINE_LINUX $GRUB_CMDLINE_LINUX_DEFAULT"
+	if [ "$GRUB_DISABLE_RECOVERY" != true ]; then
+		entry "$indent" "$OS, with Linux $v (recovery mode)" "gnulinux-$v-recovery-$uuid" "$v" "single $GRUB_CMDLINE_LINUX"
+	fi
+done
+[ -n "$indent" ] && echo "}"
+echo
+"#;
+
+const RHEL_NAME: &str = "3f5c8a1e2b7d4c6f9a0b1c2d3e4f5a6b-5.14.0-362.8.1.el9_3.x86_64.conf";
+const RHEL_ENTRY: &str = "\
+title Red Hat Enterprise Linux (5.14.0-362.8.1.el9_3.x86_64) 9.3 (Plow)
+version 5.14.0-362.8.1.el9_3.x86_64
+linux /vmlinuz-5.14.0-362.8.1.el9_3.x86_64
+initrd /initramfs-5.14.0-362.8.1.el9_3.x86_64.img $tuned_initrd
+options root=/dev/mapper/rhel-root ro crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap $tuned_params
+grub_users $grub_users
+grub_arg --unrestricted
+grub_class rhel
+";
+
+fn source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("grub")
+        .join(name)
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let lab = Lab {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        lab.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
+        lab.write("/proc/uptime", "12.50 20.00\n");
+        lab.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
+        lab.write("/stub/10_linux", STUB_10_LINUX);
+        fs::set_permissions(
+            lab.path("/stub/10_linux"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        lab
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    fn write(&self, p: &str, text: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn names(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A command with only the environment grub-mkconfig would give it (plus
+    /// the test hooks), and the given extra variables.
+    fn command(&self, program: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("UMM_ROOT", self.dir.path())
+            .env("UMM_INIT", "record")
+            .env("UMM_GRUB_BIN", env!("CARGO_BIN_EXE_umm"))
+            .env("UMM_GRUB_LINUX_SCRIPT", self.path("/stub/10_linux"))
+            .env("pkgdatadir", "/usr/share/grub")
+            .env("GRUB_DISTRIBUTOR", "Debian")
+            .env("GRUB_CMDLINE_LINUX", "console=ttyS0,115200n8 net.ifnames=0")
+            .env("GRUB_CMDLINE_LINUX_DEFAULT", "quiet")
+            .env("STUB_KERNELS", "6.1.0-2-amd64 6.1.0-1-amd64");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs 42_umm with `sh`; checks it exits 0 whatever happens.
+    fn snippet(&self, env: &[(&str, &str)]) -> Output {
+        self.snippet_with("sh", env)
+    }
+
+    fn snippet_with(&self, shell: &str, env: &[(&str, &str)]) -> Output {
+        let script = source("42_umm");
+        let out = self
+            .command(shell, &[script.to_str().unwrap()], env)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        out
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The titles of `menuentry` and `submenu` lines, as written.
+fn titles(cfg: &str) -> Vec<String> {
+    cfg.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("menuentry ") || l.starts_with("submenu "))
+        .map(|l| l.split('\'').nth(1).unwrap().to_string())
+        .collect()
+}
+
+fn ids(cfg: &str) -> Vec<String> {
+    cfg.lines()
+        .filter_map(|l| l.split_once("$menuentry_id_option '"))
+        .map(|(_, r)| r.split('\'').next().unwrap().to_string())
+        .collect()
+}
+
+fn linux_lines(cfg: &str) -> Vec<&str> {
+    cfg.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("linux\t"))
+        .collect()
+}
+
+#[test]
+fn entries_for_every_kernel_boot_with_umms_argument_last() {
+    let lab = Lab::new();
+    let out = lab.snippet(&[("GRUB_SAVEDEFAULT", "true")]);
+    let cfg = text(&out.stdout);
+    assert!(
+        text(&out.stderr).contains("Adding maintenance-mode boot entries (umm)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let on = ", maintenance mode (umm)";
+    let off = ", skip maintenance (umm=off)";
+    let mut expected = Vec::new();
+    for suffix in [on, off] {
+        expected.extend([
+            format!("Debian GNU/Linux{suffix}"),
+            format!("Advanced options for Debian GNU/Linux{suffix}"),
+            format!("Debian GNU/Linux, with Linux 6.1.0-2-amd64{suffix}"),
+            format!("Debian GNU/Linux, with Linux 6.1.0-1-amd64{suffix}"),
+        ]);
+    }
+    assert_eq!(titles(&cfg), expected, "{cfg}");
+    let mut expected_ids = Vec::new();
+    for prefix in ["umm-on-", "umm-off-"] {
+        expected_ids.extend([
+            format!("{prefix}gnulinux-simple-{UUID}"),
+            format!("{prefix}gnulinux-advanced-{UUID}"),
+            format!("{prefix}gnulinux-6.1.0-2-amd64-advanced-{UUID}"),
+            format!("{prefix}gnulinux-6.1.0-1-amd64-advanced-{UUID}"),
+        ]);
+    }
+    assert_eq!(ids(&cfg), expected_ids);
+    // 10_linux's kernel, root and arguments, then umm's argument, last.
+    let linux = linux_lines(&cfg);
+    assert_eq!(linux.len(), 6);
+    for (i, line) in linux.iter().enumerate() {
+        let arg = if i < 3 { "umm=on" } else { "umm=off" };
+        assert!(
+            line.ends_with(&format!(
+                " root=UUID={UUID} ro console=ttyS0,115200n8 net.ifnames=0 quiet {arg}"
+            )),
+            "{line}"
+        );
+        assert!(line.starts_with("linux\t/boot/vmlinuz-6.1.0-"), "{line}");
+    }
+    assert!(
+        !cfg.contains("recovery") && !cfg.contains("single"),
+        "{cfg}"
+    );
+    assert!(!cfg.contains("savedefault"), "{cfg}");
+    // `umm status` finds them in a grub.cfg.
+    let found = grub_cfg_entries(&cfg);
+    assert_eq!(found.len(), 6);
+    assert_eq!(found.iter().filter(|e| e.kind == Kind::On).count(), 3);
+    assert_eq!(
+        found[1].id,
+        format!("umm-on-gnulinux-advanced-{UUID}>umm-on-gnulinux-6.1.0-2-amd64-advanced-{UUID}")
+    );
+    // GRUB accepts the script, when grub-script-check is installed.
+    lab.write("/out/grub.cfg", &cfg);
+    if let Ok(check) = Command::new("grub-script-check")
+        .arg(lab.path("/out/grub.cfg"))
+        .output()
+    {
+        assert!(check.status.success(), "{}", text(&check.stderr));
+    }
+}
+
+#[test]
+fn without_submenu_every_kernel_gets_top_level_entries() {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[("GRUB_DISABLE_SUBMENU", "true")]).stdout);
+    assert_eq!(
+        titles(&cfg),
+        [
+            "Debian GNU/Linux, with Linux 6.1.0-2-amd64, maintenance mode (umm)",
+            "Debian GNU/Linux, with Linux 6.1.0-1-amd64, maintenance mode (umm)",
+            "Debian GNU/Linux, with Linux 6.1.0-2-amd64, skip maintenance (umm=off)",
+            "Debian GNU/Linux, with Linux 6.1.0-1-amd64, skip maintenance (umm=off)",
+        ]
+    );
+}
+
+#[test]
+fn bash_and_dash_print_the_same() {
+    let lab = Lab::new();
+    let sh = lab.snippet(&[]);
+    if Command::new("bash").arg("-c").arg(":").output().is_ok() {
+        let bash = lab.snippet_with("bash", &[]);
+        assert_eq!(text(&sh.stdout), text(&bash.stdout));
+    }
+}
+
+#[rstest]
+#[case::umm_not_installed(&[("UMM_GRUB_BIN", "/nonexistent/umm")], &[], "")]
+#[case::disabled_by_config(&[], &[("/etc/umm/umm.toml", "enabled = false\n")], "umm is disabled")]
+#[case::dropin_drops_them_again(
+    &[],
+    &[
+        ("/etc/umm/umm.toml", "enabled = false\n[grub]\nentries_when_disabled = true\n"),
+        ("/etc/umm/umm.toml.d/50-site.toml", "[grub]\nentries_when_disabled = false # site\n"),
+    ],
+    "umm is disabled"
+)]
+#[case::no_kernel(&[("STUB_KERNELS", "")], &[], "no kernel found")]
+#[case::linux_script_fails(&[("STUB_FAIL", "1")], &[], "failed to get canonical path")]
+#[case::linux_script_missing(&[("UMM_GRUB_LINUX_SCRIPT", "/nonexistent/10_linux")], &[], "is missing")]
+fn prints_nothing_and_exits_0(
+    #[case] env: &[(&str, &str)],
+    #[case] files: &[(&str, &str)],
+    #[case] says: &str,
+) {
+    let lab = Lab::new();
+    for (path, text) in files {
+        lab.write(path, text);
+    }
+    let out = lab.snippet(env);
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+}
+
+#[rstest]
+#[case::table("enabled = false\n[grub]\nentries_when_disabled = true\n")]
+#[case::dotted("enabled = false\ngrub.entries_when_disabled = true\n")]
+fn entries_when_disabled_keeps_them(#[case] config: &str) {
+    let lab = Lab::new();
+    lab.write("/etc/umm/umm.toml", config);
+    let cfg = text(&lab.snippet(&[]).stdout);
+    assert_eq!(titles(&cfg).len(), 8, "{cfg}");
+}
+
+#[test]
+fn with_blscfg_it_syncs_the_bls_entries_and_prints_nothing() {
+    let lab = Lab::new();
+    lab.write(&format!("/boot/loader/entries/{RHEL_NAME}"), RHEL_ENTRY);
+    let out = lab.snippet(&[("GRUB_ENABLE_BLSCFG", "true")]);
+    assert_eq!(text(&out.stdout), "");
+    let stem = RHEL_NAME.trim_end_matches(".conf");
+    assert_eq!(
+        lab.names("/boot/loader/entries"),
+        [
+            RHEL_NAME.to_string(),
+            format!("{stem}~umm_off.conf"),
+            format!("{stem}~umm_on.conf"),
+        ]
+    );
+    let on = fs::read_to_string(lab.path(&format!("/boot/loader/entries/{stem}~umm_on.conf")));
+    let on = on.unwrap();
+    assert!(
+        on.contains("\noptions root=/dev/mapper/rhel-root ro "),
+        "{on}"
+    );
+    assert!(on.contains(" $tuned_params umm=on\n"), "{on}");
+    assert!(on.contains("9.3 (Plow), maintenance mode (umm)\n"), "{on}");
+}
+
+#[test]
+fn kernel_install_plugin_follows_kernels_and_never_fails() {
+    let lab = Lab::new();
+    let plugin = source("99-umm.install");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec![plugin.to_str().unwrap()];
+        all.extend(args);
+        let out = lab.command("sh", &all, env).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        out
+    };
+    let entries = "/boot/loader/entries";
+    let kernel = "5.14.0-362.8.1.el9_3.x86_64";
+    lab.write(&format!("{entries}/{RHEL_NAME}"), RHEL_ENTRY);
+    run(&["add", kernel, "/boot/x", "/lib/modules/x/vmlinuz"], &[]);
+    assert_eq!(lab.names(entries).len(), 3);
+    fs::remove_file(lab.path(&format!("{entries}/{RHEL_NAME}"))).unwrap();
+    run(&["inspect", kernel], &[]);
+    assert_eq!(lab.names(entries).len(), 2, "only add and remove sync");
+    run(&["remove", kernel], &[]);
+    assert!(lab.names(entries).is_empty());
+    run(&["add", kernel], &[("UMM_GRUB_BIN", "/nonexistent/umm")]);
+    // bls-sync failing (the entries "directory" is a file) still exits 0.
+    fs::remove_dir(lab.path(entries)).unwrap();
+    lab.write(entries, "not a directory");
+    let out = run(&["add", kernel], &[]);
+    assert!(
+        text(&out.stderr).contains("bls-sync failed"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bls_sync_remove_deletes_only_umms_entries() {
+    let lab = Lab::new();
+    lab.write(&format!("/boot/loader/entries/{RHEL_NAME}"), RHEL_ENTRY);
+    let umm = |args: &[&str]| {
+        let out = lab
+            .command(env!("CARGO_BIN_EXE_umm"), args, &[])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    umm(&["internal", "bls-sync"]);
+    assert_eq!(lab.names("/boot/loader/entries").len(), 3);
+    umm(&["internal", "bls-sync", "--remove"]);
+    assert_eq!(lab.names("/boot/loader/entries"), [RHEL_NAME]);
+}
+
+/// The real grub-mkconfig, 00_header and 10_linux with 42_umm, on a tmpfs
+/// /boot holding two kernels, in a private mount namespace (so the host's
+/// /boot, /etc/grub.d and /etc/default are never touched). Needs root,
+/// grub-mkconfig and unshare; skipped otherwise.
+#[test]
+fn real_grub_mkconfig_in_a_private_mount_namespace() {
+    let usable = nix::unistd::geteuid().is_root()
+        && Path::new("/usr/sbin/grub-mkconfig").exists()
+        && Path::new("/etc/grub.d/10_linux").exists()
+        && Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !usable {
+        eprintln!("skipped: needs root, grub-mkconfig (grub-common) and unshare -m");
+        return;
+    }
+    let lab = Lab::new();
+    lab.write("/lab/default/grub", REAL_DEFAULT_GRUB);
+    lab.write("/lab/run.sh", REAL_RUN);
+    let lab_dir = lab.path("/lab");
+    let out = lab
+        .command(
+            "unshare",
+            &[
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                lab.path("/lab/run.sh").to_str().unwrap(),
+                lab_dir.to_str().unwrap(),
+                source("42_umm").to_str().unwrap(),
+            ],
+            &[],
+        )
+        .env_remove("UMM_GRUB_LINUX_SCRIPT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let cfg = fs::read_to_string(lab.path("/lab/grub.cfg")).unwrap();
+    let umm_part = cfg
+        .split("### BEGIN /etc/grub.d/42_umm ###")
+        .nth(1)
+        .unwrap();
+    let expected: Vec<String> = [", maintenance mode (umm)", ", skip maintenance (umm=off)"]
+        .iter()
+        .flat_map(|s| {
+            [
+                format!("Bob's GNU/Linux{s}"),
+                format!("Advanced options for Bob's GNU/Linux{s}"),
+                format!("Bob's GNU/Linux, with Linux 6.1.0-2-amd64{s}"),
+                format!("Bob's GNU/Linux, with Linux 6.1.0-1-amd64{s}"),
+            ]
+        })
+        .collect();
+    let found: Vec<String> = grub_cfg_entries(umm_part)
+        .into_iter()
+        .map(|e| e.title)
+        .collect();
+    let entries_only: Vec<&String> = expected.iter().filter(|t| !t.starts_with("Adv")).collect();
+    assert_eq!(found.iter().collect::<Vec<_>>(), entries_only, "{umm_part}");
+    let linux = linux_lines(umm_part);
+    assert_eq!(linux.len(), 6, "{umm_part}");
+    for (i, line) in linux.iter().enumerate() {
+        let arg = if i < 3 { "umm=on" } else { "umm=off" };
+        assert!(
+            line.ends_with(&format!(
+                " ro console=ttyS0,115200n8 net.ifnames=0 quiet {arg}"
+            )),
+            "{line}"
+        );
+    }
+    assert!(!umm_part.contains("recovery") && !umm_part.contains("savedefault"));
+    // 10_linux's own entries are untouched and come first.
+    let linux_part = cfg
+        .split("### BEGIN /etc/grub.d/10_linux ###")
+        .nth(1)
+        .unwrap();
+    let linux_part = linux_part.split("### END").next().unwrap();
+    assert!(linux_part.contains("menuentry 'Bob'\\''s GNU/Linux' "));
+    assert!(!linux_part.contains("umm"));
+}
+
+const REAL_DEFAULT_GRUB: &str = r#"GRUB_DEFAULT=saved
+GRUB_SAVEDEFAULT=true
+GRUB_TIMEOUT=5
+GRUB_DISTRIBUTOR="Bob's"
+GRUB_CMDLINE_LINUX_DEFAULT="quiet"
+GRUB_CMDLINE_LINUX="console=ttyS0,115200n8 net.ifnames=0"
+"#;
+
+/// Run inside `unshare -m --propagation private`: everything mounted here
+/// disappears with the namespace.
+const REAL_RUN: &str = r#"set -e
+lab=$1 snippet=$2
+mount -t tmpfs umm-test-boot /boot
+mkdir -p /boot/grub
+for v in 6.1.0-1-amd64 6.1.0-2-amd64; do
+	: >"/boot/vmlinuz-$v"
+	: >"/boot/initrd.img-$v"
+done
+# grub-probe cannot see the container's root device: answer for a plain
+# ext4 partition.
+cat >"$lab/grub-probe" <<'EOF'
+#!/bin/sh
+for a in "$@"; do case $a in --target=*) t=${a#--target=} ;; esac; done
+case $t in
+device) echo /dev/vda1 ;;
+fs_uuid) echo 0e9f3b4a-1111-2222-3333-444455556666 ;;
+fs) echo ext2 ;;
+partmap) echo msdos ;;
+abstraction) ;;
+compatibility_hint) echo hd0,msdos1 ;;
+*) exit 1 ;;
+esac
+EOF
+chmod 755 "$lab/grub-probe"
+mount --bind "$lab/grub-probe" /usr/sbin/grub-probe
+mkdir -p "$lab/grub.d"
+cp /etc/grub.d/00_header /etc/grub.d/10_linux "$lab/grub.d/"
+cp "$snippet" "$lab/grub.d/42_umm"
+chmod 755 "$lab/grub.d/42_umm"
+mount --bind "$lab/grub.d" /etc/grub.d
+mount --bind "$lab/default" /etc/default
+grub-mkconfig -o "$lab/grub.cfg"
+if command -v grub-script-check >/dev/null; then grub-script-check "$lab/grub.cfg"; fi
+"#;
