@@ -29,6 +29,18 @@ impl SystemClock {
     }
 }
 
+/// The first field of /proc/uptime ("12345.67 ..."), without floating point.
+fn parse_uptime(text: &str) -> Option<Duration> {
+    let first = text.split_whitespace().next()?;
+    let (secs, fraction) = first.split_once('.').unwrap_or((first, "0"));
+    let millis: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(3)
+        .collect();
+    Some(Duration::from_secs(secs.parse().ok()?) + Duration::from_millis(millis.parse().ok()?))
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         if !self.root.is_system() {
@@ -46,12 +58,8 @@ impl Clock for SystemClock {
         let path = self.root.path(paths::UPTIME);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let secs: f64 = text
-            .split_whitespace()
-            .next()
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("{} is not a number of seconds: {text:?}", path.display()))?;
-        Ok(Duration::from_secs_f64(secs))
+        parse_uptime(&text)
+            .with_context(|| format!("{} is not a number of seconds: {text:?}", path.display()))
     }
 
     fn boot_id(&self) -> Result<String> {
@@ -59,5 +67,25 @@ impl Clock for SystemClock {
         let id = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         Ok(id.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_uptime() {
+        assert_eq!(
+            parse_uptime("12.50 20.00\n"),
+            Some(Duration::from_millis(12_500))
+        );
+        assert_eq!(
+            parse_uptime("600.07 1.00"),
+            Some(Duration::from_millis(600_070))
+        );
+        assert_eq!(parse_uptime("7 1"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_uptime("x 1"), None);
+        assert_eq!(parse_uptime(""), None);
     }
 }

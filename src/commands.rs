@@ -396,20 +396,20 @@ fn resume(
         println!("Resume started; not waiting (--no-wait). Check with: umm status");
         return Ok(ExitCode::SUCCESS);
     }
-    let secs = r.elapsed.as_secs_f64();
+    let secs = crate::timefmt::seconds_tenths(r.elapsed);
     if !r.reached {
         log::error!(
-            "normal target not reached {secs:.1}s after umm off; failed units: {:?}",
+            "normal target not reached {secs}s after umm off; failed units: {:?}",
             r.failed_units
         );
         eprintln!(
-            "umm off: the normal target was not reached after {secs:.1} s; failed units: {}; see `systemctl --failed` and the journal",
+            "umm off: the normal target was not reached after {secs} s; failed units: {}; see `systemctl --failed` and the journal",
             if r.failed_units.is_empty() { "none".into() } else { r.failed_units.join(", ") }
         );
         return Ok(ExitCode::from(1));
     }
-    log::info!("normal target reached {secs:.1}s after umm off");
-    println!("Normal target reached in {secs:.1} s.");
+    log::info!("normal target reached {secs}s after umm off");
+    println!("Normal target reached in {secs} s.");
     let verify = match after {
         Some(after) => run_after_resume(ctx, settings, after)?,
         None => None,

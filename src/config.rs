@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::decide::Policy;
@@ -135,36 +135,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// What one file may say. Every key is optional: a drop-in sets only what it owns.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Fragment {
-    enabled: Option<Spanned<bool>>,
-    reboot_count: Option<Spanned<i64>>,
-    counter_reset_time: Option<Spanned<toml::Value>>,
-    keep_units: Option<Spanned<Vec<String>>>,
-    command_timeout: Option<Spanned<toml::Value>>,
-    hooks: Option<HooksFragment>,
-    grub: Option<GrubFragment>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct HooksFragment {
-    timeout: Option<Spanned<toml::Value>>,
-    check_timeout: Option<Spanned<toml::Value>>,
-    pre_on_timeout: Option<Spanned<toml::Value>>,
-    on_timeout: Option<Spanned<toml::Value>>,
-    pre_off_timeout: Option<Spanned<toml::Value>>,
-    off_timeout: Option<Spanned<toml::Value>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct GrubFragment {
-    entries_when_disabled: Option<Spanned<bool>>,
-}
-
 /// Loads, merges and validates the configuration under `root`.
 pub fn load(root: &Root) -> Result<(Settings, Sources), ConfigError> {
     let mut settings = Settings::default();
@@ -230,13 +200,79 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
     (!key.is_empty() && !key.starts_with('#')).then(|| key.to_string())
 }
 
+type Value<'a> = Spanned<DeValue<'a>>;
+
+/// One value, checked for its type; the error names what was found.
+fn boolean(v: &Value) -> Result<bool, String> {
+    v.get_ref()
+        .as_bool()
+        .ok_or_else(|| format!("expected true or false, found a {}", v.get_ref().type_str()))
+}
+
+fn integer(v: &Value) -> Result<i64, String> {
+    let i = v.get_ref().as_integer().ok_or_else(|| {
+        format!(
+            "expected a whole number, found a {}",
+            v.get_ref().type_str()
+        )
+    })?;
+    i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| "number too large".to_string())
+}
+
+/// Seconds, or a time span such as "10min", of at least one second.
+fn span_value(v: &Value) -> Result<Duration, String> {
+    let d = match v.get_ref() {
+        DeValue::Integer(_) => {
+            let n = integer(v)?;
+            u64::try_from(n)
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{n} is negative"))?
+        }
+        DeValue::String(s) => parse_span(s)?,
+        other => {
+            return Err(format!(
+                "expected seconds or a time span such as \"10min\", found a {}",
+                other.type_str()
+            ))
+        }
+    };
+    if d.as_secs() < 1 {
+        return Err(format!("{} is too short (at least 1s)", format_span(d)));
+    }
+    Ok(d)
+}
+
+fn unit_names(v: &Value) -> Result<Vec<String>, String> {
+    let array = v.get_ref().as_array().ok_or_else(|| {
+        format!(
+            "expected a list of unit names, found a {}",
+            v.get_ref().type_str()
+        )
+    })?;
+    array
+        .iter()
+        .map(|item| match item.get_ref().as_str() {
+            Some(unit) if is_unit_name(unit) => Ok(unit.to_string()),
+            Some(unit) => Err(format!(
+                "{unit:?} is not a unit name (like \"zabbix-agent.service\")"
+            )),
+            None => Err(format!(
+                "expected unit names, found a {}",
+                item.get_ref().type_str()
+            )),
+        })
+        .collect()
+}
+
+/// Walks one file's TOML tree (spans included, so every error has its
+/// line) and applies the keys it sets.
 fn apply_toml_file(
     file: &Path,
     settings: &mut Settings,
     sources: &mut Sources,
 ) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
-    let fragment: Fragment = toml::from_str(&text).map_err(|e| {
+    let doc = DeTable::parse(&text).map_err(|e| {
         let line = e.span().map(|s| line_of(&text, s.start));
         ConfigError {
             file: file.to_path_buf(),
@@ -257,85 +293,67 @@ fn apply_toml_file(
         key: Some(key.to_string()),
         message,
     };
-    if let Some(v) = fragment.enabled {
-        sources.enabled_from = Some((file.to_path_buf(), line_of(&text, v.span().start)));
-        settings.enabled = *v.get_ref();
-    }
-    if let Some(v) = fragment.reboot_count {
-        let n = *v.get_ref();
-        settings.reboot_count = u32::try_from(n).map_err(|_| {
-            err(
-                v.span(),
-                "reboot_count",
-                format!("{n} is not a count (use 0 or more)"),
-            )
-        })?;
-    }
-    let span_value =
-        |v: &Spanned<toml::Value>, key: &str, min: u64| -> Result<Duration, ConfigError> {
-            let d = match v.get_ref() {
-                toml::Value::Integer(n) if *n >= 0 => Ok(Duration::from_secs(*n as u64)),
-                toml::Value::Integer(n) => Err(format!("{n} is negative")),
-                toml::Value::String(s) => parse_span(s),
-                other => Err(format!(
-                    "expected seconds or a time span such as \"10min\", found a {}",
-                    other.type_str()
-                )),
+    for (key, value) in doc.get_ref() {
+        let name = key.get_ref().as_ref();
+        let fail = |message: String| err(value.span(), name, message);
+        match name {
+            "enabled" => {
+                settings.enabled = boolean(value).map_err(fail)?;
+                sources.enabled_from = Some((file.to_path_buf(), line_of(&text, key.span().start)));
             }
-            .map_err(|m| err(v.span(), key, m))?;
-            if d.as_secs() < min {
+            "reboot_count" => {
+                let n = integer(value).map_err(fail)?;
+                settings.reboot_count =
+                    u32::try_from(n).map_err(|_| fail(format!("{n} is not a count (use 0 or more)")))?;
+            }
+            "counter_reset_time" => settings.counter_reset_time = span_value(value).map_err(fail)?,
+            "command_timeout" => settings.command_timeout = span_value(value).map_err(fail)?,
+            "keep_units" => settings.keep_units = unit_names(value).map_err(fail)?,
+            "hooks" | "grub" => {
+                let table = value
+                    .get_ref()
+                    .as_table()
+                    .ok_or_else(|| fail(format!("expected a table, found a {}", value.get_ref().type_str())))?;
+                // `timeout` first: the per-phase keys override it whatever
+                // their order in the file.
+                let mut entries: Vec<_> = table.iter().collect();
+                entries.sort_by_key(|(k, _)| k.get_ref().as_ref() != "timeout");
+                for (sub, v) in entries {
+                    let sub_name = sub.get_ref().as_ref();
+                    let full = format!("{name}.{sub_name}");
+                    let fail = |message: String| err(v.span(), &full, message);
+                    let t = &mut settings.hook_timeouts;
+                    match (name, sub_name) {
+                        ("hooks", "timeout") => {
+                            let d = span_value(v).map_err(fail)?;
+                            *t = HookTimeouts {
+                                check: d,
+                                pre_on: d,
+                                on: d,
+                                pre_off: d,
+                                off: d,
+                            };
+                        }
+                        ("hooks", "check_timeout") => t.check = span_value(v).map_err(fail)?,
+                        ("hooks", "pre_on_timeout") => t.pre_on = span_value(v).map_err(fail)?,
+                        ("hooks", "on_timeout") => t.on = span_value(v).map_err(fail)?,
+                        ("hooks", "pre_off_timeout") => t.pre_off = span_value(v).map_err(fail)?,
+                        ("hooks", "off_timeout") => t.off = span_value(v).map_err(fail)?,
+                        ("grub", "entries_when_disabled") => {
+                            settings.grub_entries_when_disabled = boolean(v).map_err(fail)?
+                        }
+                        _ => return Err(err(sub.span(), &full, format!("unknown key in [{name}]"))),
+                    }
+                }
+            }
+            _ => {
                 return Err(err(
-                    v.span(),
-                    key,
-                    format!("{} is too short (at least {min}s)", format_span(d)),
-                ));
-            }
-            Ok(d)
-        };
-    if let Some(v) = &fragment.counter_reset_time {
-        settings.counter_reset_time = span_value(v, "counter_reset_time", 1)?;
-    }
-    if let Some(v) = &fragment.command_timeout {
-        settings.command_timeout = span_value(v, "command_timeout", 1)?;
-    }
-    if let Some(v) = fragment.keep_units {
-        for unit in v.get_ref() {
-            if !is_unit_name(unit) {
-                return Err(err(
-                    v.span(),
-                    "keep_units",
-                    format!("{unit:?} is not a unit name (like \"zabbix-agent.service\")"),
-                ));
+                    key.span(),
+                    name,
+                    "unknown key (known: enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub])".into(),
+                ))
             }
         }
-        settings.keep_units = v.into_inner();
-    }
-    if let Some(h) = &fragment.hooks {
-        let t = &mut settings.hook_timeouts;
-        if let Some(v) = &h.timeout {
-            let d = span_value(v, "hooks.timeout", 1)?;
-            *t = HookTimeouts {
-                check: d,
-                pre_on: d,
-                on: d,
-                pre_off: d,
-                off: d,
-            };
-        }
-        for (value, key, slot) in [
-            (&h.check_timeout, "hooks.check_timeout", &mut t.check),
-            (&h.pre_on_timeout, "hooks.pre_on_timeout", &mut t.pre_on),
-            (&h.on_timeout, "hooks.on_timeout", &mut t.on),
-            (&h.pre_off_timeout, "hooks.pre_off_timeout", &mut t.pre_off),
-            (&h.off_timeout, "hooks.off_timeout", &mut t.off),
-        ] {
-            if let Some(v) = value {
-                *slot = span_value(v, key, 1)?;
-            }
-        }
-    }
-    if let Some(v) = fragment.grub.and_then(|g| g.entries_when_disabled) {
-        settings.grub_entries_when_disabled = *v.get_ref();
     }
     sources.files.push(file.to_path_buf());
     Ok(())
@@ -493,9 +511,9 @@ mod tests {
         "reboot_count = 2\nreboot_cuont = 3\n",
         2,
         "reboot_cuont",
-        "unknown field"
+        "unknown key"
     )]
-    #[case::wrong_type("enabled = \"yes\"\n", 1, "enabled", "invalid type")]
+    #[case::wrong_type("enabled = \"yes\"\n", 1, "enabled", "found a string")]
     #[case::negative("\n\nreboot_count = -1\n", 3, "reboot_count", "not a count")]
     #[case::bad_span(
         "counter_reset_time = \"10 parsecs\"\n",
@@ -516,7 +534,7 @@ mod tests {
         "keep_units",
         "not a unit name"
     )]
-    #[case::unknown_table("[hooks]\nfoo = 1\n", 2, "foo", "unknown field")]
+    #[case::unknown_table("[hooks]\nfoo = 1\n", 2, "hooks.foo", "unknown key in [hooks]")]
     fn toml_errors_name_file_line_and_key(
         #[case] text: &str,
         #[case] line: usize,

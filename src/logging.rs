@@ -1,5 +1,8 @@
 //! Every state change is one line in the system log (syslog, so the journal
-//! on systemd). Under a test root the lines go to `<root>/run/umm/log`
+//! on systemd), sent as an RFC 3164 datagram to /dev/log (`<PRI>umm[PID]:
+//! message`; syslog daemons and journald add the time and host). The
+//! `syslog` crate did the same but brought a date library along (24 KiB of
+//! a 2 MiB budget). Under a test root the lines go to `<root>/run/umm/log`
 //! instead, so tests can read them and the host's log stays clean. The
 //! generator, which runs before syslog exists, writes to /dev/kmsg.
 
@@ -12,7 +15,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use crate::paths::Root;
 
 enum Sink {
-    Syslog(syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>),
+    Syslog(std::os::unix::net::UnixDatagram),
     File(std::fs::File),
     /// /dev/kmsg: one record per write, tagged.
     Kmsg(std::fs::File),
@@ -41,12 +44,15 @@ impl Log for Logger {
         }
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *sink {
-            Sink::Syslog(l) => {
-                let _ = match record.level() {
-                    Level::Error => l.err(&msg),
-                    Level::Warn => l.warning(&msg),
-                    _ => l.info(&msg),
+            Sink::Syslog(socket) => {
+                // Facility daemon (3): priority 24 + severity.
+                let severity = match record.level() {
+                    Level::Error => 3,
+                    Level::Warn => 4,
+                    _ => 6,
                 };
+                let line = format!("<{}>umm[{}]: {msg}", 24 + severity, std::process::id());
+                let _ = socket.send_to(line.as_bytes(), "/dev/log");
             }
             Sink::File(f) => {
                 let _ = writeln!(f, "{}{msg}", kmsg_priority(record.level()));
@@ -119,13 +125,7 @@ pub fn init(root: &Root, target: Target) {
 }
 
 fn syslog_sink() -> Sink {
-    let formatter = syslog::Formatter3164 {
-        facility: syslog::Facility::LOG_DAEMON,
-        hostname: None,
-        process: "umm".into(),
-        pid: std::process::id(),
-    };
-    syslog::unix(formatter)
+    std::os::unix::net::UnixDatagram::unbound()
         .map(Sink::Syslog)
         .unwrap_or(Sink::Nowhere)
 }

@@ -98,6 +98,12 @@ pub fn format_span(d: Duration) -> String {
     parts.join(" ")
 }
 
+/// "12.3": seconds with one decimal, without floating point.
+pub fn seconds_tenths(d: Duration) -> String {
+    let tenths = d.as_millis() / 100;
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +140,12 @@ mod tests {
     #[case("99999999999999999999d")]
     fn rejects_bad_spans(#[case] text: &str) {
         assert!(parse_span(text).is_err(), "{text:?} should be rejected");
+    }
+
+    #[test]
+    fn formats_tenths_of_seconds() {
+        assert_eq!(seconds_tenths(Duration::from_millis(12_345)), "12.3");
+        assert_eq!(seconds_tenths(Duration::from_millis(99)), "0.0");
     }
 
     #[rstest]

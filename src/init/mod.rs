@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::paths::Root;
 use crate::verify::Service;
 
+pub mod dbus;
 mod record;
 mod systemd;
 pub mod sysv;

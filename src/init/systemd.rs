@@ -1,13 +1,15 @@
-//! systemd, over D-Bus (zbus). The boot side lives in units and the
-//! generator (units/systemd/, `umm internal generator`); here is what the
-//! commands ask of the running manager.
+//! systemd, over D-Bus (zbus messages on `dbus::Bus`). The boot side lives in
+//! units and the generator (units/systemd/, `umm internal generator`); here
+//! is what the commands ask of the running manager.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use zbus::blocking::{Connection, Proxy};
-use zbus::zvariant::OwnedObjectPath;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue, Type};
 
+use super::dbus::Bus;
 use super::{InitSystem, Resumed};
 use crate::verify::Service;
 
@@ -19,146 +21,59 @@ const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 /// The target a maintenance boot runs (see units/systemd/umm.target).
 pub const MAINTENANCE_TARGET: &str = "umm.target";
 
-fn manager(conn: &Connection) -> Result<Proxy<'static>> {
-    Proxy::new(conn, DEST, PATH, MANAGER).context("cannot reach systemd over D-Bus")
+/// The systemd manager on the system bus.
+struct Manager {
+    bus: Bus,
 }
 
-fn connect() -> Result<Connection> {
-    Connection::system().context("cannot connect to the D-Bus system bus")
-}
-
-impl Systemd {
-    fn start(&self, unit: &str, mode: &str) -> Result<OwnedObjectPath> {
-        let conn = connect()?;
-        let job: OwnedObjectPath = manager(&conn)?
-            .call("StartUnit", &(unit, mode))
-            .with_context(|| format!("systemd refused to start {unit} ({mode})"))?;
-        Ok(job)
-    }
-}
-
-impl InitSystem for Systemd {
-    fn name(&self) -> &'static str {
-        "systemd"
-    }
-
-    fn reboot(&self) -> Result<()> {
-        // What `systemctl reboot` asks for: an ordered, clean shutdown.
-        self.start("reboot.target", "replace-irreversibly")
-            .map(|_| ())
-    }
-
-    fn resume(&self, wait: Option<Duration>) -> Result<Resumed> {
-        let started = Instant::now();
-        let conn = connect()?;
-        let manager = manager(&conn)?;
-        // The generator runs again on reload and, seeing the resume recorded
-        // in /run/umm/boot.json, no longer points default.target at umm.target.
-        manager
-            .call::<_, _, ()>("Reload", &())
-            .context("systemd daemon-reload failed")?;
-        let job: OwnedObjectPath = manager
-            .call("StartUnit", &("default.target", "isolate"))
-            .context("systemd refused to isolate default.target")?;
-        let Some(wait) = wait else {
-            return Ok(Resumed {
-                reached: false,
-                waited: false,
-                elapsed: started.elapsed(),
-                failed_units: Vec::new(),
-            });
-        };
-        let deadline = started + wait;
-        while Instant::now() < deadline && job_exists(&conn, &job) {
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let reached = unit_active(&conn, &manager, "default.target").unwrap_or(false);
-        Ok(Resumed {
-            reached,
-            waited: true,
-            elapsed: started.elapsed(),
-            failed_units: failed_units(&manager).unwrap_or_default(),
+impl Manager {
+    fn connect() -> Result<Manager> {
+        Ok(Manager {
+            bus: Bus::system().context("cannot reach systemd over D-Bus")?,
         })
     }
 
-    fn enter_maintenance_late(&self) -> Result<()> {
-        self.start(MAINTENANCE_TARGET, "isolate").map(|_| ())
+    fn call<B, R>(&mut self, method: &str, body: &B) -> Result<R>
+    where
+        B: Serialize + DynamicType,
+        R: DeserializeOwned + Type,
+    {
+        self.bus.call(DEST, PATH, MANAGER, method, body)
     }
 
-    fn services(&self) -> Result<Vec<Service>> {
-        let conn = connect()?;
-        let units: Vec<UnitInfo> = manager(&conn)?.call("ListUnits", &())?;
-        Ok(units
-            .into_iter()
-            .filter(|u| u.0.ends_with(".service"))
-            .map(|u| {
-                // A finished oneshot is inactive with a successful result.
-                let finished_ok = u.3 == "inactive"
-                    && Proxy::new(
-                        &conn,
-                        DEST,
-                        u.6.as_str(),
-                        "org.freedesktop.systemd1.Service",
-                    )
-                    .and_then(|p| {
-                        Ok((
-                            p.get_property::<String>("Result")?,
-                            p.get_property::<u64>("ExecMainExitTimestamp")?,
-                        ))
-                    })
-                    .is_ok_and(|(result, ended)| result == "success" && ended > 0);
-                Service {
-                    name: u.0,
-                    active: u.3,
-                    finished_ok,
-                }
-            })
-            .collect())
+    fn property<T>(&mut self, path: &str, interface: &str, name: &str) -> Result<T>
+    where
+        T: TryFrom<OwnedValue>,
+        <T as TryFrom<OwnedValue>>::Error: Into<zbus::zvariant::Error>,
+    {
+        self.bus.property(DEST, path, interface, name)
     }
 
-    fn enabled_services(&self) -> Result<Vec<String>> {
-        let conn = connect()?;
-        let files: Vec<(String, String)> = manager(&conn)?.call(
-            "ListUnitFilesByPatterns",
-            &(vec!["enabled"], vec!["*.service"]),
+    fn start(&mut self, unit: &str, mode: &str) -> Result<OwnedObjectPath> {
+        self.call("StartUnit", &(unit, mode))
+            .with_context(|| format!("systemd refused to start {unit} ({mode})"))
+    }
+
+    fn unit_active(&mut self, unit: &str) -> Result<bool> {
+        let path: OwnedObjectPath = self.call("GetUnit", &(unit,))?;
+        let state: String = self.property(
+            path.as_str(),
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
         )?;
-        Ok(files
-            .into_iter()
-            .filter_map(|(path, _)| path.rsplit('/').next().map(String::from))
-            .collect())
+        Ok(state == "active")
     }
 
-    fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>> {
-        let conn = connect()?;
-        let manager = manager(&conn)?;
-        let mut outside = Vec::new();
-        for unit in units {
-            let path: OwnedObjectPath = manager.call("GetUnit", &(unit.as_str(),))?;
-            let after: Vec<String> =
-                Proxy::new(&conn, DEST, path.as_str(), "org.freedesktop.systemd1.Unit")?
-                    .get_property("After")?;
-            // Ordered after basic.target (DefaultDependencies=yes): a
-            // maintenance boot never gets that far.
-            if after.iter().any(|a| a == "basic.target") {
-                outside.push(unit.clone());
-            }
+    fn units(&mut self, method: &str, states: Vec<&str>) -> Result<Vec<UnitInfo>> {
+        if method == "ListUnits" {
+            self.call(method, &())
+        } else {
+            self.call(method, &(states,))
         }
-        Ok(outside)
     }
 }
 
-fn job_exists(conn: &Connection, job: &OwnedObjectPath) -> bool {
-    Proxy::new(conn, DEST, job.as_str(), "org.freedesktop.systemd1.Job")
-        .and_then(|p| p.get_property::<u32>("Id"))
-        .is_ok()
-}
-
-fn unit_active(conn: &Connection, manager: &Proxy, unit: &str) -> Result<bool> {
-    let path: OwnedObjectPath = manager.call("GetUnit", &(unit,))?;
-    let unit = Proxy::new(conn, DEST, path.as_str(), "org.freedesktop.systemd1.Unit")?;
-    Ok(unit.get_property::<String>("ActiveState")? == "active")
-}
-
+/// What ListUnits returns for each unit.
 type UnitInfo = (
     String,
     String,
@@ -172,8 +87,106 @@ type UnitInfo = (
     OwnedObjectPath,
 );
 
-/// Units in the failed state, by name.
-pub fn failed_units(manager: &Proxy) -> Result<Vec<String>> {
-    let units: Vec<UnitInfo> = manager.call("ListUnitsFiltered", &(vec!["failed"],))?;
-    Ok(units.into_iter().map(|u| u.0).collect())
+impl InitSystem for Systemd {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    fn reboot(&self) -> Result<()> {
+        // What `systemctl reboot` asks for: an ordered, clean shutdown.
+        Manager::connect()?
+            .start("reboot.target", "replace-irreversibly")
+            .map(|_| ())
+    }
+
+    fn resume(&self, wait: Option<Duration>) -> Result<Resumed> {
+        let started = Instant::now();
+        let mut m = Manager::connect()?;
+        // The generator runs again on reload and, seeing the resume recorded
+        // in /run/umm/boot.json, no longer points default.target at umm.target.
+        m.call::<_, ()>("Reload", &())
+            .context("systemd daemon-reload failed")?;
+        let job = m.start("default.target", "isolate")?;
+        let Some(wait) = wait else {
+            return Ok(Resumed {
+                reached: false,
+                waited: false,
+                elapsed: started.elapsed(),
+                failed_units: Vec::new(),
+            });
+        };
+        let deadline = started + wait;
+        // The job object exists until the job is done.
+        while Instant::now() < deadline
+            && m.property::<u32>(job.as_str(), "org.freedesktop.systemd1.Job", "Id")
+                .is_ok()
+        {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let reached = m.unit_active("default.target").unwrap_or(false);
+        let failed_units = m
+            .units("ListUnitsFiltered", vec!["failed"])
+            .map(|units| units.into_iter().map(|u| u.0).collect())
+            .unwrap_or_default();
+        Ok(Resumed {
+            reached,
+            waited: true,
+            elapsed: started.elapsed(),
+            failed_units,
+        })
+    }
+
+    fn enter_maintenance_late(&self) -> Result<()> {
+        Manager::connect()?
+            .start(MAINTENANCE_TARGET, "isolate")
+            .map(|_| ())
+    }
+
+    fn services(&self) -> Result<Vec<Service>> {
+        let mut m = Manager::connect()?;
+        let units = m.units("ListUnits", vec![])?;
+        let mut services = Vec::new();
+        for u in units.into_iter().filter(|u| u.0.ends_with(".service")) {
+            // A finished oneshot is inactive with a successful result.
+            let finished_ok = u.3 == "inactive" && {
+                let service = "org.freedesktop.systemd1.Service";
+                let result: Result<String> = m.property(u.6.as_str(), service, "Result");
+                let ended: Result<u64> = m.property(u.6.as_str(), service, "ExecMainExitTimestamp");
+                matches!((result, ended), (Ok(r), Ok(t)) if r == "success" && t > 0)
+            };
+            services.push(Service {
+                name: u.0,
+                active: u.3,
+                finished_ok,
+            });
+        }
+        Ok(services)
+    }
+
+    fn enabled_services(&self) -> Result<Vec<String>> {
+        let files: Vec<(String, String)> = Manager::connect()?.call(
+            "ListUnitFilesByPatterns",
+            &(vec!["enabled"], vec!["*.service"]),
+        )?;
+        Ok(files
+            .into_iter()
+            .filter_map(|(path, _)| path.rsplit('/').next().map(String::from))
+            .collect())
+    }
+
+    fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>> {
+        let mut m = Manager::connect()?;
+        let mut outside = Vec::new();
+        for unit in units {
+            let path: OwnedObjectPath = m.call("GetUnit", &(unit.as_str(),))?;
+            let after: Vec<String> =
+                m.property(path.as_str(), "org.freedesktop.systemd1.Unit", "After")?;
+            // Ordered after basic.target (DefaultDependencies=yes): a
+            // maintenance boot never gets that far.
+            if after.iter().any(|a| a == "basic.target") {
+                outside.push(unit.clone());
+            }
+        }
+        Ok(outside)
+    }
 }
