@@ -294,10 +294,10 @@ test: cargo-checks
 # --- VM lab (tests/vm; the lead fills these in) -----------------------------
 
 vm-test: deb
-	$(CARGO) run --release -p umm-lab -- $(LAB_ARGS)
+	$(CARGO) run -p umm-lab -- $(LAB_ARGS)
 
 demo: deb
-	$(CARGO) run --release -p umm-lab -- --only demo
+	$(CARGO) run -p umm-lab -- --only demo
 
 clean:
 	rm -rf $(GEN) $(DEB_DIR) $(RPM_DIR) $(RPM_TOP)

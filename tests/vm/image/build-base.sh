@@ -203,9 +203,13 @@ update-grub
 rm -f /etc/systemd/system/umm-lab-firstboot.service \\
       /etc/systemd/system/multi-user.target.wants/umm-lab-firstboot.service
 [ ! -e /etc/rc.local ] || printf '#!/bin/sh\nexit 0\n' >/etc/rc.local
-# Created only now so that the journal of this install boot is not persisted:
-# a fresh overlay's 'journalctl --list-boots' starts with its own first boot.
-mkdir -p /var/log/journal
+# The journal is persistent (Debian ships /var/log/journal), but this install
+# boot must not show up in a fresh overlay's 'journalctl --list-boots': move
+# journald back to /run and drop what it wrote to /var.
+if [ -d /run/systemd/system ]; then
+    journalctl --relinquish-var
+    rm -rf /var/log/journal/*
+fi
 date -u +%FT%TZ >$MARKER
 rm -f /usr/local/sbin/umm-lab-firstboot
 status=OK
@@ -239,6 +243,11 @@ EOF
             echo 'T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100' >>"$TREE/etc/inittab"
         ;;
 esac
+
+# Persistent journal, so that 'journalctl -b -1' works after a reboot.
+if [ "$VARIANT" != sysvinit ]; then
+    in_tree install -d -m 2755 -g systemd-journal /var/log/journal
+fi
 
 # Keep the image small.
 in_tree apt-get clean

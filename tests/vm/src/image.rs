@@ -109,6 +109,8 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         .arg(&dir)
         .arg(variant)
         .env("UMM_LAB_DEB_CACHE", root.join("debs"))
+        // debootstrap, sfdisk, mke2fs live in /usr/sbin, not on every user's PATH.
+        .env("PATH", sbin_path())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -137,6 +139,11 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         start.elapsed().as_secs_f64()
     );
     Ok(image)
+}
+
+fn sbin_path() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{path}:/usr/local/sbin:/usr/sbin:/sbin")
 }
 
 /// Remove cached builds of `variant` made from older recipes.

@@ -6,6 +6,7 @@
 //! the last line is `N passed, N failed`.
 
 mod image;
+mod scenarios;
 mod vm;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -28,6 +29,48 @@ struct Scenario {
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
+        name: "crash-loop",
+        variant: "systemd",
+        about: "3 unclean boots -> maintenance, nothing outside the keep-set started; umm off -> every service up",
+        run: scenarios::crash_loop,
+    },
+    Scenario {
+        name: "clean-reboots",
+        variant: "systemd",
+        about: "clean reboots never count; boot cost of umm",
+        run: scenarios::clean_reboots,
+    },
+    Scenario {
+        name: "uptime-reset",
+        variant: "systemd",
+        about: "counter_reset_time of uptime resets the count (timer follows the config)",
+        run: scenarios::uptime_reset,
+    },
+    Scenario {
+        name: "on-command",
+        variant: "systemd",
+        about: "umm on -- CMD: maintenance, CMD's exit code in status; umm off reboot -> normal",
+        run: scenarios::on_command,
+    },
+    Scenario {
+        name: "disabled",
+        variant: "systemd",
+        about: "disabled: a crash loop never enters; umm on refused",
+        run: scenarios::disabled,
+    },
+    Scenario {
+        name: "binary-removed",
+        variant: "systemd",
+        about: "umm binary removed: the node boots normally",
+        run: scenarios::binary_removed,
+    },
+    Scenario {
+        name: "sepvar",
+        variant: "sepvar",
+        about: "/var on its own filesystem: crash loop -> maintenance -> umm off",
+        run: scenarios::sepvar,
+    },
+    Scenario {
         name: "smoke",
         variant: "systemd",
         about: "boot, services up, crash (system_reset), boot again, power off",
@@ -38,6 +81,12 @@ const SCENARIOS: &[Scenario] = &[
         variant: "sepvar",
         about: "boot with /var on its own filesystem",
         run: sepvar_smoke,
+    },
+    Scenario {
+        name: "sysvinit-smoke",
+        variant: "sysvinit",
+        about: "sysvinit-core as PID 1: boot, crash, clean reboot, power off",
+        run: sysvinit_smoke,
     },
 ];
 
@@ -130,6 +179,13 @@ fn smoke(ctx: &mut Ctx) -> Result<()> {
     let cron = String::from_utf8_lossy(&cron.stdout).trim().to_string();
     ensure!(cron == "active", "cron is {cron:?}, not active");
     assert_system_up(vm)?;
+    // A fresh overlay's journal holds only this boot (not the image build's).
+    let boots = vm.ssh_ok("journalctl --list-boots --no-pager")?;
+    let n = vm::parse_boot_indexes(&boots).len();
+    ensure!(
+        n == 1,
+        "fresh overlay: expected 1 boot in the journal, got {n}:\n{boots}"
+    );
 
     let before = vm.boot_id()?;
     let after = vm.crash()?;
@@ -139,6 +195,11 @@ fn smoke(ctx: &mut Ctx) -> Result<()> {
     ensure!(
         n >= 2,
         "expected >= 2 boots in the journal, got {n}:\n{boots}"
+    );
+    // journalctl prints boot ids without dashes.
+    ensure!(
+        boots.contains(&before.replace('-', "")),
+        "the crashed boot {before} is not in the journal:\n{boots}"
     );
 
     vm.poweroff()
@@ -153,6 +214,27 @@ fn sepvar_smoke(ctx: &mut Ctx) -> Result<()> {
     ensure!(
         !var_src.is_empty() && var_src != root,
         "/var is not a separate filesystem (/var: {var:?}, /: {root:?})"
+    );
+    vm.poweroff()
+}
+
+fn sysvinit_smoke(ctx: &mut Ctx) -> Result<()> {
+    let vm = ctx.boot()?;
+    let init = vm.ssh_ok("readlink /proc/1/exe; test -d /run/systemd/system || echo no-systemd")?;
+    ensure!(
+        init.contains("/sbin/init") && init.contains("no-systemd"),
+        "PID 1 is not sysvinit: {init:?}"
+    );
+    vm.ssh_ok("pidof cron")?;
+    let before = vm.boot_id()?;
+    ensure!(
+        vm.crash()? != before,
+        "boot id unchanged after system_reset"
+    );
+    let after = vm.boot_id()?;
+    ensure!(
+        vm.reboot_clean()? != after,
+        "boot id unchanged after reboot"
     );
     vm.poweroff()
 }
@@ -359,7 +441,7 @@ fn main() -> ExitCode {
                 let logs = save_failure_logs(s.name, ctx.as_mut());
                 let logs: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
                 // Full detail on stderr, one line on stdout.
-                eprintln!("{} failed:\n{e:?}", s.name);
+                eprintln!("{} failed:\n{e:#}", s.name);
                 let reason = format!("{e:#}").replace('\n', " | ");
                 let reason: String = reason.chars().take(400).collect();
                 println!(

@@ -12,6 +12,7 @@ use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,15 @@ const SIGKILL: i32 = 9;
 extern "C" {
     // libc's kill(2); std links libc anyway and offers no SIGTERM.
     fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// With UMM_LAB_TRACE set, print `msg` to stderr with the seconds since start.
+pub fn trace(msg: &str) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    if std::env::var_os("UMM_LAB_TRACE").is_some() {
+        eprintln!("[{:7.1} s] {msg}", start.elapsed().as_secs_f64());
+    }
 }
 
 /// Send `sig` to exactly `pid`. Returns false if the process does not exist.
@@ -169,6 +179,10 @@ impl Vm {
             .stdout(log.try_clone()?)
             .stderr(log);
         let child = cmd.spawn().context("starting qemu-system-x86_64")?;
+        trace(&format!(
+            "qemu started, pid {}, ssh port {port}",
+            child.id()
+        ));
         let mut vm = Vm {
             pid: child.id(),
             child: Some(child),
@@ -252,7 +266,15 @@ impl Vm {
             .arg(self.port.to_string())
             .arg("root@127.0.0.1")
             .arg(cmd);
-        run_with_deadline(&mut c, timeout)
+        let result = run_with_deadline(&mut c, timeout);
+        trace(&format!(
+            "ssh {cmd:?} -> {}",
+            match &result {
+                Ok(o) => o.status.to_string(),
+                Err(e) => format!("{e:#}"),
+            }
+        ));
+        result
     }
 
     /// Run `cmd`, fail unless it exits 0; returns stdout without the trailing newline.
@@ -260,7 +282,7 @@ impl Vm {
         let out = self.ssh(cmd)?;
         if !out.status.success() {
             bail!(
-                "`{cmd}` in guest failed ({}): {}{}",
+                "`{cmd}` in guest failed ({}); stderr: {}; stdout: {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim(),
                 String::from_utf8_lossy(&out.stdout).trim()
@@ -348,9 +370,12 @@ impl Vm {
     }
 
     /// Unclean reboot: QMP `system_reset` (like pressing the reset button),
-    /// then wait for the next boot. Returns the new boot id.
+    /// then wait for the next boot. Returns the new boot id. Needs ssh to
+    /// work before (to read the old boot id); for a hung guest use
+    /// `qmp("system_reset", Value::Null)` and `wait_ssh` instead.
     pub fn crash(&mut self) -> Result<String> {
         let old = self.boot_id()?;
+        trace("QMP system_reset");
         self.qmp("system_reset", Value::Null)?;
         self.wait_new_boot(&old, BOOT_TIMEOUT)
     }
