@@ -87,7 +87,7 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 
 LAB_ARGS ?=
 
-.PHONY: help build size-check gen install uninstall deb lintian rpm test \
+.PHONY: deps help build size-check gen install uninstall deb lintian rpm test \
 	cargo-checks vm-test demo clean
 
 help:
@@ -291,13 +291,40 @@ cargo-checks:
 test: cargo-checks
 	$(MAKE) size-check deb lintian vm-test
 
-# --- VM lab (tests/vm; the lead fills these in) -----------------------------
+# --- host packages -----------------------------------------------------------
 
+# What the build, the packages, the tests and the VM lab need from Debian:
+# gcc/libc6-dev/lld for the static link, file/binutils for size-check,
+# dpkg-dev/lintian/rpm for the packages, dbus-daemon for the D-Bus client's
+# test, libvirt-clients/pacemaker-cli-utils for the example hooks' tests
+# against real tools, qemu/debootstrap/fdisk/ssh for the VM lab.
+DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev lintian rpm \
+	dbus-daemon libvirt-clients pacemaker-cli-utils \
+	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Installs whatever of DEPS is missing (nothing when all are there).
+deps:
+	@missing=$$(for p in $(DEPS); do \
+		dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing" $$missing; \
+		$(SUDO) apt-get update -q; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# --- VM lab (tests/vm) ---------------------------------------------------------
+
+# All scenarios; one with LAB_ARGS="--only NAME", and keep its VM up with
+# LAB_ARGS="--only NAME --keep". Dev profile: a panicking scenario must
+# unwind so that its qemu is stopped (the release profile aborts).
 vm-test: deb
-	$(CARGO) run -p umm-lab -- $(LAB_ARGS)
+	$(CARGO) run -q -p umm-lab -- $(LAB_ARGS)
 
-demo: deb
-	$(CARGO) run -p umm-lab -- --only demo
+# The main job on a throwaway VM, narrated; a fresh machine needs nothing else.
+demo: deps
+	$(MAKE) deb
+	$(CARGO) run -q -p umm-lab -- --only demo
 
 clean:
 	rm -rf $(GEN) $(DEB_DIR) $(RPM_DIR) $(RPM_TOP)

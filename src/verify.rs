@@ -10,7 +10,8 @@ pub struct Service {
     pub name: String,
     /// systemd's ActiveState: active, inactive, failed, activating, ...
     pub active: String,
-    /// Inactive after running to completion with success (a finished oneshot).
+    /// Inactive and fine: ran to completion with success (a finished
+    /// oneshot), or was skipped by its own start conditions.
     pub finished_ok: bool,
 }
 

@@ -147,12 +147,21 @@ impl InitSystem for Systemd {
         let units = m.units("ListUnits", vec![])?;
         let mut services = Vec::new();
         for u in units.into_iter().filter(|u| u.0.ends_with(".service")) {
-            // A finished oneshot is inactive with a successful result.
+            // Inactive and fine: a oneshot that finished successfully, or a
+            // unit its own conditions skipped (systemd-pstore without pstore).
             let finished_ok = u.3 == "inactive" && {
-                let service = "org.freedesktop.systemd1.Service";
-                let result: Result<String> = m.property(u.6.as_str(), service, "Result");
-                let ended: Result<u64> = m.property(u.6.as_str(), service, "ExecMainExitTimestamp");
-                matches!((result, ended), (Ok(r), Ok(t)) if r == "success" && t > 0)
+                let path = u.6.as_str();
+                let result: Result<String> =
+                    m.property(path, "org.freedesktop.systemd1.Service", "Result");
+                let ended: Result<u64> = m.property(
+                    path,
+                    "org.freedesktop.systemd1.Service",
+                    "ExecMainExitTimestamp",
+                );
+                let condition: Result<bool> =
+                    m.property(path, "org.freedesktop.systemd1.Unit", "ConditionResult");
+                matches!(result, Ok(r) if r == "success")
+                    && (matches!(ended, Ok(t) if t > 0) || matches!(condition, Ok(false)))
             };
             services.push(Service {
                 name: u.0,

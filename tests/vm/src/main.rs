@@ -65,28 +65,46 @@ const SCENARIOS: &[Scenario] = &[
         run: scenarios::binary_removed,
     },
     Scenario {
+        name: "grub-entries",
+        variant: "systemd",
+        about: "GRUB entries for every kernel; umm=on entry -> maintenance (cmdline); umm=off entry skips and keeps the request",
+        run: scenarios::grub_entries,
+    },
+    Scenario {
+        name: "package-lifecycle",
+        variant: "systemd",
+        about: "install, upgrade (state and config kept), remove, purge; normal boots and GRUB menu after each",
+        run: scenarios::package_lifecycle,
+    },
+    Scenario {
+        name: "hooks",
+        variant: "systemd",
+        about: "check veto; pre-on/on/off hooks in their boots; hung hook killed; umm off reports a failed service",
+        run: scenarios::hooks,
+    },
+    Scenario {
+        name: "sysvinit-crash-loop",
+        variant: "sysvinit",
+        about: "sysvinit: crash loop -> maintenance, cron not started; umm off -> cron running",
+        run: scenarios::sysvinit_crash_loop,
+    },
+    Scenario {
+        name: "sysvinit-on-command",
+        variant: "sysvinit",
+        about: "sysvinit: umm on -- CMD, off reboot, clean reboots not counted, disable",
+        run: scenarios::sysvinit_on_command,
+    },
+    Scenario {
+        name: "demo",
+        variant: "systemd",
+        about: "make demo: crash loop -> maintenance -> umm off, narrated",
+        run: scenarios::demo,
+    },
+    Scenario {
         name: "sepvar",
         variant: "sepvar",
         about: "/var on its own filesystem: crash loop -> maintenance -> umm off",
         run: scenarios::sepvar,
-    },
-    Scenario {
-        name: "smoke",
-        variant: "systemd",
-        about: "boot, services up, crash (system_reset), boot again, power off",
-        run: smoke,
-    },
-    Scenario {
-        name: "sepvar-smoke",
-        variant: "sepvar",
-        about: "boot with /var on its own filesystem",
-        run: sepvar_smoke,
-    },
-    Scenario {
-        name: "sysvinit-smoke",
-        variant: "sysvinit",
-        about: "sysvinit-core as PID 1: boot, crash, clean reboot, power off",
-        run: sysvinit_smoke,
     },
 ];
 
@@ -151,92 +169,6 @@ pub fn install_deb(vm: &mut Vm, deb: &Path, reboot: bool) -> Result<()> {
         vm.reboot_clean()?;
     }
     Ok(())
-}
-
-// ------------------------------------------------------------------ scenarios
-
-/// Wait for systemd to finish booting; accept `degraded` but name the failed units.
-fn assert_system_up(vm: &Vm) -> Result<()> {
-    let out = vm.ssh_timeout(
-        "systemctl is-system-running --wait",
-        Duration::from_secs(300),
-    )?;
-    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    match state.as_str() {
-        "running" => Ok(()),
-        "degraded" => {
-            let failed = vm.ssh_ok("systemctl --failed --no-legend --plain")?;
-            eprintln!("  note: system degraded; failed units:\n{failed}");
-            Ok(())
-        }
-        other => bail!("systemctl is-system-running: {other:?}"),
-    }
-}
-
-fn smoke(ctx: &mut Ctx) -> Result<()> {
-    let vm = ctx.boot()?;
-    let cron = vm.ssh("systemctl is-active cron")?;
-    let cron = String::from_utf8_lossy(&cron.stdout).trim().to_string();
-    ensure!(cron == "active", "cron is {cron:?}, not active");
-    assert_system_up(vm)?;
-    // A fresh overlay's journal holds only this boot (not the image build's).
-    let boots = vm.ssh_ok("journalctl --list-boots --no-pager")?;
-    let n = vm::parse_boot_indexes(&boots).len();
-    ensure!(
-        n == 1,
-        "fresh overlay: expected 1 boot in the journal, got {n}:\n{boots}"
-    );
-
-    let before = vm.boot_id()?;
-    let after = vm.crash()?;
-    ensure!(before != after, "boot id unchanged after system_reset");
-    let boots = vm.ssh_ok("journalctl --list-boots --no-pager")?;
-    let n = vm::parse_boot_indexes(&boots).len();
-    ensure!(
-        n >= 2,
-        "expected >= 2 boots in the journal, got {n}:\n{boots}"
-    );
-    // journalctl prints boot ids without dashes.
-    ensure!(
-        boots.contains(&before.replace('-', "")),
-        "the crashed boot {before} is not in the journal:\n{boots}"
-    );
-
-    vm.poweroff()
-}
-
-fn sepvar_smoke(ctx: &mut Ctx) -> Result<()> {
-    let vm = ctx.boot()?;
-    assert_system_up(vm)?;
-    let var = vm.ssh_ok("findmnt -n -o SOURCE,FSTYPE /var")?;
-    let root = vm.ssh_ok("findmnt -n -o SOURCE /")?;
-    let var_src = var.split_whitespace().next().unwrap_or_default();
-    ensure!(
-        !var_src.is_empty() && var_src != root,
-        "/var is not a separate filesystem (/var: {var:?}, /: {root:?})"
-    );
-    vm.poweroff()
-}
-
-fn sysvinit_smoke(ctx: &mut Ctx) -> Result<()> {
-    let vm = ctx.boot()?;
-    let init = vm.ssh_ok("readlink /proc/1/exe; test -d /run/systemd/system || echo no-systemd")?;
-    ensure!(
-        init.contains("/sbin/init") && init.contains("no-systemd"),
-        "PID 1 is not sysvinit: {init:?}"
-    );
-    vm.ssh_ok("pidof cron")?;
-    let before = vm.boot_id()?;
-    ensure!(
-        vm.crash()? != before,
-        "boot id unchanged after system_reset"
-    );
-    let after = vm.boot_id()?;
-    ensure!(
-        vm.reboot_clean()? != after,
-        "boot id unchanged after reboot"
-    );
-    vm.poweroff()
 }
 
 // ------------------------------------------------------------------ runner
