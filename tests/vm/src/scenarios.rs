@@ -145,18 +145,18 @@ pub fn assert_all_enabled_services_up(vm: &Vm) -> Result<()> {
             continue;
         }
         let show = vm.ssh_ok(&format!(
-            "systemctl show -p ActiveState -p Result -p Type --value {unit}"
+            "systemctl show -p ActiveState -p Result -p Type -p ConditionResult {unit}"
         ))?;
-        let fields: Vec<&str> = show.lines().collect();
-        let ok = match fields.as_slice() {
-            ["active", ..] => true,
-            [_, result, kind] => *result == "success" && (*kind == "oneshot"),
-            _ => false,
-        } || fields.first() == Some(&"active");
-        // Order of `systemctl show` output is Type, Result, ActiveState by property table; normalise.
-        let ok = ok
-            || (show.contains("active") && !show.contains("inactive") && !show.contains("failed"))
-            || (show.contains("oneshot") && show.contains("success"));
+        let prop = |key: &str| {
+            show.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+                .unwrap_or_default()
+                .to_string()
+        };
+        // Active, or a oneshot that finished well, or skipped by its condition.
+        let ok = prop("ActiveState") == "active"
+            || (prop("Result") == "success"
+                && (prop("Type") == "oneshot" || prop("ConditionResult") == "no"));
         if !ok {
             down.push(format!("{unit} ({})", show.replace('\n', " ")));
         }
