@@ -324,6 +324,17 @@ pub fn clean_reboots(ctx: &mut Ctx) -> Result<()> {
         "d=$(mktemp -d); s=$(date +%s%N); /usr/lib/systemd/system-generators/umm-generator $d $d $d; e=$(date +%s%N); echo $(( (e - s) / 1000000 ))ms; rm -rf $d",
     )?;
     eprintln!("  generator run time: {}", generator.trim());
+    // umm's own files broken: the boot goes on, normally, and says why.
+    vm.ssh_ok("echo 'reboot_count = [' > /etc/umm/umm.toml && head -c 100 /dev/urandom > /var/lib/umm/state.json")?;
+    vm.reboot_clean()?;
+    ensure!(is_active(vm, "cron")? == "active", "no normal boot with a broken configuration and state");
+    let journal = vm.ssh_ok("journalctl -b -u umm-boot.service --no-pager")?;
+    ensure!(
+        journal.contains("using the defaults") && journal.contains("set aside"),
+        "the journal does not say why: {journal}"
+    );
+    let s = status(vm)?;
+    ensure!(!s["config"]["error"].is_null(), "status does not report the configuration error: {s}");
     Ok(())
 }
 
