@@ -60,16 +60,7 @@ echo
 "#;
 
 const RHEL_NAME: &str = "3f5c8a1e2b7d4c6f9a0b1c2d3e4f5a6b-5.14.0-362.8.1.el9_3.x86_64.conf";
-const RHEL_ENTRY: &str = "\
-title Red Hat Enterprise Linux (5.14.0-362.8.1.el9_3.x86_64) 9.3 (Plow)
-version 5.14.0-362.8.1.el9_3.x86_64
-linux /vmlinuz-5.14.0-362.8.1.el9_3.x86_64
-initrd /initramfs-5.14.0-362.8.1.el9_3.x86_64.img $tuned_initrd
-options root=/dev/mapper/rhel-root ro crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap $tuned_params
-grub_users $grub_users
-grub_arg --unrestricted
-grub_class rhel
-";
+const RHEL_ENTRY: &str = include_str!("fixtures/rhel9-bls-entry.conf");
 
 fn source(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

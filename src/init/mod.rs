@@ -29,6 +29,18 @@ pub struct Resumed {
     pub failed_units: Vec<String>,
 }
 
+impl Resumed {
+    /// `umm off --no-wait`: the resume was started, nothing was waited for.
+    pub fn not_waited(started: std::time::Instant) -> Resumed {
+        Resumed {
+            reached: false,
+            waited: false,
+            elapsed: started.elapsed(),
+            failed_units: Vec::new(),
+        }
+    }
+}
+
 pub trait InitSystem {
     /// "systemd", "sysvinit", "upstart".
     fn name(&self) -> &'static str;

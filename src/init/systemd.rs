@@ -108,12 +108,7 @@ impl InitSystem for Systemd {
             .context("systemd daemon-reload failed")?;
         let job = m.start("default.target", "isolate")?;
         let Some(wait) = wait else {
-            return Ok(Resumed {
-                reached: false,
-                waited: false,
-                elapsed: started.elapsed(),
-                failed_units: Vec::new(),
-            });
+            return Ok(Resumed::not_waited(started));
         };
         let deadline = started + wait;
         // The job object exists until the job is done.

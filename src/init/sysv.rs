@@ -229,12 +229,7 @@ impl InitSystem for Sysv {
         // runlevel to be reached and its rc script to finish.
         let started = Instant::now();
         let Some(wait) = wait else {
-            return Ok(Resumed {
-                reached: false,
-                waited: false,
-                elapsed: started.elapsed(),
-                failed_units: Vec::new(),
-            });
+            return Ok(Resumed::not_waited(started));
         };
         let deadline = started + wait;
         let reached = loop {

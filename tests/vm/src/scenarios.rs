@@ -327,14 +327,20 @@ pub fn clean_reboots(ctx: &mut Ctx) -> Result<()> {
     // umm's own files broken: the boot goes on, normally, and says why.
     vm.ssh_ok("echo 'reboot_count = [' > /etc/umm/umm.toml && head -c 100 /dev/urandom > /var/lib/umm/state.json")?;
     vm.reboot_clean()?;
-    ensure!(is_active(vm, "cron")? == "active", "no normal boot with a broken configuration and state");
+    ensure!(
+        is_active(vm, "cron")? == "active",
+        "no normal boot with a broken configuration and state"
+    );
     let journal = vm.ssh_ok("journalctl -b -u umm-boot.service --no-pager")?;
     ensure!(
         journal.contains("using the defaults") && journal.contains("set aside"),
         "the journal does not say why: {journal}"
     );
     let s = status(vm)?;
-    ensure!(!s["config"]["error"].is_null(), "status does not report the configuration error: {s}");
+    ensure!(
+        !s["config"]["error"].is_null(),
+        "status does not report the configuration error: {s}"
+    );
     Ok(())
 }
 
