@@ -73,6 +73,16 @@ impl Manager {
     }
 }
 
+/// What ListJobs returns for each job.
+type JobInfo = (
+    u32,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    OwnedObjectPath,
+);
+
 /// What ListUnits returns for each unit.
 type UnitInfo = (
     String,
@@ -115,6 +125,14 @@ impl InitSystem for Systemd {
         while Instant::now() < deadline
             && m.property::<u32>(job.as_str(), "org.freedesktop.systemd1.Job", "Id")
                 .is_ok()
+        {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        // Then let the rest of the resumed boot's jobs finish (units ordered
+        // after the target), so that what is compared is the settled system.
+        while Instant::now() < deadline
+            && m.call::<_, Vec<JobInfo>>("ListJobs", &())
+                .is_ok_and(|jobs| !jobs.is_empty())
         {
             std::thread::sleep(Duration::from_millis(250));
         }

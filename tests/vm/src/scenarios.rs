@@ -171,11 +171,12 @@ pub fn assert_all_enabled_services_up(vm: &Vm) -> Result<()> {
 /// A drop-in with `reboot_count = 0`: the first unclean boot stops in
 /// maintenance, so scenarios that are not about the threshold need one crash.
 pub fn strict(vm: &Vm) -> Result<()> {
-    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'reboot_count = 0' > /etc/umm/umm.toml.d/40-lab-strict.toml")?;
+    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'reboot_count = 0' > /etc/umm/umm.toml.d/40-lab-strict.toml && sync")?;
     Ok(())
 }
 
-/// Crashes the guest (QMP system_reset) `n` times.
+/// Crashes the guest (QMP system_reset) `n` times. A test's own setup must
+/// be synced before: a hard reset loses what is only in the page cache.
 pub fn crash_times(vm: &mut Vm, n: usize) -> Result<()> {
     for _ in 0..n {
         vm.crash()?;
@@ -331,7 +332,9 @@ pub fn clean_reboots(ctx: &mut Ctx) -> Result<()> {
         is_active(vm, "cron")? == "active",
         "no normal boot with a broken configuration and state"
     );
-    let journal = vm.ssh_ok("journalctl -b -u umm-boot.service --no-pager")?;
+    // The corrupt state is found by the first writer: the clean-shutdown
+    // record of the previous boot, or the boot unit.
+    let journal = vm.ssh_ok("journalctl -u umm-boot.service -u umm-shutdown.service --no-pager")?;
     ensure!(
         journal.contains("using the defaults") && journal.contains("set aside"),
         "the journal does not say why: {journal}"
@@ -347,7 +350,7 @@ pub fn clean_reboots(ctx: &mut Ctx) -> Result<()> {
 /// counter_reset_time of uptime (a drop-in: 40s) resets the count.
 pub fn uptime_reset(ctx: &mut Ctx) -> Result<()> {
     let vm = installed(ctx)?;
-    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'counter_reset_time = \"40s\"' > /etc/umm/umm.toml.d/50-lab.toml")?;
+    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'counter_reset_time = \"40s\"' > /etc/umm/umm.toml.d/50-lab.toml && sync")?;
     crash_times(vm, 2)?;
     let timer = vm.ssh_ok("systemctl cat umm-uptime.timer | grep OnBootSec= | tail -1")?;
     ensure!(
@@ -432,7 +435,7 @@ pub fn disabled(ctx: &mut Ctx) -> Result<()> {
 pub fn binary_removed(ctx: &mut Ctx) -> Result<()> {
     let vm = installed(ctx)?;
     strict(vm)?;
-    vm.ssh_ok("rm /usr/sbin/umm")?;
+    vm.ssh_ok("rm /usr/sbin/umm && sync")?;
     vm.crash()?;
     assert_all_enabled_services_up(vm).or_else(|e| {
         // umm-boot.service itself fails (no binary): that is the journal saying why.
