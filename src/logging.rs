@@ -40,7 +40,12 @@ impl Log for Logger {
         }
         let msg = record.args().to_string();
         if self.stderr {
-            eprintln!("{}{msg}", kmsg_priority(record.level()));
+            // The journal reads the `<N>` priority prefix; a console shows it.
+            if std::env::var_os("JOURNAL_STREAM").is_some() {
+                eprintln!("{}{msg}", kmsg_priority(record.level()));
+            } else {
+                eprintln!("umm: {msg}");
+            }
         }
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *sink {
