@@ -308,6 +308,7 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
         },
         root: ctx.root.clone(),
     };
+    sysv::ignore_terminal_signals();
     log::warn!("maintenance mode: the boot waits here until `umm off` (or `umm off reboot`)");
     let gettys = sysv.start_keep_set(&settings.all_keep_units());
     // The banner, hooks and scheduled command run beside the wait, so that

@@ -17,10 +17,13 @@
 
 use std::fs;
 use std::path::Path;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{signal, SigHandler, Signal};
+use nix::unistd::setsid;
 
 use super::{InitSystem, Resumed};
 use crate::paths::Root;
@@ -36,6 +39,18 @@ pub enum Flavour {
 pub struct Sysv {
     pub flavour: Flavour,
     pub root: Root,
+}
+
+/// Job-control and hangup signals: a paused boot runs for hours beside
+/// gettys and startpar's pseudo-terminal, and must not be stopped by them.
+pub const TERMINAL_SIGNALS: [Signal; 3] = [Signal::SIGTTOU, Signal::SIGTTIN, Signal::SIGHUP];
+
+/// Ignores the terminal signals for this process (and what it starts).
+pub fn ignore_terminal_signals() {
+    for sig in TERMINAL_SIGNALS {
+        // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
 }
 
 /// Bound on one init script or initctl call.
@@ -189,9 +204,20 @@ impl Sysv {
                     .into_iter()
                     .filter_map(|line| {
                         let argv: Vec<&str> = line.split_whitespace().collect();
-                        let child = Command::new(argv[0])
-                            .args(&argv[1..])
-                            .stdin(Stdio::null())
+                        let mut cmd = Command::new(argv[0]);
+                        cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                        // A session of its own, as init would give it, and
+                        // the default signal handling the pause turned off.
+                        // SAFETY: only async-signal-safe calls between fork and exec.
+                        unsafe {
+                            cmd.pre_exec(|| {
+                                for sig in TERMINAL_SIGNALS {
+                                    let _ = signal(sig, SigHandler::SigDfl);
+                                }
+                                setsid().map(|_| ()).map_err(std::io::Error::from)
+                            });
+                        }
+                        let child = cmd
                             .spawn()
                             .map_err(|e| log::warn!("maintenance: cannot start {line}: {e}"))
                             .ok()?;
