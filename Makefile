@@ -255,7 +255,9 @@ deb: build gen
 		| grep -vxF -f <(sed 's|^/||' DEBIAN/conffiles) | tr '\n' '\0' \
 		| xargs -0 -r md5sum) > $(DEB_STAGE)/DEBIAN/md5sums
 	chmod 0644 $(DEB_STAGE)/DEBIAN/control $(DEB_STAGE)/DEBIAN/conffiles $(DEB_STAGE)/DEBIAN/md5sums
-	dpkg-deb --root-owner-group --build $(DEB_STAGE) $(DEB)
+	@# Built aside and renamed: a VM lab run may be copying the previous one.
+	dpkg-deb --root-owner-group --build $(DEB_STAGE) $(DEB).tmp
+	mv -f $(DEB).tmp $(DEB)
 
 # (--show-overrides would make lintian exit 2 even when clean: lintian 2.116.)
 lintian: deb
