@@ -299,9 +299,10 @@ test: cargo-checks
 # gcc/libc6-dev/lld for the static link, file/binutils for size-check,
 # dpkg-dev/lintian/rpm for the packages, dbus-daemon for the D-Bus client's
 # test, libvirt-clients/pacemaker-cli-utils for the example hooks' tests
-# against real tools, qemu/debootstrap/fdisk/ssh for the VM lab.
+# against real tools, grub-common for the GRUB snippet's test against the real
+# grub-mkconfig, qemu/debootstrap/fdisk/ssh for the VM lab.
 DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev lintian rpm \
-	dbus-daemon libvirt-clients pacemaker-cli-utils \
+	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common \
 	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

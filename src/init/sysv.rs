@@ -16,8 +16,8 @@
 //! it is the maintenance itself.
 
 use std::fs;
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -205,7 +205,10 @@ impl Sysv {
                     .filter_map(|line| {
                         let argv: Vec<&str> = line.split_whitespace().collect();
                         let mut cmd = Command::new(argv[0]);
-                        cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                        cmd.args(&argv[1..])
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null());
                         // A session of its own, as init would give it, and
                         // the default signal handling the pause turned off.
                         // SAFETY: only async-signal-safe calls between fork and exec.
