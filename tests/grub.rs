@@ -393,7 +393,9 @@ fn real_grub_mkconfig_in_a_private_mount_namespace() {
             .output()
             .is_ok_and(|o| o.status.success());
     if !usable {
-        eprintln!("SKIPPED real_grub_mkconfig: needs root, grub-mkconfig (grub-common) and unshare -m");
+        eprintln!(
+            "SKIPPED real_grub_mkconfig: needs root, grub-mkconfig (grub-common) and unshare -m"
+        );
         // `make deps` installs grub-common: CI must run the real thing.
         assert!(std::env::var_os("CI").is_none(), "CI must have grub-common");
         return;
