@@ -178,9 +178,8 @@ pub fn episode_line(e: &Episode) -> String {
         ),
     };
     format!(
-        "{} {} -> {} {} ({}{who}){}{hooks}{verify}",
+        "{} -> {} {} ({}{who}){}{hooks}{verify}",
         rfc3339(e.since.unwrap_or(e.requested)),
-        e.reason.as_str(),
         rfc3339(e.ended),
         e.end,
         e.reason.as_str(),
@@ -260,8 +259,11 @@ pub fn to_text(i: &Inputs) -> String {
     };
     out.push(format!("Enabled:      {switch}"));
     if let Some(b) = i.this_boot {
-        let mut line =
-            format!("This boot:    {:?} (decided by {})", b.mode, b.decided_by).to_lowercase();
+        let mode = match b.mode {
+            crate::state::Mode::Normal => "normal",
+            crate::state::Mode::Maintenance => "maintenance",
+        };
+        let mut line = format!("This boot:    {mode} (decided by {})", b.decided_by);
         if b.skipped_by_cmdline {
             line.push_str("; maintenance skipped by umm=off on the kernel command line");
         }
