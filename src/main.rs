@@ -29,14 +29,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Status { json } => commands::status(&ctx, json),
         Command::On {
-            force,
             dry_run: true,
             json,
             command,
-        } => {
-            let _ = force;
-            commands::check(&ctx, json, Some(command))
-        }
+            ..
+        } => commands::check(&ctx, json, Some(command)),
         Command::On { force, command, .. } => commands::on(&ctx, force, command),
         Command::Check { json } => commands::check(&ctx, json, None),
         Command::History { json } => commands::history(&ctx, json),

@@ -307,7 +307,9 @@ pub fn to_text(i: &Inputs) -> String {
         ));
     }
     if let Some(p) = i.state_problem {
-        out.push(format!("State file:   {p}"));
+        out.push(format!(
+            "State file:   {p}; the next boot or umm command sets it aside"
+        ));
     }
     for h in m.map(|m| m.hooks.as_slice()).unwrap_or_default() {
         out.push(format!(

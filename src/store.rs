@@ -56,10 +56,7 @@ pub fn read(path: &Path) -> Loaded {
             },
             Err(e) => Loaded {
                 state: State::default(),
-                problem: Some(format!(
-                    "{} is corrupt ({e}); it will be set aside at the next boot or umm command",
-                    path.display()
-                )),
+                problem: Some(format!("{} is corrupt ({e})", path.display())),
             },
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => Loaded {
@@ -135,8 +132,7 @@ fn set_aside(path: &Path, problem: &str) -> String {
     let aside = PathBuf::from(format!("{}.corrupt-{now}", path.display()));
     let message = match fs::rename(path, &aside) {
         Ok(()) => format!(
-            "{}; it was set aside as {} and umm started again from the default state",
-            problem.split("; it will be").next().unwrap_or(problem),
+            "{problem}; it was set aside as {} and umm started again from the default state",
             aside.display()
         ),
         Err(e) => format!("{problem}; setting it aside failed: {e}"),
