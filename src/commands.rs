@@ -115,40 +115,27 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     }
     let t = &settings.hook_timeouts;
     let checks = hooks::run_phase(&ctx.root, HookPhase::Check, Some(Reason::Manual), t);
-    let failed = hooks::failed_names(&checks);
-    if !failed.is_empty() {
-        print_failures(&checks);
-        if !force {
-            log::warn!("umm on vetoed by {}", failed.join(", "));
-            eprintln!(
-                "umm on: refused: vetoed by {}; nothing was changed (--force overrides)",
-                failed.join(", ")
-            );
-            return Ok(ExitCode::from(1));
-        }
-        log::warn!(
-            "umm on --force overrode the failed checks {}",
-            failed.join(", ")
-        );
-        println!("Overriding the failed checks: {}", failed.join(", "));
+    let vetoed = |f: &str| {
+        format!("umm on: refused: vetoed by {f}; nothing was changed (--force overrides)")
+    };
+    if !hooks_allow(&checks, force, vetoed, "Overriding the failed checks") {
+        return Ok(ExitCode::from(1));
     }
     let pre_on = hooks::run_phase(&ctx.root, HookPhase::PreOn, Some(Reason::Manual), t);
-    let failed = hooks::failed_names(&pre_on);
-    if !failed.is_empty() {
-        print_failures(&pre_on);
-        if !force {
-            let ran: Vec<_> = pre_on.iter().map(|h| h.name.as_str()).collect();
-            eprintln!(
-                "umm on: refused: {} failed; nothing was requested (pre-on hooks that ran: {}; undo them by hand) (--force overrides)",
-                failed.join(", "),
-                ran.join(", ")
-            );
-            return Ok(ExitCode::from(1));
-        }
-        println!(
-            "Going on despite the failed pre-on hooks: {}",
-            failed.join(", ")
-        );
+    let ran: Vec<_> = pre_on.iter().map(|h| h.name.as_str()).collect();
+    let failed_pre_on = |f: &str| {
+        format!(
+            "umm on: refused: {f} failed; nothing was requested (pre-on hooks that ran: {}; undo them by hand) (--force overrides)",
+            ran.join(", ")
+        )
+    };
+    if !hooks_allow(
+        &pre_on,
+        force,
+        failed_pre_on,
+        "Going on despite the failed pre-on hooks",
+    ) {
+        return Ok(ExitCode::from(1));
     }
     let services_before = match ctx.init.services() {
         Ok(services) => Some(
@@ -198,6 +185,31 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
         bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A hook phase that may stop the command (check, pre-on, pre-off): prints
+/// the failures; without --force, refuses with `refusal(failed hooks)` and
+/// returns false; with it, says it goes on anyway. Both are logged.
+fn hooks_allow(
+    records: &[HookRecord],
+    force: bool,
+    refusal: impl Fn(&str) -> String,
+    overriding: &str,
+) -> bool {
+    let failed = hooks::failed_names(records).join(", ");
+    if failed.is_empty() {
+        return true;
+    }
+    print_failures(records);
+    if !force {
+        let message = refusal(&failed);
+        log::warn!("{message}");
+        eprintln!("{message}");
+        return false;
+    }
+    log::warn!("--force: {overriding}: {failed}");
+    println!("{overriding}: {failed}");
+    true
 }
 
 fn print_failures(records: &[HookRecord]) {
@@ -332,18 +344,16 @@ pub fn off(
             Some(m.reason),
             &settings.hook_timeouts,
         );
-        let failed = hooks::failed_names(&pre_off);
-        if !failed.is_empty() {
-            print_failures(&pre_off);
-            if !force {
-                log::warn!("umm {what} vetoed by {}", failed.join(", "));
-                eprintln!(
-                    "umm {what}: refused: vetoed by {}; still in maintenance (--force overrides)",
-                    failed.join(", ")
-                );
-                return Ok(ExitCode::from(1));
-            }
-            println!("Overriding the failed pre-off hooks: {}", failed.join(", "));
+        let vetoed = |f: &str| {
+            format!("umm {what}: refused: vetoed by {f}; still in maintenance (--force overrides)")
+        };
+        if !hooks_allow(
+            &pre_off,
+            force,
+            vetoed,
+            "Overriding the failed pre-off hooks",
+        ) {
+            return Ok(ExitCode::from(1));
         }
     }
     let mut locked = store::lock(&ctx.root)?;
