@@ -8,7 +8,10 @@
 # Produces in OUT_DIR:
 #   base-VARIANT.raw        4 GiB sparse raw disk, MBR, one ext4 partition at 1 MiB
 #   base-sepvar-var.raw     (sepvar only) whole-disk ext4 holding /var
-#   id_ed25519[.pub]        ssh key allowed to log in as root (reused if present)
+#   id_ed25519[.pub]        ssh key allowed to log in as root and as the
+#                           non-root user "op" (reused if present)
+#   vmlinuz, initrd.img     the installed kernel and initramfs, for direct
+#                           kernel boots (qemu -kernel/-initrd)
 #   firstboot-serial.log    serial console of the GRUB-installing first boot
 #
 # No loop devices or mounts: the tree is built with debootstrap in a temp dir
@@ -165,6 +168,11 @@ EOF
 [ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C umm-lab -f "$KEY"
 install -d -m 700 "$TREE/root/.ssh"
 install -m 600 "$KEY.pub" "$TREE/root/.ssh/authorized_keys"
+# A non-root login as users have: Debian's default PATH for it has no
+# /usr/sbin.
+in_tree useradd --create-home --shell /bin/bash op
+install -d -m 700 -o "$(stat -c %u "$TREE/home/op")" -g "$(stat -c %g "$TREE/home/op")" "$TREE/home/op/.ssh"
+install -m 600 -o "$(stat -c %u "$TREE/home/op")" -g "$(stat -c %g "$TREE/home/op")" "$KEY.pub" "$TREE/home/op/.ssh/authorized_keys"
 cat >"$TREE/etc/ssh/sshd_config.d/umm-lab.conf" <<'EOF'
 PermitRootLogin prohibit-password
 PasswordAuthentication no
@@ -175,7 +183,7 @@ EOF
 KCMDLINE="console=tty0 console=ttyS0,115200 net.ifnames=0"
 sed -i -E \
     -e 's/^#?GRUB_TIMEOUT=.*/GRUB_TIMEOUT=1/' \
-    -e 's/^#?GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT=""/' \
+    -e 's/^#?GRUB_CMDLINE_LINUX_DEFAULT=.*/GRUB_CMDLINE_LINUX_DEFAULT="quiet"/' \
     -e "s/^#?GRUB_CMDLINE_LINUX=.*/GRUB_CMDLINE_LINUX=\"$KCMDLINE\"/" \
     -e 's/^#?GRUB_TERMINAL=.*/GRUB_TERMINAL="serial console"/' \
     "$TREE/etc/default/grub"
@@ -312,5 +320,7 @@ fi
 head -c 512 "$IMG.tmp" | grep -aq GRUB || die "no GRUB in the MBR"
 
 [ "$VARIANT" = sepvar ] && mv "$VAR_IMG.tmp" "$VAR_IMG"
+cp "$WORK/vmlinuz" "$OUT_DIR/vmlinuz"
+cp "$WORK/initrd.img" "$OUT_DIR/initrd.img"
 mv "$IMG.tmp" "$IMG"
 log "done: $IMG ($(du -h "$IMG" | cut -f1) used)"

@@ -1,7 +1,7 @@
 //! Base images (built once per recipe by image/build-base.sh, cached) and
 //! per-scenario copy-on-write overlays.
 
-use crate::vm::{run_with_deadline, wait_or_kill};
+use crate::vm::{run_with_deadline, trace, wait_or_kill, BootMethod, Machine, Vm, BOOT_TIMEOUT};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,13 +14,31 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 /// A built base image: read-only raw disks plus the root ssh key.
 #[derive(Clone)]
 pub struct BaseImage {
-    #[allow(dead_code)] // for scenarios and debugging output
     pub variant: String,
-    #[allow(dead_code)]
     pub dir: PathBuf,
     /// base-VARIANT.raw, then (sepvar) base-sepvar-var.raw.
     pub disks: Vec<PathBuf>,
     pub key: PathBuf,
+    /// The installed kernel and initramfs, copied out of the image when it
+    /// was built, for [`BootMethod::Direct`].
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+/// The kernel command line of a direct boot: what GRUB passes (see
+/// build-base.sh), without the BOOT_IMAGE and root UUID GRUB adds.
+const DIRECT_APPEND: &str =
+    "root=/dev/vda1 ro console=tty0 console=ttyS0,115200 net.ifnames=0 quiet";
+
+impl BaseImage {
+    /// Booting the installed kernel directly (no BIOS disk loading, no GRUB).
+    pub fn direct_boot(&self) -> BootMethod {
+        BootMethod::Direct {
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            append: DIRECT_APPEND.into(),
+        }
+    }
 }
 
 /// The repository root (this crate lives in tests/vm).
@@ -84,9 +102,16 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         variant: variant.to_string(),
         disks: disk_names(variant).iter().map(|n| dir.join(n)).collect(),
         key: dir.join("id_ed25519"),
+        kernel: dir.join("vmlinuz"),
+        initrd: dir.join("initrd.img"),
         dir: dir.clone(),
     };
-    if dir.join("READY").exists() && image.disks.iter().all(|d| d.exists()) {
+    let complete = image
+        .disks
+        .iter()
+        .chain([&image.kernel, &image.initrd])
+        .all(|d| d.exists());
+    if dir.join("READY").exists() && complete {
         return Ok(image);
     }
 
@@ -163,17 +188,106 @@ fn prune_stale(root: &Path, variant: &str, keep_hash: &str) {
     }
 }
 
-/// Create one qcow2 overlay per base disk in `dir` (disk0.qcow2, disk1.qcow2,
+/// One qcow2 overlay per base disk in `dir` (disk0.qcow2, disk1.qcow2,
 /// ...). Writes go to the overlays; the base stays untouched.
 pub fn create_overlays(base: &BaseImage, dir: &Path) -> Result<Vec<PathBuf>> {
+    overlays_over(&base.disks, dir)
+}
+
+/// A base image with the .deb under test installed, booted once more so
+/// that umm ran from the start of a boot, settled, and saved as a running
+/// VM: scenarios resume it in about a second instead of booting and
+/// installing for a minute and a half each.
+#[derive(Clone)]
+pub struct Ready {
+    /// qcow2 disks over the base image's, as they were when the state was saved.
+    pub disks: Vec<PathBuf>,
+    /// The saved VM state (memory and devices), for `-incoming`.
+    pub state: PathBuf,
+    pub boot: BootMethod,
+    /// How long making it took (0 when it came from the cache).
+    pub made_in: Duration,
+}
+
+/// The ready state of `base` with `deb` installed, made once per .deb
+/// (cached beside the base image, keyed by the .deb's contents).
+pub fn ensure_ready(base: &BaseImage, deb: &Path) -> Result<Ready> {
+    let bytes = fs::read(deb).with_context(|| format!("reading {}", deb.display()))?;
+    let key = format!("ready-{:016x}", fnv1a64(&bytes));
+    let dir = base.dir.join(&key);
+    let ready = Ready {
+        disks: (0..base.disks.len())
+            .map(|i| dir.join(format!("disk{i}.qcow2")))
+            .collect(),
+        state: dir.join("state.bin"),
+        boot: base.direct_boot(),
+        made_in: Duration::ZERO,
+    };
+    if dir.join("READY").exists() {
+        return Ok(ready);
+    }
+    // Older .debs' states are of no use any more.
+    if let Ok(entries) = fs::read_dir(&base.dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("ready-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let started = Instant::now();
+    fs::create_dir_all(&dir)?;
+    let overlays = create_overlays(base, &dir)?;
+    let machine = Machine {
+        disks: overlays,
+        boot: ready.boot.clone(),
+        incoming: None,
+    };
+    let mut vm = Vm::start(&dir, &machine, &base.key)?;
+    vm.wait_ssh(BOOT_TIMEOUT)?;
+    let remote = "/root/umm.deb";
+    vm.scp_to(deb, remote)?;
+    vm.ssh_ok(&format!(
+        "DEBIAN_FRONTEND=noninteractive dpkg -i {remote} && rm {remote}"
+    ))?;
+    // umm runs from the start of a boot from here on.
+    vm.reboot_clean()?;
+    let settled = vm.ssh_timeout(
+        "if [ -d /run/systemd/system ]; then systemctl is-system-running --wait; \
+         else while pgrep -f /etc/init.d/rc >/dev/null; do sleep 0.5; done; runlevel; fi",
+        Duration::from_secs(300),
+    )?;
+    trace(&format!(
+        "ready state of {}: {}",
+        base.variant,
+        String::from_utf8_lossy(&settled.stdout).trim()
+    ));
+    vm.ssh_ok("umm status >/dev/null && sync")?;
+    vm.save_state(&ready.state)?;
+    fs::write(
+        dir.join("READY"),
+        format!("{}\n", started.elapsed().as_secs()),
+    )?;
+    Ok(Ready {
+        made_in: started.elapsed(),
+        ..ready
+    })
+}
+
+/// qcow2 overlays over `disks` (raw or qcow2) in `dir`: disk0.qcow2, ...
+pub fn overlays_over(disks: &[PathBuf], dir: &Path) -> Result<Vec<PathBuf>> {
     fs::create_dir_all(dir)?;
     let mut overlays = Vec::new();
-    for (i, disk) in base.disks.iter().enumerate() {
+    for (i, disk) in disks.iter().enumerate() {
         let overlay = dir.join(format!("disk{i}.qcow2"));
         let _ = fs::remove_file(&overlay);
+        let backing_format = if disk.extension().is_some_and(|e| e == "qcow2") {
+            "qcow2"
+        } else {
+            "raw"
+        };
         let out = run_with_deadline(
             Command::new("qemu-img")
-                .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+                .args(["create", "-q", "-f", "qcow2", "-F", backing_format, "-b"])
                 .arg(disk)
                 .arg(&overlay)
                 .stdin(Stdio::null()),

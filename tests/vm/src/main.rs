@@ -1,28 +1,36 @@
 //! umm-lab: runs VM scenarios against Debian guests under qemu (TCG).
 //!
-//!   umm-lab [--only NAME] [--keep] [--list] [--deb PATH]
+//!   umm-lab [--only NAME[,NAME...]] [--jobs N] [--keep] [--list] [--deb PATH]
 //!
-//! Each scenario prints `PASS name (12.3 s)` or `FAIL name (12.3 s): reason`;
-//! the last line is `N passed, N failed`.
+//! Base images are built (cached by recipe), then per variant a ready
+//! state: the .deb installed, booted, saved as a running VM (cached by the
+//! .deb's contents). Scenarios resume it on copy-on-write overlays and run
+//! N at a time. Each prints `PASS name (12.3 s)` or `FAIL name (12.3 s):
+//! reason`; then a timing table; the last line is `N passed, N failed`.
 
 mod image;
 mod scenarios;
 mod vm;
 
 use anyhow::{bail, ensure, Context, Result};
-use image::BaseImage;
+use image::{BaseImage, Ready};
 use std::collections::HashMap;
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vm::{run_with_deadline, Vm, BOOT_TIMEOUT};
+use vm::{run_with_deadline, BootMethod, Machine, Stats, Vm, BOOT_TIMEOUT};
 
-/// A scenario gets a fresh overlay of its variant's base image.
+/// A scenario: a function over its [`Ctx`], the image variant it runs on,
+/// and whether it starts from the variant's ready state (installed,
+/// resumed) or boots the bare base image itself.
 struct Scenario {
     name: &'static str,
     variant: &'static str,
+    /// Resumes the ready state (`installed`); false: boots the base itself.
+    ready: bool,
     about: &'static str,
     run: fn(&mut Ctx) -> Result<()>,
 }
@@ -31,78 +39,91 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "crash-loop",
         variant: "systemd",
+        ready: true,
         about: "3 unclean boots -> maintenance, nothing outside the keep-set started; umm off -> every service up",
         run: scenarios::crash_loop,
     },
     Scenario {
         name: "clean-reboots",
         variant: "systemd",
+        ready: true,
         about: "clean reboots never count; boot cost of umm",
         run: scenarios::clean_reboots,
     },
     Scenario {
         name: "uptime-reset",
         variant: "systemd",
+        ready: true,
         about: "counter_reset_time of uptime resets the count (timer follows the config)",
         run: scenarios::uptime_reset,
     },
     Scenario {
         name: "on-command",
         variant: "systemd",
+        ready: true,
         about: "umm on -- CMD: maintenance, CMD's exit code in status; umm off reboot -> normal",
         run: scenarios::on_command,
     },
     Scenario {
         name: "disabled",
         variant: "systemd",
+        ready: true,
         about: "disabled: a crash loop never enters; umm on refused",
         run: scenarios::disabled,
     },
     Scenario {
         name: "binary-removed",
         variant: "systemd",
+        ready: true,
         about: "umm binary removed: the node boots normally",
         run: scenarios::binary_removed,
     },
     Scenario {
         name: "grub-entries",
         variant: "systemd",
+        ready: false,
         about: "GRUB entries for every kernel; umm=on entry -> maintenance (cmdline); umm=off entry skips and keeps the request",
         run: scenarios::grub_entries,
     },
     Scenario {
         name: "package-lifecycle",
         variant: "systemd",
+        ready: false,
         about: "install, upgrade (state and config kept), remove, purge; normal boots and GRUB menu after each",
         run: scenarios::package_lifecycle,
     },
     Scenario {
         name: "hooks",
         variant: "systemd",
+        ready: true,
         about: "check veto; pre-on/on/off hooks in their boots; hung hook killed; umm off reports a failed service",
         run: scenarios::hooks,
     },
     Scenario {
         name: "sysvinit-crash-loop",
         variant: "sysvinit",
+        ready: true,
         about: "sysvinit: crash loop -> maintenance, cron not started; umm off -> cron running",
         run: scenarios::sysvinit_crash_loop,
     },
     Scenario {
         name: "sysvinit-on-command",
         variant: "sysvinit",
+        ready: true,
         about: "sysvinit: umm on -- CMD, off reboot, clean reboots not counted, disable",
         run: scenarios::sysvinit_on_command,
     },
     Scenario {
         name: "demo",
         variant: "systemd",
+        ready: true,
         about: "make demo: crash loop -> maintenance -> umm off, narrated",
         run: scenarios::demo,
     },
     Scenario {
         name: "sepvar",
         variant: "sepvar",
+        ready: true,
         about: "/var on its own filesystem: crash loop -> maintenance -> umm off",
         run: scenarios::sepvar,
     },
@@ -113,21 +134,71 @@ pub struct Ctx {
     pub name: &'static str,
     pub variant: &'static str,
     base: BaseImage,
+    ready: Option<Ready>,
     /// target/vm-run/<scenario>: overlays, serial log, qemu log.
     work: PathBuf,
-    overlays: Vec<PathBuf>,
+    /// The machine last started (its disks are this scenario's overlays).
+    machine: Option<Machine>,
     vm: Option<Vm>,
-    deb: Option<PathBuf>,
+    deb: PathBuf,
+    /// Boots and ssh commands of the VMs this scenario has finished with.
+    stats: Stats,
 }
 
 impl Ctx {
-    /// Boot the scenario's disks (again, if it was powered off) and wait for
-    /// ssh. A VM still running from an earlier boot() is killed first.
-    pub fn boot(&mut self) -> Result<&mut Vm> {
-        self.vm = None;
-        let mut vm = Vm::boot(&self.work, &self.overlays, &self.base.key)?;
+    fn replace_vm(&mut self, vm: Option<Vm>) {
+        if let Some(old) = self.vm.take() {
+            self.stats.add(&old.stats());
+        }
+        self.vm = vm;
+    }
+
+    /// Resumes the variant's ready state (the .deb installed, a full boot of
+    /// the installed system, settled) on fresh overlays: about a second.
+    pub fn resume_installed(&mut self) -> Result<&mut Vm> {
+        self.replace_vm(None);
+        let ready = self
+            .ready
+            .clone()
+            .context("this scenario has no ready state (ready: false in SCENARIOS)")?;
+        let disks = image::overlays_over(&ready.disks, &self.work)?;
+        let machine = Machine {
+            disks,
+            boot: ready.boot.clone(),
+            incoming: Some(ready.state.clone()),
+        };
+        let mut vm = Vm::start(&self.work, &machine, &self.base.key)?;
         vm.wait_ssh(BOOT_TIMEOUT)?;
-        Ok(self.vm.insert(vm))
+        self.machine = Some(Machine {
+            incoming: None,
+            ..machine
+        });
+        self.replace_vm(Some(vm));
+        self.vm()
+    }
+
+    /// Boots fresh overlays of the bare base image through the BIOS and
+    /// GRUB, as a machine does, and waits for ssh.
+    pub fn boot_fresh(&mut self) -> Result<&mut Vm> {
+        self.replace_vm(None);
+        let machine = Machine {
+            disks: image::create_overlays(&self.base, &self.work)?,
+            boot: BootMethod::Grub,
+            incoming: None,
+        };
+        self.machine = Some(machine);
+        self.boot()
+    }
+
+    /// Boots the scenario's disks again (if it was powered off) and waits
+    /// for ssh. A VM still running is killed first.
+    pub fn boot(&mut self) -> Result<&mut Vm> {
+        self.replace_vm(None);
+        let machine = self.machine.clone().context("no disks yet")?;
+        let mut vm = Vm::start(&self.work, &machine, &self.base.key)?;
+        vm.wait_ssh(BOOT_TIMEOUT)?;
+        self.replace_vm(Some(vm));
+        self.vm()
     }
 
     /// The VM booted by [`Ctx::boot`].
@@ -135,24 +206,36 @@ impl Ctx {
         self.vm.as_mut().context("no VM booted")
     }
 
-    /// The .deb to test: --deb PATH, else the newest target/debian/umm_*_amd64.deb.
+    /// The .deb under test.
     pub fn deb(&self) -> Result<PathBuf> {
-        if let Some(deb) = &self.deb {
-            return Ok(deb.clone());
-        }
-        let dir = image::target_dir().join("debian");
-        let newest = fs::read_dir(&dir)
-            .with_context(|| format!("no --deb given and cannot read {}", dir.display()))?
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("umm_") && n.ends_with("_amd64.deb")
-            })
-            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-            .map(|e| e.path());
-        newest
-            .with_context(|| format!("no --deb given and no umm_*_amd64.deb in {}", dir.display()))
+        Ok(self.deb.clone())
     }
+
+    fn stats(&self) -> Stats {
+        let mut all = self.stats;
+        if let Some(vm) = &self.vm {
+            all.add(&vm.stats());
+        }
+        all
+    }
+}
+
+/// The .deb to test: --deb PATH, else the newest target/debian/umm_*_amd64.deb.
+fn find_deb(given: Option<&PathBuf>) -> Result<PathBuf> {
+    if let Some(deb) = given {
+        return Ok(deb.clone());
+    }
+    let dir = image::target_dir().join("debian");
+    let newest = fs::read_dir(&dir)
+        .with_context(|| format!("no --deb given and cannot read {}", dir.display()))?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("umm_") && n.ends_with("_amd64.deb")
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path());
+    newest.with_context(|| format!("no --deb given and no umm_*_amd64.deb in {}", dir.display()))
 }
 
 /// Install a .deb the way a user would: copy it to /root, `dpkg -i` it.
@@ -174,28 +257,46 @@ pub fn install_deb(vm: &mut Vm, deb: &Path, reboot: bool) -> Result<()> {
 // ------------------------------------------------------------------ runner
 
 struct Opts {
-    only: Option<String>,
+    only: Vec<String>,
     keep: bool,
     list: bool,
     deb: Option<PathBuf>,
+    jobs: usize,
 }
 
-const USAGE: &str = "usage: umm-lab [--only NAME] [--keep] [--list] [--deb PATH]";
+const USAGE: &str =
+    "usage: umm-lab [--only NAME[,NAME...]] [--jobs N] [--keep] [--list] [--deb PATH]";
 
 fn parse_args() -> Result<Opts> {
     let mut opts = Opts {
-        only: None,
+        only: Vec::new(),
         keep: false,
         list: false,
         deb: None,
+        jobs: std::env::var("UMM_LAB_JOBS")
+            .ok()
+            .and_then(|j| j.parse().ok())
+            .unwrap_or(DEFAULT_JOBS),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--only" => opts.only = Some(args.next().context("--only needs a NAME")?),
+            "--only" => opts.only.extend(
+                args.next()
+                    .context("--only needs a NAME")?
+                    .split(',')
+                    .map(String::from),
+            ),
             "--keep" => opts.keep = true,
             "--list" => opts.list = true,
             "--deb" => opts.deb = Some(args.next().context("--deb needs a PATH")?.into()),
+            "--jobs" => {
+                opts.jobs = args
+                    .next()
+                    .and_then(|j| j.parse().ok())
+                    .filter(|j| *j >= 1)
+                    .context("--jobs needs a number of at least 1")?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -205,6 +306,10 @@ fn parse_args() -> Result<Opts> {
     }
     Ok(opts)
 }
+
+/// Scenarios run at once by default: measured on 2 cores (see README,
+/// "Test times").
+const DEFAULT_JOBS: usize = 2;
 
 /// Install the host tools with apt-get if any is missing.
 fn ensure_host_tools() -> Result<()> {
@@ -227,6 +332,7 @@ fn ensure_host_tools() -> Result<()> {
                 .unwrap_or(false)
                 // debootstrap & co live in /usr/sbin, not always on a user's PATH
                 && !Path::new("/usr/sbin").join(t).is_file()
+                && !Path::new("/sbin").join(t).is_file()
         })
         .collect();
     if missing.is_empty() {
@@ -268,30 +374,101 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Outcome of one scenario: Ok, or the reason plus the context (for logs).
-fn run_one(
-    s: &Scenario,
-    opts: &Opts,
-    bases: &mut HashMap<&'static str, BaseImage>,
-) -> (Result<()>, Option<Ctx>) {
-    let mut setup = || -> Result<Ctx> {
-        if !bases.contains_key(s.variant) {
-            bases.insert(s.variant, image::ensure_base(s.variant)?);
+/// Base images and ready states, made before any scenario runs.
+#[derive(Default)]
+struct Prepared {
+    bases: HashMap<&'static str, BaseImage>,
+    ready: HashMap<&'static str, Ready>,
+    /// (what, seconds) for the timing table.
+    steps: Vec<(String, f64)>,
+}
+
+/// Runs `work` on up to `jobs` threads; results in the order of `items`.
+fn parallel<T: Sync, R: Send>(jobs: usize, items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for n in 0..jobs.min(items.len()).max(1) {
+            let (next, results, work) = (&next, &results, &work);
+            std::thread::Builder::new()
+                .name(format!("job{n}"))
+                .spawn_scoped(scope, move || loop {
+                    let i = {
+                        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+                        let i = *next;
+                        *next += 1;
+                        i
+                    };
+                    let Some(item) = items.get(i) else { break };
+                    let r = work(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                })
+                .expect("spawning a lab thread");
         }
-        let base = &bases[s.variant];
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+fn prepare(selected: &[&Scenario], deb: &Path, jobs: usize) -> Result<Prepared> {
+    let mut prepared = Prepared::default();
+    let mut variants: Vec<&'static str> = selected.iter().map(|s| s.variant).collect();
+    variants.sort();
+    variants.dedup();
+    for (variant, result) in variants.iter().zip(parallel(jobs, &variants, |v| {
+        let t = Instant::now();
+        image::ensure_base(v).map(|b| (b, t.elapsed().as_secs_f64()))
+    })) {
+        let (base, secs) = result?;
+        prepared.steps.push((format!("base image {variant}"), secs));
+        prepared.bases.insert(variant, base);
+    }
+    let mut need_ready: Vec<&'static str> = selected
+        .iter()
+        .filter(|s| s.ready)
+        .map(|s| s.variant)
+        .collect();
+    need_ready.sort();
+    need_ready.dedup();
+    let bases = &prepared.bases;
+    let made = parallel(jobs, &need_ready, |v| {
+        vm::trace(&format!("making the ready state of {v}"));
+        image::ensure_ready(&bases[v], deb)
+    });
+    for (variant, result) in need_ready.iter().zip(made) {
+        let ready = result.with_context(|| format!("making the ready state of {variant}"))?;
+        prepared.steps.push((
+            format!("ready state {variant} (install + boot + save)"),
+            ready.made_in.as_secs_f64(),
+        ));
+        prepared.ready.insert(variant, ready);
+    }
+    Ok(prepared)
+}
+
+/// Outcome of one scenario: Ok, or the reason plus the context (for logs).
+fn run_one(s: &Scenario, prepared: &Prepared, deb: &Path) -> (Result<()>, Option<Ctx>) {
+    let setup = || -> Result<Ctx> {
+        let base = prepared.bases[s.variant].clone();
         let work = image::target_dir().join("vm-run").join(s.name);
         if work.exists() {
             fs::remove_dir_all(&work)?;
         }
-        let overlays = image::create_overlays(base, &work)?;
+        fs::create_dir_all(&work)?;
         Ok(Ctx {
             name: s.name,
             variant: s.variant,
-            base: base.clone(),
+            base,
+            ready: prepared.ready.get(s.variant).cloned(),
             work,
-            overlays,
+            machine: None,
             vm: None,
-            deb: opts.deb.clone(),
+            deb: deb.to_path_buf(),
+            stats: Stats::default(),
         })
     };
     let mut ctx = match setup() {
@@ -323,6 +500,14 @@ fn save_failure_logs(name: &str, ctx: Option<&mut Ctx>) -> Vec<PathBuf> {
     Vec::new()
 }
 
+/// One finished scenario, for the summary.
+struct Outcome {
+    name: &'static str,
+    passed: bool,
+    secs: f64,
+    stats: Stats,
+}
+
 fn main() -> ExitCode {
     let opts = match parse_args() {
         Ok(o) => o,
@@ -333,20 +518,25 @@ fn main() -> ExitCode {
     };
     if opts.list {
         for s in SCENARIOS {
-            println!("{:<16} {:<9} {}", s.name, s.variant, s.about);
+            println!("{:<22} {:<9} {}", s.name, s.variant, s.about);
         }
         return ExitCode::SUCCESS;
     }
-    let selected: Vec<&Scenario> = match &opts.only {
-        Some(name) => match SCENARIOS.iter().find(|s| s.name == name) {
-            Some(s) => vec![s],
-            None => {
-                eprintln!("no scenario named {name:?} (see --list)");
-                return ExitCode::from(2);
-            }
-        },
+    let selected: Vec<&Scenario> = if opts.only.is_empty() {
         // `demo` repeats crash-loop's proof with narration: `make demo` only.
-        None => SCENARIOS.iter().filter(|s| s.name != "demo").collect(),
+        SCENARIOS.iter().filter(|s| s.name != "demo").collect()
+    } else {
+        let mut picked = Vec::new();
+        for name in &opts.only {
+            match SCENARIOS.iter().find(|s| s.name == name) {
+                Some(s) => picked.push(s),
+                None => {
+                    eprintln!("no scenario named {name:?} (see --list)");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        picked
     };
     if opts.keep && selected.len() != 1 {
         eprintln!("--keep needs --only NAME");
@@ -356,27 +546,49 @@ fn main() -> ExitCode {
         eprintln!("{e:#}");
         return ExitCode::FAILURE;
     }
+    let deb = match find_deb(opts.deb.as_ref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
 
-    let (mut passed, mut failed) = (0, 0);
-    let mut bases = HashMap::new();
-    for s in selected {
+    let lab_started = Instant::now();
+    let prepared = match prepare(&selected, &deb, opts.jobs) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e:#}");
+            println!(
+                "FAIL preparing the lab: {}",
+                format!("{e:#}").replace('\n', " | ")
+            );
+            println!("0 passed, {} failed", selected.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let jobs = if opts.keep { 1 } else { opts.jobs };
+    let print = Mutex::new(());
+    let outcomes = parallel(jobs, &selected, |s| {
         let start = Instant::now();
         let _ = fs::remove_dir_all(image::target_dir().join("vm-logs").join(s.name));
-        let (result, mut ctx) = run_one(s, &opts, &mut bases);
+        let (result, mut ctx) = run_one(s, &prepared, &deb);
         let secs = start.elapsed().as_secs_f64();
+        let stats = ctx.as_ref().map(Ctx::stats).unwrap_or_default();
+        let passed = result.is_ok();
         match result {
             Ok(()) => {
-                passed += 1;
+                let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
                 println!("PASS {} ({secs:.1} s)", s.name);
             }
             Err(e) => {
-                failed += 1;
                 let logs = save_failure_logs(s.name, ctx.as_mut());
                 let logs: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
-                // Full detail on stderr, one line on stdout.
-                eprintln!("{} failed:\n{e:#}", s.name);
                 let reason = format!("{e:#}").replace('\n', " | ");
                 let reason: String = reason.chars().take(400).collect();
+                let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+                // Full detail on stderr, one line on stdout.
+                eprintln!("{} failed:\n{e:#}", s.name);
                 println!(
                     "FAIL {} ({secs:.1} s): {reason}; logs: {}",
                     s.name,
@@ -397,13 +609,66 @@ fn main() -> ExitCode {
             drop(ctx); // kills qemu
             let _ = fs::remove_dir_all(work);
         }
-    }
+        Outcome {
+            name: s.name,
+            passed,
+            secs,
+            stats,
+        }
+    });
+    print_timing(
+        &prepared,
+        &outcomes,
+        lab_started.elapsed().as_secs_f64(),
+        jobs,
+    );
+    let passed = outcomes.iter().filter(|o| o.passed).count();
+    let failed = outcomes.len() - passed;
     println!("{passed} passed, {failed} failed");
     if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Where the lab's time went: preparation, then each scenario with its
+/// boots (count and time waited for ssh) and ssh commands.
+fn print_timing(prepared: &Prepared, outcomes: &[Outcome], total: f64, jobs: usize) {
+    println!("lab timing ({jobs} at a time):");
+    for (what, secs) in &prepared.steps {
+        println!("  {what:<44} {secs:>7.1} s");
+    }
+    println!(
+        "  {:<22} {:>7} {:>6} {:>10} {:>6} {:>9}",
+        "scenario", "wall s", "boots", "boot wait", "ssh", "ssh time"
+    );
+    let mut sum = Stats::default();
+    let mut wall = 0.0;
+    for o in outcomes {
+        let s = &o.stats;
+        println!(
+            "  {:<22} {:>7.1} {:>6} {:>8.1} s {:>6} {:>7.1} s",
+            o.name,
+            o.secs,
+            s.boots,
+            s.boot_wait.as_secs_f64(),
+            s.ssh_commands,
+            s.ssh_time.as_secs_f64()
+        );
+        sum.add(s);
+        wall += o.secs;
+    }
+    println!(
+        "  {:<22} {:>7.1} {:>6} {:>8.1} s {:>6} {:>7.1} s",
+        "all scenarios (sum)",
+        wall,
+        sum.boots,
+        sum.boot_wait.as_secs_f64(),
+        sum.ssh_commands,
+        sum.ssh_time.as_secs_f64()
+    );
+    println!("  lab total (wall clock): {total:.1} s");
 }
 
 /// --keep: leave the scenario's VM running (booting its disks again if the

@@ -48,11 +48,19 @@ pub fn expect_state(vm: &Vm, state: &str, reason: Option<&str>) -> Result<Value>
     Ok(s)
 }
 
-/// Boots a fresh guest, installs the .deb, reboots cleanly so that umm runs
-/// from the start of a boot.
+/// A guest with the .deb installed, in a boot that umm ran from the start
+/// of: the variant's ready state, resumed.
 pub fn installed(ctx: &mut Ctx) -> Result<&mut Vm> {
+    let vm = ctx.resume_installed()?;
+    expect_state(vm, "operational", None)?;
+    Ok(vm)
+}
+
+/// Like [`installed`], but booted through the BIOS and GRUB and installed
+/// in this scenario: for what GRUB's menu must show and boot.
+pub fn installed_via_grub(ctx: &mut Ctx) -> Result<&mut Vm> {
     let deb = ctx.deb()?;
-    let vm = ctx.boot()?;
+    let vm = ctx.boot_fresh()?;
     install_deb(vm, &deb, true)?;
     expect_state(vm, "operational", None)?;
     Ok(vm)
@@ -474,7 +482,7 @@ fn menu_entry(s: &Value, kind: &str) -> Result<String> {
 /// maintenance (reason cmdline); the skip entry boots normally and keeps a
 /// pending request.
 pub fn grub_entries(ctx: &mut Ctx) -> Result<()> {
-    let vm = installed(ctx)?;
+    let vm = installed_via_grub(ctx)?;
     // A second kernel, as GRUB's 10_linux sees one: another vmlinuz/initrd pair.
     vm.ssh_ok(
         "k=$(uname -r); cp /boot/vmlinuz-$k /boot/vmlinuz-6.1.0-0.lab-amd64; \
@@ -558,7 +566,7 @@ fn umm_entries_in_grub(vm: &Vm) -> Result<usize> {
 /// normally after each.
 pub fn package_lifecycle(ctx: &mut Ctx) -> Result<()> {
     let deb = ctx.deb()?;
-    let vm = ctx.boot()?;
+    let vm = ctx.boot_fresh()?;
     install_deb(vm, &deb, true)?;
     expect_state(vm, "operational", None)?;
     let enabled =

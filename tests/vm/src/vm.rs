@@ -6,6 +6,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -36,7 +37,9 @@ pub fn trace(msg: &str) {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = *START.get_or_init(Instant::now);
     if std::env::var_os("UMM_LAB_TRACE").is_some() {
-        eprintln!("[{:7.1} s] {msg}", start.elapsed().as_secs_f64());
+        let thread = thread::current();
+        let name = thread.name().unwrap_or("lab");
+        eprintln!("[{:7.1} s {name}] {msg}", start.elapsed().as_secs_f64());
     }
 }
 
@@ -110,6 +113,65 @@ pub fn wait_or_kill(
     Ok(None)
 }
 
+/// How qemu starts the guest's kernel.
+#[derive(Clone, Debug)]
+pub enum BootMethod {
+    /// Through the BIOS and the GRUB installed on the disk: the path a real
+    /// machine takes (and the only one where GRUB's menu is under test).
+    Grub,
+    /// qemu loads the installed kernel and initramfs itself (copied out of
+    /// the image when it was built) and passes `append` as the command line.
+    /// Skips the BIOS loading 40 MB through int13 under TCG (about 10 s per
+    /// boot, measured); the kernel, initramfs and everything after are the
+    /// installed system's own.
+    Direct {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        append: String,
+    },
+}
+
+/// What one qemu process runs: its disks, how it boots, and optionally a
+/// saved VM state to resume instead of booting.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub disks: Vec<PathBuf>,
+    pub boot: BootMethod,
+    /// A state written by [`Vm::save_state`] on a machine with the same
+    /// devices, resumed with `-incoming`; `disks` must be copy-on-write
+    /// overlays of the disks it was saved with.
+    pub incoming: Option<PathBuf>,
+}
+
+/// Where the lab's time goes, per scenario: boots (qemu starts, crashes and
+/// reboots waited for) and ssh commands.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub boots: u32,
+    pub boot_wait: Duration,
+    pub restores: u32,
+    pub ssh_commands: u32,
+    pub ssh_time: Duration,
+}
+
+impl Stats {
+    pub fn add(&mut self, other: &Stats) {
+        self.boots += other.boots;
+        self.boot_wait += other.boot_wait;
+        self.restores += other.restores;
+        self.ssh_commands += other.ssh_commands;
+        self.ssh_time += other.ssh_time;
+    }
+}
+
+/// The ssh master connection of one boot (OpenSSH connection sharing):
+/// each command then costs a channel, not a key exchange with a guest
+/// whose sshd runs under emulation (about 1 s per connection, measured).
+struct Master {
+    child: Child,
+    socket: PathBuf,
+}
+
 /// A running qemu-system-x86_64 guest with ssh forwarded to 127.0.0.1:port.
 pub struct Vm {
     /// None once qemu has been reaped or handed over by [`Vm::detach`].
@@ -119,19 +181,21 @@ pub struct Vm {
     key: PathBuf,
     qmp_sock: PathBuf,
     serial_log: PathBuf,
+    master: RefCell<Option<Master>>,
+    stats: Cell<Stats>,
 }
 
 impl Vm {
-    /// Start qemu on `disks` (qcow2 overlays or raw files, attached as
-    /// /dev/vda, /dev/vdb, ...) and return at once; see [`Vm::wait_ssh`].
+    /// Start qemu for `machine` and return at once (see [`Vm::wait_ssh`]);
+    /// with a saved state, returns once it is loaded and the guest runs.
     /// The serial console is appended to `run_dir/serial.log`, so several
     /// boots of the same disks end up in one log.
-    pub fn boot(run_dir: &Path, disks: &[PathBuf], key: &Path) -> Result<Vm> {
+    pub fn start(run_dir: &Path, machine: &Machine, key: &Path) -> Result<Vm> {
         fs::create_dir_all(run_dir)?;
         // The port is free when we look; qemu might lose a race for it, so retry.
         let mut last_err = anyhow!("not started");
         for _ in 0..3 {
-            match Self::try_boot(run_dir, disks, key) {
+            match Self::try_start(run_dir, machine, key) {
                 Ok(vm) => return Ok(vm),
                 Err(e) => last_err = e,
             }
@@ -139,7 +203,7 @@ impl Vm {
         Err(last_err)
     }
 
-    fn try_boot(run_dir: &Path, disks: &[PathBuf], key: &Path) -> Result<Vm> {
+    fn try_start(run_dir: &Path, machine: &Machine, key: &Path) -> Result<Vm> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let serial_log = run_dir.join("serial.log");
         let qemu_log = run_dir.join("qemu.log");
@@ -162,7 +226,7 @@ impl Vm {
             .args(["-device", "virtio-net-pci,netdev=n0"])
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp_sock.display()));
-        for disk in disks {
+        for disk in &machine.disks {
             let format = if disk.extension().is_some_and(|e| e == "qcow2") {
                 "qcow2"
             } else {
@@ -170,6 +234,24 @@ impl Vm {
             };
             cmd.arg("-drive")
                 .arg(format!("file={},format={format},if=virtio", disk.display()));
+        }
+        if let BootMethod::Direct {
+            kernel,
+            initrd,
+            append,
+        } = &machine.boot
+        {
+            cmd.arg("-kernel")
+                .arg(kernel)
+                .arg("-initrd")
+                .arg(initrd)
+                .arg("-append")
+                .arg(append);
+        }
+        if let Some(state) = &machine.incoming {
+            // qemu 7.2 (Debian 12) has no file: migration URI.
+            cmd.arg("-incoming")
+                .arg(format!("exec:cat {}", state.display()));
         }
         let log = OpenOptions::new()
             .create(true)
@@ -180,8 +262,13 @@ impl Vm {
             .stderr(log);
         let child = cmd.spawn().context("starting qemu-system-x86_64")?;
         trace(&format!(
-            "qemu started, pid {}, ssh port {port}",
-            child.id()
+            "qemu started, pid {}, ssh port {port}{}",
+            child.id(),
+            if machine.incoming.is_some() {
+                " (resuming a saved state)"
+            } else {
+                ""
+            }
         ));
         let mut vm = Vm {
             pid: child.id(),
@@ -190,6 +277,8 @@ impl Vm {
             key: key.to_path_buf(),
             qmp_sock,
             serial_log,
+            master: RefCell::new(None),
+            stats: Cell::new(Stats::default()),
         };
         // qemu creates the QMP socket once it is set up; it exits at once on
         // bad arguments or a taken port.
@@ -199,9 +288,82 @@ impl Vm {
                 let log = fs::read_to_string(&qemu_log).unwrap_or_default();
                 bail!("qemu did not start (log {}):\n{log}", qemu_log.display());
             }
-            thread::sleep(Duration::from_millis(100));
+            thread::sleep(Duration::from_millis(50));
+        }
+        if machine.incoming.is_some() {
+            vm.wait_incoming(&qemu_log)?;
         }
         Ok(vm)
+    }
+
+    /// Waits (bounded) until an incoming saved state is loaded and the
+    /// guest runs again.
+    fn wait_incoming(&mut self, qemu_log: &Path) -> Result<()> {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(120);
+        loop {
+            let status = self.qmp("query-status", Value::Null).ok();
+            let state = status
+                .as_ref()
+                .and_then(|s| s["status"].as_str())
+                .unwrap_or("")
+                .to_string();
+            match state.as_str() {
+                "running" => break,
+                // Loaded, but not started: the source was paused.
+                "paused" | "postmigrate" | "prelaunch" => {
+                    self.qmp("cont", Value::Null)?;
+                }
+                _ => {}
+            }
+            if !self.is_running() || Instant::now() >= deadline {
+                let log = fs::read_to_string(qemu_log).unwrap_or_default();
+                bail!(
+                    "the saved state did not load (qemu status {state:?}; log {}):\n{log}",
+                    qemu_log.display()
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        self.count(|s| s.restores += 1);
+        trace(&format!(
+            "saved state loaded in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// Saves the running guest's whole state (memory, devices) to `file`
+    /// and stops qemu, leaving the disks as they were at that instant. A
+    /// machine with the same devices, on overlays of those disks, resumes
+    /// it with [`Machine::incoming`].
+    pub fn save_state(&mut self, file: &Path) -> Result<()> {
+        // The guest must not keep a session whose other end will be gone.
+        self.drop_master();
+        let tmp = file.with_extension("tmp");
+        let _ = fs::remove_file(&tmp);
+        self.qmp(
+            "migrate",
+            json!({ "uri": format!("exec:cat > {}", tmp.display()) }),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let r = self.qmp("query-migrate", Value::Null)?;
+            match r["status"].as_str() {
+                Some("completed") => break,
+                Some("failed") | Some("cancelled") => bail!("saving the VM state failed: {r}"),
+                _ if Instant::now() >= deadline => bail!("saving the VM state timed out: {r}"),
+                _ => thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        // The guest is paused now; stop qemu before anything touches the disks.
+        let _ = self.qmp("quit", Value::Null);
+        if let Some(mut child) = self.child.take() {
+            wait_or_kill(&mut child, Duration::from_secs(30), Duration::from_secs(5))?;
+        }
+        let _ = fs::remove_file(&self.qmp_sock);
+        fs::rename(&tmp, file)?;
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -214,6 +376,16 @@ impl Vm {
 
     pub fn serial_log(&self) -> &Path {
         &self.serial_log
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.get()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Stats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
     }
 
     /// True while the qemu process is alive (reaps it if it has exited).
@@ -253,6 +425,59 @@ impl Vm {
         }
     }
 
+    /// The master connection's socket, starting the master if there is
+    /// none (None: it could not be started; commands then connect alone).
+    fn master_socket(&self) -> Option<PathBuf> {
+        let mut slot = self.master.borrow_mut();
+        if let Some(m) = slot.as_mut() {
+            if matches!(m.child.try_wait(), Ok(None)) && m.socket.exists() {
+                return Some(m.socket.clone());
+            }
+        }
+        if let Some(mut old) = slot.take() {
+            stop_master(&mut old);
+        }
+        let socket =
+            std::env::temp_dir().join(format!("umm-lab-{}-{}.ssh", std::process::id(), self.port));
+        let _ = fs::remove_file(&socket);
+        let mut c = Command::new("ssh");
+        self.ssh_opts(&mut c);
+        c.args(["-M", "-N", "-o", "ControlPersist=no"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", socket.display()))
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("root@127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().ok()?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !socket.exists() {
+            if !matches!(child.try_wait(), Ok(None)) || Instant::now() >= deadline {
+                let mut m = Master { child, socket };
+                stop_master(&mut m);
+                return None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        trace("ssh master connection up");
+        *slot = Some(Master {
+            child,
+            socket: socket.clone(),
+        });
+        Some(socket)
+    }
+
+    /// Ends the master connection (by its PID): the guest is going down,
+    /// and a master to a dead guest would make the next command wait for
+    /// its keep-alive timeout.
+    pub fn drop_master(&self) {
+        if let Some(mut m) = self.master.borrow_mut().take() {
+            stop_master(&mut m);
+        }
+    }
+
     /// Run `cmd` in the guest as root (via the remote shell) with the default timeout.
     pub fn ssh(&self, cmd: &str) -> Result<Output> {
         self.ssh_timeout(cmd, SSH_TIMEOUT)
@@ -260,19 +485,37 @@ impl Vm {
 
     /// Like [`Vm::ssh`] with an explicit bound.
     pub fn ssh_timeout(&self, cmd: &str, timeout: Duration) -> Result<Output> {
+        self.ssh_as("root", cmd, timeout)
+    }
+
+    /// Run `cmd` in the guest as `user` (a login with the lab's key).
+    pub fn ssh_as(&self, user: &str, cmd: &str, timeout: Duration) -> Result<Output> {
+        let started = Instant::now();
         let mut c = Command::new("ssh");
         self.ssh_opts(&mut c);
+        if user == "root" {
+            if let Some(socket) = self.master_socket() {
+                c.args(["-o", "ControlMaster=no"])
+                    .arg("-o")
+                    .arg(format!("ControlPath={}", socket.display()));
+            }
+        }
         c.arg("-p")
             .arg(self.port.to_string())
-            .arg("root@127.0.0.1")
+            .arg(format!("{user}@127.0.0.1"))
             .arg(cmd);
         let result = run_with_deadline(&mut c, timeout);
+        self.count(|s| {
+            s.ssh_commands += 1;
+            s.ssh_time += started.elapsed();
+        });
         trace(&format!(
-            "ssh {cmd:?} -> {}",
+            "ssh {user} {cmd:?} -> {} ({:.1} s)",
             match &result {
                 Ok(o) => o.status.to_string(),
                 Err(e) => format!("{e:#}"),
-            }
+            },
+            started.elapsed().as_secs_f64()
         ));
         result
     }
@@ -295,6 +538,11 @@ impl Vm {
     pub fn scp_to(&self, local: &Path, remote: &str) -> Result<()> {
         let mut c = Command::new("scp");
         self.ssh_opts(&mut c);
+        if let Some(socket) = self.master_socket() {
+            c.args(["-o", "ControlMaster=no"])
+                .arg("-o")
+                .arg(format!("ControlPath={}", socket.display()));
+        }
         c.arg("-P")
             .arg(self.port.to_string())
             .arg(local)
@@ -310,16 +558,36 @@ impl Vm {
         Ok(())
     }
 
+    /// Does the guest's sshd answer with its banner? A cheap probe: with
+    /// qemu's user network the host port always accepts, and closes at once
+    /// while nothing listens in the guest.
+    fn sshd_answers(&self) -> bool {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut banner = [0u8; 4];
+        s.read_exact(&mut banner).is_ok() && &banner == b"SSH-"
+    }
+
     /// Wait until ssh answers, failing early if qemu exits.
     pub fn wait_ssh(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
             if !self.is_running() {
                 bail!("qemu exited while waiting for ssh; {}", self.serial_tail());
             }
-            if let Ok(out) = self.ssh_timeout("true", Duration::from_secs(20)) {
-                if out.status.success() {
-                    return Ok(());
+            if self.sshd_answers() {
+                if let Ok(out) = self.ssh_timeout("true", Duration::from_secs(20)) {
+                    if out.status.success() {
+                        self.count(|s| {
+                            s.boots += 1;
+                            s.boot_wait += started.elapsed();
+                        });
+                        return Ok(());
+                    }
                 }
             }
             if Instant::now() >= deadline {
@@ -329,7 +597,7 @@ impl Vm {
                     self.serial_tail()
                 );
             }
-            thread::sleep(Duration::from_secs(2));
+            thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -341,7 +609,9 @@ impl Vm {
     /// Wait until the guest answers over ssh with a boot id other than `old`;
     /// returns the new one.
     pub fn wait_new_boot(&mut self, old: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
+        self.drop_master();
+        let started = Instant::now();
+        let deadline = started + timeout;
         loop {
             if !self.is_running() {
                 bail!(
@@ -349,13 +619,21 @@ impl Vm {
                     self.serial_tail()
                 );
             }
-            if let Ok(out) = self.ssh_timeout(
-                "cat /proc/sys/kernel/random/boot_id",
-                Duration::from_secs(20),
-            ) {
-                let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                if out.status.success() && !id.is_empty() && id != old {
-                    return Ok(id);
+            if self.sshd_answers() {
+                if let Ok(out) = self.ssh_timeout(
+                    "cat /proc/sys/kernel/random/boot_id",
+                    Duration::from_secs(20),
+                ) {
+                    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    if out.status.success() && !id.is_empty() && id != old {
+                        self.count(|s| {
+                            s.boots += 1;
+                            s.boot_wait += started.elapsed();
+                        });
+                        return Ok(id);
+                    }
+                    // Still the old boot, shutting down: its master must go.
+                    self.drop_master();
                 }
             }
             if Instant::now() >= deadline {
@@ -365,7 +643,7 @@ impl Vm {
                     self.serial_tail()
                 );
             }
-            thread::sleep(Duration::from_secs(2));
+            thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -375,6 +653,7 @@ impl Vm {
     /// `qmp("system_reset", Value::Null)` and `wait_ssh` instead.
     pub fn crash(&mut self) -> Result<String> {
         let old = self.boot_id()?;
+        self.drop_master();
         trace("QMP system_reset");
         self.qmp("system_reset", Value::Null)?;
         self.wait_new_boot(&old, BOOT_TIMEOUT)
@@ -390,6 +669,7 @@ impl Vm {
     /// Clean power-off; waits for qemu to exit.
     pub fn poweroff(&mut self) -> Result<()> {
         self.detached("if [ -d /run/systemd/system ]; then systemctl poweroff; else poweroff; fi")?;
+        self.drop_master();
         let deadline = Instant::now() + POWEROFF_TIMEOUT;
         while self.is_running() {
             if Instant::now() >= deadline {
@@ -399,7 +679,7 @@ impl Vm {
                     self.serial_tail()
                 );
             }
-            thread::sleep(Duration::from_millis(500));
+            thread::sleep(Duration::from_millis(250));
         }
         Ok(())
     }
@@ -508,9 +788,15 @@ impl Vm {
     /// Give up ownership of the qemu process: it keeps running after this
     /// Vm is dropped. Returns its PID.
     pub fn detach(mut self) -> u32 {
+        self.drop_master();
         self.child = None;
         self.pid
     }
+}
+
+fn stop_master(m: &mut Master) {
+    let _ = wait_or_kill(&mut m.child, Duration::ZERO, Duration::from_secs(2));
+    let _ = fs::remove_file(&m.socket);
 }
 
 /// Boot offsets (0 = current, -1 = previous, ...) from `journalctl --list-boots`.
@@ -523,6 +809,7 @@ pub fn parse_boot_indexes(list: &str) -> Vec<i64> {
 impl Drop for Vm {
     /// Kill our qemu (SIGTERM, bounded wait, SIGKILL), by PID, even on panic.
     fn drop(&mut self) {
+        self.drop_master();
         if let Some(mut child) = self.child.take() {
             let _ = wait_or_kill(&mut child, Duration::ZERO, Duration::from_secs(10));
             let _ = fs::remove_file(&self.qmp_sock);
