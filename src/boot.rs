@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use crate::commands::Ctx;
 use crate::config;
 use crate::decide::{self, BootInputs, CmdlineRequest, Event, ResetCause};
+use crate::fsread;
 use crate::hooks::{self, HookPhase};
 use crate::init::sysv::{self, Flavour, Sysv};
 use crate::paths::{self, Root};
@@ -22,9 +23,17 @@ use crate::store::{self, BootDecision};
 use crate::timefmt::{format_span, rfc3339};
 
 pub fn read_cmdline(root: &Root) -> CmdlineRequest {
-    fs::read_to_string(root.path(paths::CMDLINE))
-        .map(|l| CmdlineRequest::parse(&l))
-        .unwrap_or_default()
+    CmdlineRequest::parse(&cmdline_text(root))
+}
+
+/// The kernel command line; when it cannot be read (logged), an empty one.
+pub fn cmdline_text(root: &Root) -> String {
+    fsread::read(&root.path(paths::CMDLINE), fsread::SMALL_MAX)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_else(|e| {
+            log::error!("{e}; going on without the kernel command line's umm= argument");
+            String::new()
+        })
 }
 
 fn log_events(events: &[Event]) {

@@ -82,7 +82,7 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         .ok()
         .and_then(|id| store::read_boot_decision(&ctx.root, &id));
     let menu = grub::menu_entries(&ctx.root);
-    let cmdline = std::fs::read_to_string(ctx.root.path(paths::CMDLINE)).unwrap_or_default();
+    let cmdline = crate::boot::cmdline_text(&ctx.root);
     let inputs = status::Inputs {
         menu: &menu,
         cmdline_arg: grub::boot_from_entry(&cmdline),

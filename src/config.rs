@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::decide::Policy;
+use crate::fsread;
 use crate::paths::{self, Root};
 use crate::timefmt::{format_span, parse_span};
 
@@ -113,10 +114,16 @@ pub struct ConfigError {
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
+    /// The file itself could not be read (a FIFO, a device, too big, a
+    /// broken link, an I/O error): `message` already says what to do.
+    pub unreadable: bool,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unreadable {
+            return write!(f, "{} {}", self.file.display(), self.message);
+        }
         write!(f, "{}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
@@ -140,16 +147,21 @@ pub fn load(root: &Root) -> Result<(Settings, Sources), ConfigError> {
     let mut settings = Settings::default();
     let mut sources = Sources::default();
     let main = root.path(paths::CONFIG);
-    if main.exists() {
-        apply_toml_file(&main, &mut settings, &mut sources)?;
-    } else {
-        let legacy = root.path(paths::LEGACY_CONFIG);
-        if legacy.exists() {
-            apply_legacy_file(&legacy, &mut settings, &mut sources)?;
+    // Only ENOENT on umm.toml itself means "no umm.toml": a dangling or
+    // looping link, a FIFO or an unreadable file is an error like any other.
+    match read_config(&main)? {
+        Some(text) => apply_toml_text(&main, &text, &mut settings, &mut sources)?,
+        None => {
+            let legacy = root.path(paths::LEGACY_CONFIG);
+            if let Some(text) = read_config(&legacy)? {
+                apply_legacy_text(&legacy, &text, &mut settings, &mut sources)?;
+            }
         }
     }
     for dropin in dropins(&root.path(paths::CONFIG_DROPINS))? {
-        apply_toml_file(&dropin, &mut settings, &mut sources)?;
+        let text = read_config(&dropin)?
+            .ok_or_else(|| unreadable(&fsread::ReadError::Absent(dropin.clone())))?;
+        apply_toml_text(&dropin, &text, &mut settings, &mut sources)?;
     }
     Ok((settings, sources))
 }
@@ -181,12 +193,25 @@ fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 fn io_error(file: &Path, e: &std::io::Error) -> ConfigError {
+    unreadable(&fsread::ReadError::Io(
+        file.to_path_buf(),
+        std::io::Error::new(e.kind(), e.to_string()),
+    ))
+}
+
+fn unreadable(e: &fsread::ReadError) -> ConfigError {
     ConfigError {
-        file: file.to_path_buf(),
+        file: e.path().to_path_buf(),
         line: None,
         key: None,
-        message: format!("cannot read: {e}"),
+        message: e.what(),
+        unreadable: true,
     }
+}
+
+/// A configuration file's text, `None` when it is absent.
+fn read_config(file: &Path) -> Result<Option<String>, ConfigError> {
+    fsread::read_string_if_present(file, fsread::CONFIG_MAX).map_err(|e| unreadable(&e))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -264,20 +289,28 @@ fn unit_names(v: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Parses one TOML file's text as `file` and applies it over the defaults
+/// (for tests and fuzzing: the same code path as `load`).
+pub fn parse_toml(file: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    apply_toml_text(file, text, &mut settings, &mut Sources::default())?;
+    Ok(settings)
+}
+
 /// Walks one file's TOML tree (spans included, so every error has its
 /// line) and applies the keys it sets.
-fn apply_toml_file(
+fn apply_toml_text(
     file: &Path,
+    text: &str,
     settings: &mut Settings,
     sources: &mut Sources,
 ) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
-    let doc = DeTable::parse(&text).map_err(|e| {
-        let line = e.span().map(|s| line_of(&text, s.start));
+    let doc = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
         ConfigError {
             file: file.to_path_buf(),
             line,
-            key: line.and_then(|l| key_on_line(&text, l)),
+            key: line.and_then(|l| key_on_line(text, l)),
             message: e
                 .message()
                 .trim()
@@ -285,13 +318,15 @@ fn apply_toml_file(
                 .map(str::trim)
                 .collect::<Vec<_>>()
                 .join("; "),
+            unreadable: false,
         }
     })?;
     let err = |span: std::ops::Range<usize>, key: &str, message: String| ConfigError {
         file: file.to_path_buf(),
-        line: Some(line_of(&text, span.start)),
+        line: Some(line_of(text, span.start)),
         key: Some(key.to_string()),
         message,
+        unreadable: false,
     };
     for (key, value) in doc.get_ref() {
         let name = key.get_ref().as_ref();
@@ -299,7 +334,7 @@ fn apply_toml_file(
         match name {
             "enabled" => {
                 settings.enabled = boolean(value).map_err(fail)?;
-                sources.enabled_from = Some((file.to_path_buf(), line_of(&text, key.span().start)));
+                sources.enabled_from = Some((file.to_path_buf(), line_of(text, key.span().start)));
             }
             "reboot_count" => {
                 let n = integer(value).map_err(fail)?;
@@ -373,12 +408,12 @@ fn is_unit_name(name: &str) -> bool {
 
 /// The original tool's shell-style file: `UMM=yes|no`, `REBOOT_COUNT=N`,
 /// `COUNTER_RESET_TIME=N` (minutes, as the original code read it).
-fn apply_legacy_file(
+fn apply_legacy_text(
     file: &Path,
+    text: &str,
     settings: &mut Settings,
     sources: &mut Sources,
 ) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let err = |key: &str, message: String| ConfigError {
@@ -386,6 +421,7 @@ fn apply_legacy_file(
             line: Some(line),
             key: Some(key.to_string()),
             message,
+            unreadable: false,
         };
         let l = raw.trim();
         if l.is_empty() || l.starts_with('#') {
@@ -398,6 +434,7 @@ fn apply_legacy_file(
                 line: Some(line),
                 key: None,
                 message: format!("expected KEY=VALUE, found {l:?}"),
+                unreadable: false,
             });
         };
         let key = key.trim();

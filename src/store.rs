@@ -16,10 +16,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::fsread;
 use crate::paths::{self, Root};
 use crate::state::{Mode, Reason, State, STATE_VERSION};
 
@@ -48,7 +49,7 @@ pub fn parse_state(bytes: &[u8]) -> std::result::Result<State, String> {
 
 /// Reads a state file without changing anything (for `umm status`, any user).
 pub fn read(path: &Path) -> Loaded {
-    match fs::read(path) {
+    match fsread::read(path, fsread::STATE_MAX) {
         Ok(bytes) => match parse_state(&bytes) {
             Ok(state) => Loaded {
                 state,
@@ -59,13 +60,13 @@ pub fn read(path: &Path) -> Loaded {
                 problem: Some(format!("{} is corrupt ({e})", path.display())),
             },
         },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Loaded {
+        Err(e) if e.is_absent() => Loaded {
             state: State::default(),
             problem: None,
         },
         Err(e) => Loaded {
             state: State::default(),
-            problem: Some(format!("{} cannot be read: {e}", path.display())),
+            problem: Some(e.to_string()),
         },
     }
 }
@@ -84,13 +85,28 @@ pub fn lock(root: &Root) -> Result<Locked> {
     let dir = root.path(paths::STATE_DIR);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let lock_path = root.path(paths::LOCK);
+    // Read-write and non-blocking: opening a FIFO put there returns at once
+    // (and is then refused), it never waits for a writer.
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
         .open(&lock_path)
         .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    let kind = file
+        .metadata()
+        .with_context(|| format!("cannot examine the lock file {}", lock_path.display()))?
+        .file_type();
+    if !kind.is_file() {
+        bail!(
+            "{} is {}, not a regular file; remove it and run umm again",
+            lock_path.display(),
+            fsread::kind_name(kind)
+        );
+    }
     let deadline = Instant::now() + LOCK_WAIT;
     let lock = loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -233,8 +249,18 @@ pub struct BootDecision {
     pub resumed: bool,
 }
 
+/// This boot's decision, if one was recorded; anything unreadable there is
+/// logged and counts as no decision (it is rewritten by the next decision).
 pub fn read_boot_decision(root: &Root, boot_id: &str) -> Option<BootDecision> {
-    let bytes = fs::read(root.path(paths::BOOT_DECISION)).ok()?;
+    let path = root.path(paths::BOOT_DECISION);
+    let bytes = match fsread::read(&path, fsread::SMALL_MAX) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_absent() => return None,
+        Err(e) => {
+            log::error!("{e}; this boot's decision is taken again");
+            return None;
+        }
+    };
     serde_json::from_slice::<BootDecision>(&bytes)
         .ok()
         .filter(|d| d.boot_id == boot_id)

@@ -157,7 +157,8 @@ fn rc_running() -> bool {
 
 impl Sysv {
     fn inittab(&self) -> String {
-        fs::read_to_string(self.root.path("/etc/inittab")).unwrap_or_default()
+        crate::fsread::read_string(&self.root.path("/etc/inittab"), crate::fsread::CONFIG_MAX)
+            .unwrap_or_default()
     }
 
     /// The keep-set's names as init scripts / upstart jobs: `ssh.service` -> `ssh`.

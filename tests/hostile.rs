@@ -1,0 +1,282 @@
+//! Broken and hostile inputs (issue #11): files that are not what they
+//! seem, state and configuration that cannot be used, hooks that cannot be
+//! trusted, children that must not inherit umm's signal handling. Each
+//! test runs the `umm` binary in a temporary root (`UMM_ROOT`) with the
+//! recording init system, as tests/cli.rs does.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rstest::rstest;
+use serde_json::Value;
+
+struct Node {
+    dir: tempfile::TempDir,
+    boots: u32,
+}
+
+/// What one run of umm did.
+#[derive(Debug)]
+struct Ran {
+    code: Option<i32>,
+    out: String,
+    elapsed: Duration,
+}
+
+/// Bound on a run that should return at once: a hang fails the test
+/// instead of holding it forever.
+const HANG: Duration = Duration::from_secs(5);
+
+impl Node {
+    fn new() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let node = Node { dir, boots: 0 };
+        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
+        node.write("/proc/uptime", "12.50 20.00\n");
+        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
+        node
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    fn write(&self, p: &str, text: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        fs::write(path, text).unwrap();
+    }
+
+    fn read(&self, p: &str) -> String {
+        fs::read_to_string(self.path(p)).unwrap_or_default()
+    }
+
+    fn fifo(&self, p: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
+        c.args(args)
+            .env("UMM_ROOT", self.dir.path())
+            .env("UMM_INIT", "record")
+            .env("UMM_NOW", "1795290120")
+            .env_remove("SUDO_USER")
+            .env_remove("SSH_CONNECTION")
+            .env_remove("UMM_FAILPOINT")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a command, killing it if it has not returned after `HANG`.
+    fn run_cmd(&self, mut c: Command) -> Ran {
+        let out_path = self.dir.path().join(".out");
+        let out = fs::File::create(&out_path).unwrap();
+        c.stdout(out.try_clone().unwrap()).stderr(out);
+        let started = Instant::now();
+        let mut child = c.spawn().unwrap();
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code();
+            }
+            if started.elapsed() > HANG {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "umm hung for {HANG:?}; it said: {}",
+                    fs::read_to_string(&out_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = started.elapsed();
+        Ran {
+            code,
+            out: fs::read_to_string(&out_path).unwrap_or_default(),
+            elapsed,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        self.run_cmd(self.command(args))
+    }
+
+    fn as_nobody(&self, args: &[&str]) -> Ran {
+        let mut c = self.command(args);
+        c.uid(65534).gid(65534);
+        self.run_cmd(c)
+    }
+
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, Some(code), "umm {args:?} said:\n{}", r.out);
+        r.out
+    }
+
+    fn status(&self) -> Value {
+        let out = self.expect(0, &["status", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    fn boot(&mut self) {
+        self.boots += 1;
+        self.write(
+            "/proc/sys/kernel/random/boot_id",
+            &format!("boot-{}\n", self.boots),
+        );
+        self.expect(0, &["internal", "boot"]);
+    }
+
+    fn log(&self) -> String {
+        self.read("/run/umm/log")
+    }
+
+    fn generator(&self) -> Ran {
+        let gen = self.path("/run/systemd/generator");
+        let early = self.path("/run/systemd/generator.early");
+        self.run(&[
+            "internal",
+            "generator",
+            gen.to_str().unwrap(),
+            early.to_str().unwrap(),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Item 4: files that are not what they seem
+
+/// A FIFO at each file umm reads: every entry point returns at once and
+/// names the file (on its output or in the log).
+#[rstest]
+#[case::state_status("/var/lib/umm/state.json", "status")]
+#[case::state_boot("/var/lib/umm/state.json", "boot")]
+#[case::state_enable("/var/lib/umm/state.json", "enable")]
+#[case::early_generator("/etc/umm/early-state.json", "generator")]
+#[case::config_status("/etc/umm/umm.toml", "status")]
+#[case::config_boot("/etc/umm/umm.toml", "boot")]
+#[case::config_generator("/etc/umm/umm.toml", "generator")]
+#[case::config_enable("/etc/umm/umm.toml", "enable")]
+#[case::dropin_status("/etc/umm/umm.toml.d/50-site.toml", "status")]
+#[case::dropin_boot("/etc/umm/umm.toml.d/50-site.toml", "boot")]
+#[case::decision_status("/run/umm/boot.json", "status")]
+#[case::decision_boot("/run/umm/boot.json", "boot")]
+#[case::decision_generator("/run/umm/boot.json", "generator")]
+#[case::cmdline_status("/proc/cmdline", "status")]
+#[case::cmdline_boot("/proc/cmdline", "boot")]
+#[case::cmdline_generator("/proc/cmdline", "generator")]
+#[case::lock_boot("/var/lib/umm/lock", "boot")]
+#[case::lock_enable("/var/lib/umm/lock", "enable")]
+fn a_fifo_never_hangs_umm(#[case] file: &str, #[case] entry: &str) {
+    let mut node = Node::new();
+    node.write("/usr/lib/systemd/system/umm.target", "[Unit]\n");
+    node.boot();
+    node.expect(0, &["disable"]);
+    node.boots += 1;
+    node.write("/proc/sys/kernel/random/boot_id", "boot-fifo\n");
+    node.fifo(file);
+    let ran = match entry {
+        "status" => node.run(&["status"]),
+        "boot" => node.run(&["internal", "boot"]),
+        "enable" => node.run(&["enable"]),
+        "generator" => node.generator(),
+        other => unreachable!("{other}"),
+    };
+    println!("{file} / {entry}: {:?} in {:?}", ran.code, ran.elapsed);
+    assert!(
+        ran.elapsed < Duration::from_secs(1),
+        "took {:?}",
+        ran.elapsed
+    );
+    let said = format!("{}{}", ran.out, node.log());
+    assert!(
+        said.contains(&format!("{file} is a FIFO")),
+        "{file} not named as a FIFO:\n{said}"
+    );
+    // status also answers a user who is not root.
+    if entry == "status" {
+        let ran = node.as_nobody(&["status"]);
+        assert_eq!(ran.code, Some(0), "{}", ran.out);
+        assert!(ran.elapsed < Duration::from_secs(1));
+    }
+}
+
+/// The caller's peak resident memory among its finished children, in KiB.
+fn children_max_rss_kib() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .unwrap()
+        .max_rss()
+}
+
+#[test]
+fn a_config_linked_to_dev_zero_is_refused_quickly_in_bounded_memory() {
+    let node = Node::new();
+    fs::create_dir_all(node.path("/etc/umm")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", node.path("/etc/umm/umm.toml")).unwrap();
+    let ran = node.run(&["status"]);
+    let rss = children_max_rss_kib();
+    println!(
+        "status with umm.toml -> /dev/zero: {:?}, peak RSS {rss} KiB",
+        ran.elapsed
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.elapsed < Duration::from_secs(1), "{:?}", ran.elapsed);
+    assert!(rss < 50 * 1024, "peak RSS {rss} KiB");
+    assert!(
+        ran.out.contains("umm.toml is a character device"),
+        "{}",
+        ran.out
+    );
+}
+
+#[test]
+fn a_config_larger_than_the_cap_is_refused() {
+    let node = Node::new();
+    node.write("/etc/umm/umm.toml", &"# padding\n".repeat(40_000));
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("umm.toml is larger than 256 KiB"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Item 5: a dangling or looping umm.toml is not "no file"
+
+#[rstest]
+#[case::dangling(false)]
+#[case::looping(true)]
+fn a_broken_config_symlink_is_reported_not_ignored(#[case] looping: bool) {
+    let node = Node::new();
+    // The legacy file would be used if umm.toml counted as absent.
+    node.write("/etc/umm.conf", "UMM=no\n");
+    fs::create_dir_all(node.path("/etc/umm")).unwrap();
+    let link = node.path("/etc/umm/umm.toml");
+    if looping {
+        std::os::unix::fs::symlink(node.path("/etc/umm/other.toml"), &link).unwrap();
+        std::os::unix::fs::symlink(&link, node.path("/etc/umm/other.toml")).unwrap();
+    } else {
+        std::os::unix::fs::symlink(node.path("/etc/umm/gone.toml"), &link).unwrap();
+    }
+    let s = node.status();
+    let error = s["config"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("umm.toml"), "{s}");
+    assert_eq!(s["config"]["legacy"], false, "{s}");
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("umm.toml"), "{out}");
+    assert!(
+        out.contains(if looping { "loop" } else { "does not exist" }),
+        "{out}"
+    );
+}
