@@ -62,7 +62,13 @@ pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
     let settings = config::load_or_defaults(&ctx.root);
     let boot_id = ctx.clock.boot_id()?;
     let now = ctx.clock.now();
-    let mut locked = store::lock(&ctx.root)?;
+    let mut locked = match store::lock(&ctx.root) {
+        Ok(locked) => locked,
+        Err(e) => {
+            keep_early_decision(ctx, &settings, &boot_id, now);
+            return Err(e.context("this boot was not counted and the state was not changed"));
+        }
+    };
     let input = BootInputs {
         boot_id: &boot_id,
         now,
@@ -108,6 +114,55 @@ pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
         ctx.init.enter_maintenance_late()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The state cannot be read (an I/O error, a FIFO put there) or locked:
+/// nothing is counted or written, and this boot goes the way the early
+/// decision says. Under systemd the generator took it from the early copy;
+/// elsewhere it is taken here from the same copy, so that sysvinit and
+/// systemd agree.
+fn keep_early_decision(ctx: &Ctx, settings: &config::Settings, boot_id: &str, now: i64) {
+    if let Some(d) = store::read_boot_decision(&ctx.root, boot_id) {
+        log::error!(
+            "the state cannot be used: this boot stays {} as the generator decided from the early copy",
+            mode_name(d.mode)
+        );
+        return;
+    }
+    let early = store::read(&ctx.root.path(paths::EARLY_STATE));
+    if let Some(p) = &early.problem {
+        log::error!("{p}; this boot is a normal one");
+    }
+    let input = BootInputs {
+        boot_id,
+        now,
+        cmdline: read_cmdline(&ctx.root),
+        policy: settings.policy(),
+    };
+    let (_, outcome) = decide::boot(&early.state, &input);
+    log::error!(
+        "the state cannot be used: this boot is {} as decided from the early copy {}",
+        mode_name(outcome.mode),
+        paths::EARLY_STATE
+    );
+    let decision = BootDecision {
+        boot_id: boot_id.to_string(),
+        mode: outcome.mode,
+        reason: outcome.reason,
+        decided_by: "boot".into(),
+        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
+        resumed: false,
+    };
+    if let Err(e) = store::write_boot_decision(&ctx.root, &decision) {
+        log::error!("{e:#}");
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Normal => "normal",
+        Mode::Maintenance => "in maintenance",
+    }
 }
 
 /// `umm internal clean-shutdown` and `umm internal uptime-reached`. With
@@ -232,6 +287,7 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
         exit_code: None,
         signal: None,
         output: paths::COMMAND_OUTPUT.to_string(),
+        extra: Default::default(),
     };
     set_command_run(&mut next, run.clone());
     // Recorded before it starts: a crash during the command must not run it again.
@@ -283,8 +339,8 @@ fn run_command(
     output: &std::path::Path,
     timeout: std::time::Duration,
 ) -> Result<crate::run::Finished> {
-    let out =
-        fs::File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
+    let out = crate::run::create_private(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
     let err = out.try_clone()?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])

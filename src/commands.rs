@@ -51,8 +51,8 @@ fn settings_or_defaults(root: &Root, what: &str) -> Settings {
     }
 }
 
-fn warn_problem(what: &str, problem: &Option<String>) {
-    if let Some(p) = problem {
+fn warn_problem(what: &str, locked: &store::Locked) {
+    for p in locked.problem.iter().chain(&locked.notes) {
         eprintln!("umm {what}: warning: {p}");
     }
 }
@@ -67,7 +67,11 @@ fn requester() -> Requester {
     let from = std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|c| c.split_whitespace().next().map(str::to_string));
-    Requester { user, from }
+    Requester {
+        user,
+        from,
+        extra: Default::default(),
+    }
 }
 
 pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
@@ -75,7 +79,12 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         Ok((s, src)) => (s, src, None),
         Err(e) => (Settings::default(), Default::default(), Some(e.to_string())),
     };
-    let loaded = store::read(&ctx.root.path(paths::STATE));
+    let restricted = !nix::unistd::geteuid().is_root();
+    let loaded = if restricted {
+        read_public(&ctx.root)
+    } else {
+        store::read(&ctx.root.path(paths::STATE))
+    };
     let this_boot = ctx
         .clock
         .boot_id()
@@ -93,6 +102,7 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         config_error: config_error.as_deref(),
         this_boot: this_boot.as_ref(),
         init: ctx.init.name(),
+        restricted,
     };
     if json {
         println!(
@@ -105,8 +115,33 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The state as a user who is not root may see it: the public summary
+/// every save writes; before the first save by this umm, the public part
+/// of state.json if it is readable (older umm wrote it for everyone).
+fn read_public(root: &Root) -> store::Loaded {
+    let public = store::read(&root.path(paths::PUBLIC_STATUS));
+    if public.problem.is_some() || root.path(paths::PUBLIC_STATUS).exists() {
+        return public;
+    }
+    let mut loaded = store::read(&root.path(paths::STATE));
+    if loaded.unreadable {
+        // Not readable by this user, and nothing public written yet.
+        return store::Loaded::default();
+    }
+    loaded.state = loaded.state.public();
+    loaded
+}
+
 pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     require_root("on")?;
+    use crate::state::limits;
+    if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
+        bail!(
+            "umm on: the command is longer than umm keeps ({} arguments of at most {} bytes); put it in a script and schedule the script",
+            limits::ARGS,
+            limits::ARG
+        );
+    }
     let (settings, _) = config::load(&ctx.root)?;
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
@@ -152,7 +187,7 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     };
 
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem("on", &locked.problem);
+    warn_problem("on", &locked);
     let who = requester();
     let mut next = match decide::request(
         &locked.state,
@@ -357,7 +392,7 @@ pub fn off(
         }
     }
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem(what, &locked.problem);
+    warn_problem(what, &locked);
     let (mut next, ended) = match decide::off(&locked.state, ctx.clock.now(), action) {
         Ok(r) => r,
         Err(r) => return Ok(refused(what, &r)),
@@ -519,12 +554,19 @@ fn run_after_resume(
 
 /// `umm history`: the last maintenance episodes, oldest first.
 pub fn history(ctx: &Ctx, json: bool) -> Result<ExitCode> {
-    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let restricted = !nix::unistd::geteuid().is_root();
+    let state = if restricted {
+        read_public(&ctx.root).state
+    } else {
+        store::read(&ctx.root.path(paths::STATE)).state
+    };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status::history_json(&state.history))?
-        );
+        let v = if restricted {
+            status::public_history_json(&state.history)
+        } else {
+            status::history_json(&state.history)
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if state.history.is_empty() {
@@ -579,7 +621,7 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem("enable", &locked.problem);
+    warn_problem("enable", &locked);
     if locked.state.switch_on {
         println!("umm is already enabled.");
         return Ok(ExitCode::SUCCESS);
@@ -595,7 +637,7 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
 pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
     require_root("disable")?;
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem("disable", &locked.problem);
+    warn_problem("disable", &locked);
     if !locked.state.switch_on {
         println!("umm is already disabled.");
         return Ok(ExitCode::SUCCESS);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::HookTimeouts;
 use crate::paths::{self, Root};
 use crate::run::run_bounded;
-use crate::state::Reason;
+use crate::state::{Extra, Reason};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookPhase {
@@ -62,7 +62,6 @@ impl HookPhase {
 
 /// What one hook did; kept in the state for `umm status` and the history.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct HookRecord {
     pub phase: String,
     pub name: String,
@@ -71,6 +70,9 @@ pub struct HookRecord {
     pub result: String,
     /// The last lines of its output.
     pub output_tail: Vec<String>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
 }
 
 const TAIL_LINES: usize = 10;
@@ -121,6 +123,7 @@ fn refused(phase: HookPhase, name: &str, why: String) -> HookRecord {
         ok: false,
         result: format!("refused: {why}"),
         output_tail: Vec::new(),
+        extra: Extra::new(),
     }
 }
 
@@ -237,6 +240,7 @@ fn run_one(
         ok,
         result,
         output_tail,
+        extra: Extra::new(),
     }
 }
 
@@ -244,7 +248,7 @@ fn run_one(
 fn prepare(state_dir: &Path) -> std::io::Result<fs::File> {
     fs::create_dir_all(state_dir)?;
     fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))?;
-    fs::File::create(state_dir.join(".last-output"))
+    crate::run::create_private(&state_dir.join(".last-output"))
 }
 
 /// The hooks that failed, by name, for messages.

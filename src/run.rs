@@ -33,6 +33,23 @@ impl Finished {
     }
 }
 
+/// Creates `path` afresh, readable by root only (0600) from the start: the
+/// output of a command or hook may hold secrets. An older file is removed
+/// first, whatever its mode was.
+pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// Grace between SIGTERM and SIGKILL for a group that outlived its timeout.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 

@@ -23,7 +23,21 @@ pub struct Inputs<'a> {
     pub menu: &'a [MenuEntry],
     /// `umm=on` / `umm=off` when this boot's command line carries one.
     pub cmdline_arg: Option<&'a str>,
+    /// The caller is not root: only the public part of the state is shown
+    /// (`State::public`), and the fields it lacks are left out of the JSON.
+    pub restricted: bool,
 }
+
+/// Fields a caller who is not root does not get (omitted, not null): who
+/// asked and from where, the scheduled command, the hooks' results.
+pub const ROOT_ONLY_FIELDS: &[&str] = &["requested_by", "command", "hooks"];
+const ROOT_ONLY_EPISODE_FIELDS: &[&str] = &[
+    "requested_by",
+    "command",
+    "hooks",
+    "hook_failures",
+    "verify",
+];
 
 fn time(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
@@ -65,6 +79,37 @@ pub fn state_name(m: Option<&Maintenance>) -> &'static str {
 }
 
 pub fn to_json(i: &Inputs) -> Value {
+    let mut v = full_json(i);
+    if i.restricted {
+        if let Some(o) = v.as_object_mut() {
+            for f in ROOT_ONLY_FIELDS {
+                o.remove(*f);
+            }
+            if let Some(e) = o.get_mut("last_episode").and_then(Value::as_object_mut) {
+                for f in ROOT_ONLY_EPISODE_FIELDS {
+                    e.remove(*f);
+                }
+            }
+            o.insert("restricted".into(), Value::Bool(true));
+        }
+    }
+    v
+}
+
+/// `umm history --json` for a caller who is not root.
+pub fn public_history_json(history: &[Episode]) -> Value {
+    let mut v = history_json(history);
+    for e in v.as_array_mut().into_iter().flatten() {
+        if let Some(o) = e.as_object_mut() {
+            for f in ROOT_ONLY_EPISODE_FIELDS {
+                o.remove(*f);
+            }
+        }
+    }
+    v
+}
+
+fn full_json(i: &Inputs) -> Value {
     let m = i.state.maintenance.as_ref();
     json!({
         "state": state_name(m),
@@ -307,9 +352,7 @@ pub fn to_text(i: &Inputs) -> String {
         ));
     }
     if let Some(p) = i.state_problem {
-        out.push(format!(
-            "State file:   {p}; the next boot or umm command sets it aside"
-        ));
+        out.push(format!("State file:   {p}"));
     }
     for h in m.map(|m| m.hooks.as_slice()).unwrap_or_default() {
         out.push(format!(
@@ -326,6 +369,12 @@ pub fn to_text(i: &Inputs) -> String {
         }
         Some(Phase::Pending) => out.push("To cancel:    umm off".into()),
         None => {}
+    }
+    if i.restricted {
+        out.push(
+            "Details:      who asked, the scheduled command and hook results are shown to root only (sudo umm status)"
+                .into(),
+        );
     }
     out.join("\n")
 }

@@ -280,3 +280,266 @@ fn a_broken_config_symlink_is_reported_not_ignored(#[case] looping: bool) {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Item 6: setting the state aside only for content that cannot be parsed
+
+fn mode_of(node: &Node, p: &str) -> u32 {
+    fs::metadata(node.path(p)).unwrap().permissions().mode() & 0o777
+}
+
+fn files_starting(node: &Node, dir: &str, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(node.path(dir))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A node in a crash-loop maintenance (the state holds something to lose).
+fn node_in_maintenance() -> Node {
+    let mut node = Node::new();
+    node.boot();
+    for _ in 0..3 {
+        node.boot();
+    }
+    assert_eq!(node.status()["state"], "maintenance");
+    node
+}
+
+#[test]
+fn an_io_error_on_the_state_is_reported_and_changes_nothing() {
+    let mut node = node_in_maintenance();
+    let before = fs::read(node.path("/var/lib/umm/state.json")).unwrap();
+    node.boots += 1;
+    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
+    let ran = node.run_cmd({
+        let mut c = node.command(&["internal", "boot"]);
+        c.env("UMM_FAILPOINT", "read-state:eio");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(ran.out.contains("Input/output error"), "{}", ran.out);
+    assert_eq!(
+        fs::read(node.path("/var/lib/umm/state.json")).unwrap(),
+        before,
+        "the state was rewritten"
+    );
+    assert!(
+        files_starting(&node, "/var/lib/umm", "state.json.corrupt").is_empty(),
+        "an unreadable state was set aside"
+    );
+    // The boot went the way the early copy says: still maintenance.
+    assert!(
+        node.read("/run/umm/boot.json").contains("\"maintenance\""),
+        "{}",
+        node.read("/run/umm/boot.json")
+    );
+    // Commands refuse in one line and change nothing.
+    let ran = node.run_cmd({
+        let mut c = node.command(&["off"]);
+        c.env("UMM_FAILPOINT", "read-state:eio");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(
+        ran.out.contains("changes nothing until it can be read"),
+        "{}",
+        ran.out
+    );
+    // Once readable again, the maintenance is still there.
+    assert_eq!(node.status()["state"], "maintenance");
+}
+
+#[test]
+fn a_state_from_a_newer_umm_is_used_and_its_fields_kept() {
+    let mut node = node_in_maintenance();
+    let path = node.path("/var/lib/umm/state.json");
+    let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    v["version"] = 2.into();
+    v["fleet_lock"] = serde_json::json!({"group": "controllers"});
+    v["maintenance"]["ticket"] = "OPS-42".into();
+    fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let s = node.status();
+    assert_eq!(s["state"], "maintenance", "{s}");
+    assert!(s["state_problem"].is_null(), "{s}");
+    node.boot();
+    assert_eq!(node.status()["state"], "maintenance");
+    let v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["version"], 2, "{v}");
+    assert_eq!(v["fleet_lock"]["group"], "controllers", "{v}");
+    assert_eq!(v["maintenance"]["ticket"], "OPS-42", "{v}");
+    assert!(node.log().contains("newer umm"), "{}", node.log());
+    assert!(files_starting(&node, "/var/lib/umm", "state.json.corrupt").is_empty());
+}
+
+#[test]
+fn set_aside_never_replaces_an_earlier_file() {
+    let mut node = Node::new();
+    node.boot();
+    // Files set aside earlier, under every name the next seconds could give.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for t in now..now + 5 {
+        node.write(&format!("/var/lib/umm/state.json.corrupt-{t}"), "earlier\n");
+    }
+    for garbage in ["{garbage one", "{garbage two"] {
+        node.write("/var/lib/umm/state.json", garbage);
+        node.boot();
+    }
+    let mut kept: Vec<String> = files_starting(&node, "/var/lib/umm", "state.json.corrupt")
+        .iter()
+        .map(|n| node.read(&format!("/var/lib/umm/{n}")))
+        .collect();
+    kept.sort();
+    let mut expected = vec!["earlier\n".to_string(); 5];
+    expected.extend(["{garbage one".to_string(), "{garbage two".to_string()]);
+    expected.sort();
+    assert_eq!(kept, expected);
+}
+
+// ---------------------------------------------------------------------------
+// Item 8: bounds on load; temporary files swept in both directories
+
+#[test]
+fn an_oversized_state_is_bounded_on_load_and_saved_small() {
+    let mut node = Node::new();
+    node.boot();
+    let path = node.path("/var/lib/umm/state.json");
+    let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let episode = serde_json::json!({
+        "reason": "manual", "requested": 1, "since": 2, "ended": 3,
+        "requested_by": {"user": "x".repeat(3000), "from": null},
+        "command": {"argv": vec!["a"; 300], "run": null},
+        "end": "resumed", "hooks": [], "verify": null
+    });
+    v["history"] = Value::Array(vec![episode; 500]);
+    v["unclean_records"] = Value::Array(vec![
+        serde_json::json!({"boot_id": "b", "started": 1});
+        5000
+    ]);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    assert!(bytes.len() < 4 << 20, "{}", bytes.len());
+    fs::write(&path, &bytes).unwrap();
+    let s = node.status();
+    assert_eq!(s["history_entries"], 20, "history not bounded on load");
+    node.boot();
+    let saved = fs::metadata(&path).unwrap().len();
+    println!("state of {} bytes saved back as {saved} bytes", bytes.len());
+    assert!(saved < 64 * 1024, "saved back at {saved} bytes");
+    assert!(
+        node.log().contains("kept the last 20 of 500"),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
+fn a_state_larger_than_the_cap_is_set_aside() {
+    let mut node = Node::new();
+    node.boot();
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(5 << 20));
+    node.write("/var/lib/umm/state.json", &big);
+    let started = Instant::now();
+    node.boot();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        files_starting(&node, "/var/lib/umm", "state.json.corrupt").len(),
+        1
+    );
+    assert!(
+        node.log().contains("larger than 4096 KiB"),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
+fn stale_temporary_files_are_swept_from_both_directories() {
+    let mut node = Node::new();
+    node.boot();
+    node.write("/etc/umm/.tmp-early1", "half an early copy");
+    node.write("/var/lib/umm/.tmp-state1", "half a state");
+    node.boot();
+    assert!(
+        files_starting(&node, "/etc/umm", ".tmp-").is_empty(),
+        "left in /etc/umm"
+    );
+    assert!(files_starting(&node, "/var/lib/umm", ".tmp-").is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Item 2: what operators put in the state is root's only
+
+#[test]
+fn state_files_are_root_only_and_status_shows_others_the_public_part() {
+    let mut node = Node::new();
+    node.boot();
+    node.write(
+        "/etc/umm/check.d/10-secret",
+        "#!/bin/sh\necho hook-says-s3cret\nexit 0\n",
+    );
+    fs::set_permissions(
+        node.path("/etc/umm/check.d/10-secret"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let ran = node.run_cmd({
+        let mut c = node.command(&["on", "--", "deploy", "--token=T0KEN"]);
+        c.env("SUDO_USER", "alice")
+            .env("SSH_CONNECTION", "192.0.2.7 51000 192.0.2.1 22");
+        c
+    });
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    node.expect(0, &["internal", "clean-shutdown"]);
+    node.boot();
+    node.expect(0, &["internal", "maintenance"]);
+    for file in [
+        "/var/lib/umm/state.json",
+        "/etc/umm/early-state.json",
+        "/var/lib/umm/command.log",
+    ] {
+        assert_eq!(mode_of(&node, file), 0o600, "{file}");
+    }
+    assert_eq!(
+        mode_of(&node, "/var/lib/umm/hooks/10-secret/.last-output"),
+        0o600
+    );
+    // Root sees everything.
+    let s = node.status();
+    assert_eq!(s["requested_by"]["from"], "192.0.2.7");
+    // Anyone else: state, reason, since, counter, what to do; no secrets.
+    for args in [
+        &["status", "--json"][..],
+        &["status"],
+        &["history", "--json"],
+    ] {
+        let ran = node.as_nobody(args);
+        assert_eq!(ran.code, Some(0), "{args:?}: {}", ran.out);
+        for secret in ["T0KEN", "192.0.2.7", "alice", "s3cret", "deploy"] {
+            assert!(
+                !ran.out.contains(secret),
+                "{args:?} shows {secret}:\n{}",
+                ran.out
+            );
+        }
+    }
+    let out = node.as_nobody(&["status", "--json"]).out;
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["state"], "maintenance", "{s}");
+    assert_eq!(s["reason"], "manual");
+    assert!(s["since"].is_string());
+    assert_eq!(s["unclean_boots"], 0);
+    assert_eq!(s["restricted"], true);
+    for field in ["requested_by", "command", "hooks"] {
+        assert!(s.get(field).is_none(), "{field} given to a user: {s}");
+    }
+    let text = node.as_nobody(&["status"]).out;
+    assert!(text.contains("MAINTENANCE (manual)"), "{text}");
+    assert!(text.contains("umm off"), "{text}");
+}
