@@ -379,7 +379,7 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
     // The banner, hooks and scheduled command run beside the wait, so that
     // `umm off` is answered at once even while the command runs.
     let worker = std::env::current_exe().and_then(|exe| {
-        Command::new(exe)
+        crate::run::command(exe)
             .args(["internal", "maintenance"])
             .stdin(Stdio::null())
             .spawn()

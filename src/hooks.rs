@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::HookTimeouts;
 use crate::paths::{self, Root};
-use crate::run::run_bounded;
+use crate::run::run_capturing;
 use crate::state::{Extra, Reason};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct HookRecord {
     pub extra: Extra,
 }
 
-const TAIL_LINES: usize = 10;
+const TAIL_LINES: usize = crate::state::limits::TAIL_LINES;
 
 /// Names run-parts also skips: editor and package-manager leftovers.
 fn skipped_name(name: &str) -> bool {
@@ -194,16 +194,13 @@ fn run_one(
     timeout: Duration,
 ) -> HookRecord {
     let state_dir = root.path(paths::HOOK_STATE_DIR).join(name);
-    let output = match prepare(&state_dir) {
-        Ok(file) => file,
-        Err(e) => {
-            return refused(
-                phase,
-                name,
-                format!("cannot prepare {}: {e}", state_dir.display()),
-            )
-        }
-    };
+    if let Err(e) = prepare(&state_dir) {
+        return refused(
+            phase,
+            name,
+            format!("cannot prepare {}: {e}", state_dir.display()),
+        );
+    }
     let mut cmd = Command::new(path);
     cmd.env("UMM_PHASE", phase.name())
         .env("UMM_REASON", reason.map_or("", Reason::as_str))
@@ -214,16 +211,9 @@ fn run_one(
         // Under a test root the hook sees the real path of its state directory.
         cmd.env("UMM_STATE_DIR", &state_dir);
     }
-    let result = output.try_clone().and_then(|out| {
-        cmd.stdout(out).stderr(output.try_clone()?);
-        run_bounded(cmd, timeout)
-    });
-    let text = fs::read_to_string(state_dir.join(".last-output")).unwrap_or_default();
-    for line in text.lines() {
-        log::info!("hook {}/{name}: {line}", phase.name());
-    }
-    let lines: Vec<String> = text.lines().map(String::from).collect();
-    let output_tail = lines[lines.len().saturating_sub(TAIL_LINES)..].to_vec();
+    let mut output = Output::new(phase, name);
+    let result = run_capturing(cmd, timeout, &mut |line, cut| output.line(line, cut));
+    let output_tail = output.finish(&state_dir.join(".last-output"));
     let (ok, result) = match result {
         Ok(f) => (f.success(), f.describe()),
         Err(e) => (false, format!("could not run: {e}")),
@@ -244,11 +234,81 @@ fn run_one(
     }
 }
 
-/// The hook's state directory (private to root) and its output file.
-fn prepare(state_dir: &Path) -> std::io::Result<fs::File> {
+/// Lines of one hook run logged, at most: a hook that prints without end
+/// must not flood the log (the rest is counted, and its end kept).
+const MAX_LOGGED_LINES: usize = 1000;
+/// What `.last-output` keeps: the end of the output.
+const LAST_OUTPUT_MAX: usize = 64 * 1024;
+
+/// A hook's output as it comes: logged line by line, its end kept for
+/// `umm status` (the last `TAIL_LINES`) and `.last-output`. Bytes that are
+/// not UTF-8 are shown as U+FFFD, never dropped with the rest.
+struct Output {
+    prefix: String,
+    logged: usize,
+    /// The end of the output, whole lines, at most `LAST_OUTPUT_MAX` bytes.
+    end: std::collections::VecDeque<String>,
+    end_bytes: usize,
+}
+
+impl Output {
+    fn new(phase: HookPhase, name: &str) -> Output {
+        Output {
+            prefix: format!("hook {}/{name}", phase.name()),
+            logged: 0,
+            end: Default::default(),
+            end_bytes: 0,
+        }
+    }
+
+    fn line(&mut self, bytes: &[u8], cut: bool) {
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        if cut {
+            text.push_str(" [line cut]");
+        }
+        if self.logged < MAX_LOGGED_LINES {
+            log::info!("{}: {text}", self.prefix);
+        } else if self.logged == MAX_LOGGED_LINES {
+            log::info!(
+                "{}: more output than {MAX_LOGGED_LINES} lines: not logged, its end is kept in .last-output",
+                self.prefix
+            );
+        }
+        self.logged += 1;
+        self.end_bytes += text.len() + 1;
+        self.end.push_back(text);
+        while self.end_bytes > LAST_OUTPUT_MAX {
+            match self.end.pop_front() {
+                Some(old) => self.end_bytes -= old.len() + 1,
+                None => break,
+            }
+        }
+    }
+
+    /// Writes `.last-output` (root's only) and returns the last lines.
+    fn finish(self, last_output: &Path) -> Vec<String> {
+        if self.logged > MAX_LOGGED_LINES {
+            log::info!("{}: {} lines of output in all", self.prefix, self.logged);
+        }
+        let mut text = String::with_capacity(self.end_bytes);
+        for l in &self.end {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let written = crate::run::create_private(last_output)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if let Err(e) = written {
+            log::warn!("cannot write {}: {e}", last_output.display());
+        }
+        let skip = self.end.len().saturating_sub(TAIL_LINES);
+        self.end.into_iter().skip(skip).collect()
+    }
+}
+
+/// The hook's state directory, private to root.
+fn prepare(state_dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(state_dir)?;
-    fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))?;
-    crate::run::create_private(&state_dir.join(".last-output"))
+    fs::set_permissions(state_dir, fs::Permissions::from_mode(0o700))
 }
 
 /// The hooks that failed, by name, for messages.

@@ -543,3 +543,92 @@ fn state_files_are_root_only_and_status_shows_others_the_public_part() {
     assert!(text.contains("MAINTENANCE (manual)"), "{text}");
     assert!(text.contains("umm off"), "{text}");
 }
+
+impl Node {
+    fn hook(&self, phase: &str, name: &str, body: &str) {
+        let p = format!("/etc/umm/{phase}.d/{name}");
+        self.write(&p, &format!("#!/bin/sh\n{body}\n"));
+        fs::set_permissions(self.path(&p), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Item 3: children start with default signal handling
+
+#[test]
+fn hooks_start_with_default_signal_dispositions_and_an_empty_mask() {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "check",
+        "10-signals",
+        &format!(
+            "while read -r key value; do case $key in SigIgn:|SigBlk:) echo \"$key $value\";; esac; done < /proc/$$/status > {}",
+            trace.display()
+        ),
+    );
+    // umm itself ignores SIGHUP and SIGTTOU (as the sysvinit pause does)
+    // and blocks SIGUSR1.
+    let mut c = node.command(&["check"]);
+    // SAFETY: only signal-handling calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+            signal(Signal::SIGHUP, SigHandler::SigIgn)?;
+            signal(Signal::SIGTTOU, SigHandler::SigIgn)?;
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGUSR1);
+            sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+            Ok(())
+        });
+    }
+    let ran = node.run_cmd(c);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    let seen = fs::read_to_string(&trace).unwrap();
+    println!("{seen}");
+    assert_eq!(seen, "SigBlk: 0000000000000000\nSigIgn: 0000000000000000\n");
+}
+
+// ---------------------------------------------------------------------------
+// Item 9: hook output is streamed, bounded, and kept when not UTF-8
+
+#[test]
+fn a_byte_that_is_not_utf8_does_not_hide_the_veto() {
+    let node = Node::new();
+    node.hook(
+        "check",
+        "10-quorum",
+        "printf 'only 1 of 3 controllers up \\377\\n'; exit 1",
+    );
+    let out = node.expect(1, &["check"]);
+    assert!(out.contains("only 1 of 3 controllers up \u{fffd}"), "{out}");
+}
+
+#[test]
+fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
+    let node = Node::new();
+    node.hook(
+        "check",
+        "10-chatty",
+        "yes 'a line of output from a chatty hook' | head -c 100000000\n\
+         head -c 5000000 /dev/zero | tr '\\0' x; echo\n\
+         echo 'veto: the end is what counts'; exit 1",
+    );
+    let started = Instant::now();
+    let out = node.expect(1, &["check"]);
+    let rss = children_max_rss_kib();
+    let last = fs::metadata(node.path("/var/lib/umm/hooks/10-chatty/.last-output"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let log = fs::metadata(node.path("/run/umm/log"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "100 MB of hook output: {:?}, peak RSS {rss} KiB, .last-output {last} bytes, log {log} bytes",
+        started.elapsed()
+    );
+    assert!(out.contains("veto: the end is what counts"), "{out}");
+    assert!(rss < 50 * 1024, "peak RSS {rss} KiB");
+    assert!(last <= 64 * 1024, ".last-output is {last} bytes");
+    assert!(log < 1024 * 1024, "the log grew by {log} bytes");
+}
