@@ -310,7 +310,13 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
         if checks.is_empty() {
             println!("Checks: none in {}", HookPhase::Check.dir().display());
         }
-        for c in &checks {
+        for c in checks.iter().filter(|c| c.name == hooks::WHOLE_DIR) {
+            println!(
+                "Checks: cannot run: {}; this vetoes `umm on` (--force overrides)",
+                c.result.trim_start_matches("refused: ")
+            );
+        }
+        for c in checks.iter().filter(|c| c.name != hooks::WHOLE_DIR) {
             println!(
                 "Check {}: {}",
                 c.name,

@@ -136,11 +136,7 @@ pub fn run_capturing(
     run(cmd, timeout, Some(line))
 }
 
-fn run(
-    mut cmd: Command,
-    timeout: Duration,
-    mut line: Option<LineSink>,
-) -> io::Result<Finished> {
+fn run(mut cmd: Command, timeout: Duration, mut line: Option<LineSink>) -> io::Result<Finished> {
     cmd.process_group(0);
     reset_signals(&mut cmd);
     let reader = match line {

@@ -25,6 +25,8 @@ struct Ran {
     code: Option<i32>,
     out: String,
     elapsed: Duration,
+    /// Peak resident memory of umm and the children it waited for.
+    max_rss_kib: i64,
 }
 
 /// Bound on a run that should return at once: a hang fails the test
@@ -84,10 +86,20 @@ impl Node {
         let out = fs::File::create(&out_path).unwrap();
         c.stdout(out.try_clone().unwrap()).stderr(out);
         let started = Instant::now();
+        // Reaped by wait4 below (or killed and waited for on a hang).
+        #[allow(clippy::zombie_processes)]
         let mut child = c.spawn().unwrap();
-        let code = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status.code();
+        let pid = child.id() as i32;
+        // wait4, not Child::wait: it also gives the peak memory of umm and
+        // of what umm waited for (the hooks), and of nothing else.
+        let (code, max_rss_kib) = loop {
+            let mut status = 0;
+            // SAFETY: plain out-parameters.
+            let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+            let r = unsafe { nix::libc::wait4(pid, &mut status, nix::libc::WNOHANG, &mut usage) };
+            if r == pid {
+                let code = nix::libc::WIFEXITED(status).then(|| nix::libc::WEXITSTATUS(status));
+                break (code, usage.ru_maxrss);
             }
             if started.elapsed() > HANG {
                 let _ = child.kill();
@@ -104,6 +116,7 @@ impl Node {
             code,
             out: fs::read_to_string(&out_path).unwrap_or_default(),
             elapsed,
+            max_rss_kib,
         }
     }
 
@@ -211,20 +224,13 @@ fn a_fifo_never_hangs_umm(#[case] file: &str, #[case] entry: &str) {
     }
 }
 
-/// The caller's peak resident memory among its finished children, in KiB.
-fn children_max_rss_kib() -> i64 {
-    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .unwrap()
-        .max_rss()
-}
-
 #[test]
 fn a_config_linked_to_dev_zero_is_refused_quickly_in_bounded_memory() {
     let node = Node::new();
     fs::create_dir_all(node.path("/etc/umm")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", node.path("/etc/umm/umm.toml")).unwrap();
     let ran = node.run(&["status"]);
-    let rss = children_max_rss_kib();
+    let rss = ran.max_rss_kib;
     println!(
         "status with umm.toml -> /dev/zero: {:?}, peak RSS {rss} KiB",
         ran.elapsed
@@ -426,7 +432,15 @@ fn an_oversized_state_is_bounded_on_load_and_saved_small() {
     let bytes = serde_json::to_vec(&v).unwrap();
     assert!(bytes.len() < 4 << 20, "{}", bytes.len());
     fs::write(&path, &bytes).unwrap();
-    let s = node.status();
+    let ran = node.run(&["status", "--json"]);
+    println!(
+        "status of a {} byte state: {:?}, peak RSS {} KiB",
+        bytes.len(),
+        ran.elapsed,
+        ran.max_rss_kib
+    );
+    assert!(ran.max_rss_kib < 100 * 1024, "{} KiB", ran.max_rss_kib);
+    let s: Value = serde_json::from_str(&ran.out).unwrap();
     assert_eq!(s["history_entries"], 20, "history not bounded on load");
     node.boot();
     let saved = fs::metadata(&path).unwrap().len();
@@ -614,9 +628,9 @@ fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
          head -c 5000000 /dev/zero | tr '\\0' x; echo\n\
          echo 'veto: the end is what counts'; exit 1",
     );
-    let started = Instant::now();
-    let out = node.expect(1, &["check"]);
-    let rss = children_max_rss_kib();
+    let ran = node.run(&["check"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    let (out, rss) = (ran.out, ran.max_rss_kib);
     let last = fs::metadata(node.path("/var/lib/umm/hooks/10-chatty/.last-output"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -625,10 +639,176 @@ fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
         .unwrap_or(0);
     println!(
         "100 MB of hook output: {:?}, peak RSS {rss} KiB, .last-output {last} bytes, log {log} bytes",
-        started.elapsed()
+        ran.elapsed
     );
     assert!(out.contains("veto: the end is what counts"), "{out}");
     assert!(rss < 50 * 1024, "peak RSS {rss} KiB");
     assert!(last <= 64 * 1024, ".last-output is {last} bytes");
     assert!(log < 1024 * 1024, "the log grew by {log} bytes");
+}
+
+// ---------------------------------------------------------------------------
+// Item 1: what is checked is what runs
+
+fn timeouts(secs: u64) -> umm::config::HookTimeouts {
+    let d = Duration::from_secs(secs);
+    umm::config::HookTimeouts {
+        check: d,
+        pre_on: d,
+        on: d,
+        pre_off: d,
+        off: d,
+    }
+}
+
+fn check_hooks(node: &Node) -> Vec<umm::hooks::HookRecord> {
+    umm::hooks::run_phase(
+        &umm::paths::Root::new(node.dir.path()),
+        umm::hooks::HookPhase::Check,
+        None,
+        &timeouts(10),
+    )
+}
+
+#[test]
+fn a_symlinked_hook_is_refused_even_to_a_root_script() {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.hook("check", "00-real", "exit 0");
+    node.write(
+        "/opt/site/check",
+        &format!("#!/bin/sh\ntouch {}\n", trace.display()),
+    );
+    fs::set_permissions(
+        node.path("/opt/site/check"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        node.path("/opt/site/check"),
+        node.path("/etc/umm/check.d/10-link"),
+    )
+    .unwrap();
+    let out = node.expect(1, &["check"]);
+    assert!(!trace.exists(), "the linked hook ran");
+    assert!(out.contains("10-link is a symbolic link"), "{out}");
+    assert!(out.contains("vetoed by check/10-link"), "{out}");
+}
+
+#[rstest]
+#[case::hook_dir("/etc/umm/check.d", 0o777)]
+#[case::etc_umm("/etc/umm", 0o777)]
+#[case::etc_umm_group("/etc/umm", 0o775)]
+#[case::etc("/etc", 0o757)]
+fn a_hook_under_a_writable_directory_is_refused(#[case] dir: &str, #[case] mode: u32) {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.hook("check", "10-fine", &format!("touch {}", trace.display()));
+    fs::set_permissions(node.path(dir), fs::Permissions::from_mode(mode)).unwrap();
+    let out = node.expect(1, &["check"]);
+    assert!(!trace.exists(), "a hook ran under a writable {dir}");
+    assert!(
+        out.contains(&format!("{dir} is writable by group or others")),
+        "{out}"
+    );
+    assert!(!out.contains("Checks: none"), "{out}");
+    assert!(out.contains("vetoes"), "{out}");
+    // umm on is vetoed too, and nothing changes.
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("vetoed by check.d"), "{out}");
+}
+
+#[test]
+fn a_symlinked_hook_directory_is_refused() {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.write(
+        "/srv/hooks/10-x",
+        &format!("#!/bin/sh\ntouch {}\n", trace.display()),
+    );
+    fs::set_permissions(
+        node.path("/srv/hooks/10-x"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::create_dir_all(node.path("/etc/umm")).unwrap();
+    std::os::unix::fs::symlink(node.path("/srv/hooks"), node.path("/etc/umm/check.d")).unwrap();
+    let out = node.expect(1, &["check"]);
+    assert!(!trace.exists());
+    assert!(out.contains("check.d is a symbolic link"), "{out}");
+}
+
+/// Files swapped under umm's feet while it checks and runs hooks, many
+/// times: a foreign script never runs, and the checks never vanish.
+#[test]
+fn swapping_hooks_during_the_check_never_runs_a_foreign_script() {
+    let node = Node::new();
+    let marker = node.path("/foreign-ran");
+    let good = "#!/bin/sh\nexit 0\n";
+    let bad = format!("#!/bin/sh\ntouch {}\nexit 0\n", marker.display());
+    // Sources of the swaps: a root script and one owned by nobody.
+    node.write("/src/good", good);
+    node.write("/src/bad", &bad);
+    for f in ["/src/good", "/src/bad"] {
+        fs::set_permissions(node.path(f), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::os::unix::fs::chown(node.path("/src/bad"), Some(65534), Some(65534)).unwrap();
+    // (a) A trusted directory whose hook is replaced by rename.
+    node.hook("check", "10-swapped", "exit 0");
+    // (b) A hook linked into a world-writable, non-sticky directory.
+    node.write("/evil/hook", good);
+    fs::set_permissions(node.path("/evil"), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(node.path("/evil/hook"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(
+        node.path("/evil/hook"),
+        node.path("/etc/umm/check.d/20-linked"),
+    )
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (src, check_d, evil) = (
+            node.path("/src"),
+            node.path("/etc/umm/check.d"),
+            node.path("/evil"),
+        );
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for from in ["bad", "good"] {
+                    for (dir, name) in [(&check_d, "10-swapped"), (&evil, "hook")] {
+                        let tmp = dir.join(".swap");
+                        let _ = fs::remove_file(&tmp);
+                        fs::hard_link(src.join(from), &tmp).unwrap();
+                        fs::rename(&tmp, dir.join(name)).unwrap();
+                    }
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let runs = 150;
+    let mut ran_good = 0;
+    for _ in 0..runs {
+        let records = check_hooks(&node);
+        assert!(!records.is_empty(), "the checks vanished (\"none\")");
+        for r in &records {
+            if r.ok {
+                ran_good += 1;
+            } else {
+                assert!(r.result.starts_with("refused: "), "{r:?}");
+            }
+        }
+        assert!(
+            !marker.exists(),
+            "a script owned by nobody ran as root: {records:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    println!(
+        "{runs} runs of the checks during {swaps} swaps; the root script ran {ran_good} times"
+    );
+    assert!(!marker.exists());
 }
