@@ -59,7 +59,7 @@ fn log_events(events: &[Event]) {
 
 /// `umm internal boot`: count the previous boot, decide this one, record.
 pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
-    let settings = config::load_or_defaults(&ctx.root);
+    let (settings, sources, in_use, _) = config::load_logged(&ctx.root);
     let boot_id = ctx.clock.boot_id()?;
     let now = ctx.clock.now();
     let mut locked = match store::lock(&ctx.root) {
@@ -69,6 +69,9 @@ pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
             return Err(e.context("this boot was not counted and the state was not changed"));
         }
     };
+    if in_use == config::InUse::Loaded {
+        locked.record_config(&settings, &sources, now);
+    }
     let input = BootInputs {
         boot_id: &boot_id,
         now,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::clock::Clock;
-use crate::config::{self, Settings};
+use crate::config::{self, InUse, Settings, Sources};
 use crate::decide::{self, Ended, OffAction, Refusal};
 use crate::grub;
 use crate::hooks::{self, HookPhase, HookRecord};
@@ -40,15 +40,14 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 /// Settings for commands that must work even with a broken configuration
-/// (leaving maintenance, switching umm off): warn and use the defaults.
-fn settings_or_defaults(root: &Root, what: &str) -> Settings {
-    match config::load(root) {
-        Ok((s, _)) => s,
-        Err(e) => {
-            eprintln!("umm {what}: warning: {e}; using the defaults");
-            Settings::default()
-        }
+/// (leaving maintenance, switching umm off): warn, and use what the boot
+/// would use (the last configuration that loaded, or the defaults).
+fn settings_or_fallback(root: &Root, what: &str) -> (Settings, Sources, bool) {
+    let (settings, sources, in_use, err) = config::load_at_boot(root);
+    if let Some(e) = err {
+        eprintln!("umm {what}: warning: {e}; {}", in_use.describe());
     }
+    (settings, sources, in_use == InUse::Loaded)
 }
 
 fn warn_problem(what: &str, locked: &store::Locked) {
@@ -75,10 +74,10 @@ fn requester() -> Requester {
 }
 
 pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
-    let (settings, sources, config_error) = match config::load(&ctx.root) {
-        Ok((s, src)) => (s, src, None),
-        Err(e) => (Settings::default(), Default::default(), Some(e.to_string())),
-    };
+    // What the boot would use: with a broken configuration, the last one
+    // that loaded, or counting only.
+    let (settings, sources, in_use, config_error) = config::load_at_boot(&ctx.root);
+    let config_error = config_error.map(|e| e.to_string());
     let restricted = !nix::unistd::geteuid().is_root();
     let loaded = if restricted {
         read_public(&ctx.root)
@@ -100,6 +99,7 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         settings: &settings,
         sources: &sources,
         config_error: config_error.as_deref(),
+        config_in_use: &in_use,
         this_boot: this_boot.as_ref(),
         init: ctx.init.name(),
         restricted,
@@ -142,7 +142,7 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
             limits::ARG
         );
     }
-    let (settings, _) = config::load(&ctx.root)?;
+    let (settings, sources) = config::load(&ctx.root)?;
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     if let Err(r) = decide::request(&current, settings.policy(), 0, None, vec![]) {
@@ -188,6 +188,7 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
 
     let mut locked = store::lock(&ctx.root)?;
     warn_problem("on", &locked);
+    locked.record_config(&settings, &sources, ctx.clock.now());
     let who = requester();
     let mut next = match decide::request(
         &locked.state,
@@ -371,7 +372,7 @@ pub fn off(
     } else {
         "off"
     };
-    let settings = settings_or_defaults(&ctx.root, what);
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, what);
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     let mut pre_off = Vec::new();
     if let Some(m) = current
@@ -399,6 +400,9 @@ pub fn off(
     }
     let mut locked = store::lock(&ctx.root)?;
     warn_problem(what, &locked);
+    if loaded {
+        locked.record_config(&settings, &sources, ctx.clock.now());
+    }
     let (mut next, ended) = match decide::off(&locked.state, ctx.clock.now(), action) {
         Ok(r) => r,
         Err(r) => return Ok(refused(what, &r)),
@@ -609,13 +613,7 @@ pub fn remove_banners(root: &Root) {
 
 pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
     require_root("enable")?;
-    let (settings, sources) = match config::load(&ctx.root) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("umm enable: warning: {e}; using the defaults");
-            (Settings::default(), Default::default())
-        }
-    };
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, "enable");
     if !settings.enabled {
         let r#where = sources
             .enabled_from
@@ -628,6 +626,9 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
     }
     let mut locked = store::lock(&ctx.root)?;
     warn_problem("enable", &locked);
+    if loaded {
+        locked.record_config(&settings, &sources, ctx.clock.now());
+    }
     if locked.state.switch_on {
         println!("umm is already enabled.");
         return Ok(ExitCode::SUCCESS);
@@ -642,8 +643,12 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
 
 pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
     require_root("disable")?;
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, "disable");
     let mut locked = store::lock(&ctx.root)?;
     warn_problem("disable", &locked);
+    if loaded {
+        locked.record_config(&settings, &sources, ctx.clock.now());
+    }
     if !locked.state.switch_on {
         println!("umm is already disabled.");
         return Ok(ExitCode::SUCCESS);

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{Settings, Sources};
+use crate::config::{InUse, Settings, Sources};
 use crate::grub::{Kind, MenuEntry};
 use crate::state::{BootRecord, Episode, Maintenance, Phase, Requester, ScheduledCommand, State};
 use crate::store::BootDecision;
@@ -17,6 +17,8 @@ pub struct Inputs<'a> {
     pub settings: &'a Settings,
     pub sources: &'a Sources,
     pub config_error: Option<&'a str>,
+    /// Which settings the boot uses (loaded, last-good, counting-only).
+    pub config_in_use: &'a InUse,
     pub this_boot: Option<&'a BootDecision>,
     pub init: &'a str,
     /// umm's entries in the boot menu.
@@ -147,6 +149,11 @@ fn full_json(i: &Inputs) -> Value {
             "files": i.sources.files,
             "legacy": i.sources.legacy,
             "error": i.config_error,
+            "in_use": i.config_in_use.name(),
+            "last_good_recorded": match i.config_in_use {
+                InUse::LastGood(t) => Value::String(rfc3339(*t)),
+                _ => Value::Null,
+            },
         },
         "hooks": m.map_or(Value::Array(vec![]), |m| json!(m.hooks)),
         "last_episode": i.state.history.last().map_or(Value::Null, episode_json),
@@ -291,10 +298,14 @@ pub fn to_text(i: &Inputs) -> String {
             out.push(format!("Command:      {} ({result})", shell_words(&c.argv)));
         }
     }
+    let after = if i.settings.counting_only {
+        "counted only: no crash-loop maintenance while the configuration is broken".to_string()
+    } else {
+        format!("maintenance after more than {}", i.settings.reboot_count)
+    };
     out.push(format!(
-        "Unclean boots: {} in a row (maintenance after more than {}; reset by a clean shutdown or {} of uptime)",
+        "Unclean boots: {} in a row ({after}; reset by a clean shutdown or {} of uptime)",
         i.state.unclean_boots,
-        i.settings.reboot_count,
         format_span(i.settings.counter_reset_time)
     ));
     let switch = match (i.settings.enabled, i.state.switch_on) {
@@ -348,7 +359,8 @@ pub fn to_text(i: &Inputs) -> String {
     ));
     if let Some(e) = i.config_error {
         out.push(format!(
-            "Config error: {e} (the defaults are shown and used at boot)"
+            "Config error: {e}; {} (shown above)",
+            i.config_in_use.describe()
         ));
     }
     if let Some(p) = i.state_problem {

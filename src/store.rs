@@ -32,6 +32,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{LastGood, Settings, Sources};
 use crate::fsread;
 use crate::paths::{self, Root};
 use crate::state::{Mode, Reason, State, STATE_VERSION};
@@ -265,6 +266,41 @@ fn remove_stale_temp_files(dir: &Path) {
 }
 
 impl Locked {
+    /// Records settings that just loaded as the last good configuration
+    /// (both copies), when they differ from what is recorded; under the
+    /// lock, so that no writer sweeps the temporary files of another.
+    pub fn record_config(&self, settings: &Settings, sources: &Sources, now: i64) {
+        let good = LastGood::new(settings, sources, now);
+        for p in [paths::LAST_GOOD_CONFIG, paths::EARLY_LAST_GOOD_CONFIG] {
+            let path = self.root.path(p);
+            let same = fsread::read(&path, fsread::CONFIG_MAX)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LastGood>(&b).ok())
+                .is_some_and(|old| {
+                    LastGood {
+                        recorded: now,
+                        ..old
+                    } == good
+                });
+            if same {
+                continue;
+            }
+            let written = serde_json::to_vec_pretty(&good)
+                .map_err(io::Error::other)
+                .and_then(|bytes| {
+                    path.parent().map_or(Ok(()), fs::create_dir_all)?;
+                    atomic_write(&path, &bytes, 0o644)
+                });
+            if let Err(e) = written {
+                log::warn!(
+                    "cannot record the configuration as the last that loaded in {}: {e}{}",
+                    path.display(),
+                    hint(&e)
+                );
+            }
+        }
+    }
+
     /// Writes `state` durably, then refreshes the early copy.
     pub fn save(&mut self, state: State) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&state)?;

@@ -812,3 +812,68 @@ fn swapping_hooks_during_the_check_never_runs_a_foreign_script() {
     );
     assert!(!marker.exists());
 }
+
+// ---------------------------------------------------------------------------
+// Item 7: a broken configuration never turns a disabled umm on
+
+#[test]
+fn a_broken_dropin_keeps_a_disabled_umm_disabled() {
+    let mut node = Node::new();
+    node.write("/etc/umm/umm.toml", "enabled = false\n");
+    node.boot();
+    // Later, a drop-in with a typo.
+    node.write("/etc/umm/umm.toml.d/50-site.toml", "reboot_cuont = 5\n");
+    for _ in 0..4 {
+        node.boot();
+    }
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["enabled"], false, "{s}");
+    assert_eq!(s["config"]["in_use"], "last-good", "{s}");
+    assert!(
+        s["config"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("50-site.toml"),
+        "{s}"
+    );
+    let log = node.log();
+    assert!(log.contains("the last configuration that loaded"), "{log}");
+    let text = node.expect(0, &["status"]);
+    assert!(
+        text.contains("the last configuration that loaded"),
+        "{text}"
+    );
+    // The generator, before /var is mounted, uses the early copy.
+    assert!(node.path("/etc/umm/last-good-config.json").exists());
+}
+
+#[test]
+fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
+    let mut node = Node::new();
+    node.write("/etc/umm/umm.toml", "enabled = fals\n");
+    node.boot();
+    for _ in 0..5 {
+        node.boot();
+    }
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["unclean_boots"], 5, "{s}");
+    assert_eq!(s["config"]["in_use"], "counting-only", "{s}");
+    assert!(
+        node.log().contains("never entering maintenance"),
+        "{}",
+        node.log()
+    );
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains("counted only"), "{text}");
+    // Fixed, the configuration loads and the counting rules apply again.
+    node.write("/etc/umm/umm.toml", "enabled = true\n");
+    node.boot();
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["config"]["in_use"].as_str()),
+        (Some("maintenance"), Some("loaded")),
+        "{s}"
+    );
+}
