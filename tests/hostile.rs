@@ -877,3 +877,46 @@ fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
         "{s}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Item 10: a full or read-only root filesystem is said where the operator looks
+
+#[rstest]
+#[case::full("enospc", "free space on / (the root filesystem)")]
+#[case::read_only("erofs", "/ is read-only: remount it read-write")]
+fn an_early_copy_that_cannot_be_refreshed_is_said_on_stderr(
+    #[case] errno: &str,
+    #[case] hint: &str,
+) {
+    let mut node = Node::new();
+    node.boot();
+    let ran = node.run_cmd({
+        let mut c = node.command(&["disable"]);
+        c.env("UMM_FAILPOINT", format!("early-copy:{errno}"));
+        c
+    });
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.out.contains("cannot refresh"), "{}", ran.out);
+    assert!(ran.out.contains("early-state.json"), "{}", ran.out);
+    assert!(ran.out.contains(hint), "{}", ran.out);
+}
+
+#[test]
+fn a_full_var_is_one_line_saying_what_to_do() {
+    let mut node = Node::new();
+    node.boot();
+    let ran = node.run_cmd({
+        let mut c = node.command(&["disable"]);
+        c.env("UMM_FAILPOINT", "before-write:enospc");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert_eq!(ran.out.trim().lines().count(), 1, "{}", ran.out);
+    assert!(
+        ran.out
+            .contains("No space left on device (os error 28); free space"),
+        "{}",
+        ran.out
+    );
+    assert_eq!(node.status()["enabled"], true);
+}
