@@ -470,6 +470,14 @@ pub fn parse_toml(file: &Path, text: &str) -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
+/// Parses the original tool's shell-style file's text as `file` (for tests
+/// and fuzzing: the same code path as `load`).
+pub fn parse_legacy(file: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    apply_legacy_text(file, text, &mut settings, &mut Sources::default())?;
+    Ok(settings)
+}
+
 /// Walks one file's TOML tree (spans included, so every error has its
 /// line) and applies the keys it sets.
 fn apply_toml_text(
