@@ -204,17 +204,12 @@ pub fn record_reset(ctx: &Ctx, cause: ResetCause, wait: bool) -> Result<ExitCode
 
 fn banner(m: &Maintenance) -> String {
     let since = rfc3339(m.since.unwrap_or(m.requested));
+    // Not where from: the console banner is shown before anyone logs in,
+    // and the address is root's to see (`umm status`).
     let by = m
         .requested_by
         .as_ref()
-        .map(|r| {
-            let from = r
-                .from
-                .as_deref()
-                .map(|f| format!(" from {f}"))
-                .unwrap_or_default();
-            format!(", requested by {}{from}", r.user)
-        })
+        .map(|r| format!(", requested by {}", r.user))
         .unwrap_or_default();
     format!(
         "\n*** MAINTENANCE MODE (umm) ***\n\

@@ -553,6 +553,10 @@ fn state_files_are_root_only_and_status_shows_others_the_public_part() {
     for field in ["requested_by", "command", "hooks"] {
         assert!(s.get(field).is_none(), "{field} given to a user: {s}");
     }
+    // Nor the banners any login (or the console, before login) shows.
+    for banner in ["/run/motd.d/umm", "/run/issue.d/umm.issue"] {
+        assert!(!node.read(banner).contains("192.0.2.7"), "{banner}");
+    }
     let text = node.as_nobody(&["status"]).out;
     assert!(text.contains("MAINTENANCE (manual)"), "{text}");
     assert!(text.contains("umm off"), "{text}");
