@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use crate::commands::Ctx;
 use crate::config;
 use crate::decide::{self, BootInputs, CmdlineRequest, Event, ResetCause};
+use crate::fsread;
 use crate::hooks::{self, HookPhase};
 use crate::init::sysv::{self, Flavour, Sysv};
 use crate::paths::{self, Root};
@@ -22,9 +23,17 @@ use crate::store::{self, BootDecision};
 use crate::timefmt::{format_span, rfc3339};
 
 pub fn read_cmdline(root: &Root) -> CmdlineRequest {
-    fs::read_to_string(root.path(paths::CMDLINE))
-        .map(|l| CmdlineRequest::parse(&l))
-        .unwrap_or_default()
+    CmdlineRequest::parse(&cmdline_text(root))
+}
+
+/// The kernel command line; when it cannot be read (logged), an empty one.
+pub fn cmdline_text(root: &Root) -> String {
+    fsread::read(&root.path(paths::CMDLINE), fsread::SMALL_MAX)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_else(|e| {
+            log::error!("{e}; going on without the kernel command line's umm= argument");
+            String::new()
+        })
 }
 
 fn log_events(events: &[Event]) {
@@ -50,10 +59,19 @@ fn log_events(events: &[Event]) {
 
 /// `umm internal boot`: count the previous boot, decide this one, record.
 pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
-    let settings = config::load_or_defaults(&ctx.root);
+    let (settings, sources, in_use, _) = config::load_logged(&ctx.root);
     let boot_id = ctx.clock.boot_id()?;
     let now = ctx.clock.now();
-    let mut locked = store::lock(&ctx.root)?;
+    let mut locked = match store::lock(&ctx.root) {
+        Ok(locked) => locked,
+        Err(e) => {
+            keep_early_decision(ctx, &settings, &boot_id, now);
+            return Err(e.context("this boot was not counted and the state was not changed"));
+        }
+    };
+    if in_use == config::InUse::Loaded {
+        locked.record_config(&settings, &sources, now);
+    }
     let input = BootInputs {
         boot_id: &boot_id,
         now,
@@ -101,6 +119,55 @@ pub fn boot(ctx: &Ctx) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The state cannot be read (an I/O error, a FIFO put there) or locked:
+/// nothing is counted or written, and this boot goes the way the early
+/// decision says. Under systemd the generator took it from the early copy;
+/// elsewhere it is taken here from the same copy, so that sysvinit and
+/// systemd agree.
+fn keep_early_decision(ctx: &Ctx, settings: &config::Settings, boot_id: &str, now: i64) {
+    if let Some(d) = store::read_boot_decision(&ctx.root, boot_id) {
+        log::error!(
+            "the state cannot be used: this boot stays {} as the generator decided from the early copy",
+            mode_name(d.mode)
+        );
+        return;
+    }
+    let early = store::read(&ctx.root.path(paths::EARLY_STATE));
+    if let Some(p) = &early.problem {
+        log::error!("{p}; this boot is a normal one");
+    }
+    let input = BootInputs {
+        boot_id,
+        now,
+        cmdline: read_cmdline(&ctx.root),
+        policy: settings.policy(),
+    };
+    let (_, outcome) = decide::boot(&early.state, &input);
+    log::error!(
+        "the state cannot be used: this boot is {} as decided from the early copy {}",
+        mode_name(outcome.mode),
+        paths::EARLY_STATE
+    );
+    let decision = BootDecision {
+        boot_id: boot_id.to_string(),
+        mode: outcome.mode,
+        reason: outcome.reason,
+        decided_by: "boot".into(),
+        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
+        resumed: false,
+    };
+    if let Err(e) = store::write_boot_decision(&ctx.root, &decision) {
+        log::error!("{e:#}");
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Normal => "normal",
+        Mode::Maintenance => "in maintenance",
+    }
+}
+
 /// `umm internal clean-shutdown` and `umm internal uptime-reached`. With
 /// `wait` (init systems without timers), first sleeps until the uptime
 /// reaches counter_reset_time.
@@ -137,17 +204,12 @@ pub fn record_reset(ctx: &Ctx, cause: ResetCause, wait: bool) -> Result<ExitCode
 
 fn banner(m: &Maintenance) -> String {
     let since = rfc3339(m.since.unwrap_or(m.requested));
+    // Not where from: the console banner is shown before anyone logs in,
+    // and the address is root's to see (`umm status`).
     let by = m
         .requested_by
         .as_ref()
-        .map(|r| {
-            let from = r
-                .from
-                .as_deref()
-                .map(|f| format!(" from {f}"))
-                .unwrap_or_default();
-            format!(", requested by {}{from}", r.user)
-        })
+        .map(|r| format!(", requested by {}", r.user))
         .unwrap_or_default();
     format!(
         "\n*** MAINTENANCE MODE (umm) ***\n\
@@ -223,6 +285,7 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
         exit_code: None,
         signal: None,
         output: paths::COMMAND_OUTPUT.to_string(),
+        extra: Default::default(),
     };
     set_command_run(&mut next, run.clone());
     // Recorded before it starts: a crash during the command must not run it again.
@@ -274,8 +337,8 @@ fn run_command(
     output: &std::path::Path,
     timeout: std::time::Duration,
 ) -> Result<crate::run::Finished> {
-    let out =
-        fs::File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
+    let out = crate::run::create_private(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
     let err = out.try_clone()?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -314,7 +377,7 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
     // The banner, hooks and scheduled command run beside the wait, so that
     // `umm off` is answered at once even while the command runs.
     let worker = std::env::current_exe().and_then(|exe| {
-        Command::new(exe)
+        crate::run::command(exe)
             .args(["internal", "maintenance"])
             .stdin(Stdio::null())
             .spawn()

@@ -34,7 +34,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show whether the node is operational, pending or in maintenance (any user)
+    /// Show whether the node is operational, pending or in maintenance (any user;
+    /// who asked, the command and hook results: root only)
     Status {
         /// Machine-readable output
         #[arg(long)]

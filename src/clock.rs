@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
+use crate::fsread;
 use crate::paths::{self, Root};
 
 pub trait Clock {
@@ -56,16 +57,14 @@ impl Clock for SystemClock {
 
     fn uptime(&self) -> Result<Duration> {
         let path = self.root.path(paths::UPTIME);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = fsread::read_string(&path, fsread::SMALL_MAX)?;
         parse_uptime(&text)
             .with_context(|| format!("{} is not a number of seconds: {text:?}", path.display()))
     }
 
     fn boot_id(&self) -> Result<String> {
         let path = self.root.path(paths::BOOT_ID);
-        let id = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let id = fsread::read_string(&path, fsread::SMALL_MAX)?;
         Ok(id.trim().to_string())
     }
 }

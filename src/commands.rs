@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::clock::Clock;
-use crate::config::{self, Settings};
+use crate::config::{self, InUse, Settings, Sources};
 use crate::decide::{self, Ended, OffAction, Refusal};
 use crate::grub;
 use crate::hooks::{self, HookPhase, HookRecord};
@@ -40,19 +40,18 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 /// Settings for commands that must work even with a broken configuration
-/// (leaving maintenance, switching umm off): warn and use the defaults.
-fn settings_or_defaults(root: &Root, what: &str) -> Settings {
-    match config::load(root) {
-        Ok((s, _)) => s,
-        Err(e) => {
-            eprintln!("umm {what}: warning: {e}; using the defaults");
-            Settings::default()
-        }
+/// (leaving maintenance, switching umm off): warn, and use what the boot
+/// would use (the last configuration that loaded, or the defaults).
+fn settings_or_fallback(root: &Root, what: &str) -> (Settings, Sources, bool) {
+    let (settings, sources, in_use, err) = config::load_at_boot(root);
+    if let Some(e) = err {
+        eprintln!("umm {what}: warning: {e}; {}", in_use.describe());
     }
+    (settings, sources, in_use == InUse::Loaded)
 }
 
-fn warn_problem(what: &str, problem: &Option<String>) {
-    if let Some(p) = problem {
+fn warn_problem(what: &str, locked: &store::Locked) {
+    for p in locked.problem.iter().chain(&locked.notes) {
         eprintln!("umm {what}: warning: {p}");
     }
 }
@@ -67,22 +66,31 @@ fn requester() -> Requester {
     let from = std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|c| c.split_whitespace().next().map(str::to_string));
-    Requester { user, from }
+    Requester {
+        user,
+        from,
+        extra: Default::default(),
+    }
 }
 
 pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
-    let (settings, sources, config_error) = match config::load(&ctx.root) {
-        Ok((s, src)) => (s, src, None),
-        Err(e) => (Settings::default(), Default::default(), Some(e.to_string())),
+    // What the boot would use: with a broken configuration, the last one
+    // that loaded, or counting only.
+    let (settings, sources, in_use, config_error) = config::load_at_boot(&ctx.root);
+    let config_error = config_error.map(|e| e.to_string());
+    let restricted = !nix::unistd::geteuid().is_root();
+    let loaded = if restricted {
+        read_public(&ctx.root)
+    } else {
+        store::read(&ctx.root.path(paths::STATE))
     };
-    let loaded = store::read(&ctx.root.path(paths::STATE));
     let this_boot = ctx
         .clock
         .boot_id()
         .ok()
         .and_then(|id| store::read_boot_decision(&ctx.root, &id));
     let menu = grub::menu_entries(&ctx.root);
-    let cmdline = std::fs::read_to_string(ctx.root.path(paths::CMDLINE)).unwrap_or_default();
+    let cmdline = crate::boot::cmdline_text(&ctx.root);
     let inputs = status::Inputs {
         menu: &menu,
         cmdline_arg: grub::boot_from_entry(&cmdline),
@@ -91,8 +99,10 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         settings: &settings,
         sources: &sources,
         config_error: config_error.as_deref(),
+        config_in_use: &in_use,
         this_boot: this_boot.as_ref(),
         init: ctx.init.name(),
+        restricted,
     };
     if json {
         println!(
@@ -105,9 +115,34 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The state as a user who is not root may see it: the public summary
+/// every save writes; before the first save by this umm, the public part
+/// of state.json if it is readable (older umm wrote it for everyone).
+fn read_public(root: &Root) -> store::Loaded {
+    let public = store::read(&root.path(paths::PUBLIC_STATUS));
+    if public.problem.is_some() || root.path(paths::PUBLIC_STATUS).exists() {
+        return public;
+    }
+    let mut loaded = store::read(&root.path(paths::STATE));
+    if loaded.unreadable {
+        // Not readable by this user, and nothing public written yet.
+        return store::Loaded::default();
+    }
+    loaded.state = loaded.state.public();
+    loaded
+}
+
 pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     require_root("on")?;
-    let (settings, _) = config::load(&ctx.root)?;
+    use crate::state::limits;
+    if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
+        bail!(
+            "umm on: the command is longer than umm keeps ({} arguments of at most {} bytes); put it in a script and schedule the script",
+            limits::ARGS,
+            limits::ARG
+        );
+    }
+    let (settings, sources) = config::load(&ctx.root)?;
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     if let Err(r) = decide::request(&current, settings.policy(), 0, None, vec![]) {
@@ -152,7 +187,8 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     };
 
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem("on", &locked.problem);
+    warn_problem("on", &locked);
+    locked.record_config(&settings, &sources, ctx.clock.now());
     let who = requester();
     let mut next = match decide::request(
         &locked.state,
@@ -275,7 +311,13 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
         if checks.is_empty() {
             println!("Checks: none in {}", HookPhase::Check.dir().display());
         }
-        for c in &checks {
+        for c in checks.iter().filter(|c| c.name == hooks::WHOLE_DIR) {
+            println!(
+                "Checks: cannot run: {}; this vetoes `umm on` (--force overrides)",
+                c.result.trim_start_matches("refused: ")
+            );
+        }
+        for c in checks.iter().filter(|c| c.name != hooks::WHOLE_DIR) {
             println!(
                 "Check {}: {}",
                 c.name,
@@ -330,7 +372,7 @@ pub fn off(
     } else {
         "off"
     };
-    let settings = settings_or_defaults(&ctx.root, what);
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, what);
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     let mut pre_off = Vec::new();
     if let Some(m) = current
@@ -357,7 +399,10 @@ pub fn off(
         }
     }
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem(what, &locked.problem);
+    warn_problem(what, &locked);
+    if loaded {
+        locked.record_config(&settings, &sources, ctx.clock.now());
+    }
     let (mut next, ended) = match decide::off(&locked.state, ctx.clock.now(), action) {
         Ok(r) => r,
         Err(r) => return Ok(refused(what, &r)),
@@ -519,12 +564,19 @@ fn run_after_resume(
 
 /// `umm history`: the last maintenance episodes, oldest first.
 pub fn history(ctx: &Ctx, json: bool) -> Result<ExitCode> {
-    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let restricted = !nix::unistd::geteuid().is_root();
+    let state = if restricted {
+        read_public(&ctx.root).state
+    } else {
+        store::read(&ctx.root.path(paths::STATE)).state
+    };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status::history_json(&state.history))?
-        );
+        let v = if restricted {
+            status::public_history_json(&state.history)
+        } else {
+            status::history_json(&state.history)
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if state.history.is_empty() {
@@ -561,13 +613,7 @@ pub fn remove_banners(root: &Root) {
 
 pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
     require_root("enable")?;
-    let (settings, sources) = match config::load(&ctx.root) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("umm enable: warning: {e}; using the defaults");
-            (Settings::default(), Default::default())
-        }
-    };
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, "enable");
     if !settings.enabled {
         let r#where = sources
             .enabled_from
@@ -579,7 +625,10 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem("enable", &locked.problem);
+    warn_problem("enable", &locked);
+    if loaded {
+        locked.record_config(&settings, &sources, ctx.clock.now());
+    }
     if locked.state.switch_on {
         println!("umm is already enabled.");
         return Ok(ExitCode::SUCCESS);
@@ -594,8 +643,12 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
 
 pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
     require_root("disable")?;
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, "disable");
     let mut locked = store::lock(&ctx.root)?;
-    warn_problem("disable", &locked.problem);
+    warn_problem("disable", &locked);
+    if loaded {
+        locked.record_config(&settings, &sources, ctx.clock.now());
+    }
     if !locked.state.switch_on {
         println!("umm is already disabled.");
         return Ok(ExitCode::SUCCESS);

@@ -11,6 +11,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::decide::Policy;
+use crate::fsread;
 use crate::paths::{self, Root};
 use crate::timefmt::{format_span, parse_span};
 
@@ -42,6 +43,9 @@ pub struct Settings {
     pub command_timeout: Duration,
     /// Keep the GRUB maintenance entries while umm is disabled.
     pub grub_entries_when_disabled: bool,
+    /// The configuration is broken and none ever loaded: count, but never
+    /// enter maintenance for a crash loop (see `InUse::CountingOnly`).
+    pub counting_only: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +75,7 @@ impl Default for Settings {
             },
             command_timeout: Duration::from_secs(6 * 3600),
             grub_entries_when_disabled: false,
+            counting_only: false,
         }
     }
 }
@@ -79,7 +84,12 @@ impl Settings {
     pub fn policy(&self) -> Policy {
         Policy {
             enabled: self.enabled,
-            reboot_count: self.reboot_count,
+            // No count is ever greater: no crash loop is ever enforced.
+            reboot_count: if self.counting_only {
+                u32::MAX
+            } else {
+                self.reboot_count
+            },
         }
     }
 
@@ -113,10 +123,16 @@ pub struct ConfigError {
     pub line: Option<usize>,
     pub key: Option<String>,
     pub message: String,
+    /// The file itself could not be read (a FIFO, a device, too big, a
+    /// broken link, an I/O error): `message` already says what to do.
+    pub unreadable: bool,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unreadable {
+            return write!(f, "{} {}", self.file.display(), self.message);
+        }
         write!(f, "{}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
@@ -140,30 +156,199 @@ pub fn load(root: &Root) -> Result<(Settings, Sources), ConfigError> {
     let mut settings = Settings::default();
     let mut sources = Sources::default();
     let main = root.path(paths::CONFIG);
-    if main.exists() {
-        apply_toml_file(&main, &mut settings, &mut sources)?;
-    } else {
-        let legacy = root.path(paths::LEGACY_CONFIG);
-        if legacy.exists() {
-            apply_legacy_file(&legacy, &mut settings, &mut sources)?;
+    // Only ENOENT on umm.toml itself means "no umm.toml": a dangling or
+    // looping link, a FIFO or an unreadable file is an error like any other.
+    match read_config(&main)? {
+        Some(text) => apply_toml_text(&main, &text, &mut settings, &mut sources)?,
+        None => {
+            let legacy = root.path(paths::LEGACY_CONFIG);
+            if let Some(text) = read_config(&legacy)? {
+                apply_legacy_text(&legacy, &text, &mut settings, &mut sources)?;
+            }
         }
     }
     for dropin in dropins(&root.path(paths::CONFIG_DROPINS))? {
-        apply_toml_file(&dropin, &mut settings, &mut sources)?;
+        let text = read_config(&dropin)?
+            .ok_or_else(|| unreadable(&fsread::ReadError::Absent(dropin.clone())))?;
+        apply_toml_text(&dropin, &text, &mut settings, &mut sources)?;
     }
     Ok((settings, sources))
 }
 
-/// Loads the configuration, or, if it is broken, logs why and returns the
-/// defaults: for boot-time entry points, which must never stop a boot.
-pub fn load_or_defaults(root: &Root) -> Settings {
-    match load(root) {
-        Ok((settings, _)) => settings,
-        Err(err) => {
-            log::error!("configuration error, using the defaults for this run: {err}");
-            Settings::default()
+/// Which settings are in force when the configuration is read at boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InUse {
+    /// The configuration loaded.
+    Loaded,
+    /// It is broken: the last configuration that loaded, recorded then
+    /// (seconds since the epoch).
+    LastGood(i64),
+    /// It is broken and none ever loaded here: the defaults, counting
+    /// unclean boots but never entering maintenance for a crash loop (a
+    /// broken file must not turn on a umm its author may have disabled).
+    CountingOnly,
+}
+
+impl InUse {
+    pub fn name(&self) -> &'static str {
+        match self {
+            InUse::Loaded => "loaded",
+            InUse::LastGood(_) => "last-good",
+            InUse::CountingOnly => "counting-only",
         }
     }
+
+    /// What the boot does about a broken configuration, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            InUse::Loaded => "the configuration is used".into(),
+            InUse::LastGood(t) => format!(
+                "at boot umm uses the last configuration that loaded (recorded {})",
+                crate::timefmt::rfc3339(*t)
+            ),
+            InUse::CountingOnly => {
+                "no configuration has loaded on this node yet: using the defaults at boot, \
+                 counting unclean boots but never entering maintenance for a crash loop"
+                    .into()
+            }
+        }
+    }
+}
+
+/// The settings as recorded after a configuration loaded.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LastGood {
+    /// When it was recorded, seconds since the epoch.
+    pub recorded: i64,
+    pub files: Vec<PathBuf>,
+    pub enabled: bool,
+    pub reboot_count: u32,
+    pub counter_reset_time: u64,
+    pub keep_units: Vec<String>,
+    pub command_timeout: u64,
+    pub hook_timeouts: [u64; 5],
+    pub grub_entries_when_disabled: bool,
+}
+
+impl LastGood {
+    pub fn new(settings: &Settings, sources: &Sources, recorded: i64) -> LastGood {
+        let t = &settings.hook_timeouts;
+        LastGood {
+            recorded,
+            files: sources.files.clone(),
+            enabled: settings.enabled,
+            reboot_count: settings.reboot_count,
+            counter_reset_time: settings.counter_reset_time.as_secs(),
+            keep_units: settings.keep_units.clone(),
+            command_timeout: settings.command_timeout.as_secs(),
+            hook_timeouts: [t.check, t.pre_on, t.on, t.pre_off, t.off].map(|d| d.as_secs()),
+            grub_entries_when_disabled: settings.grub_entries_when_disabled,
+        }
+    }
+
+    /// The settings it records; what was recorded is checked again (the
+    /// file may have been edited), values out of range fall back.
+    pub fn settings(&self) -> Settings {
+        let d = Settings::default();
+        let span = |secs: u64, default: Duration| {
+            if secs >= 1 {
+                Duration::from_secs(secs)
+            } else {
+                default
+            }
+        };
+        let [check, pre_on, on, pre_off, off] =
+            self.hook_timeouts.map(|s| span(s, d.hook_timeouts.check));
+        Settings {
+            enabled: self.enabled,
+            reboot_count: self.reboot_count,
+            counter_reset_time: span(self.counter_reset_time, d.counter_reset_time),
+            keep_units: self
+                .keep_units
+                .iter()
+                .filter(|u| is_unit_name(u))
+                .cloned()
+                .collect(),
+            hook_timeouts: HookTimeouts {
+                check,
+                pre_on,
+                on,
+                pre_off,
+                off,
+            },
+            command_timeout: span(self.command_timeout, d.command_timeout),
+            grub_entries_when_disabled: self.grub_entries_when_disabled,
+            counting_only: false,
+        }
+    }
+}
+
+/// The recorded last-good configuration: the newer of the copy in /var and
+/// the one on the root filesystem (the generator may see only that one).
+pub fn read_last_good(root: &Root) -> Option<LastGood> {
+    [paths::LAST_GOOD_CONFIG, paths::EARLY_LAST_GOOD_CONFIG]
+        .iter()
+        .filter_map(|p| {
+            let path = root.path(p);
+            match fsread::read(&path, fsread::CONFIG_MAX) {
+                Ok(bytes) => serde_json::from_slice::<LastGood>(&bytes)
+                    .map_err(|e| log::warn!("{} is unreadable ({e}); not used", path.display()))
+                    .ok(),
+                Err(e) if e.is_absent() => None,
+                Err(e) => {
+                    log::warn!("{e}");
+                    None
+                }
+            }
+        })
+        .max_by_key(|g| g.recorded)
+}
+
+/// The configuration as the boot uses it: loaded, or when broken, the last
+/// one that loaded, or counting only. The error, if any, is returned too.
+pub fn load_at_boot(root: &Root) -> (Settings, Sources, InUse, Option<ConfigError>) {
+    match load(root) {
+        Ok((settings, sources)) => (settings, sources, InUse::Loaded, None),
+        Err(err) => match read_last_good(root) {
+            Some(good) => {
+                let sources = Sources {
+                    files: good.files.clone(),
+                    ..Sources::default()
+                };
+                (
+                    good.settings(),
+                    sources,
+                    InUse::LastGood(good.recorded),
+                    Some(err),
+                )
+            }
+            None => (
+                Settings {
+                    counting_only: true,
+                    ..Settings::default()
+                },
+                Sources::default(),
+                InUse::CountingOnly,
+                Some(err),
+            ),
+        },
+    }
+}
+
+/// Loads the configuration, or, if it is broken, logs why and what is used
+/// instead (`load_at_boot`): for boot-time entry points, which must never
+/// stop a boot, and for the commands that must work with a broken file.
+pub fn load_or_defaults(root: &Root) -> Settings {
+    load_logged(root).0
+}
+
+/// `load_at_boot`, with a broken configuration logged.
+pub fn load_logged(root: &Root) -> (Settings, Sources, InUse, Option<ConfigError>) {
+    let loaded = load_at_boot(root);
+    if let Some(err) = &loaded.3 {
+        log::error!("configuration error: {err}; {}", loaded.2.describe());
+    }
+    loaded
 }
 
 fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -181,12 +366,25 @@ fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 fn io_error(file: &Path, e: &std::io::Error) -> ConfigError {
+    unreadable(&fsread::ReadError::Io(
+        file.to_path_buf(),
+        std::io::Error::new(e.kind(), e.to_string()),
+    ))
+}
+
+fn unreadable(e: &fsread::ReadError) -> ConfigError {
     ConfigError {
-        file: file.to_path_buf(),
+        file: e.path().to_path_buf(),
         line: None,
         key: None,
-        message: format!("cannot read: {e}"),
+        message: e.what(),
+        unreadable: true,
     }
+}
+
+/// A configuration file's text, `None` when it is absent.
+fn read_config(file: &Path) -> Result<Option<String>, ConfigError> {
+    fsread::read_string_if_present(file, fsread::CONFIG_MAX).map_err(|e| unreadable(&e))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -264,20 +462,36 @@ fn unit_names(v: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Parses one TOML file's text as `file` and applies it over the defaults
+/// (for tests and fuzzing: the same code path as `load`).
+pub fn parse_toml(file: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    apply_toml_text(file, text, &mut settings, &mut Sources::default())?;
+    Ok(settings)
+}
+
+/// Parses the original tool's shell-style file's text as `file` (for tests
+/// and fuzzing: the same code path as `load`).
+pub fn parse_legacy(file: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    apply_legacy_text(file, text, &mut settings, &mut Sources::default())?;
+    Ok(settings)
+}
+
 /// Walks one file's TOML tree (spans included, so every error has its
 /// line) and applies the keys it sets.
-fn apply_toml_file(
+fn apply_toml_text(
     file: &Path,
+    text: &str,
     settings: &mut Settings,
     sources: &mut Sources,
 ) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
-    let doc = DeTable::parse(&text).map_err(|e| {
-        let line = e.span().map(|s| line_of(&text, s.start));
+    let doc = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
         ConfigError {
             file: file.to_path_buf(),
             line,
-            key: line.and_then(|l| key_on_line(&text, l)),
+            key: line.and_then(|l| key_on_line(text, l)),
             message: e
                 .message()
                 .trim()
@@ -285,13 +499,15 @@ fn apply_toml_file(
                 .map(str::trim)
                 .collect::<Vec<_>>()
                 .join("; "),
+            unreadable: false,
         }
     })?;
     let err = |span: std::ops::Range<usize>, key: &str, message: String| ConfigError {
         file: file.to_path_buf(),
-        line: Some(line_of(&text, span.start)),
+        line: Some(line_of(text, span.start)),
         key: Some(key.to_string()),
         message,
+        unreadable: false,
     };
     for (key, value) in doc.get_ref() {
         let name = key.get_ref().as_ref();
@@ -299,7 +515,7 @@ fn apply_toml_file(
         match name {
             "enabled" => {
                 settings.enabled = boolean(value).map_err(fail)?;
-                sources.enabled_from = Some((file.to_path_buf(), line_of(&text, key.span().start)));
+                sources.enabled_from = Some((file.to_path_buf(), line_of(text, key.span().start)));
             }
             "reboot_count" => {
                 let n = integer(value).map_err(fail)?;
@@ -373,12 +589,12 @@ fn is_unit_name(name: &str) -> bool {
 
 /// The original tool's shell-style file: `UMM=yes|no`, `REBOOT_COUNT=N`,
 /// `COUNTER_RESET_TIME=N` (minutes, as the original code read it).
-fn apply_legacy_file(
+fn apply_legacy_text(
     file: &Path,
+    text: &str,
     settings: &mut Settings,
     sources: &mut Sources,
 ) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|e| io_error(file, &e))?;
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let err = |key: &str, message: String| ConfigError {
@@ -386,6 +602,7 @@ fn apply_legacy_file(
             line: Some(line),
             key: Some(key.to_string()),
             message,
+            unreadable: false,
         };
         let l = raw.trim();
         if l.is_empty() || l.starts_with('#') {
@@ -398,6 +615,7 @@ fn apply_legacy_file(
                 line: Some(line),
                 key: None,
                 message: format!("expected KEY=VALUE, found {l:?}"),
+                unreadable: false,
             });
         };
         let key = key.trim();
@@ -577,9 +795,39 @@ mod tests {
     }
 
     #[test]
-    fn boot_falls_back_to_defaults_on_error() {
+    fn boot_counts_only_on_error_when_nothing_ever_loaded() {
         let (_d, root) = root_with(&[("/etc/umm/umm.toml", "enabled = false\nreboot_count = [\n")]);
-        assert_eq!(load_or_defaults(&root), Settings::default());
+        let settings = load_or_defaults(&root);
+        assert!(settings.counting_only && settings.enabled);
+        assert_eq!(settings.policy().reboot_count, u32::MAX);
+    }
+
+    #[test]
+    fn boot_uses_the_newer_last_good_copy_on_error() {
+        let (_d, root) = root_with(&[("/etc/umm/umm.toml", "enabled = \n")]);
+        let old = LastGood::new(&Settings::default(), &Sources::default(), 10);
+        let mut newer = old.clone();
+        newer.recorded = 20;
+        newer.enabled = false;
+        newer.counter_reset_time = 90;
+        // /var not mounted: only the early copy, which is the newer here.
+        std::fs::create_dir_all(root.path("/etc/umm")).unwrap();
+        std::fs::create_dir_all(root.path("/var/lib/umm")).unwrap();
+        std::fs::write(
+            root.path(paths::LAST_GOOD_CONFIG),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            root.path(paths::EARLY_LAST_GOOD_CONFIG),
+            serde_json::to_vec(&newer).unwrap(),
+        )
+        .unwrap();
+        let (settings, _, in_use, err) = load_at_boot(&root);
+        assert!(err.is_some());
+        assert_eq!(in_use, InUse::LastGood(20));
+        assert!(!settings.enabled);
+        assert_eq!(settings.counter_reset_time, Duration::from_secs(90));
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
         s.unclean_records.push(BootRecord {
             boot_id: previous.boot_id.clone(),
             started: previous.started,
+            extra: Default::default(),
         });
         let excess = s.unclean_records.len().saturating_sub(MAX_UNCLEAN_RECORDS);
         s.unclean_records.drain(..excess);
@@ -206,6 +207,7 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
         mode,
         clean_shutdown: false,
         reset_reached: false,
+        extra: Default::default(),
     });
     (
         s,
@@ -258,6 +260,7 @@ fn entered(reason: Reason, now: i64, crash_boots: Vec<BootRecord>) -> Maintenanc
         crash_boots,
         services_before: None,
         hooks: Vec::new(),
+        extra: Default::default(),
     }
 }
 
@@ -291,6 +294,7 @@ pub fn record_reset(
             mode: Mode::Normal,
             clean_shutdown: false,
             reset_reached: false,
+            extra: Default::default(),
         }),
     };
     match cause {
@@ -359,10 +363,15 @@ pub fn request(
         requested: now,
         since: None,
         requested_by,
-        command: (!argv.is_empty()).then_some(ScheduledCommand { argv, run: None }),
+        command: (!argv.is_empty()).then_some(ScheduledCommand {
+            argv,
+            run: None,
+            extra: Default::default(),
+        }),
         crash_boots: Vec::new(),
         services_before: None,
         hooks: Vec::new(),
+        extra: Default::default(),
     });
     Ok(s)
 }
@@ -404,6 +413,7 @@ pub fn off(state: &State, now: i64, action: OffAction) -> Result<(State, Ended),
         s.after_resume = Some(AfterResume {
             reason: m.reason,
             services_before: m.services_before,
+            extra: Default::default(),
         });
     }
     s.history.push(Episode {
@@ -416,6 +426,7 @@ pub fn off(state: &State, now: i64, action: OffAction) -> Result<(State, Ended),
         end: end.to_string(),
         hooks: m.hooks,
         verify: None,
+        extra: Default::default(),
     });
     let excess = s.history.len().saturating_sub(MAX_HISTORY);
     s.history.drain(..excess);

@@ -17,6 +17,7 @@ use crate::boot::read_cmdline;
 use crate::commands::Ctx;
 use crate::config::{self, Settings};
 use crate::decide::{self, BootInputs, Event};
+use crate::fsread;
 use crate::paths::{self, Root};
 use crate::state::Mode;
 use crate::store::{self, BootDecision};
@@ -124,7 +125,10 @@ fn is_enabled(root: &Root, unit: &str) -> bool {
     let Some(path) = find_unit(root, unit) else {
         return false;
     };
-    let text = fs::read_to_string(root.join(&path)).unwrap_or_default();
+    let text = fsread::read_string(&root.join(&path), fsread::CONFIG_MAX).unwrap_or_else(|e| {
+        log::warn!("{e}; taking {unit} as a static unit");
+        String::new()
+    });
     if !text.lines().any(|l| l.trim() == "[Install]") {
         return true;
     }

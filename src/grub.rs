@@ -35,10 +35,13 @@ use anyhow::{Context, Result};
 use crate::commands::Ctx;
 use crate::config;
 use crate::decide::CmdlineRequest;
+use crate::fsread;
 use crate::paths::{self, Root};
 use crate::store;
 
 pub const BLS_DIR: &str = "/boot/loader/entries";
+/// A generated grub.cfg lists every kernel, each with its submenu entries.
+const MENU_MAX: u64 = 4 * 1024 * 1024;
 pub const GRUB_CFGS: &[&str] = &["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,10 +232,16 @@ pub fn bls_sync(root: &Root, remove: bool) -> Result<Report> {
     }
     for base in names.iter().filter(|n| wants_variants(n)) {
         let base_path = dir.join(base);
-        let (text, mode) = match fs::read_to_string(&base_path).and_then(|text| {
-            let mode = fs::metadata(&base_path)?.permissions().mode() & 0o777;
-            Ok((text, mode))
-        }) {
+        let (text, mode) = match fsread::read_string(&base_path, fsread::CONFIG_MAX)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                let mode = fs::metadata(&base_path)
+                    .map_err(|e| e.to_string())?
+                    .permissions()
+                    .mode()
+                    & 0o777;
+                Ok((text, mode))
+            }) {
             Ok(read) => read,
             Err(e) => {
                 log::warn!("skipping {}: {e}", base_path.display());
@@ -242,7 +251,11 @@ pub fn bls_sync(root: &Root, remove: bool) -> Result<Report> {
         for kind in Kind::ALL {
             let path = dir.join(bls_variant_name(base, kind));
             let variant = bls_variant(&text, base, kind);
-            if fs::read_to_string(&path).ok().as_deref() == Some(variant.as_str()) {
+            if fsread::read_string(&path, fsread::CONFIG_MAX)
+                .ok()
+                .as_deref()
+                == Some(variant.as_str())
+            {
                 report.unchanged += 1;
                 continue;
             }
@@ -279,7 +292,7 @@ pub fn menu_entries(root: &Root) -> Vec<MenuEntry> {
         }
     };
     for cfg in GRUB_CFGS {
-        if let Ok(text) = fs::read_to_string(root.path(cfg)) {
+        if let Ok(text) = fsread::read_string(&root.path(cfg), MENU_MAX) {
             grub_cfg_entries(&text).into_iter().for_each(&mut push);
         }
     }
@@ -294,7 +307,7 @@ pub fn menu_entries(root: &Root) -> Vec<MenuEntry> {
         let Some((_, kind)) = bls_variant_of(&name) else {
             continue;
         };
-        let Ok(text) = fs::read_to_string(dir.join(&name)) else {
+        let Ok(text) = fsread::read_string(&dir.join(&name), fsread::CONFIG_MAX) else {
             continue;
         };
         let id = name.trim_end_matches(".conf").to_string();

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod decide;
+pub mod fsread;
 pub mod generator;
 pub mod grub;
 pub mod hooks;

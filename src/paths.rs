@@ -10,6 +10,14 @@ pub const LEGACY_CONFIG: &str = "/etc/umm.conf";
 pub const STATE_DIR: &str = "/var/lib/umm";
 pub const STATE: &str = "/var/lib/umm/state.json";
 pub const LOCK: &str = "/var/lib/umm/lock";
+/// The part of the state any user may read (0644), for `umm status`:
+/// state.json itself is root's only.
+pub const PUBLIC_STATUS: &str = "/var/lib/umm/status.json";
+/// The settings of the last configuration that loaded, for boots that find
+/// the configuration broken; and its copy on the root filesystem for the
+/// generator (/var may be a filesystem of its own, not mounted yet).
+pub const LAST_GOOD_CONFIG: &str = "/var/lib/umm/last-good-config.json";
+pub const EARLY_LAST_GOOD_CONFIG: &str = "/etc/umm/last-good-config.json";
 /// Where the scheduled command's output and the hooks' state directory live.
 pub const COMMAND_OUTPUT: &str = "/var/lib/umm/command.log";
 pub const HOOK_STATE_DIR: &str = "/var/lib/umm/hooks";

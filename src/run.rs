@@ -1,11 +1,25 @@
-//! Running a child (the scheduled command, a hook) with a bound: it gets its
-//! own process group, and on timeout that whole group, and nothing else, is
-//! killed.
+//! Starting children, in one place: the scheduled command, hooks, init
+//! scripts, gettys, update-grub, the maintenance worker.
+//!
+//! - Every child starts with the default disposition for every signal and
+//!   an empty signal mask (`reset_signals`): umm itself may ignore SIGHUP
+//!   and the job-control signals (the sysvinit pause does), and ignored
+//!   signals survive exec; a hook must not inherit that.
+//! - `run_bounded` gives a child its own process group, and on timeout that
+//!   whole group, and nothing else, is killed.
+//! - `run_capturing` also reads the child's output (stdout and stderr) from
+//!   a pipe as it comes, line by line with a cap per line, and hands each
+//!   line on: nothing is read whole. Once the child is gone, output still
+//!   held open by a grandchild is drained for `DRAIN` at most.
 
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
@@ -33,50 +47,242 @@ impl Finished {
     }
 }
 
+/// Creates `path` afresh, readable by root only (0600) from the start: the
+/// output of a command or hook may hold secrets. An older file is removed
+/// first, whatever its mode was.
+pub fn create_private(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// The highest signal number on Linux (SIGRTMAX).
+const LAST_SIGNAL: i32 = 64;
+
+/// Makes `cmd` start with default signal dispositions and an empty mask.
+pub fn reset_signals(cmd: &mut Command) -> &mut Command {
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (rt_sigaction, sigemptyset, sigprocmask), on no memory but the stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The kernel's struct sigaction, all zero: SIG_DFL, no flags, an
+            // empty mask. The system call itself, not glibc's signal(): glibc
+            // refuses the two real-time signals it reserves (32, 33), and a
+            // parent may have left those ignored too (seen under cargo).
+            let default = [0u64; 4];
+            for sig in 1..=LAST_SIGNAL {
+                if sig != nix::libc::SIGKILL && sig != nix::libc::SIGSTOP {
+                    nix::libc::syscall(
+                        nix::libc::SYS_rt_sigaction,
+                        sig,
+                        default.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
+                }
+            }
+            let mut set = std::mem::MaybeUninit::<nix::libc::sigset_t>::uninit();
+            nix::libc::sigemptyset(set.as_mut_ptr());
+            if nix::libc::sigprocmask(nix::libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut())
+                != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A `Command` for `program` with the signal reset already applied.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    reset_signals(&mut cmd);
+    cmd
+}
+
 /// Grace between SIGTERM and SIGKILL for a group that outlived its timeout.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Once the child is gone, how long output held open by a grandchild that
+/// left the group is still read.
+pub const DRAIN: Duration = Duration::from_secs(1);
+/// A line longer than this is cut (the rest up to its newline dropped):
+/// the classic syslog record size.
+pub const MAX_LINE: usize = 1024;
+
+/// Receives each line of output: its bytes, and whether it was cut.
+pub type LineSink<'a> = &'a mut dyn FnMut(&[u8], bool);
 
 /// Spawns `cmd` in a new process group and waits at most `timeout`.
-pub fn run_bounded(mut cmd: Command, timeout: Duration) -> std::io::Result<Finished> {
+pub fn run_bounded(cmd: Command, timeout: Duration) -> io::Result<Finished> {
+    run(cmd, timeout, None)
+}
+
+/// Like `run_bounded`, with stdout and stderr read from one pipe and each
+/// line (without its newline; `true` when it was cut at `MAX_LINE`) given
+/// to `line` as it comes.
+pub fn run_capturing(
+    cmd: Command,
+    timeout: Duration,
+    line: &mut dyn FnMut(&[u8], bool),
+) -> io::Result<Finished> {
+    run(cmd, timeout, Some(line))
+}
+
+fn run(mut cmd: Command, timeout: Duration, mut line: Option<LineSink>) -> io::Result<Finished> {
     cmd.process_group(0);
+    reset_signals(&mut cmd);
+    let reader = match line {
+        Some(_) => {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+            cmd.stdout(Stdio::from(w.try_clone()?))
+                .stderr(Stdio::from(w));
+            fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+            Some(r)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let mut child = cmd.spawn()?;
+    // Our copies of the pipe's write end: without them, end of file comes
+    // when the child and whatever it started have closed theirs.
+    drop(cmd);
     let pgid = Pid::from_raw(child.id() as i32);
-    if let Some(status) = wait_until(&mut child, started + timeout)? {
-        return Ok(finished(status, false, started));
-    }
-    let _ = killpg(pgid, Signal::SIGTERM);
-    let status = match wait_until(&mut child, Instant::now() + KILL_GRACE)? {
-        Some(status) => status,
-        None => {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            child.wait()?
-        }
-    };
-    // Children of the hook that ignored SIGTERM.
-    let _ = killpg(pgid, Signal::SIGKILL);
-    Ok(finished(status, true, started))
-}
-
-fn wait_until(
-    child: &mut Child,
-    deadline: Instant,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let mut lines = Lines::default();
+    let mut eof = reader.is_none();
+    let mut status: Option<ExitStatus> = None;
+    let mut gone_at: Option<Instant> = None;
+    let mut term_at: Option<Instant> = None;
+    let mut kill_at: Option<Instant> = None;
     loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+        let now = Instant::now();
+        if status.is_none() {
+            status = child.try_wait()?;
+            if status.is_some() {
+                gone_at = Some(now);
+            }
         }
-        if Instant::now() >= deadline {
-            return Ok(None);
+        match (status.is_some(), gone_at) {
+            (true, Some(gone)) if eof || now >= gone + DRAIN => break,
+            _ => {}
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if status.is_none() {
+            match (term_at, kill_at) {
+                (None, _) if now >= started + timeout => {
+                    let _ = killpg(pgid, Signal::SIGTERM);
+                    term_at = Some(now);
+                }
+                (Some(term), None) if now >= term + KILL_GRACE => {
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                    kill_at = Some(now);
+                }
+                // Not even SIGKILL ended it (stuck in the kernel): stop
+                // waiting rather than hold umm, and say it was killed.
+                (_, Some(kill)) if now >= kill + KILL_GRACE => break,
+                _ => {}
+            }
+        }
+        match (&reader, &mut line) {
+            (Some(r), Some(sink)) if !eof => {
+                eof = read_available(r, &mut lines, &mut **sink)?;
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    if let Some(sink) = line {
+        lines.finish(sink);
+    }
+    if term_at.is_some() {
+        // Children of the group that ignored SIGTERM.
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    Ok(finished(status, term_at.is_some(), started))
+}
+
+/// Waits up to 50 ms for output and reads what there is; true at end of file.
+fn read_available(
+    r: &OwnedFd,
+    lines: &mut Lines,
+    sink: &mut dyn FnMut(&[u8], bool),
+) -> io::Result<bool> {
+    let mut fds = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(50u16)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match nix::unistd::read(r.as_raw_fd(), &mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => lines.feed(&buf[..n], sink),
+            Err(nix::errno::Errno::EAGAIN) => return Ok(false),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
-fn finished(status: std::process::ExitStatus, timed_out: bool, started: Instant) -> Finished {
+/// Splits a byte stream into lines of at most `MAX_LINE` bytes.
+#[derive(Default)]
+struct Lines {
+    current: Vec<u8>,
+    /// The current line was cut: drop the rest of it up to the newline.
+    cut: bool,
+}
+
+impl Lines {
+    fn feed(&mut self, mut bytes: &[u8], sink: &mut dyn FnMut(&[u8], bool)) {
+        while !bytes.is_empty() {
+            let end = bytes.iter().position(|&b| b == b'\n');
+            let (part, rest) = match end {
+                Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
+                None => (bytes, None),
+            };
+            if !self.cut {
+                let room = MAX_LINE - self.current.len();
+                if part.len() > room {
+                    self.current.extend_from_slice(&part[..room]);
+                    sink(&self.current, true);
+                    self.current.clear();
+                    self.cut = true;
+                } else {
+                    self.current.extend_from_slice(part);
+                }
+            }
+            match rest {
+                Some(rest) => {
+                    if !self.cut {
+                        sink(&self.current, false);
+                    }
+                    self.current.clear();
+                    self.cut = false;
+                    bytes = rest;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The last line, when the output did not end with a newline.
+    fn finish(&mut self, sink: &mut dyn FnMut(&[u8], bool)) {
+        if !self.cut && !self.current.is_empty() {
+            sink(&self.current, false);
+        }
+        self.current.clear();
+    }
+}
+
+fn finished(status: Option<ExitStatus>, timed_out: bool, started: Instant) -> Finished {
     Finished {
-        exit_code: status.code(),
-        signal: status.signal(),
+        exit_code: status.and_then(|s| s.code()),
+        signal: status.map_or(Some(nix::libc::SIGKILL), |s| s.signal()),
         timed_out,
         elapsed: started.elapsed(),
     }
@@ -90,6 +296,15 @@ mod tests {
         let mut c = Command::new("/bin/sh");
         c.args(["-c", script]);
         c
+    }
+
+    fn capture(script: &str, timeout: Duration) -> (Finished, Vec<(String, bool)>) {
+        let mut got = Vec::new();
+        let f = run_capturing(sh(script), timeout, &mut |l, cut| {
+            got.push((String::from_utf8_lossy(l).into_owned(), cut))
+        })
+        .unwrap();
+        (f, got)
     }
 
     #[test]
@@ -109,5 +324,45 @@ mod tests {
         assert!(f.elapsed < Duration::from_secs(5), "{:?}", f.elapsed);
         std::thread::sleep(Duration::from_millis(2500));
         assert!(!marker.exists(), "the grandchild outlived the kill");
+    }
+
+    #[test]
+    fn captures_lines_cutting_long_ones() {
+        let (f, got) = capture(
+            "echo one; echo two >&2; head -c 3000 /dev/zero | tr '\\0' x; echo; printf last",
+            Duration::from_secs(5),
+        );
+        assert_eq!(f.exit_code, Some(0));
+        let shown: Vec<_> = got.iter().map(|(l, c)| (l.len(), *c)).collect();
+        assert_eq!(
+            shown,
+            [(3, false), (3, false), (MAX_LINE, true), (4, false)]
+        );
+        assert_eq!(got[0].0, "one");
+        assert_eq!(got[3].0, "last");
+    }
+
+    #[test]
+    fn the_timeout_still_kills_with_a_pipe() {
+        let (f, got) = capture("echo started; sleep 30", Duration::from_millis(300));
+        assert!(f.timed_out);
+        assert!(f.elapsed < Duration::from_secs(5), "{:?}", f.elapsed);
+        assert_eq!(got[0].0, "started");
+    }
+
+    #[test]
+    fn a_grandchild_holding_the_pipe_is_not_waited_for() {
+        // setsid: out of the hook's group, so not killed with it.
+        let (f, got) = capture(
+            "setsid sleep 30 & echo done; exit 0",
+            Duration::from_secs(20),
+        );
+        assert_eq!(f.exit_code, Some(0));
+        assert!(
+            f.elapsed < DRAIN + Duration::from_secs(2),
+            "{:?}",
+            f.elapsed
+        );
+        assert_eq!(got[0].0, "done");
     }
 }

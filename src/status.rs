@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{Settings, Sources};
+use crate::config::{InUse, Settings, Sources};
 use crate::grub::{Kind, MenuEntry};
 use crate::state::{BootRecord, Episode, Maintenance, Phase, Requester, ScheduledCommand, State};
 use crate::store::BootDecision;
@@ -17,13 +17,29 @@ pub struct Inputs<'a> {
     pub settings: &'a Settings,
     pub sources: &'a Sources,
     pub config_error: Option<&'a str>,
+    /// Which settings the boot uses (loaded, last-good, counting-only).
+    pub config_in_use: &'a InUse,
     pub this_boot: Option<&'a BootDecision>,
     pub init: &'a str,
     /// umm's entries in the boot menu.
     pub menu: &'a [MenuEntry],
     /// `umm=on` / `umm=off` when this boot's command line carries one.
     pub cmdline_arg: Option<&'a str>,
+    /// The caller is not root: only the public part of the state is shown
+    /// (`State::public`), and the fields it lacks are left out of the JSON.
+    pub restricted: bool,
 }
+
+/// Fields a caller who is not root does not get (omitted, not null): who
+/// asked and from where, the scheduled command, the hooks' results.
+pub const ROOT_ONLY_FIELDS: &[&str] = &["requested_by", "command", "hooks"];
+const ROOT_ONLY_EPISODE_FIELDS: &[&str] = &[
+    "requested_by",
+    "command",
+    "hooks",
+    "hook_failures",
+    "verify",
+];
 
 fn time(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
@@ -65,6 +81,37 @@ pub fn state_name(m: Option<&Maintenance>) -> &'static str {
 }
 
 pub fn to_json(i: &Inputs) -> Value {
+    let mut v = full_json(i);
+    if i.restricted {
+        if let Some(o) = v.as_object_mut() {
+            for f in ROOT_ONLY_FIELDS {
+                o.remove(*f);
+            }
+            if let Some(e) = o.get_mut("last_episode").and_then(Value::as_object_mut) {
+                for f in ROOT_ONLY_EPISODE_FIELDS {
+                    e.remove(*f);
+                }
+            }
+            o.insert("restricted".into(), Value::Bool(true));
+        }
+    }
+    v
+}
+
+/// `umm history --json` for a caller who is not root.
+pub fn public_history_json(history: &[Episode]) -> Value {
+    let mut v = history_json(history);
+    for e in v.as_array_mut().into_iter().flatten() {
+        if let Some(o) = e.as_object_mut() {
+            for f in ROOT_ONLY_EPISODE_FIELDS {
+                o.remove(*f);
+            }
+        }
+    }
+    v
+}
+
+fn full_json(i: &Inputs) -> Value {
     let m = i.state.maintenance.as_ref();
     json!({
         "state": state_name(m),
@@ -102,6 +149,11 @@ pub fn to_json(i: &Inputs) -> Value {
             "files": i.sources.files,
             "legacy": i.sources.legacy,
             "error": i.config_error,
+            "in_use": i.config_in_use.name(),
+            "last_good_recorded": match i.config_in_use {
+                InUse::LastGood(t) => Value::String(rfc3339(*t)),
+                _ => Value::Null,
+            },
         },
         "hooks": m.map_or(Value::Array(vec![]), |m| json!(m.hooks)),
         "last_episode": i.state.history.last().map_or(Value::Null, episode_json),
@@ -246,10 +298,14 @@ pub fn to_text(i: &Inputs) -> String {
             out.push(format!("Command:      {} ({result})", shell_words(&c.argv)));
         }
     }
+    let after = if i.settings.counting_only {
+        "counted only: no crash-loop maintenance while the configuration is broken".to_string()
+    } else {
+        format!("maintenance after more than {}", i.settings.reboot_count)
+    };
     out.push(format!(
-        "Unclean boots: {} in a row (maintenance after more than {}; reset by a clean shutdown or {} of uptime)",
+        "Unclean boots: {} in a row ({after}; reset by a clean shutdown or {} of uptime)",
         i.state.unclean_boots,
-        i.settings.reboot_count,
         format_span(i.settings.counter_reset_time)
     ));
     let switch = match (i.settings.enabled, i.state.switch_on) {
@@ -303,13 +359,12 @@ pub fn to_text(i: &Inputs) -> String {
     ));
     if let Some(e) = i.config_error {
         out.push(format!(
-            "Config error: {e} (the defaults are shown and used at boot)"
+            "Config error: {e}; {} (shown above)",
+            i.config_in_use.describe()
         ));
     }
     if let Some(p) = i.state_problem {
-        out.push(format!(
-            "State file:   {p}; the next boot or umm command sets it aside"
-        ));
+        out.push(format!("State file:   {p}"));
     }
     for h in m.map(|m| m.hooks.as_slice()).unwrap_or_default() {
         out.push(format!(
@@ -326,6 +381,12 @@ pub fn to_text(i: &Inputs) -> String {
         }
         Some(Phase::Pending) => out.push("To cancel:    umm off".into()),
         None => {}
+    }
+    if i.restricted {
+        out.push(
+            "Details:      who asked, the scheduled command and hook results are shown to root only (sudo umm status)"
+                .into(),
+        );
     }
     out.join("\n")
 }

@@ -4,8 +4,20 @@
 //!   rename over the old file, fsync the directory. After a power cut the file
 //!   is the old state or the new one, never a mix.
 //! - Writers are serialised by an exclusive lock on `/var/lib/umm/lock`.
-//! - A file that cannot be parsed is renamed aside (never overwritten in
-//!   place) and reported; umm then starts from the default state.
+//! - A file whose content cannot be parsed (or is larger than any state umm
+//!   writes) is renamed aside to `state.json.corrupt-<time>-<n>` (a name
+//!   that never replaces an existing file) and reported; umm then starts
+//!   from the default state.
+//! - A file that cannot be *read* (an I/O error, permissions, a FIFO or
+//!   device put there) is not corruption: it is reported and left alone,
+//!   and every writer refuses until it can be read (the boot entry point
+//!   then leaves the early decision in force; see `boot.rs`).
+//! - A file from a newer umm is used, its version and unknown fields kept;
+//!   lists and strings longer than umm keeps are cut on load, with a note.
+//! - state.json and its early copy are root's only (0600): they hold the
+//!   scheduled command's argv, who asked and from where, and hook output.
+//!   Every write also refreshes `/var/lib/umm/status.json` (0644), the
+//!   public part (`State::public`) that `umm status` shows other users.
 //! - Each write also refreshes a copy on the root filesystem
 //!   (`/etc/umm/early-state.json`) that the systemd generator reads before
 //!   /var is mounted.
@@ -16,10 +28,12 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{LastGood, Settings, Sources};
+use crate::fsread;
 use crate::paths::{self, Root};
 use crate::state::{Mode, Reason, State, STATE_VERSION};
 
@@ -27,46 +41,90 @@ use crate::state::{Mode, Reason, State, STATE_VERSION};
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// A state file as read: the state, or why it could not be used.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Loaded {
     pub state: State,
     /// Set when the file was corrupt or unreadable (the state is then the default).
     pub problem: Option<String>,
+    /// The file could not be read at all (I/O error, not a regular file):
+    /// it is not corrupt and must not be set aside or replaced.
+    pub unreadable: bool,
+    /// Loaded, with something to say: a newer umm's format, lists cut.
+    pub notes: Vec<String>,
 }
 
-/// Parses a state file's bytes; `Err` says what is wrong with it.
-pub fn parse_state(bytes: &[u8]) -> std::result::Result<State, String> {
+/// Parses a state file's bytes, bounding what it holds; `Err` says what
+/// is wrong with it, `Ok` carries notes about what was cut or kept.
+pub fn parse_state(bytes: &[u8]) -> std::result::Result<(State, Vec<String>), String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
     }
-    let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if state.version != STATE_VERSION {
+    let mut state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if state.version < 1 {
         return Err(format!("unsupported format version {}", state.version));
     }
-    Ok(state)
+    let mut notes = Vec::new();
+    if state.version > STATE_VERSION {
+        notes.push(format!(
+            "written by a newer umm (format version {}, this umm knows {STATE_VERSION}); \
+             used as far as this umm understands it, and its other fields are kept",
+            state.version
+        ));
+    }
+    notes.extend(state.bound());
+    Ok((state, notes))
 }
 
 /// Reads a state file without changing anything (for `umm status`, any user).
 pub fn read(path: &Path) -> Loaded {
-    match fs::read(path) {
+    loaded_from(path, fsread::read(path, fsread::STATE_MAX))
+}
+
+fn loaded_from(path: &Path, read: std::result::Result<Vec<u8>, fsread::ReadError>) -> Loaded {
+    match read {
         Ok(bytes) => match parse_state(&bytes) {
-            Ok(state) => Loaded {
+            Ok((state, notes)) => Loaded {
                 state,
-                problem: None,
+                notes: notes
+                    .into_iter()
+                    .map(|n| format!("{}: {n}", path.display()))
+                    .collect(),
+                ..Loaded::default()
             },
             Err(e) => Loaded {
-                state: State::default(),
                 problem: Some(format!("{} is corrupt ({e})", path.display())),
+                ..Loaded::default()
             },
         },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Loaded {
-            state: State::default(),
-            problem: None,
+        Err(e) if e.is_absent() => Loaded::default(),
+        // Content umm cannot have written: set aside like corrupt content.
+        Err(e) if e.is_too_big() => Loaded {
+            problem: Some(format!("{} is corrupt ({})", path.display(), e.what())),
+            ..Loaded::default()
         },
         Err(e) => Loaded {
-            state: State::default(),
-            problem: Some(format!("{} cannot be read: {e}", path.display())),
+            problem: Some(format!(
+                "{e}; umm changes nothing until it can be read{}",
+                e.io_error().map(hint).unwrap_or_default()
+            )),
+            unreadable: true,
+            ..Loaded::default()
         },
+    }
+}
+
+/// What to do about an I/O error, as a "; ..." suffix (or nothing).
+pub fn hint(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(nix::libc::ENOSPC) => "; free space on that filesystem and run umm again".into(),
+        Some(nix::libc::EROFS) => {
+            "; the filesystem is read-only: remount it read-write (mount -o remount,rw) and run umm again".into()
+        }
+        Some(nix::libc::EIO) => "; the disk reported an I/O error: check dmesg".into(),
+        Some(nix::libc::EACCES) | Some(nix::libc::EPERM) => {
+            "; run umm as root, and check the file's owner and mode".into()
+        }
+        _ => String::new(),
     }
 }
 
@@ -76,7 +134,12 @@ pub struct Locked {
     _lock: Flock<File>,
     pub state: State,
     pub problem: Option<String>,
+    /// What was kept or cut on load (a newer umm's format, long lists).
+    pub notes: Vec<String>,
 }
+
+/// The directories umm writes temporary files in, swept under the lock.
+const TEMP_DIRS: &[&str] = &[paths::STATE_DIR, paths::HOOKS_DIR];
 
 /// Takes the writers' lock (waiting at most `LOCK_WAIT`) and loads the
 /// state, setting a corrupt file aside.
@@ -84,13 +147,28 @@ pub fn lock(root: &Root) -> Result<Locked> {
     let dir = root.path(paths::STATE_DIR);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let lock_path = root.path(paths::LOCK);
+    // Read-write and non-blocking: opening a FIFO put there returns at once
+    // (and is then refused), it never waits for a writer.
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
         .open(&lock_path)
         .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    let kind = file
+        .metadata()
+        .with_context(|| format!("cannot examine the lock file {}", lock_path.display()))?
+        .file_type();
+    if !kind.is_file() {
+        bail!(
+            "{} is {}, not a regular file; remove it and run umm again",
+            lock_path.display(),
+            fsread::kind_name(kind)
+        );
+    }
     let deadline = Instant::now() + LOCK_WAIT;
     let lock = loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -107,12 +185,23 @@ pub fn lock(root: &Root) -> Result<Locked> {
             }
         }
     };
-    remove_stale_temp_files(&dir);
+    for dir in TEMP_DIRS {
+        remove_stale_temp_files(&root.path(dir));
+    }
     let path = root.path(paths::STATE);
-    let loaded = read(&path);
+    let loaded = match failpoint("read-state") {
+        Ok(()) => read(&path),
+        Err(e) => loaded_from(&path, Err(fsread::ReadError::Io(path.clone(), e))),
+    };
+    for note in &loaded.notes {
+        log::warn!("{note}");
+    }
     let problem = match loaded.problem {
         None => None,
-        Some(_) if !path.exists() => loaded.problem,
+        Some(problem) if loaded.unreadable => {
+            log::error!("{problem}");
+            bail!("{problem}");
+        }
         Some(problem) => Some(set_aside(&path, &problem)),
     };
     Ok(Locked {
@@ -120,18 +209,18 @@ pub fn lock(root: &Root) -> Result<Locked> {
         _lock: lock,
         state: loaded.state,
         problem,
+        notes: loaded.notes,
     })
 }
 
-/// Renames a corrupt file to `<name>.corrupt-<unix time>` and says so.
+/// Moves a corrupt file aside and says so.
 fn set_aside(path: &Path, problem: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let aside = PathBuf::from(format!("{}.corrupt-{now}", path.display()));
-    let message = match fs::rename(path, &aside) {
-        Ok(()) => format!(
+    let message = match set_aside_at(path, now) {
+        Ok(aside) => format!(
             "{problem}; it was set aside as {} and umm started again from the default state",
             aside.display()
         ),
@@ -141,12 +230,35 @@ fn set_aside(path: &Path, problem: &str) -> String {
     message
 }
 
+/// Gives `path` the first free name `<name>.corrupt-<now>-<n>` and removes
+/// the old name. A hard link is created only where nothing exists (EEXIST
+/// otherwise), so an earlier file set aside is never replaced, even by two
+/// in the same second.
+pub fn set_aside_at(path: &Path, now: u64) -> io::Result<PathBuf> {
+    for n in 1..1000 {
+        let aside = PathBuf::from(format!("{}.corrupt-{now}-{n}", path.display()));
+        match fs::hard_link(path, &aside) {
+            Ok(()) => {
+                fs::remove_file(path)?;
+                if let Some(dir) = path.parent() {
+                    File::open(dir)?.sync_all()?;
+                }
+                return Ok(aside);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free name to set the file aside"))
+}
+
 /// Temporary files left by a writer that was killed mid-write; only
 /// called with the lock held, so no live writer owns them.
 fn remove_stale_temp_files(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -154,36 +266,100 @@ fn remove_stale_temp_files(dir: &Path) {
 }
 
 impl Locked {
+    /// Records settings that just loaded as the last good configuration
+    /// (both copies), when they differ from what is recorded; under the
+    /// lock, so that no writer sweeps the temporary files of another.
+    pub fn record_config(&self, settings: &Settings, sources: &Sources, now: i64) {
+        let good = LastGood::new(settings, sources, now);
+        for p in [paths::LAST_GOOD_CONFIG, paths::EARLY_LAST_GOOD_CONFIG] {
+            let path = self.root.path(p);
+            let same = fsread::read(&path, fsread::CONFIG_MAX)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LastGood>(&b).ok())
+                .is_some_and(|old| {
+                    LastGood {
+                        recorded: now,
+                        ..old
+                    } == good
+                });
+            if same {
+                continue;
+            }
+            let written = serde_json::to_vec_pretty(&good)
+                .map_err(io::Error::other)
+                .and_then(|bytes| {
+                    path.parent().map_or(Ok(()), fs::create_dir_all)?;
+                    atomic_write(&path, &bytes, 0o644)
+                });
+            if let Err(e) = written {
+                log::warn!(
+                    "cannot record the configuration as the last that loaded in {}: {e}{}",
+                    path.display(),
+                    hint(&e)
+                );
+            }
+        }
+    }
+
     /// Writes `state` durably, then refreshes the early copy.
     pub fn save(&mut self, state: State) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&state)?;
         let path = self.root.path(paths::STATE);
-        atomic_write(&path, &bytes, 0o644)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        atomic_write(&path, &bytes, 0o600)
+            .map_err(|e| anyhow!("cannot write {}: {e}{}", path.display(), hint(&e)))?;
+        let public = self.root.path(paths::PUBLIC_STATUS);
+        if let Err(e) = serde_json::to_vec_pretty(&state.public())
+            .map_err(io::Error::other)
+            .and_then(|b| atomic_write(&public, &b, 0o644))
+        {
+            // Only what other users see is stale; say so where they look.
+            log::warn!("cannot write {}: {e}{}", public.display(), hint(&e));
+        }
         self.state = state;
         let early = self.root.path(paths::EARLY_STATE);
-        if let Err(e) = early
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| atomic_write(&early, &bytes, 0o644))
+        if let Err(e) = failpoint("early-copy")
+            .and_then(|()| early.parent().map_or(Ok(()), fs::create_dir_all))
+            .and_then(|()| atomic_write(&early, &bytes, 0o600))
         {
-            // The real state is safe; only the generator's early view is stale.
-            log::warn!("cannot refresh {}: {e}", early.display());
+            // The real state is safe; only the generator's early view is
+            // stale, and the next boot may decide late: the operator must
+            // know now, not only from the log.
+            let message = format!(
+                "cannot refresh {} (the copy the next boot decides from before /var is mounted): {e}{}",
+                early.display(),
+                early_hint(&e)
+            );
+            log::warn!("{message}");
+            eprintln!("umm: warning: {message}");
         }
         Ok(())
     }
 }
 
+/// What to do when the early copy on the root filesystem cannot be written.
+fn early_hint(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(nix::libc::ENOSPC) => "; free space on / (the root filesystem) and run the command again".into(),
+        Some(nix::libc::EROFS) => "; / is read-only: remount it read-write (mount -o remount,rw /) and run the command again".into(),
+        _ => hint(e),
+    }
+}
+
 /// Test hook: in debug builds, `UMM_FAILPOINT=<step>` aborts the process at
-/// that step (a writer killed mid-write), `<step>:error` makes it fail.
+/// that step (a writer killed mid-write), `<step>:error` makes it fail, and
+/// `<step>:<errno name>` fails with that error (eio, enospc, erofs).
 fn failpoint(step: &str) -> io::Result<()> {
     if cfg!(debug_assertions) {
         if let Ok(spec) = std::env::var("UMM_FAILPOINT") {
             if spec == step {
                 std::process::abort();
             }
-            if spec.strip_suffix(":error") == Some(step) {
-                return Err(io::Error::other(format!("failpoint {step}")));
+            match spec.strip_prefix(step).and_then(|r| r.strip_prefix(':')) {
+                Some("error") => return Err(io::Error::other(format!("failpoint {step}"))),
+                Some("eio") => return Err(io::Error::from_raw_os_error(nix::libc::EIO)),
+                Some("enospc") => return Err(io::Error::from_raw_os_error(nix::libc::ENOSPC)),
+                Some("erofs") => return Err(io::Error::from_raw_os_error(nix::libc::EROFS)),
+                _ => {}
             }
         }
     }
@@ -233,8 +409,18 @@ pub struct BootDecision {
     pub resumed: bool,
 }
 
+/// This boot's decision, if one was recorded; anything unreadable there is
+/// logged and counts as no decision (it is rewritten by the next decision).
 pub fn read_boot_decision(root: &Root, boot_id: &str) -> Option<BootDecision> {
-    let bytes = fs::read(root.path(paths::BOOT_DECISION)).ok()?;
+    let path = root.path(paths::BOOT_DECISION);
+    let bytes = match fsread::read(&path, fsread::SMALL_MAX) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_absent() => return None,
+        Err(e) => {
+            log::error!("{e}; this boot's decision is taken again");
+            return None;
+        }
+    };
     serde_json::from_slice::<BootDecision>(&bytes)
         .ok()
         .filter(|d| d.boot_id == boot_id)
@@ -312,5 +498,44 @@ mod tests {
             waited >= Duration::from_millis(250),
             "waited only {waited:?}"
         );
+    }
+
+    #[test]
+    fn set_aside_in_the_same_second_takes_the_next_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut asides = Vec::new();
+        for text in ["one", "two", "three"] {
+            fs::write(&path, text).unwrap();
+            asides.push(set_aside_at(&path, 77).unwrap());
+        }
+        let names: Vec<_> = asides
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "state.json.corrupt-77-1",
+                "state.json.corrupt-77-2",
+                "state.json.corrupt-77-3"
+            ]
+        );
+        assert_eq!(fs::read_to_string(&asides[0]).unwrap(), "one");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn unknown_fields_and_a_newer_version_survive_a_round_trip() {
+        let text = br#"{"version": 3, "switch_on": true, "unclean_boots": 0,
+            "unclean_records": [{"boot_id": "b", "started": 1, "kernel": "6.1"}],
+            "last_boot": null, "maintenance": null, "future": [1, 2]}"#;
+        let (state, notes) = parse_state(text).unwrap();
+        assert_eq!(state.version, 3);
+        assert!(notes[0].contains("newer umm"), "{notes:?}");
+        let written: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(written["future"], serde_json::json!([1, 2]));
+        assert_eq!(written["unclean_records"][0]["kernel"], "6.1");
     }
 }

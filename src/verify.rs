@@ -16,7 +16,6 @@ pub struct Service {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(deny_unknown_fields)]
 pub struct VerifyResult {
     /// What was compared against: "active before maintenance" or "enabled services".
     pub compared_with: String,
@@ -24,6 +23,13 @@ pub struct VerifyResult {
     pub not_back: Vec<String>,
     /// Services in the failed state now.
     pub failed: Vec<String>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(
+        flatten,
+        default,
+        skip_serializing_if = "crate::state::Extra::is_empty"
+    )]
+    pub extra: crate::state::Extra,
 }
 
 impl VerifyResult {
@@ -71,6 +77,7 @@ pub fn compare(
         compared_with: compared_with.into(),
         not_back,
         failed,
+        extra: Default::default(),
     }
 }
 

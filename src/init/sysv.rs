@@ -68,7 +68,7 @@ pub fn run_quiet(program: &str, args: &[&str], timeout: Duration) -> Result<i32>
 }
 
 fn output_of(program: &str, args: &[&str]) -> Option<String> {
-    Command::new(program)
+    crate::run::command(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -157,7 +157,8 @@ fn rc_running() -> bool {
 
 impl Sysv {
     fn inittab(&self) -> String {
-        fs::read_to_string(self.root.path("/etc/inittab")).unwrap_or_default()
+        crate::fsread::read_string(&self.root.path("/etc/inittab"), crate::fsread::CONFIG_MAX)
+            .unwrap_or_default()
     }
 
     /// The keep-set's names as init scripts / upstart jobs: `ssh.service` -> `ssh`.
@@ -204,21 +205,16 @@ impl Sysv {
                     .into_iter()
                     .filter_map(|line| {
                         let argv: Vec<&str> = line.split_whitespace().collect();
-                        let mut cmd = Command::new(argv[0]);
+                        let mut cmd = crate::run::command(argv[0]);
                         cmd.args(&argv[1..])
                             .stdin(Stdio::null())
                             .stdout(Stdio::null())
                             .stderr(Stdio::null());
-                        // A session of its own, as init would give it, and
-                        // the default signal handling the pause turned off.
+                        // A session of its own, as init would give it (the
+                        // signals are reset by run::command).
                         // SAFETY: only async-signal-safe calls between fork and exec.
                         unsafe {
-                            cmd.pre_exec(|| {
-                                for sig in TERMINAL_SIGNALS {
-                                    let _ = signal(sig, SigHandler::SigDfl);
-                                }
-                                setsid().map(|_| ()).map_err(std::io::Error::from)
-                            });
+                            cmd.pre_exec(|| setsid().map(|_| ()).map_err(std::io::Error::from));
                         }
                         let child = cmd
                             .spawn()

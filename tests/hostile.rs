@@ -1,0 +1,926 @@
+//! Broken and hostile inputs (issue #11): files that are not what they
+//! seem, state and configuration that cannot be used, hooks that cannot be
+//! trusted, children that must not inherit umm's signal handling. Each
+//! test runs the `umm` binary in a temporary root (`UMM_ROOT`) with the
+//! recording init system, as tests/cli.rs does.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rstest::rstest;
+use serde_json::Value;
+
+struct Node {
+    dir: tempfile::TempDir,
+    boots: u32,
+}
+
+/// What one run of umm did.
+#[derive(Debug)]
+struct Ran {
+    code: Option<i32>,
+    out: String,
+    elapsed: Duration,
+    /// Peak resident memory of umm and the children it waited for.
+    max_rss_kib: i64,
+}
+
+/// Bound on a run that should return at once: a hang fails the test
+/// instead of holding it forever.
+const HANG: Duration = Duration::from_secs(5);
+
+impl Node {
+    fn new() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let node = Node { dir, boots: 0 };
+        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
+        node.write("/proc/uptime", "12.50 20.00\n");
+        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
+        node
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    fn write(&self, p: &str, text: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        fs::write(path, text).unwrap();
+    }
+
+    fn read(&self, p: &str) -> String {
+        fs::read_to_string(self.path(p)).unwrap_or_default()
+    }
+
+    fn fifo(&self, p: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
+        c.args(args)
+            .env("UMM_ROOT", self.dir.path())
+            .env("UMM_INIT", "record")
+            .env("UMM_NOW", "1795290120")
+            .env_remove("SUDO_USER")
+            .env_remove("SSH_CONNECTION")
+            .env_remove("UMM_FAILPOINT")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs a command, killing it if it has not returned after `HANG`.
+    fn run_cmd(&self, mut c: Command) -> Ran {
+        let out_path = self.dir.path().join(".out");
+        let out = fs::File::create(&out_path).unwrap();
+        c.stdout(out.try_clone().unwrap()).stderr(out);
+        let started = Instant::now();
+        // Reaped by wait4 below (or killed and waited for on a hang).
+        #[allow(clippy::zombie_processes)]
+        let mut child = c.spawn().unwrap();
+        let pid = child.id() as i32;
+        // wait4, not Child::wait: it also gives the peak memory of umm and
+        // of what umm waited for (the hooks), and of nothing else.
+        let (code, max_rss_kib) = loop {
+            let mut status = 0;
+            // SAFETY: plain out-parameters.
+            let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+            let r = unsafe { nix::libc::wait4(pid, &mut status, nix::libc::WNOHANG, &mut usage) };
+            if r == pid {
+                let code = nix::libc::WIFEXITED(status).then(|| nix::libc::WEXITSTATUS(status));
+                break (code, usage.ru_maxrss);
+            }
+            if started.elapsed() > HANG {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "umm hung for {HANG:?}; it said: {}",
+                    fs::read_to_string(&out_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = started.elapsed();
+        Ran {
+            code,
+            out: fs::read_to_string(&out_path).unwrap_or_default(),
+            elapsed,
+            max_rss_kib,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        self.run_cmd(self.command(args))
+    }
+
+    fn as_nobody(&self, args: &[&str]) -> Ran {
+        let mut c = self.command(args);
+        c.uid(65534).gid(65534);
+        self.run_cmd(c)
+    }
+
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, Some(code), "umm {args:?} said:\n{}", r.out);
+        r.out
+    }
+
+    fn status(&self) -> Value {
+        let out = self.expect(0, &["status", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    fn boot(&mut self) {
+        self.boots += 1;
+        self.write(
+            "/proc/sys/kernel/random/boot_id",
+            &format!("boot-{}\n", self.boots),
+        );
+        self.expect(0, &["internal", "boot"]);
+    }
+
+    fn log(&self) -> String {
+        self.read("/run/umm/log")
+    }
+
+    fn generator(&self) -> Ran {
+        let gen = self.path("/run/systemd/generator");
+        let early = self.path("/run/systemd/generator.early");
+        self.run(&[
+            "internal",
+            "generator",
+            gen.to_str().unwrap(),
+            early.to_str().unwrap(),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Item 4: files that are not what they seem
+
+/// A FIFO at each file umm reads: every entry point returns at once and
+/// names the file (on its output or in the log).
+#[rstest]
+#[case::state_status("/var/lib/umm/state.json", "status")]
+#[case::state_boot("/var/lib/umm/state.json", "boot")]
+#[case::state_enable("/var/lib/umm/state.json", "enable")]
+#[case::early_generator("/etc/umm/early-state.json", "generator")]
+#[case::config_status("/etc/umm/umm.toml", "status")]
+#[case::config_boot("/etc/umm/umm.toml", "boot")]
+#[case::config_generator("/etc/umm/umm.toml", "generator")]
+#[case::config_enable("/etc/umm/umm.toml", "enable")]
+#[case::dropin_status("/etc/umm/umm.toml.d/50-site.toml", "status")]
+#[case::dropin_boot("/etc/umm/umm.toml.d/50-site.toml", "boot")]
+#[case::decision_status("/run/umm/boot.json", "status")]
+#[case::decision_boot("/run/umm/boot.json", "boot")]
+#[case::decision_generator("/run/umm/boot.json", "generator")]
+#[case::cmdline_status("/proc/cmdline", "status")]
+#[case::cmdline_boot("/proc/cmdline", "boot")]
+#[case::cmdline_generator("/proc/cmdline", "generator")]
+#[case::lock_boot("/var/lib/umm/lock", "boot")]
+#[case::lock_enable("/var/lib/umm/lock", "enable")]
+fn a_fifo_never_hangs_umm(#[case] file: &str, #[case] entry: &str) {
+    let mut node = Node::new();
+    node.write("/usr/lib/systemd/system/umm.target", "[Unit]\n");
+    node.boot();
+    node.expect(0, &["disable"]);
+    node.boots += 1;
+    node.write("/proc/sys/kernel/random/boot_id", "boot-fifo\n");
+    node.fifo(file);
+    let ran = match entry {
+        "status" => node.run(&["status"]),
+        "boot" => node.run(&["internal", "boot"]),
+        "enable" => node.run(&["enable"]),
+        "generator" => node.generator(),
+        other => unreachable!("{other}"),
+    };
+    println!("{file} / {entry}: {:?} in {:?}", ran.code, ran.elapsed);
+    assert!(
+        ran.elapsed < Duration::from_secs(1),
+        "took {:?}",
+        ran.elapsed
+    );
+    let said = format!("{}{}", ran.out, node.log());
+    assert!(
+        said.contains(&format!("{file} is a FIFO")),
+        "{file} not named as a FIFO:\n{said}"
+    );
+    // status also answers a user who is not root.
+    if entry == "status" {
+        let ran = node.as_nobody(&["status"]);
+        assert_eq!(ran.code, Some(0), "{}", ran.out);
+        assert!(ran.elapsed < Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_config_linked_to_dev_zero_is_refused_quickly_in_bounded_memory() {
+    let node = Node::new();
+    fs::create_dir_all(node.path("/etc/umm")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", node.path("/etc/umm/umm.toml")).unwrap();
+    let ran = node.run(&["status"]);
+    let rss = ran.max_rss_kib;
+    println!(
+        "status with umm.toml -> /dev/zero: {:?}, peak RSS {rss} KiB",
+        ran.elapsed
+    );
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.elapsed < Duration::from_secs(1), "{:?}", ran.elapsed);
+    assert!(rss < 50 * 1024, "peak RSS {rss} KiB");
+    assert!(
+        ran.out.contains("umm.toml is a character device"),
+        "{}",
+        ran.out
+    );
+}
+
+#[test]
+fn a_config_larger_than_the_cap_is_refused() {
+    let node = Node::new();
+    node.write("/etc/umm/umm.toml", &"# padding\n".repeat(40_000));
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("umm.toml is larger than 256 KiB"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Item 5: a dangling or looping umm.toml is not "no file"
+
+#[rstest]
+#[case::dangling(false)]
+#[case::looping(true)]
+fn a_broken_config_symlink_is_reported_not_ignored(#[case] looping: bool) {
+    let node = Node::new();
+    // The legacy file would be used if umm.toml counted as absent.
+    node.write("/etc/umm.conf", "UMM=no\n");
+    fs::create_dir_all(node.path("/etc/umm")).unwrap();
+    let link = node.path("/etc/umm/umm.toml");
+    if looping {
+        std::os::unix::fs::symlink(node.path("/etc/umm/other.toml"), &link).unwrap();
+        std::os::unix::fs::symlink(&link, node.path("/etc/umm/other.toml")).unwrap();
+    } else {
+        std::os::unix::fs::symlink(node.path("/etc/umm/gone.toml"), &link).unwrap();
+    }
+    let s = node.status();
+    let error = s["config"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("umm.toml"), "{s}");
+    assert_eq!(s["config"]["legacy"], false, "{s}");
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("umm.toml"), "{out}");
+    assert!(
+        out.contains(if looping { "loop" } else { "does not exist" }),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 6: setting the state aside only for content that cannot be parsed
+
+fn mode_of(node: &Node, p: &str) -> u32 {
+    fs::metadata(node.path(p)).unwrap().permissions().mode() & 0o777
+}
+
+fn files_starting(node: &Node, dir: &str, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(node.path(dir))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A node in a crash-loop maintenance (the state holds something to lose).
+fn node_in_maintenance() -> Node {
+    let mut node = Node::new();
+    node.boot();
+    for _ in 0..3 {
+        node.boot();
+    }
+    assert_eq!(node.status()["state"], "maintenance");
+    node
+}
+
+#[test]
+fn an_io_error_on_the_state_is_reported_and_changes_nothing() {
+    let mut node = node_in_maintenance();
+    let before = fs::read(node.path("/var/lib/umm/state.json")).unwrap();
+    node.boots += 1;
+    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
+    let ran = node.run_cmd({
+        let mut c = node.command(&["internal", "boot"]);
+        c.env("UMM_FAILPOINT", "read-state:eio");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(ran.out.contains("Input/output error"), "{}", ran.out);
+    assert_eq!(
+        fs::read(node.path("/var/lib/umm/state.json")).unwrap(),
+        before,
+        "the state was rewritten"
+    );
+    assert!(
+        files_starting(&node, "/var/lib/umm", "state.json.corrupt").is_empty(),
+        "an unreadable state was set aside"
+    );
+    // The boot went the way the early copy says: still maintenance.
+    assert!(
+        node.read("/run/umm/boot.json").contains("\"maintenance\""),
+        "{}",
+        node.read("/run/umm/boot.json")
+    );
+    // Commands refuse in one line and change nothing.
+    let ran = node.run_cmd({
+        let mut c = node.command(&["off"]);
+        c.env("UMM_FAILPOINT", "read-state:eio");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(
+        ran.out.contains("changes nothing until it can be read"),
+        "{}",
+        ran.out
+    );
+    // Once readable again, the maintenance is still there.
+    assert_eq!(node.status()["state"], "maintenance");
+}
+
+#[test]
+fn a_state_from_a_newer_umm_is_used_and_its_fields_kept() {
+    let mut node = node_in_maintenance();
+    let path = node.path("/var/lib/umm/state.json");
+    let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    v["version"] = 2.into();
+    v["fleet_lock"] = serde_json::json!({"group": "controllers"});
+    v["maintenance"]["ticket"] = "OPS-42".into();
+    fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let s = node.status();
+    assert_eq!(s["state"], "maintenance", "{s}");
+    assert!(s["state_problem"].is_null(), "{s}");
+    node.boot();
+    assert_eq!(node.status()["state"], "maintenance");
+    let v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["version"], 2, "{v}");
+    assert_eq!(v["fleet_lock"]["group"], "controllers", "{v}");
+    assert_eq!(v["maintenance"]["ticket"], "OPS-42", "{v}");
+    assert!(node.log().contains("newer umm"), "{}", node.log());
+    assert!(files_starting(&node, "/var/lib/umm", "state.json.corrupt").is_empty());
+}
+
+#[test]
+fn set_aside_never_replaces_an_earlier_file() {
+    let mut node = Node::new();
+    node.boot();
+    // Files set aside earlier, under every name the next seconds could give.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for t in now..now + 5 {
+        node.write(&format!("/var/lib/umm/state.json.corrupt-{t}"), "earlier\n");
+    }
+    for garbage in ["{garbage one", "{garbage two"] {
+        node.write("/var/lib/umm/state.json", garbage);
+        node.boot();
+    }
+    let mut kept: Vec<String> = files_starting(&node, "/var/lib/umm", "state.json.corrupt")
+        .iter()
+        .map(|n| node.read(&format!("/var/lib/umm/{n}")))
+        .collect();
+    kept.sort();
+    let mut expected = vec!["earlier\n".to_string(); 5];
+    expected.extend(["{garbage one".to_string(), "{garbage two".to_string()]);
+    expected.sort();
+    assert_eq!(kept, expected);
+}
+
+// ---------------------------------------------------------------------------
+// Item 8: bounds on load; temporary files swept in both directories
+
+#[test]
+fn an_oversized_state_is_bounded_on_load_and_saved_small() {
+    let mut node = Node::new();
+    node.boot();
+    let path = node.path("/var/lib/umm/state.json");
+    let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let episode = serde_json::json!({
+        "reason": "manual", "requested": 1, "since": 2, "ended": 3,
+        "requested_by": {"user": "x".repeat(3000), "from": null},
+        "command": {"argv": vec!["a"; 300], "run": null},
+        "end": "resumed", "hooks": [], "verify": null
+    });
+    v["history"] = Value::Array(vec![episode; 500]);
+    v["unclean_records"] = Value::Array(vec![
+        serde_json::json!({"boot_id": "b", "started": 1});
+        5000
+    ]);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    assert!(bytes.len() < 4 << 20, "{}", bytes.len());
+    fs::write(&path, &bytes).unwrap();
+    let ran = node.run(&["status", "--json"]);
+    println!(
+        "status of a {} byte state: {:?}, peak RSS {} KiB",
+        bytes.len(),
+        ran.elapsed,
+        ran.max_rss_kib
+    );
+    assert!(ran.max_rss_kib < 100 * 1024, "{} KiB", ran.max_rss_kib);
+    let s: Value = serde_json::from_str(&ran.out).unwrap();
+    assert_eq!(s["history_entries"], 20, "history not bounded on load");
+    node.boot();
+    let saved = fs::metadata(&path).unwrap().len();
+    println!("state of {} bytes saved back as {saved} bytes", bytes.len());
+    assert!(saved < 64 * 1024, "saved back at {saved} bytes");
+    assert!(
+        node.log().contains("kept the last 20 of 500"),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
+fn a_state_larger_than_the_cap_is_set_aside() {
+    let mut node = Node::new();
+    node.boot();
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(5 << 20));
+    node.write("/var/lib/umm/state.json", &big);
+    let started = Instant::now();
+    node.boot();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        files_starting(&node, "/var/lib/umm", "state.json.corrupt").len(),
+        1
+    );
+    assert!(
+        node.log().contains("larger than 4096 KiB"),
+        "{}",
+        node.log()
+    );
+}
+
+#[test]
+fn stale_temporary_files_are_swept_from_both_directories() {
+    let mut node = Node::new();
+    node.boot();
+    node.write("/etc/umm/.tmp-early1", "half an early copy");
+    node.write("/var/lib/umm/.tmp-state1", "half a state");
+    node.boot();
+    assert!(
+        files_starting(&node, "/etc/umm", ".tmp-").is_empty(),
+        "left in /etc/umm"
+    );
+    assert!(files_starting(&node, "/var/lib/umm", ".tmp-").is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Item 2: what operators put in the state is root's only
+
+#[test]
+fn state_files_are_root_only_and_status_shows_others_the_public_part() {
+    let mut node = Node::new();
+    node.boot();
+    node.write(
+        "/etc/umm/check.d/10-secret",
+        "#!/bin/sh\necho hook-says-s3cret\nexit 0\n",
+    );
+    fs::set_permissions(
+        node.path("/etc/umm/check.d/10-secret"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let ran = node.run_cmd({
+        let mut c = node.command(&["on", "--", "deploy", "--token=T0KEN"]);
+        c.env("SUDO_USER", "alice")
+            .env("SSH_CONNECTION", "192.0.2.7 51000 192.0.2.1 22");
+        c
+    });
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    node.expect(0, &["internal", "clean-shutdown"]);
+    node.boot();
+    node.expect(0, &["internal", "maintenance"]);
+    for file in [
+        "/var/lib/umm/state.json",
+        "/etc/umm/early-state.json",
+        "/var/lib/umm/command.log",
+    ] {
+        assert_eq!(mode_of(&node, file), 0o600, "{file}");
+    }
+    assert_eq!(
+        mode_of(&node, "/var/lib/umm/hooks/10-secret/.last-output"),
+        0o600
+    );
+    // Root sees everything.
+    let s = node.status();
+    assert_eq!(s["requested_by"]["from"], "192.0.2.7");
+    // Anyone else: state, reason, since, counter, what to do; no secrets.
+    for args in [
+        &["status", "--json"][..],
+        &["status"],
+        &["history", "--json"],
+    ] {
+        let ran = node.as_nobody(args);
+        assert_eq!(ran.code, Some(0), "{args:?}: {}", ran.out);
+        for secret in ["T0KEN", "192.0.2.7", "alice", "s3cret", "deploy"] {
+            assert!(
+                !ran.out.contains(secret),
+                "{args:?} shows {secret}:\n{}",
+                ran.out
+            );
+        }
+    }
+    let out = node.as_nobody(&["status", "--json"]).out;
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["state"], "maintenance", "{s}");
+    assert_eq!(s["reason"], "manual");
+    assert!(s["since"].is_string());
+    assert_eq!(s["unclean_boots"], 0);
+    assert_eq!(s["restricted"], true);
+    for field in ["requested_by", "command", "hooks"] {
+        assert!(s.get(field).is_none(), "{field} given to a user: {s}");
+    }
+    // Nor the banners any login (or the console, before login) shows.
+    for banner in ["/run/motd.d/umm", "/run/issue.d/umm.issue"] {
+        assert!(!node.read(banner).contains("192.0.2.7"), "{banner}");
+    }
+    let text = node.as_nobody(&["status"]).out;
+    assert!(text.contains("MAINTENANCE (manual)"), "{text}");
+    assert!(text.contains("umm off"), "{text}");
+}
+
+impl Node {
+    fn hook(&self, phase: &str, name: &str, body: &str) {
+        let p = format!("/etc/umm/{phase}.d/{name}");
+        self.write(&p, &format!("#!/bin/sh\n{body}\n"));
+        fs::set_permissions(self.path(&p), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Item 3: children start with default signal handling
+
+#[test]
+fn hooks_start_with_default_signal_dispositions_and_an_empty_mask() {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "check",
+        "10-signals",
+        &format!(
+            "while read -r key value; do case $key in SigIgn:|SigBlk:) echo \"$key $value\";; esac; done < /proc/$$/status > {}",
+            trace.display()
+        ),
+    );
+    // umm itself ignores SIGHUP and SIGTTOU (as the sysvinit pause does)
+    // and blocks SIGUSR1.
+    let mut c = node.command(&["check"]);
+    // SAFETY: only signal-handling calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+            signal(Signal::SIGHUP, SigHandler::SigIgn)?;
+            signal(Signal::SIGTTOU, SigHandler::SigIgn)?;
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGUSR1);
+            sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+            Ok(())
+        });
+    }
+    let ran = node.run_cmd(c);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    let seen = fs::read_to_string(&trace).unwrap();
+    println!("{seen}");
+    assert_eq!(seen, "SigBlk: 0000000000000000\nSigIgn: 0000000000000000\n");
+}
+
+// ---------------------------------------------------------------------------
+// Item 9: hook output is streamed, bounded, and kept when not UTF-8
+
+#[test]
+fn a_byte_that_is_not_utf8_does_not_hide_the_veto() {
+    let node = Node::new();
+    node.hook(
+        "check",
+        "10-quorum",
+        "printf 'only 1 of 3 controllers up \\377\\n'; exit 1",
+    );
+    let out = node.expect(1, &["check"]);
+    assert!(out.contains("only 1 of 3 controllers up \u{fffd}"), "{out}");
+}
+
+#[test]
+fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
+    let node = Node::new();
+    node.hook(
+        "check",
+        "10-chatty",
+        "yes 'a line of output from a chatty hook' | head -c 100000000\n\
+         head -c 5000000 /dev/zero | tr '\\0' x; echo\n\
+         echo 'veto: the end is what counts'; exit 1",
+    );
+    let ran = node.run(&["check"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    let (out, rss) = (ran.out, ran.max_rss_kib);
+    let last = fs::metadata(node.path("/var/lib/umm/hooks/10-chatty/.last-output"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let log = fs::metadata(node.path("/run/umm/log"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "100 MB of hook output: {:?}, peak RSS {rss} KiB, .last-output {last} bytes, log {log} bytes",
+        ran.elapsed
+    );
+    assert!(out.contains("veto: the end is what counts"), "{out}");
+    assert!(rss < 50 * 1024, "peak RSS {rss} KiB");
+    assert!(last <= 64 * 1024, ".last-output is {last} bytes");
+    assert!(log < 1024 * 1024, "the log grew by {log} bytes");
+}
+
+// ---------------------------------------------------------------------------
+// Item 1: what is checked is what runs
+
+fn timeouts(secs: u64) -> umm::config::HookTimeouts {
+    let d = Duration::from_secs(secs);
+    umm::config::HookTimeouts {
+        check: d,
+        pre_on: d,
+        on: d,
+        pre_off: d,
+        off: d,
+    }
+}
+
+fn check_hooks(node: &Node) -> Vec<umm::hooks::HookRecord> {
+    umm::hooks::run_phase(
+        &umm::paths::Root::new(node.dir.path()),
+        umm::hooks::HookPhase::Check,
+        None,
+        &timeouts(10),
+    )
+}
+
+#[test]
+fn a_symlinked_hook_is_refused_even_to_a_root_script() {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.hook("check", "00-real", "exit 0");
+    node.write(
+        "/opt/site/check",
+        &format!("#!/bin/sh\ntouch {}\n", trace.display()),
+    );
+    fs::set_permissions(
+        node.path("/opt/site/check"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        node.path("/opt/site/check"),
+        node.path("/etc/umm/check.d/10-link"),
+    )
+    .unwrap();
+    let out = node.expect(1, &["check"]);
+    assert!(!trace.exists(), "the linked hook ran");
+    assert!(out.contains("10-link is a symbolic link"), "{out}");
+    assert!(out.contains("vetoed by check/10-link"), "{out}");
+}
+
+#[rstest]
+#[case::hook_dir("/etc/umm/check.d", 0o777)]
+#[case::etc_umm("/etc/umm", 0o777)]
+#[case::etc_umm_group("/etc/umm", 0o775)]
+#[case::etc("/etc", 0o757)]
+fn a_hook_under_a_writable_directory_is_refused(#[case] dir: &str, #[case] mode: u32) {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.hook("check", "10-fine", &format!("touch {}", trace.display()));
+    fs::set_permissions(node.path(dir), fs::Permissions::from_mode(mode)).unwrap();
+    let out = node.expect(1, &["check"]);
+    assert!(!trace.exists(), "a hook ran under a writable {dir}");
+    assert!(
+        out.contains(&format!("{dir} is writable by group or others")),
+        "{out}"
+    );
+    assert!(!out.contains("Checks: none"), "{out}");
+    assert!(out.contains("vetoes"), "{out}");
+    // umm on is vetoed too, and nothing changes.
+    let out = node.expect(1, &["on"]);
+    assert!(out.contains("vetoed by check.d"), "{out}");
+}
+
+#[test]
+fn a_symlinked_hook_directory_is_refused() {
+    let node = Node::new();
+    let trace = node.path("/trace");
+    node.write(
+        "/srv/hooks/10-x",
+        &format!("#!/bin/sh\ntouch {}\n", trace.display()),
+    );
+    fs::set_permissions(
+        node.path("/srv/hooks/10-x"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::create_dir_all(node.path("/etc/umm")).unwrap();
+    std::os::unix::fs::symlink(node.path("/srv/hooks"), node.path("/etc/umm/check.d")).unwrap();
+    let out = node.expect(1, &["check"]);
+    assert!(!trace.exists());
+    assert!(out.contains("check.d is a symbolic link"), "{out}");
+}
+
+/// Files swapped under umm's feet while it checks and runs hooks, many
+/// times: a foreign script never runs, and the checks never vanish.
+#[test]
+fn swapping_hooks_during_the_check_never_runs_a_foreign_script() {
+    let node = Node::new();
+    let marker = node.path("/foreign-ran");
+    let good = "#!/bin/sh\nexit 0\n";
+    let bad = format!("#!/bin/sh\ntouch {}\nexit 0\n", marker.display());
+    // Sources of the swaps: a root script and one owned by nobody.
+    node.write("/src/good", good);
+    node.write("/src/bad", &bad);
+    for f in ["/src/good", "/src/bad"] {
+        fs::set_permissions(node.path(f), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::os::unix::fs::chown(node.path("/src/bad"), Some(65534), Some(65534)).unwrap();
+    // (a) A trusted directory whose hook is replaced by rename.
+    node.hook("check", "10-swapped", "exit 0");
+    // (b) A hook linked into a world-writable, non-sticky directory.
+    node.write("/evil/hook", good);
+    fs::set_permissions(node.path("/evil"), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(node.path("/evil/hook"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(
+        node.path("/evil/hook"),
+        node.path("/etc/umm/check.d/20-linked"),
+    )
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (src, check_d, evil) = (
+            node.path("/src"),
+            node.path("/etc/umm/check.d"),
+            node.path("/evil"),
+        );
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for from in ["bad", "good"] {
+                    for (dir, name) in [(&check_d, "10-swapped"), (&evil, "hook")] {
+                        let tmp = dir.join(".swap");
+                        let _ = fs::remove_file(&tmp);
+                        fs::hard_link(src.join(from), &tmp).unwrap();
+                        fs::rename(&tmp, dir.join(name)).unwrap();
+                    }
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let runs = 150;
+    let mut ran_good = 0;
+    for _ in 0..runs {
+        let records = check_hooks(&node);
+        assert!(!records.is_empty(), "the checks vanished (\"none\")");
+        for r in &records {
+            if r.ok {
+                ran_good += 1;
+            } else {
+                assert!(r.result.starts_with("refused: "), "{r:?}");
+            }
+        }
+        assert!(
+            !marker.exists(),
+            "a script owned by nobody ran as root: {records:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    println!(
+        "{runs} runs of the checks during {swaps} swaps; the root script ran {ran_good} times"
+    );
+    assert!(!marker.exists());
+}
+
+// ---------------------------------------------------------------------------
+// Item 7: a broken configuration never turns a disabled umm on
+
+#[test]
+fn a_broken_dropin_keeps_a_disabled_umm_disabled() {
+    let mut node = Node::new();
+    node.write("/etc/umm/umm.toml", "enabled = false\n");
+    node.boot();
+    // Later, a drop-in with a typo.
+    node.write("/etc/umm/umm.toml.d/50-site.toml", "reboot_cuont = 5\n");
+    for _ in 0..4 {
+        node.boot();
+    }
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["enabled"], false, "{s}");
+    assert_eq!(s["config"]["in_use"], "last-good", "{s}");
+    assert!(
+        s["config"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("50-site.toml"),
+        "{s}"
+    );
+    let log = node.log();
+    assert!(log.contains("the last configuration that loaded"), "{log}");
+    let text = node.expect(0, &["status"]);
+    assert!(
+        text.contains("the last configuration that loaded"),
+        "{text}"
+    );
+    // The generator, before /var is mounted, uses the early copy.
+    assert!(node.path("/etc/umm/last-good-config.json").exists());
+}
+
+#[test]
+fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
+    let mut node = Node::new();
+    node.write("/etc/umm/umm.toml", "enabled = fals\n");
+    node.boot();
+    for _ in 0..5 {
+        node.boot();
+    }
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["unclean_boots"], 5, "{s}");
+    assert_eq!(s["config"]["in_use"], "counting-only", "{s}");
+    assert!(
+        node.log().contains("never entering maintenance"),
+        "{}",
+        node.log()
+    );
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains("counted only"), "{text}");
+    // Fixed, the configuration loads and the counting rules apply again.
+    node.write("/etc/umm/umm.toml", "enabled = true\n");
+    node.boot();
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["config"]["in_use"].as_str()),
+        (Some("maintenance"), Some("loaded")),
+        "{s}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Item 10: a full or read-only root filesystem is said where the operator looks
+
+#[rstest]
+#[case::full("enospc", "free space on / (the root filesystem)")]
+#[case::read_only("erofs", "/ is read-only: remount it read-write")]
+fn an_early_copy_that_cannot_be_refreshed_is_said_on_stderr(
+    #[case] errno: &str,
+    #[case] hint: &str,
+) {
+    let mut node = Node::new();
+    node.boot();
+    let ran = node.run_cmd({
+        let mut c = node.command(&["disable"]);
+        c.env("UMM_FAILPOINT", format!("early-copy:{errno}"));
+        c
+    });
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+    assert!(ran.out.contains("cannot refresh"), "{}", ran.out);
+    assert!(ran.out.contains("early-state.json"), "{}", ran.out);
+    assert!(ran.out.contains(hint), "{}", ran.out);
+}
+
+#[test]
+fn a_full_var_is_one_line_saying_what_to_do() {
+    let mut node = Node::new();
+    node.boot();
+    let ran = node.run_cmd({
+        let mut c = node.command(&["disable"]);
+        c.env("UMM_FAILPOINT", "before-write:enospc");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert_eq!(ran.out.trim().lines().count(), 1, "{}", ran.out);
+    assert!(
+        ran.out
+            .contains("No space left on device (os error 28); free space"),
+        "{}",
+        ran.out
+    );
+    assert_eq!(node.status()["enabled"], true);
+}
