@@ -16,6 +16,7 @@ use crate::{install_deb, Ctx};
 const KEEP: &[&str] = &[
     "networking.service",
     "ssh.service",
+    "ssh.socket",
     "getty.target",
     "getty@tty1.service",
     "serial-getty@ttyS0.service",
@@ -126,7 +127,7 @@ pub fn assert_nothing_else_started(vm: &Vm) -> Result<Vec<String>> {
         "started in maintenance outside the keep-set: {outside:?}"
     );
     ensure!(
-        is_active(vm, "ssh")? == "active",
+        is_active(vm, "ssh.service")? == "active" || is_active(vm, "ssh.socket")? == "active",
         "sshd is not running in maintenance"
     );
     Ok(started)
@@ -299,6 +300,14 @@ pub fn sepvar(ctx: &mut Ctx) -> Result<()> {
         s["this_boot"]["decided_by"]
     );
     assert_nothing_else_started(vm)?;
+    // The system bus goes away in maintenance (stopped, restarting, or a
+    // minimal node that has none): umm falls back to systemd's private
+    // socket, where zbus 5 would panic on the messages' sender field.
+    vm.ssh_ok("systemctl stop dbus.socket dbus.service")?;
+    ensure!(
+        vm.ssh("test -S /run/dbus/system_bus_socket")?.status.code() == Some(1),
+        "the system bus is still there"
+    );
     umm_off_resumes(vm)?;
     ensure!(
         is_active(vm, "cron")? == "active",
@@ -344,13 +353,13 @@ pub fn clean_reboots(ctx: &mut Ctx) -> Result<()> {
     // record of the previous boot, or the boot unit.
     let journal = vm.ssh_ok("journalctl -u umm-boot.service -u umm-shutdown.service --no-pager")?;
     ensure!(
-        journal.contains("using the defaults") && journal.contains("set aside"),
+        journal.contains("the last configuration that loaded") && journal.contains("set aside"),
         "the journal does not say why: {journal}"
     );
     let s = status(vm)?;
     ensure!(
-        !s["config"]["error"].is_null(),
-        "status does not report the configuration error: {s}"
+        !s["config"]["error"].is_null() && s["config"]["in_use"] == "last-good",
+        "status does not report the configuration error and what is used: {s}"
     );
     Ok(())
 }
@@ -737,6 +746,30 @@ pub fn sysvinit_crash_loop(ctx: &mut Ctx) -> Result<()> {
         !runlevel.contains(" 2"),
         "runlevel 2 was entered in maintenance: {runlevel}"
     );
+    // A console login ends (the getty's session exits): a new getty must
+    // take its place, or the console has no login for the rest of the
+    // maintenance.
+    let getty = |vm: &Vm| -> Result<String> {
+        Ok(vm
+            .ssh_ok("pgrep -f 'getty.*ttyS0' || true")?
+            .trim()
+            .to_string())
+    };
+    let first = getty(vm)?;
+    ensure!(!first.is_empty(), "no getty on ttyS0 in maintenance");
+    vm.ssh_ok(&format!("kill {first}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = getty(vm)?;
+        if !now.is_empty() && now != first {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the ttyS0 getty was not started again after it exited (was pid {first})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     umm_off_resumes(vm)?;
     ensure!(running(vm, "cron")?, "cron does not run after umm off");
     expect_state(vm, "operational", None)?;
@@ -746,6 +779,24 @@ pub fn sysvinit_crash_loop(ctx: &mut Ctx) -> Result<()> {
 /// sysvinit: `umm on -- CMD`, clean reboots not counted, disable.
 pub fn sysvinit_on_command(ctx: &mut Ctx) -> Result<()> {
     let vm = installed(ctx)?;
+    // The clean-shutdown record is the last thing before the filesystems
+    // are unmounted: after sendsigs has killed every process, before
+    // umountfs. A shutdown that hangs before then must not count as clean.
+    for rc in ["/etc/rc0.d", "/etc/rc6.d"] {
+        let links = vm.ssh_ok(&format!("ls {rc}"))?;
+        // K<NN><name>: scripts with the same NN may run at the same time.
+        let order = |name: &str| {
+            links.lines().find_map(|l| {
+                let rest = l.strip_prefix('K')?;
+                (rest.get(2..)? == name).then(|| rest.get(..2)?.parse::<u32>().ok())?
+            })
+        };
+        let (umm, sendsigs, umountfs) = (order("umm-boot"), order("sendsigs"), order("umountfs"));
+        ensure!(
+            matches!((umm, sendsigs, umountfs), (Some(u), Some(s), Some(f)) if s < u && u < f),
+            "in {rc}, umm-boot's stop is not strictly between sendsigs and umountfs:\n{links}"
+        );
+    }
     run_then_wait_reboot(vm, "umm on -- sh -c 'echo sysv > /root/cmd.out; exit 3'")?;
     expect_state(vm, "maintenance", Some("manual"))?;
     let s = wait_status(vm, "the scheduled command", Duration::from_secs(120), |s| {
@@ -825,5 +876,283 @@ pub fn demo(ctx: &mut Ctx) -> Result<()> {
     show(vm, "umm status")?;
     expect_state(vm, "operational", None)?;
     say("done");
+    Ok(())
+}
+
+// ----------------------------------------------------------------- bad days
+
+/// `umm off` and returns its exit code and everything it said.
+fn umm_off(vm: &Vm, args: &str, timeout: Duration) -> Result<(Option<i32>, String)> {
+    let out = vm.ssh_timeout(&format!("umm off {args}"), timeout)?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.code(), text))
+}
+
+/// Lines of a file in the guest (0 when it does not exist).
+fn line_count(vm: &Vm, path: &str) -> Result<usize> {
+    let n = vm.ssh_ok(&format!("cat {path} 2>/dev/null | wc -l"))?;
+    Ok(n.trim().parse().unwrap_or(0))
+}
+
+/// A minimal node without the dbus package (debootstrap's minbase with
+/// systemd has none; systemd does not need it): umm talks to systemd on its
+/// private socket. Checks, entering, the scheduled command and leaving all
+/// work, and nothing outside the keep-set starts.
+pub fn no_dbus(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed(ctx)?;
+    vm.ssh_ok(
+        "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q dbus dbus-daemon dbus-bin \
+         dbus-system-bus-common dbus-session-bus-common libpam-systemd >/dev/null 2>&1; \
+         ! dpkg -l dbus-daemon 2>/dev/null | grep -q '^ii' && sync",
+    )
+    .context("purging dbus")?;
+    vm.reboot_clean()?;
+    ensure!(
+        vm.ssh("test -e /run/dbus/system_bus_socket")?.status.code() == Some(1),
+        "a system bus is still running without the dbus package"
+    );
+    let dry = vm.ssh("umm on --dry-run")?;
+    let said =
+        String::from_utf8_lossy(&dry.stdout).to_string() + &String::from_utf8_lossy(&dry.stderr);
+    ensure!(
+        dry.status.code() == Some(0) && said.contains("allowed"),
+        "umm on --dry-run without dbus: exit {:?}: {said}",
+        dry.status.code()
+    );
+    ensure!(
+        said.contains("cron.service"),
+        "the dry run does not list what would stop: {said}"
+    );
+    run_then_wait_reboot(vm, "umm on -- touch /root/nodbus-cmd")?;
+    expect_state(vm, "maintenance", Some("manual"))?;
+    wait_status(vm, "the scheduled command", Duration::from_secs(120), |s| {
+        !s["command"]["exit_code"].is_null()
+    })?;
+    ensure!(
+        vm.ssh("test -e /root/nodbus-cmd")?.status.success(),
+        "the scheduled command did not run"
+    );
+    assert_nothing_else_started(vm)?;
+    umm_off_resumes(vm)?;
+    expect_state(vm, "operational", None)?;
+    ensure!(
+        is_active(vm, "cron")? == "active",
+        "cron is not running after umm off"
+    );
+    Ok(())
+}
+
+/// Units for the leaving scenarios: an off.d hook that counts its runs, and
+/// a service of the normal target that takes `secs` to start, so that the
+/// resume can be cut short.
+fn slow_normal_target(vm: &Vm, secs: u32) -> Result<()> {
+    vm.ssh_ok(&format!(
+        r#"set -e
+        install -d -m 755 /etc/umm/off.d
+        printf '#!/bin/sh\necho "$UMM_PHASE $UMM_REASON" >> /root/off.log\n' > /etc/umm/off.d/10-count
+        chmod 755 /etc/umm/off.d/10-count
+        printf '[Unit]\nDescription=lab: slow to start\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep {secs}\n[Install]\nWantedBy=multi-user.target\n' > /etc/systemd/system/slow.service
+        systemctl daemon-reload
+        systemctl enable slow.service 2>/dev/null
+        sync"#
+    ))?;
+    Ok(())
+}
+
+/// Leaving is a transaction: a resume that times out or is interrupted
+/// leaves the node `resuming`, `umm off` may be retried, and the off.d hooks
+/// run exactly once when the normal target is reached, whoever gets there:
+/// the retry, or the next boot after a power cut in the middle.
+pub fn off_interrupted(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed(ctx)?;
+    slow_normal_target(vm, 30)?;
+    run_then_wait_reboot(vm, "umm on")?;
+    expect_state(vm, "maintenance", Some("manual"))?;
+
+    // 1. The wait runs out before the normal target is reached.
+    let (code, said) = umm_off(vm, "--timeout 5s", Duration::from_secs(120))?;
+    ensure!(
+        code == Some(1),
+        "umm off --timeout 5s: exit {code:?}: {said}"
+    );
+    let s = expect_state(vm, "resuming", None)?;
+    ensure!(
+        line_count(vm, "/root/off.log")? == 0,
+        "off.d hooks ran before the normal target was reached"
+    );
+    eprintln!("  after a timed-out umm off: {}", s["state"]);
+    // 2. Interrupted (Ctrl-C) while waiting: still resuming.
+    let out = vm.ssh_timeout("timeout -s INT 3 umm off; echo $?", Duration::from_secs(60))?;
+    eprintln!(
+        "  umm off interrupted by SIGINT: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    // 3. The retry reaches the normal target; the hooks run once.
+    let (code, said) = umm_off(vm, "", Duration::from_secs(600))?;
+    ensure!(
+        code == Some(0) && said.contains("Normal target reached"),
+        "the retried umm off: exit {code:?}: {said}"
+    );
+    expect_state(vm, "operational", None)?;
+    // umm-after.service (after multi-user.target) may also try: still once.
+    vm.ssh_timeout(
+        "systemctl is-system-running --wait",
+        Duration::from_secs(300),
+    )?;
+    ensure!(
+        line_count(vm, "/root/off.log")? == 1,
+        "off.d hooks did not run exactly once: {}",
+        vm.ssh_ok("cat /root/off.log")?
+    );
+
+    // 4. Power cut while resuming: the next boot is normal and finishes the
+    // work there, once.
+    run_then_wait_reboot(vm, "umm on")?;
+    expect_state(vm, "maintenance", Some("manual"))?;
+    let (code, said) = umm_off(vm, "--timeout 5s", Duration::from_secs(120))?;
+    ensure!(
+        code == Some(1),
+        "umm off --timeout 5s: exit {code:?}: {said}"
+    );
+    expect_state(vm, "resuming", None)?;
+    vm.ssh_ok("sync")?;
+    vm.crash()?;
+    vm.ssh_timeout(
+        "systemctl is-system-running --wait",
+        Duration::from_secs(300),
+    )?;
+    expect_state(vm, "operational", None)?;
+    ensure!(
+        is_active(vm, "cron")? == "active",
+        "the boot after a power cut while resuming is not normal"
+    );
+    let runs = line_count(vm, "/root/off.log")?;
+    ensure!(
+        runs == 2,
+        "off.d hooks of the second episode did not run exactly once after the power cut ({runs} lines in all)"
+    );
+    let history = vm.ssh_ok("umm history --json")?;
+    let episodes: Value = serde_json::from_str(&history)?;
+    ensure!(
+        episodes.as_array().map(Vec::len) == Some(2),
+        "history: {history}"
+    );
+    Ok(())
+}
+
+/// `umm off` while the scheduled command runs returns once the normal
+/// target is reached (not after the command), and says the command still
+/// runs; `umm off` during the on.d hooks means the command never starts.
+pub fn off_during_command(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed(ctx)?;
+    run_then_wait_reboot(vm, "umm on -- sleep 900")?;
+    expect_state(vm, "maintenance", Some("manual"))?;
+    wait_status(
+        vm,
+        "the scheduled command to start",
+        Duration::from_secs(120),
+        |s| !s["command"]["started"].is_null(),
+    )?;
+    let started = Instant::now();
+    let (code, said) = umm_off(vm, "", Duration::from_secs(900))?;
+    let took = started.elapsed();
+    ensure!(code == Some(0), "umm off: exit {code:?}: {said}");
+    ensure!(
+        took < Duration::from_secs(120),
+        "umm off waited {took:?} for the scheduled command"
+    );
+    ensure!(
+        said.contains("still running"),
+        "umm off does not say the command still runs: {said}"
+    );
+    ensure!(
+        vm.ssh("pgrep -x sleep")?.status.success(),
+        "the scheduled command was stopped by umm off"
+    );
+    eprintln!("  umm off with the command running returned in {took:.1?}");
+
+    // umm off while the on.d hooks run: the command must never start.
+    vm.ssh_ok(
+        r#"set -e
+        install -d -m 755 /etc/umm/on.d
+        printf '#!/bin/sh\ntouch /root/on-hook-started\nsleep 20\n' > /etc/umm/on.d/10-slow
+        chmod 755 /etc/umm/on.d/10-slow
+        sync"#,
+    )?;
+    run_then_wait_reboot(vm, "umm on -- touch /root/cmd-started")?;
+    expect_state(vm, "maintenance", Some("manual"))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !vm.ssh("test -e /root/on-hook-started")?.status.success() {
+        ensure!(Instant::now() < deadline, "the on.d hook never started");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (code, said) = umm_off(vm, "", Duration::from_secs(900))?;
+    ensure!(
+        code == Some(0),
+        "umm off during on.d: exit {code:?}: {said}"
+    );
+    // The hook sleeps 20 s; give the worker time to (wrongly) go on.
+    std::thread::sleep(Duration::from_secs(25));
+    vm.ssh_timeout(
+        "systemctl is-system-running --wait",
+        Duration::from_secs(300),
+    )?;
+    ensure!(
+        vm.ssh("test -e /root/cmd-started")?.status.code() == Some(1),
+        "the scheduled command started after umm off had ended its maintenance"
+    );
+    Ok(())
+}
+
+/// sshd started by its socket (Ubuntu 22.10+, and Debian when an operator
+/// chose it): ssh still answers in maintenance, and nothing outside the
+/// keep-set starts.
+pub fn ssh_socket(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed(ctx)?;
+    vm.ssh_ok("systemctl disable ssh.service 2>/dev/null && systemctl enable ssh.socket 2>/dev/null && sync")?;
+    vm.reboot_clean()?;
+    ensure!(
+        is_active(vm, "ssh.socket")? == "active" && is_active(vm, "ssh.service")? != "active",
+        "sshd is not socket-activated in the normal boot"
+    );
+    // The reboot into maintenance only comes back if ssh answers there.
+    run_then_wait_reboot(vm, "umm on")?;
+    expect_state(vm, "maintenance", Some("manual"))?;
+    ensure!(
+        is_active(vm, "ssh.socket")? == "active",
+        "ssh.socket is not active in maintenance"
+    );
+    assert_nothing_else_started(vm)?;
+    umm_off_resumes(vm)?;
+    ensure!(is_active(vm, "cron")? == "active", "cron is not running");
+    Ok(())
+}
+
+/// A site disables umm in its configuration; later a drop-in with a typo
+/// arrives. Boots use the last configuration that loaded, so a crash loop
+/// never enters maintenance on a node whose site turned umm off.
+pub fn broken_dropin(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed(ctx)?;
+    strict(vm)?;
+    vm.ssh_ok(
+        "echo 'enabled = false' > /etc/umm/umm.toml.d/10-site.toml && umm status >/dev/null \
+         && echo 'reboot_count = [' > /etc/umm/umm.toml.d/20-typo.toml && sync",
+    )?;
+    crash_times(vm, 2)?;
+    let s = expect_state(vm, "operational", None)?;
+    ensure!(
+        s["config"]["in_use"] == "last-good" && s["enabled"] == false,
+        "status: {s}"
+    );
+    let journal = vm.ssh_ok("journalctl -b -u umm-boot.service --no-pager")?;
+    ensure!(
+        journal.contains("20-typo.toml") && journal.contains("last configuration that loaded"),
+        "the journal does not say which configuration the boot used: {journal}"
+    );
+    ensure!(is_active(vm, "cron")? == "active", "cron is not running");
     Ok(())
 }
