@@ -88,7 +88,7 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 LAB_ARGS ?=
 
 .PHONY: deps help build size-check gen install uninstall deb lintian rpm test \
-	cargo-checks vm-test demo clean
+	cargo-checks vm-test bench demo clean
 
 help:
 	@echo 'make build       static release binary: $(BIN)'
@@ -100,6 +100,7 @@ help:
 	@echo 'make rpm         $(RPM)'
 	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, vm-test'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
+	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
 
 # --- build -------------------------------------------------------------------
 
@@ -323,6 +324,11 @@ deps:
 # unwind so that its qemu is stopped (the release profile aborts).
 vm-test: deb
 	$(CARGO) run -q -p umm-lab -- $(LAB_ARGS)
+
+# Figures, not a test: umm's cost to a boot, maintenance boot and resume
+# times, as ratios on one VM; printed and written to bench/RESULTS.md.
+bench: deb
+	$(CARGO) run -q -p umm-lab -- --bench
 
 # The main job on a throwaway VM, narrated; a fresh machine needs nothing else.
 demo: deps

@@ -8,6 +8,7 @@
 //! N at a time. Each prints `PASS name (12.3 s)` or `FAIL name (12.3 s):
 //! reason`; then a timing table; the last line is `N passed, N failed`.
 
+mod bench;
 mod image;
 mod scenarios;
 mod vm;
@@ -297,10 +298,11 @@ struct Opts {
     list: bool,
     deb: Option<PathBuf>,
     jobs: usize,
+    bench: bool,
 }
 
 const USAGE: &str =
-    "usage: umm-lab [--only NAME[,NAME...]] [--jobs N] [--keep] [--list] [--deb PATH]";
+    "usage: umm-lab [--only NAME[,NAME...]] [--jobs N] [--keep] [--list] [--deb PATH] [--bench]";
 
 fn parse_args() -> Result<Opts> {
     let mut opts = Opts {
@@ -312,6 +314,7 @@ fn parse_args() -> Result<Opts> {
             .ok()
             .and_then(|j| j.parse().ok())
             .unwrap_or(DEFAULT_JOBS),
+        bench: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -323,6 +326,7 @@ fn parse_args() -> Result<Opts> {
                     .map(String::from),
             ),
             "--keep" => opts.keep = true,
+            "--bench" => opts.bench = true,
             "--list" => opts.list = true,
             "--deb" => opts.deb = Some(args.next().context("--deb needs a PATH")?.into()),
             "--jobs" => {
@@ -589,6 +593,9 @@ fn main() -> ExitCode {
         }
     };
 
+    if opts.bench {
+        return run_bench(&deb);
+    }
     let lab_started = Instant::now();
     let prepared = match prepare(&selected, &deb, opts.jobs) {
         Ok(p) => p,
@@ -704,6 +711,50 @@ fn print_timing(prepared: &Prepared, outcomes: &[Outcome], total: f64, jobs: usi
         sum.ssh_time.as_secs_f64()
     );
     println!("  lab total (wall clock): {total:.1} s");
+}
+
+/// `make bench`: the figures of bench.rs on the systemd image, printed and
+/// written to bench/RESULTS.md with the machine, date and commit.
+fn run_bench(deb: &Path) -> ExitCode {
+    let result = (|| -> Result<String> {
+        let base = image::ensure_base("systemd")?;
+        let ready = image::ensure_ready(&base, deb)?;
+        let work = image::target_dir().join("vm-run").join("bench");
+        let table = bench::run(&base, &ready, &work)?;
+        let sh = |cmd: &str| {
+            Command::new("sh")
+                .args(["-c", cmd])
+                .current_dir(image::repo_root())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let header = format!(
+            "# umm benchmark results\n\n`make bench`, one run on one VM (Debian 12 guest, qemu TCG, 2 vCPUs, 1 GiB).\n\n\
+             - date: {}\n- commit: {}\n- host: {}, {} cores, {}\n\n",
+            sh("date -u +%FT%TZ"),
+            sh("git rev-parse --short HEAD"),
+            sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+            sh("nproc"),
+            sh("uname -sr"),
+        );
+        let text = format!("{header}{table}");
+        let dir = image::repo_root().join("bench");
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join("RESULTS.md"), &text)?;
+        Ok(text)
+    })();
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            println!("written to bench/RESULTS.md");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// --keep: leave the scenario's VM running (booting its disks again if the

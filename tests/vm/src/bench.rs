@@ -1,0 +1,457 @@
+//! `make bench` (`umm-lab --bench`): what umm costs and how fast it is, as
+//! ratios measured in one run on one VM (absolute times under emulation
+//! vary between machines and runs; a ratio of two things measured side by
+//! side does much less). Each figure is the median of several boots, with
+//! the range. Not a test: nothing here passes or fails; the targets are
+//! printed beside the figures.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::image::{self, BaseImage, Ready};
+use crate::vm::{Machine, Vm, BOOT_TIMEOUT};
+
+/// Boots per figure (the issue asks for at least 5).
+const ROUNDS: usize = 5;
+
+/// Median and range of some measurements.
+#[derive(Clone, Debug)]
+struct Sample(Vec<f64>);
+
+impl Sample {
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    fn median(&self) -> f64 {
+        let v = self.sorted();
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+
+    fn min(&self) -> f64 {
+        self.sorted().first().copied().unwrap_or(f64::NAN)
+    }
+
+    fn max(&self) -> f64 {
+        self.sorted().last().copied().unwrap_or(f64::NAN)
+    }
+
+    fn show(&self, unit: &str) -> String {
+        format!(
+            "{:.3} {unit} ({:.3}–{:.3}, n={})",
+            self.median(),
+            self.min(),
+            self.max(),
+            self.0.len()
+        )
+    }
+}
+
+/// One row of the results table.
+struct Figure {
+    name: &'static str,
+    value: String,
+    target: &'static str,
+    verdict: String,
+    how: String,
+}
+
+fn verdict(ok: bool) -> String {
+    if ok { "meets it" } else { "MISSES it" }.to_string()
+}
+
+/// "Startup finished in 6.5s (kernel) + 13.7s (userspace) = 20.3s": the
+/// userspace part, in seconds.
+pub fn parse_userspace(text: &str) -> Option<f64> {
+    let before = text.split("(userspace)").next()?;
+    let part = before.rsplit('+').next()?.trim();
+    parse_span(part)
+}
+
+/// systemd-analyze's spans: "13.724s", "873ms", "1min 2.345s".
+fn parse_span(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    for word in text.split_whitespace() {
+        let (number, factor) = if let Some(n) = word.strip_suffix("ms") {
+            (n, 0.001)
+        } else if let Some(n) = word.strip_suffix("min") {
+            (n, 60.0)
+        } else if let Some(n) = word.strip_suffix("us") {
+            (n, 0.000_001)
+        } else if let Some(n) = word.strip_suffix('s') {
+            (n, 1.0)
+        } else {
+            return None;
+        };
+        total += number.parse::<f64>().ok()? * factor;
+    }
+    Some(total)
+}
+
+/// The sum of umm's units' own times ("+873ms") in `systemd-analyze
+/// critical-chain`'s output.
+pub fn umm_on_critical_chain(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.contains("umm"))
+        .filter_map(|l| l.split_once('+').map(|(_, t)| t.trim()))
+        .filter_map(parse_span)
+        .sum()
+}
+
+/// Userspace boot time of the running boot, once it has finished.
+fn userspace(vm: &Vm) -> Result<f64> {
+    vm.ssh_timeout(
+        "systemctl is-system-running --wait",
+        Duration::from_secs(300),
+    )?;
+    let text = vm.ssh_ok("systemd-analyze")?;
+    parse_userspace(&text).with_context(|| format!("cannot read systemd-analyze: {text}"))
+}
+
+/// Runs `cmd` (which reboots the guest) and returns the seconds until the
+/// new boot's sshd answers.
+fn reboot_to_ssh(vm: &mut Vm, cmd: &str) -> Result<f64> {
+    let old = vm.boot_id()?;
+    let started = Instant::now();
+    let out = vm.ssh(cmd)?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    vm.wait_new_boot(&old, BOOT_TIMEOUT)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Median seconds of `argv` run `n` times, and the largest peak RSS (KiB)
+/// of those children.
+fn time_command(argv: &[&str], root: &Path, n: usize) -> Result<(Sample, Option<i64>)> {
+    let mut times = Vec::new();
+    let before = children_max_rss();
+    for _ in 0..n {
+        let started = Instant::now();
+        let status = Command::new(argv[0])
+            .args(&argv[1..])
+            .env("UMM_ROOT", root)
+            .env("UMM_INIT", "record")
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        if !status.success() {
+            bail!("{argv:?} failed: {status}");
+        }
+    }
+    let after = children_max_rss();
+    // ru_maxrss of RUSAGE_CHILDREN is the largest child so far: it is ours
+    // only if it grew (the bench measures `umm status` before anything else).
+    Ok((
+        Sample(times),
+        after.filter(|a| Some(*a) != before || before.is_none()),
+    ))
+}
+
+#[repr(C)]
+struct Rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    maxrss: i64,
+    rest: [i64; 13],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+}
+
+/// Largest resident set of any waited-for child so far, in KiB.
+fn children_max_rss() -> Option<i64> {
+    const RUSAGE_CHILDREN: i32 = -1;
+    let mut u = Rusage {
+        utime: [0; 2],
+        stime: [0; 2],
+        maxrss: 0,
+        rest: [0; 13],
+    };
+    // SAFETY: getrusage writes one struct rusage (18 longs on x86_64) into u.
+    (unsafe { getrusage(RUSAGE_CHILDREN, &mut u) } == 0).then_some(u.maxrss)
+}
+
+/// The static release binary that the .deb ships.
+fn release_binary() -> std::path::PathBuf {
+    image::target_dir().join("x86_64-unknown-linux-gnu/release/umm")
+}
+
+/// `umm status` on the host, in a temporary root holding a node in
+/// maintenance with a scheduled command and history, against /bin/true.
+fn status_on_host() -> Result<(Sample, Sample, Option<i64>)> {
+    let umm = release_binary();
+    let dir = std::env::temp_dir().join(format!("umm-bench-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    for (path, text) in [
+        ("proc/sys/kernel/random/boot_id", "bench-boot\n"),
+        ("proc/uptime", "120.00 200.00\n"),
+        ("proc/cmdline", "root=/dev/vda1 ro quiet\n"),
+    ] {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().context("path has a parent")?)?;
+        fs::write(p, text)?;
+    }
+    let run = |args: &[&str]| -> Result<()> {
+        let ok = Command::new(&umm)
+            .args(args)
+            .env("UMM_ROOT", &dir)
+            .env("UMM_INIT", "record")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()?
+            .success();
+        if !ok {
+            bail!("umm {args:?} failed in the bench root");
+        }
+        Ok(())
+    };
+    run(&["on", "--", "sh", "-c", "echo hello"])?;
+    let umm_s = umm.to_string_lossy().into_owned();
+    // Warm the page cache, then measure.
+    let _ = time_command(&[umm_s.as_str(), "status"], &dir, 5)?;
+    let (status, rss) = time_command(&[umm_s.as_str(), "status"], &dir, 200)?;
+    let (truth, _) = time_command(&["/bin/true"], &dir, 200)?;
+    let _ = fs::remove_dir_all(&dir);
+    Ok((status, truth, rss))
+}
+
+/// Every generator of the guest run by hand, `ROUNDS` times each: umm's
+/// median time over the sum of all generators' medians.
+fn generators(vm: &Vm) -> Result<(Sample, Sample)> {
+    let script = format!(
+        r#"cd /tmp; for g in $(realpath /lib/systemd/system-generators/* /usr/lib/systemd/system-generators/* 2>/dev/null | sort -u); do
+  for i in $(seq {ROUNDS}); do d=$(mktemp -d); s=$(date +%s%N); "$g" $d/n $d/e $d/l >/dev/null 2>&1; e=$(date +%s%N); rm -rf $d; echo "$(basename $g) $(( (e - s) / 1000 ))"; done
+done"#
+    );
+    let out = vm.ssh_ok(&script)?;
+    let mut per: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for line in out.lines() {
+        if let Some((name, us)) = line.split_once(' ') {
+            if let Ok(us) = us.trim().parse::<f64>() {
+                per.entry(name.to_string()).or_default().push(us / 1000.0);
+            }
+        }
+    }
+    let umm = Sample(per.get("umm-generator").cloned().unwrap_or_default());
+    let mut all = Vec::new();
+    for i in 0..ROUNDS {
+        all.push(per.values().filter_map(|v| v.get(i)).sum());
+    }
+    Ok((umm, Sample(all)))
+}
+
+pub fn run(base: &BaseImage, ready: &Ready, work: &Path) -> Result<String> {
+    let mut figures = Vec::new();
+    let mut notes = String::new();
+
+    // `umm status` first: getrusage's children figure must be its own.
+    let (status, truth, rss) = status_on_host()?;
+    let binary = fs::metadata(release_binary())?.len();
+    let file = Command::new("file")
+        .arg("-b")
+        .arg(release_binary())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+
+    if work.exists() {
+        fs::remove_dir_all(work)?;
+    }
+    let disks = image::overlays_over(&ready.disks, work)?;
+    let machine = Machine {
+        disks,
+        boot: ready.boot.clone(),
+        incoming: Some(ready.state.clone()),
+    };
+    let mut vm = Vm::start(work, &machine, &base.key)?;
+    vm.wait_ssh(BOOT_TIMEOUT)?;
+
+    // Normal boots with umm installed and enabled.
+    let (mut with_umm, mut reboot_ssh, mut chain) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        reboot_ssh.push(reboot_to_ssh(&mut vm, "systemctl reboot")?);
+        with_umm.push(userspace(&vm)?);
+        chain.push(umm_on_critical_chain(
+            &vm.ssh_ok("systemd-analyze critical-chain --no-pager")?,
+        ));
+    }
+    let blame = vm.ssh_ok("systemd-analyze blame --no-pager | grep umm || true")?;
+    let (gen_umm, gen_all) = generators(&vm)?;
+
+    // Maintenance boots and resumes.
+    let (mut maint_ssh, mut resume) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        maint_ssh.push(reboot_to_ssh(&mut vm, "umm on")?);
+        vm.ssh_timeout(
+            "systemctl is-system-running --wait",
+            Duration::from_secs(300),
+        )?;
+        let started = Instant::now();
+        vm.ssh_ok("umm off")?;
+        resume.push(started.elapsed().as_secs_f64());
+    }
+
+    // The same VM without umm.
+    vm.ssh_ok("DEBIAN_FRONTEND=noninteractive dpkg -r umm >/dev/null")?;
+    let mut without = Vec::new();
+    for _ in 0..ROUNDS {
+        reboot_to_ssh(&mut vm, "systemctl reboot")?;
+        without.push(userspace(&vm)?);
+    }
+    drop(vm);
+    let _ = fs::remove_dir_all(work);
+
+    let (with_umm, without) = (Sample(with_umm), Sample(without));
+    let cost = with_umm.median() / without.median();
+    figures.push(Figure {
+        name: "umm's cost to a normal boot",
+        value: format!("{:.3}× userspace time", cost),
+        target: "≤ 1.01×",
+        verdict: verdict(cost <= 1.01),
+        how: format!(
+            "userspace with umm {} ÷ without (package removed, same VM) {}",
+            with_umm.show("s"),
+            without.show("s")
+        ),
+    });
+    let chain = Sample(chain);
+    figures.push(Figure {
+        name: "umm's units on the critical path",
+        value: format!("{:.3} s", chain.median()),
+        target: "",
+        verdict: String::new(),
+        how: format!(
+            "sum of umm units' own times in `systemd-analyze critical-chain`, {}",
+            chain.show("s")
+        ),
+    });
+    let (maint, reboot) = (Sample(maint_ssh), Sample(reboot_ssh));
+    let ratio = maint.median() / reboot.median();
+    figures.push(Figure {
+        name: "maintenance boot",
+        value: format!("{ratio:.3}×"),
+        target: "≤ 0.8×",
+        verdict: verdict(ratio <= 0.8),
+        how: format!(
+            "`umm on` → ssh answers {} ÷ clean reboot → ssh answers {}",
+            maint.show("s"),
+            reboot.show("s")
+        ),
+    });
+    let resume = Sample(resume);
+    let ratio = resume.median() / with_umm.median();
+    figures.push(Figure {
+        name: "resume",
+        value: format!("{ratio:.3}×"),
+        target: "≤ 1.0×",
+        verdict: verdict(ratio <= 1.0),
+        how: format!(
+            "`umm off` → normal target reached {} ÷ userspace time of a normal boot {}",
+            resume.show("s"),
+            with_umm.show("s")
+        ),
+    });
+    let ratio = gen_umm.median() / gen_all.median();
+    figures.push(Figure {
+        name: "generator",
+        value: format!("{ratio:.3}× of the generator phase"),
+        target: "",
+        verdict: String::new(),
+        how: format!(
+            "umm-generator {} ÷ all generators run one after the other {}",
+            gen_umm.show("ms"),
+            gen_all.show("ms")
+        ),
+    });
+    let status_ms = status.median();
+    figures.push(Figure {
+        name: "`umm status` on the host",
+        value: format!(
+            "{:.2} ms, {:.1}× /bin/true, peak RSS {}",
+            status_ms,
+            status_ms / truth.median(),
+            rss.map_or("unknown".into(), |k| format!(
+                "{:.1} MiB",
+                k as f64 / 1024.0
+            ))
+        ),
+        target: "≤ 2 ms",
+        verdict: verdict(status_ms <= 2.0),
+        how: format!(
+            "wall time of 200 runs {} ÷ /bin/true {}",
+            status.show("ms"),
+            truth.show("ms")
+        ),
+    });
+    figures.push(Figure {
+        name: "binary",
+        value: format!("{binary} bytes ({:.2} MiB)", binary as f64 / 1048576.0),
+        target: "≤ 4.0 MiB, static",
+        verdict: verdict(binary <= 4 << 20 && file.contains("statically linked")),
+        how: file,
+    });
+    let _ = writeln!(
+        notes,
+        "systemd-analyze blame, umm's units (last normal boot): {}",
+        blame.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| figure | value | target | | how (median, range, n) |"
+    );
+    let _ = writeln!(table, "|---|---|---|---|---|");
+    for f in &figures {
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} |",
+            f.name, f.value, f.target, f.verdict, f.how
+        );
+    }
+    Ok(format!("{table}\n{notes}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_systemd_analyze() {
+        let text = "Startup finished in 6.582s (kernel) + 13.724s (userspace) = 20.306s \ngraphical.target reached after 13.386s in userspace.";
+        assert_eq!(parse_userspace(text), Some(13.724));
+        let text = "Startup finished in 1.2s (kernel) + 1min 2.5s (userspace) = 1min 3.7s";
+        assert_eq!(parse_userspace(text), Some(62.5));
+        assert_eq!(parse_span("873ms"), Some(0.873));
+    }
+
+    #[test]
+    fn sums_umm_on_the_critical_chain() {
+        let chain = "graphical.target @13.386s\n└─multi-user.target @13.360s\n  └─ssh.service @12.724s +620ms\n    └─sysinit.target @5.1s\n      └─umm-boot.service @4.9s +108ms\n";
+        assert!((umm_on_critical_chain(chain) - 0.108).abs() < 1e-9);
+        assert_eq!(umm_on_critical_chain("graphical.target @1s\n"), 0.0);
+    }
+
+    #[test]
+    fn median_and_range() {
+        let s = Sample(vec![3.0, 1.0, 2.0, 10.0]);
+        assert_eq!(s.median(), 2.5);
+        assert_eq!((s.min(), s.max()), (1.0, 10.0));
+    }
+}
