@@ -254,7 +254,7 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     write_banners(&ctx.root, &m);
-    print!("{}", banner(&m));
+    out!("{}", banner(&m));
     let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
         && !m.hooks.iter().any(|h| h.phase == "on");
     if !first_time {
@@ -337,16 +337,20 @@ fn run_command(
     output: &std::path::Path,
     timeout: std::time::Duration,
 ) -> Result<crate::run::Finished> {
+    // The state file may have been edited by hand: never index into argv.
+    let Some((program, args)) = argv.split_first() else {
+        anyhow::bail!("the scheduled command is empty (argv [] in the state file)");
+    };
     let out = crate::run::create_private(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let err = out.try_clone()?;
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .current_dir("/");
-    run_bounded(cmd, timeout).with_context(|| format!("cannot start {}", argv[0]))
+    run_bounded(cmd, timeout).with_context(|| format!("cannot start {program}"))
 }
 
 /// `umm internal pause` (sysvinit and upstart): in a maintenance boot, start

@@ -52,13 +52,13 @@ pub enum Command {
         /// With --dry-run: machine-readable output
         #[arg(long, requires = "dry_run")]
         json: bool,
-        /// Command to run once maintenance is reached (an argv list: no shell
-        /// unless you write `sh -c '...'`)
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "COMMAND"
-        )]
+        /// Command to run once maintenance is reached, after `--` (an argv
+        /// list: no shell unless you write `sh -c '...'`). Without `--`,
+        /// every word is an option: a mistyped one is a usage error, never a
+        /// command
+        // `last`: the command only after `--`, so that `umm on --dryrun`
+        // is refused instead of being scheduled, and rebooting for it.
+        #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
     /// Leave maintenance: resume this boot into the normal target, or reboot
@@ -72,7 +72,7 @@ pub enum Command {
         /// Start the resume and return without waiting for the normal target
         #[arg(long)]
         no_wait: bool,
-        /// How long to wait for the normal target (e.g. 90s, 10min)
+        /// How long to wait for the normal target (e.g. 90s, 10min; 1s to 30d)
         #[arg(long, default_value = "10min", value_parser = parse_span_arg)]
         timeout: std::time::Duration,
     },
@@ -138,6 +138,7 @@ pub enum Internal {
     },
 }
 
+/// The same rule as the spans of umm.toml (`timefmt::bounded`).
 fn parse_span_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::timefmt::parse_span(text)
+    crate::timefmt::parse_bounded_span(text)
 }

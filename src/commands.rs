@@ -28,7 +28,7 @@ pub struct Ctx {
 /// A refusal: printed as one line, exit status 1.
 fn refused(what: &str, r: &Refusal) -> ExitCode {
     log::warn!("refused umm {what}: {r}");
-    eprintln!("umm {what}: refused: {r}");
+    errln!("umm {what}: refused: {r}");
     ExitCode::from(1)
 }
 
@@ -45,14 +45,14 @@ fn require_root(what: &str) -> Result<()> {
 fn settings_or_fallback(root: &Root, what: &str) -> (Settings, Sources, bool) {
     let (settings, sources, in_use, err) = config::load_at_boot(root);
     if let Some(e) = err {
-        eprintln!("umm {what}: warning: {e}; {}", in_use.describe());
+        errln!("umm {what}: warning: {e}; {}", in_use.describe());
     }
     (settings, sources, in_use == InUse::Loaded)
 }
 
 fn warn_problem(what: &str, locked: &store::Locked) {
     for p in locked.problem.iter().chain(&locked.notes) {
-        eprintln!("umm {what}: warning: {p}");
+        errln!("umm {what}: warning: {p}");
     }
 }
 
@@ -105,12 +105,12 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         restricted,
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status::to_json(&inputs))?
         );
     } else {
-        println!("{}", status::to_text(&inputs));
+        outln!("{}", status::to_text(&inputs));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -200,14 +200,15 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
         Ok(next) => next,
         Err(r) => return Ok(refused("on", &r)),
     };
-    let m = next.maintenance.as_mut().expect("request sets it");
-    m.services_before = services_before;
-    m.hooks = checks.into_iter().chain(pre_on).collect();
-    let scheduled = m
-        .command
-        .as_ref()
-        .map(|c| format!("; scheduled command: {}", shell_words(&c.argv)))
-        .unwrap_or_default();
+    // `request` always sets the maintenance it returns.
+    let mut scheduled = String::new();
+    if let Some(m) = next.maintenance.as_mut() {
+        m.services_before = services_before;
+        m.hooks = checks.into_iter().chain(pre_on).collect();
+        if let Some(c) = &m.command {
+            scheduled = format!("; scheduled command: {}", shell_words(&c.argv));
+        }
+    }
     locked.save(next)?;
     drop(locked);
     let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
@@ -215,7 +216,7 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
         "maintenance requested by {}{from} for the next boot{scheduled}",
         who.user
     );
-    println!("Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode.");
+    outln!("Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode.");
     if let Err(e) = ctx.init.reboot() {
         log::error!("reboot into maintenance failed: {e:#}");
         bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
@@ -240,19 +241,19 @@ fn hooks_allow(
     if !force {
         let message = refusal(&failed);
         log::warn!("{message}");
-        eprintln!("{message}");
+        errln!("{message}");
         return false;
     }
     log::warn!("--force: {overriding}: {failed}");
-    println!("{overriding}: {failed}");
+    outln!("{overriding}: {failed}");
     true
 }
 
 fn print_failures(records: &[HookRecord]) {
     for r in records.iter().filter(|r| !r.ok) {
-        eprintln!("{}/{}: {}", r.phase, r.name, r.result);
+        errln!("{}/{}: {}", r.phase, r.name, r.result);
         for line in &r.output_tail {
-            eprintln!("    {line}");
+            errln!("    {line}");
         }
     }
 }
@@ -298,27 +299,27 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
             "keep_units": keep,
             "command": argv,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         match &refusal {
-            Some(r) => println!("Entering maintenance: refused: {r}"),
-            None if allowed => println!("Entering maintenance: allowed"),
-            None => println!(
+            Some(r) => outln!("Entering maintenance: refused: {r}"),
+            None if allowed => outln!("Entering maintenance: allowed"),
+            None => outln!(
                 "Entering maintenance: vetoed by {}",
                 hooks::failed_names(&checks).join(", ")
             ),
         }
         if checks.is_empty() {
-            println!("Checks: none in {}", HookPhase::Check.dir().display());
+            outln!("Checks: none in {}", HookPhase::Check.dir().display());
         }
         for c in checks.iter().filter(|c| c.name == hooks::WHOLE_DIR) {
-            println!(
+            outln!(
                 "Checks: cannot run: {}; this vetoes `umm on` (--force overrides)",
                 c.result.trim_start_matches("refused: ")
             );
         }
         for c in checks.iter().filter(|c| c.name != hooks::WHOLE_DIR) {
-            println!(
+            outln!(
                 "Check {}: {}",
                 c.name,
                 if c.ok {
@@ -329,28 +330,28 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
             );
             if !c.ok {
                 for line in &c.output_tail {
-                    println!("    {line}");
+                    outln!("    {line}");
                 }
             }
         }
         match &stopped {
             Ok(units) if units.is_empty() => {
-                println!("Services that would not run in maintenance: none")
+                outln!("Services that would not run in maintenance: none")
             }
             Ok(units) => {
-                println!(
+                outln!(
                     "Services that would not run in maintenance ({}):",
                     units.len()
                 );
                 for u in units {
-                    println!("    {u}");
+                    outln!("    {u}");
                 }
             }
-            Err(e) => println!("Services that would not run in maintenance: unknown ({e})"),
+            Err(e) => outln!("Services that would not run in maintenance: unknown ({e})"),
         }
         match &argv {
-            Some(a) => println!("Scheduled command: {}", shell_words(a)),
-            None => println!("Scheduled command: none"),
+            Some(a) => outln!("Scheduled command: {}", shell_words(a)),
+            None => outln!("Scheduled command: none"),
         }
     }
     Ok(if allowed {
@@ -423,12 +424,12 @@ pub fn off(
     match (ended, action) {
         (Ended::WasPending, OffAction::Resume) => {
             log::info!("pending maintenance request cancelled by umm off");
-            println!("Cancelled the maintenance request; the next boot will be normal.");
+            outln!("Cancelled the maintenance request; the next boot will be normal.");
             Ok(ExitCode::SUCCESS)
         }
         (_, OffAction::Reboot) => {
             log::info!("maintenance ended by umm off reboot; rebooting into normal operation");
-            println!("Maintenance ended. Rebooting cleanly into normal operation.");
+            outln!("Maintenance ended. Rebooting cleanly into normal operation.");
             ctx.init.reboot()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -445,10 +446,10 @@ fn resume(
 ) -> Result<ExitCode> {
     mark_resumed(ctx)?;
     log::info!("maintenance ended by umm off; resuming the normal target");
-    println!("Maintenance ended. Resuming the boot into the normal target...");
+    outln!("Maintenance ended. Resuming the boot into the normal target...");
     let r = ctx.init.resume(wait)?;
     if !r.waited {
-        println!("Resume started; not waiting (--no-wait). Check with: umm status");
+        outln!("Resume started; not waiting (--no-wait). Check with: umm status");
         return Ok(ExitCode::SUCCESS);
     }
     let secs = crate::timefmt::seconds_tenths(r.elapsed);
@@ -457,14 +458,14 @@ fn resume(
             "normal target not reached {secs}s after umm off; failed units: {:?}",
             r.failed_units
         );
-        eprintln!(
+        errln!(
             "umm off: the normal target was not reached after {secs} s; failed units: {}; see `systemctl --failed` and the journal",
             if r.failed_units.is_empty() { "none".into() } else { r.failed_units.join(", ") }
         );
         return Ok(ExitCode::from(1));
     }
     log::info!("normal target reached {secs}s after umm off");
-    println!("Normal target reached in {secs} s.");
+    outln!("Normal target reached in {secs} s.");
     let verify = match after {
         Some(after) => run_after_resume(ctx, settings, after)?,
         None => None,
@@ -473,7 +474,7 @@ fn resume(
         Some(v) => v.failed.clone(),
         None => r.failed_units.clone(),
     };
-    println!(
+    outln!(
         "Failed units: {}",
         if failed_units.is_empty() {
             "none".into()
@@ -484,7 +485,7 @@ fn resume(
     match verify {
         Some(v) if !v.ok() => {
             if !v.not_back.is_empty() {
-                println!(
+                outln!(
                     "Not running again ({}): {}",
                     v.compared_with,
                     v.not_back.join(", ")
@@ -576,14 +577,14 @@ pub fn history(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         } else {
             status::history_json(&state.history)
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if state.history.is_empty() {
-        println!("No maintenance episodes yet.");
+        outln!("No maintenance episodes yet.");
     }
     for e in &state.history {
-        println!("{}", status::episode_line(e));
+        outln!("{}", status::episode_line(e));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -619,7 +620,7 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
             .enabled_from
             .map(|(f, l)| format!(" ({}:{l})", f.display()))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "umm enable: refused: the configuration disables umm{where}; set enabled = true there"
         );
         return Ok(ExitCode::from(1));
@@ -630,13 +631,13 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
         locked.record_config(&settings, &sources, ctx.clock.now());
     }
     if locked.state.switch_on {
-        println!("umm is already enabled.");
+        outln!("umm is already enabled.");
         return Ok(ExitCode::SUCCESS);
     }
     let next = decide::enable(&locked.state);
     locked.save(next)?;
     log::info!("umm enabled: unclean boots are counted from now on");
-    println!("umm enabled: unclean boots are counted and crash loops stop in maintenance.");
+    outln!("umm enabled: unclean boots are counted and crash loops stop in maintenance.");
     refresh_boot_menu(&ctx.root);
     Ok(ExitCode::SUCCESS)
 }
@@ -650,7 +651,7 @@ pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
         locked.record_config(&settings, &sources, ctx.clock.now());
     }
     if !locked.state.switch_on {
-        println!("umm is already disabled.");
+        outln!("umm is already disabled.");
         return Ok(ExitCode::SUCCESS);
     }
     let next = match decide::disable(&locked.state) {
@@ -659,7 +660,7 @@ pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
     };
     locked.save(next)?;
     log::info!("umm disabled: nothing is counted or enforced, boots are not delayed");
-    println!("umm disabled: nothing is counted or enforced, and boots are never delayed.");
+    outln!("umm disabled: nothing is counted or enforced, and boots are never delayed.");
     refresh_boot_menu(&ctx.root);
     Ok(ExitCode::SUCCESS)
 }
@@ -672,7 +673,7 @@ fn refresh_boot_menu(root: &Root) {
     }
     if root.path(grub::BLS_DIR).is_dir() {
         if let Err(e) = grub::bls_sync(root, false) {
-            eprintln!("umm: warning: cannot update the boot entries: {e:#}");
+            errln!("umm: warning: cannot update the boot entries: {e:#}");
         }
         return;
     }
@@ -684,8 +685,8 @@ fn refresh_boot_menu(root: &Root) {
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     match crate::run::run_bounded(cmd, std::time::Duration::from_secs(300)) {
-        Ok(f) if f.success() => println!("Boot menu updated (update-grub)."),
-        Ok(f) => eprintln!("umm: warning: update-grub {}; run it by hand", f.describe()),
-        Err(e) => eprintln!("umm: warning: cannot run update-grub: {e}; run it by hand"),
+        Ok(f) if f.success() => outln!("Boot menu updated (update-grub)."),
+        Ok(f) => errln!("umm: warning: update-grub {}; run it by hand", f.describe()),
+        Err(e) => errln!("umm: warning: cannot run update-grub: {e}; run it by hand"),
     }
 }

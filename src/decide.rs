@@ -140,7 +140,12 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
     let previous_unclean = s
         .last_boot
         .as_ref()
-        .map(|b| !b.clean_shutdown && !b.reset_reached);
+        .filter(|b| !b.clean_shutdown && !b.reset_reached)
+        .map(|b| BootRecord {
+            boot_id: b.boot_id.clone(),
+            started: b.started,
+            extra: Default::default(),
+        });
 
     if !enabled {
         if s.unclean_boots > 0 {
@@ -148,14 +153,9 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
         }
         reset_counter(&mut s);
         events.push(Event::Disabled);
-    } else if previous_unclean == Some(true) {
-        let previous = s.last_boot.as_ref().expect("checked above");
+    } else if let Some(previous) = previous_unclean {
         s.unclean_boots = s.unclean_boots.saturating_add(1);
-        s.unclean_records.push(BootRecord {
-            boot_id: previous.boot_id.clone(),
-            started: previous.started,
-            extra: Default::default(),
-        });
+        s.unclean_records.push(previous);
         let excess = s.unclean_records.len().saturating_sub(MAX_UNCLEAN_RECORDS);
         s.unclean_records.drain(..excess);
         events.push(Event::Counted(s.unclean_boots));

@@ -221,7 +221,7 @@ fn read_available(
     loop {
         match nix::unistd::read(r.as_raw_fd(), &mut buf) {
             Ok(0) => return Ok(true),
-            Ok(n) => lines.feed(&buf[..n], sink),
+            Ok(n) => lines.feed(buf.get(..n).unwrap_or_default(), sink),
             Err(nix::errno::Errno::EAGAIN) => return Ok(false),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -242,13 +242,17 @@ impl Lines {
         while !bytes.is_empty() {
             let end = bytes.iter().position(|&b| b == b'\n');
             let (part, rest) = match end {
-                Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
+                Some(i) => {
+                    let (part, newline_on) = bytes.split_at(i);
+                    (part, Some(newline_on.get(1..).unwrap_or_default()))
+                }
                 None => (bytes, None),
             };
             if !self.cut {
-                let room = MAX_LINE - self.current.len();
+                let room = MAX_LINE.saturating_sub(self.current.len());
                 if part.len() > room {
-                    self.current.extend_from_slice(&part[..room]);
+                    self.current
+                        .extend_from_slice(part.get(..room).unwrap_or_default());
                     sink(&self.current, true);
                     self.current.clear();
                     self.cut = true;

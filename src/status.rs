@@ -146,7 +146,8 @@ fn full_json(i: &Inputs) -> Value {
             "this_boot_cmdline": i.cmdline_arg,
         },
         "config": {
-            "files": i.sources.files,
+            // As text: `json!` panics on a path that is not UTF-8.
+            "files": i.sources.files.iter().map(|f| f.to_string_lossy()).collect::<Vec<_>>(),
             "legacy": i.sources.legacy,
             "error": i.config_error,
             "in_use": i.config_in_use.name(),

@@ -271,13 +271,48 @@ fn on_records_the_command_and_who_asked_then_reboots() {
 }
 
 #[test]
-fn on_without_double_dash_takes_the_command_too() {
+fn on_without_double_dash_is_refused_with_a_hint() {
     let mut node = Node::new();
     node.boot();
-    node.expect(0, &["on", "touch", "/tmp/x"]);
+    let out = node.expect(2, &["on", "touch", "/tmp/x"]);
+    assert!(out.contains("put the command after --"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert_eq!(node.status()["state"], "operational");
+    assert!(node.actions().is_empty());
+    node.expect(0, &["on", "--", "touch", "/tmp/x"]);
     assert_eq!(
         node.status()["command"]["argv"],
         serde_json::json!(["touch", "/tmp/x"])
+    );
+}
+
+/// Issue #16 item 7: a mistyped option was taken as the scheduled command
+/// and the node rebooted for it.
+#[rstest]
+#[case::dryrun(&["on", "--dryrun"])]
+#[case::dry_underscore(&["on", "--dry_run"])]
+#[case::short_n(&["on", "-n"])]
+#[case::short_f(&["on", "-f"])]
+#[case::forse(&["on", "--forse"])]
+#[case::force_then_dryrun(&["on", "--force", "--dryrun"])]
+#[case::dryrun_then_command(&["on", "--dryrun", "--", "true"])]
+#[case::word_without_dashes(&["on", "sh", "-c", "x"])]
+fn a_mistyped_on_is_a_usage_error_and_changes_nothing(#[case] args: &[&str]) {
+    let mut node = Node::new();
+    node.boot();
+    let before = node.read("/var/lib/umm/state.json");
+    let out = node.expect(2, args);
+    assert!(out.contains("--"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
+    assert_eq!(
+        node.read("/var/lib/umm/state.json"),
+        before,
+        "state changed"
+    );
+    assert!(
+        node.actions().is_empty(),
+        "asked init for {:?}",
+        node.actions()
     );
 }
 
@@ -406,6 +441,10 @@ fn mutating_commands_need_root_and_status_does_not() {
 #[case(&["off", "sideways"])]
 #[case(&["status", "--yaml"])]
 #[case(&["off", "--timeout", "soon"])]
+#[case(&["off", "--timeout", "0"])]
+#[case(&["off", "--timeout", "0s"])]
+#[case(&["off", "--timeout", "31d"])]
+#[case(&["off", "--timeout", "18446744073709551615"])]
 fn usage_errors_exit_2(#[case] args: &[&str]) {
     Node::new().expect(2, args);
 }
@@ -816,4 +855,154 @@ fn status_lists_the_boot_menu_entries_and_whether_this_boot_used_one() {
     assert!(node
         .expect(0, &["status"])
         .contains("1 maintenance and 1 skip entries; this boot has umm=on"));
+}
+
+/// Issue #16 item 9: a span out of bounds is refused where it is written,
+/// for the flag as for the configuration, and nothing happens.
+#[rstest]
+#[case::zero("0", "too short")]
+#[case::u64_max("18446744073709551615", "too long")]
+#[case::u64_max_seconds("18446744073709551615s", "too long")]
+fn off_timeout_out_of_bounds_names_the_flag_and_changes_nothing(
+    #[case] span: &str,
+    #[case] why: &str,
+) {
+    let mut node = Node::new();
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let out = node.expect(2, &["off", "--timeout", span]);
+    assert!(out.contains("--timeout") && out.contains(why), "{out}");
+    assert_eq!(node.status()["state"], "maintenance");
+    assert!(node.actions().is_empty());
+}
+
+#[test]
+fn a_huge_hook_timeout_is_one_clear_line_not_an_abort() {
+    let mut node = Node::new();
+    node.boot();
+    node.hook("check", "10-ok", "exit 0");
+    node.write(
+        "/etc/umm/umm.toml",
+        "[hooks]\ncheck_timeout = 9223372036854775807\n",
+    );
+    let out = node.expect(1, &["check"]);
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        out.contains("umm.toml:2: hooks.check_timeout: ") && out.contains("at most 30d"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_huge_command_timeout_does_not_kill_the_worker() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "--", "true"]);
+    node.clean_reboot();
+    node.write(
+        "/etc/umm/umm.toml",
+        "command_timeout = \"18446744073709551615s\"\n",
+    );
+    node.expect(0, &["internal", "maintenance"]);
+    let s = node.status();
+    assert_eq!(s["command"]["exit_code"], 0, "{s}");
+    assert!(s["command"]["ended"].is_string(), "{s}");
+}
+
+impl Node {
+    /// Runs umm with stdout and stderr on pipes whose readers are gone:
+    /// every write fails with EPIPE (`umm status | true`, an ssh session
+    /// that dropped).
+    fn umm_with_closed_output(&self, args: &[&str]) -> std::process::ExitStatus {
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        drop(out_r);
+        drop(err_r);
+        self.command(args)
+            .stdout(std::process::Stdio::from(out_w))
+            .stderr(std::process::Stdio::from(err_w))
+            .status()
+            .unwrap()
+    }
+}
+
+/// Issue #16 item 8: println! on a closed pipe panicked (abort in the
+/// release build), sometimes between saving the state and acting on it.
+#[rstest]
+#[case::status(&["status"], 0)]
+#[case::status_json(&["status", "--json"], 0)]
+#[case::history(&["history"], 0)]
+#[case::history_json(&["history", "--json"], 0)]
+#[case::check(&["check"], 0)]
+#[case::help(&["--help"], 0)]
+#[case::usage_error(&["on", "--dryrun"], 2)]
+fn read_only_commands_exit_quietly_on_a_closed_pipe(#[case] args: &[&str], #[case] code: i32) {
+    let mut node = Node::new();
+    node.boot();
+    let status = node.umm_with_closed_output(args);
+    assert_eq!(status.signal(), None, "{args:?}: killed by a signal");
+    assert_eq!(status.code(), Some(code), "{args:?}");
+}
+
+#[test]
+fn on_with_a_closed_pipe_saves_and_reboots() {
+    let mut node = Node::new();
+    node.boot();
+    let status = node.umm_with_closed_output(&["on", "--", "true"]);
+    assert_eq!((status.code(), status.signal()), (Some(0), None));
+    assert_eq!(node.status()["state"], "pending");
+    assert_eq!(node.actions(), ["reboot"]);
+}
+
+#[test]
+fn off_with_a_closed_pipe_resumes_and_finishes() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-trace",
+        &format!("echo off >> {}", trace.display()),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let status = node.umm_with_closed_output(&["off"]);
+    assert_eq!((status.code(), status.signal()), (Some(0), None));
+    assert_eq!(node.actions(), ["resume"]);
+    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.read("/trace"), "off\n");
+    assert!(!node.path("/run/motd.d/umm").exists());
+}
+
+/// Issue #16 item 10: data from outside never panics umm.
+#[test]
+fn a_non_utf8_dropin_name_does_not_break_status() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut node = Node::new();
+    node.boot();
+    let dir = node.path("/etc/umm/umm.toml.d");
+    fs::create_dir_all(&dir).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"50-\xff\xfe.toml");
+    fs::write(dir.join(name), "reboot_count = 4\n").unwrap();
+    let s = node.status();
+    assert_eq!(s["reboot_count"], 4, "{s}");
+    let files = s["config"]["files"].to_string();
+    assert!(files.contains("50-"), "{files}");
+    assert!(node.expect(0, &["status"]).contains("50-"));
+}
+
+#[test]
+fn an_empty_scheduled_command_in_a_hand_edited_state_does_not_panic() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "--", "true"]);
+    node.clean_reboot();
+    let mut state: Value = serde_json::from_str(&node.read("/var/lib/umm/state.json")).unwrap();
+    state["maintenance"]["command"]["argv"] = serde_json::json!([]);
+    node.write("/var/lib/umm/state.json", &state.to_string());
+    node.expect(0, &["internal", "maintenance"]);
+    let s = node.status();
+    assert_eq!(s["state"], "maintenance");
+    assert_eq!(s["command"]["exit_code"], 127, "{s}");
+    assert!(node.log().contains("empty"), "{}", node.log());
+    node.expect(0, &["status"]);
 }

@@ -82,10 +82,12 @@ impl InitSystem for Recorder {
         Ok(self
             .service_lines()
             .into_iter()
-            .map(|words| Service {
-                name: words[0].clone(),
-                active: words.get(1).cloned().unwrap_or_default(),
-                finished_ok: words.iter().any(|w| w == "finished-ok"),
+            .filter_map(|words| {
+                Some(Service {
+                    name: words.first()?.clone(),
+                    active: words.get(1).cloned().unwrap_or_default(),
+                    finished_ok: words.iter().any(|w| w == "finished-ok"),
+                })
             })
             .collect())
     }
@@ -118,7 +120,7 @@ impl Recorder {
         self.service_lines()
             .into_iter()
             .filter(|w| w.iter().skip(2).any(|x| x == flag) == present)
-            .map(|w| w[0].clone())
+            .filter_map(|w| w.first().cloned())
             .collect()
     }
 }

@@ -88,11 +88,9 @@ pub fn default_runlevel(inittab: &str) -> char {
     inittab
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 3 && f[2] == "initdefault")
-                .then(|| f[1].chars().next())
-                .flatten()
+        .find_map(|l| match l.split(':').collect::<Vec<&str>>().as_slice() {
+            [_, level, "initdefault", ..] => level.chars().next(),
+            _ => None,
         })
         .unwrap_or('2')
 }
@@ -102,11 +100,16 @@ pub fn inittab_gettys(inittab: &str, runlevel: char) -> Vec<String> {
     inittab
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.splitn(4, ':').collect();
-            (f.len() == 4 && f[1].contains(runlevel) && f[2] == "respawn" && f[3].contains("getty"))
-                .then(|| f[3].trim().to_string())
-        })
+        .filter_map(
+            |l| match l.splitn(4, ':').collect::<Vec<&str>>().as_slice() {
+                [_, levels, "respawn", process]
+                    if levels.contains(runlevel) && process.contains("getty") =>
+                {
+                    Some(process.trim().to_string())
+                }
+                _ => None,
+            },
+        )
         .collect()
 }
 
@@ -204,9 +207,9 @@ impl Sysv {
                 inittab_gettys(&inittab, default_runlevel(&inittab))
                     .into_iter()
                     .filter_map(|line| {
-                        let argv: Vec<&str> = line.split_whitespace().collect();
-                        let mut cmd = crate::run::command(argv[0]);
-                        cmd.args(&argv[1..])
+                        let mut words = line.split_whitespace();
+                        let mut cmd = crate::run::command(words.next()?);
+                        cmd.args(words)
                             .stdin(Stdio::null())
                             .stdout(Stdio::null())
                             .stderr(Stdio::null());
