@@ -172,7 +172,8 @@ fn a_crash_loop_stops_in_maintenance_and_off_resumes() {
     for line in [
         "unclean boot(s) in a row",
         "entering maintenance mode (reason crash-loop)",
-        "ended by umm off",
+        "leaving maintenance (umm off)",
+        "left maintenance (reason crash-loop): episode closed",
     ] {
         assert!(log.contains(line), "missing {line:?} in the log:\n{log}");
     }
@@ -266,8 +267,16 @@ fn on_records_the_command_and_who_asked_then_reboots() {
 
     node.expect(0, &["off", "reboot"]);
     assert_eq!(node.actions(), ["reboot", "reboot"]);
+    // The episode closes once the normal boot reaches its target (umm-after).
+    assert_eq!(node.status()["state"], "resuming");
     node.clean_reboot();
-    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.status()["state"], "resuming");
+    assert_eq!(node.status()["this_boot"]["mode"], "normal");
+    node.expect(0, &["internal", "after-resume"]);
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["last_episode"]["end"], "rebooted");
+    assert_eq!(s["last_episode"]["command"]["exit_code"], 3);
 }
 
 #[test]
@@ -1005,4 +1014,219 @@ fn an_empty_scheduled_command_in_a_hand_edited_state_does_not_panic() {
     assert_eq!(s["command"]["exit_code"], 127, "{s}");
     assert!(node.log().contains("empty"), "{}", node.log());
     node.expect(0, &["status"]);
+}
+
+/// Issue #16 item 2: leaving is a transaction. A resume that does not reach
+/// the normal target leaves the episode open (`resuming`), `umm off` can be
+/// retried (the pre-off hooks do not run again), and the off.d hooks and
+/// the check run exactly once, after the normal target is reached.
+#[test]
+fn an_interrupted_resume_keeps_the_episode_open_until_off_is_retried() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    for phase in ["pre-off", "off"] {
+        node.hook(
+            phase,
+            "10-trace",
+            &format!("echo $UMM_PHASE >> {}", trace.display()),
+        );
+    }
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.write("/run/umm/init-paused", "");
+    node.write("/run/umm/init-resume-fails", "");
+    let out = node.expect(1, &["off", "--timeout", "5s"]);
+    assert!(out.contains("still leaving maintenance"), "{out}");
+    assert!(out.contains("run `umm off` again"), "{out}");
+    let s = node.status();
+    assert_eq!(s["state"], "resuming", "{s}");
+    assert_eq!(s["leaving"]["tries"], 1);
+    assert_eq!(s["after_resume_pending"], true);
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains("State:        RESUMING"), "{text}");
+    assert!(text.contains("umm off (again"), "{text}");
+    // umm-after.service in a boot that did not reach the normal target.
+    node.expect(0, &["internal", "after-resume"]);
+    assert_eq!(node.status()["state"], "resuming");
+    assert_eq!(node.read("/trace"), "pre-off\n", "off.d ran too early");
+    assert!(node
+        .expect(1, &["on"])
+        .contains("still leaving maintenance"));
+    // The retry resumes again and finishes.
+    fs::remove_file(node.path("/run/umm/init-resume-fails")).unwrap();
+    let out = node.expect(0, &["off"]);
+    assert!(out.contains("Normal target reached"), "{out}");
+    assert_eq!(node.actions(), ["resume", "resume"]);
+    assert_eq!(node.read("/trace"), "pre-off\noff\n");
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["last_episode"]["end"], "resumed");
+    assert_eq!(s["history_entries"], 1);
+    // Nothing is left for umm-after, nor for another retry.
+    node.expect(0, &["internal", "after-resume"]);
+    assert!(node.expect(1, &["off"]).contains("not in maintenance"));
+    assert_eq!(node.read("/trace"), "pre-off\noff\n");
+}
+
+/// A node rebooted (or crashed) while resuming boots normally and finishes
+/// there, once its normal target is reached.
+#[test]
+fn a_node_rebooted_while_resuming_finishes_in_the_next_boot() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-trace",
+        &format!("echo off >> {}", trace.display()),
+    );
+    node.boot();
+    for _ in 0..3 {
+        node.crash_and_boot();
+    }
+    assert_eq!(node.status()["state"], "maintenance");
+    node.write("/run/umm/init-resume-fails", "");
+    node.expect(1, &["off", "--timeout", "2s"]);
+    fs::remove_file(node.path("/run/umm/init-resume-fails")).unwrap();
+    node.crash_and_boot();
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["this_boot"]["mode"].as_str()),
+        (Some("resuming"), Some("normal")),
+        "{s}"
+    );
+    assert_eq!(s["unclean_boots"], 1);
+    assert!(node
+        .log()
+        .contains("was being left when the last boot ended"));
+    node.expect(0, &["internal", "after-resume"]);
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["last_episode"]["end"], "resumed");
+    assert_eq!(s["last_episode"]["reason"], "crash-loop");
+    assert_eq!(node.read("/trace"), "off\n");
+}
+
+/// Two finishers at once (umm-after.service and a retried `umm off`, or
+/// two of either): the off.d hooks run once.
+#[test]
+fn two_finishers_never_both_run_the_off_hooks() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-slow",
+        &format!("echo off >> {}; sleep 2", trace.display()),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.expect(0, &["off", "--no-wait"]);
+    assert_eq!(node.status()["state"], "resuming");
+    let first = node.command(&["internal", "after-resume"]).spawn().unwrap();
+    let second = node.command(&["internal", "after-resume"]).spawn().unwrap();
+    let retry = node.umm(&["off"]);
+    for mut child in [first, second] {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    assert_eq!(node.read("/trace"), "off\n", "the off.d hooks ran twice");
+    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.status()["history_entries"], 1);
+}
+
+/// A finisher that is gone (another boot, or a dead process) is taken over.
+#[rstest]
+#[case::earlier_boot("boot-0", 1)]
+#[case::dead_process("boot-1", u32::MAX / 2)]
+fn a_gone_finisher_is_taken_over(#[case] boot_id: &str, #[case] pid: u32) {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-trace",
+        &format!("echo off >> {}", trace.display()),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.expect(0, &["off", "--no-wait"]);
+    let mut state: Value = serde_json::from_str(&node.read("/var/lib/umm/state.json")).unwrap();
+    state["maintenance"]["leaving"]["finisher"] = serde_json::json!({
+        "boot_id": boot_id, "pid": pid, "pid_start": 1, "since": 1795290000
+    });
+    node.write("/var/lib/umm/state.json", &state.to_string());
+    node.expect(0, &["internal", "after-resume"]);
+    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.read("/trace"), "off\n");
+    assert!(node.log().contains("taking over"), "{}", node.log());
+}
+
+/// Issue #16 item 4: `umm off` while the on.d hooks run: the scheduled
+/// command must not start afterwards.
+#[test]
+fn off_during_the_on_hooks_never_starts_the_command() {
+    let mut node = Node::new();
+    let ran = node.path("/command-ran");
+    node.hook("on", "10-slow", "sleep 3");
+    node.boot();
+    node.expect(0, &["on", "--", "touch", ran.to_str().unwrap()]);
+    node.clean_reboot();
+    let mut worker = node.command(&["internal", "maintenance"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    node.expect(0, &["off"]);
+    assert!(worker.wait().unwrap().success());
+    assert!(!ran.exists(), "the command started after umm off");
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["last_episode"]["command"]["started"], Value::Null);
+    assert!(
+        s["last_episode"]["hooks"].to_string().contains("10-slow"),
+        "the on.d result is lost: {s}"
+    );
+    assert!(node.log().contains("the scheduled command is not started"));
+}
+
+/// Issue #16 item 3: `umm off` while the scheduled command runs returns and
+/// says the command keeps running.
+#[test]
+fn off_reports_a_scheduled_command_that_keeps_running() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "--", "sleep", "30"]);
+    node.clean_reboot();
+    let mut worker = node.command(&["internal", "maintenance"]).spawn().unwrap();
+    let mut pid = None;
+    for _ in 0..100 {
+        pid = node.status()["command"]["pid"].as_u64();
+        if pid.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = node.status();
+    let pid = pid.unwrap_or_else(|| panic!("no pid recorded for the running command: {status}"));
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains(&format!("pid {pid}")), "{text}");
+    let started = std::time::Instant::now();
+    let out = node.expect(0, &["off"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        out.contains(&format!(
+            "The scheduled command is still running (pid {pid}, since 2026-11-21T19:42:00Z); it keeps running"
+        )),
+        "{out}"
+    );
+    assert_eq!(node.status()["state"], "operational");
+    // Ours to stop: the command's process group (it is its leader), by PID.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(worker.wait().unwrap().success());
+    let s = node.status();
+    assert_eq!(s["last_episode"]["command"]["signal"], 9, "{s}");
 }

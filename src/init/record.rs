@@ -21,6 +21,9 @@ pub struct Recorder {
     services: PathBuf,
     /// If this file exists, resuming "fails" (the normal target is not reached).
     fail_resume: PathBuf,
+    /// If this file exists, the boot is paused: the normal target is not
+    /// reached until a resume succeeds (which removes it).
+    paused: PathBuf,
 }
 
 impl Recorder {
@@ -29,6 +32,7 @@ impl Recorder {
             log: root.path("/run/umm/init-actions"),
             services: root.path("/run/umm/init-services"),
             fail_resume: root.path("/run/umm/init-resume-fails"),
+            paused: root.path("/run/umm/init-paused"),
         }
     }
 
@@ -62,6 +66,9 @@ impl InitSystem for Recorder {
             "resume --no-wait"
         })?;
         let failed = self.fail_resume.exists();
+        if !failed {
+            let _ = std::fs::remove_file(&self.paused);
+        }
         Ok(Resumed {
             reached: wait.is_some() && !failed,
             waited: wait.is_some(),
@@ -72,6 +79,10 @@ impl InitSystem for Recorder {
                 vec![]
             },
         })
+    }
+
+    fn normal_reached(&self, _within: Duration) -> Result<bool> {
+        Ok(!self.fail_resume.exists() && !self.paused.exists())
     }
 
     fn enter_maintenance_late(&self) -> Result<()> {

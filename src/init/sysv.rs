@@ -285,6 +285,25 @@ impl InitSystem for Sysv {
         })
     }
 
+    fn normal_reached(&self, within: Duration) -> Result<bool> {
+        // The runlevel is entered once the pause let rcS end; umm-after
+        // runs inside it (rc is still running then), so this does not wait
+        // for rc to finish.
+        let deadline = Instant::now() + within;
+        loop {
+            if output_of("/sbin/runlevel", &[])
+                .and_then(|t| parse_runlevel(&t))
+                .is_some()
+            {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     fn enter_maintenance_late(&self) -> Result<()> {
         // The decision is taken before the pause point; nothing is late.
         Ok(())
