@@ -25,6 +25,12 @@ pub const DEFAULT_KEEP_UNITS: &[&str] = &[
     "systemd-resolved.service",
     "ssh.service",
     "sshd.service",
+    // sshd started by its socket (Debian: `systemctl enable ssh.socket`).
+    // Kept only where enabled; the per-connection ssh@.service it starts is
+    // ordered after basic.target but does not pull it in, so nothing
+    // outside the keep-set starts with it.
+    "ssh.socket",
+    "sshd.socket",
     "getty.target",
     "dbus.socket",
     "systemd-logind.service",
