@@ -419,7 +419,7 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
     };
     sysv::ignore_terminal_signals();
     log::warn!("maintenance mode: the boot waits here until `umm off` (or `umm off reboot`)");
-    let gettys = sysv.start_keep_set(&settings.all_keep_units());
+    let mut gettys = sysv.start_keep_set(&settings.all_keep_units());
     // The banner, hooks and scheduled command run beside the wait, so that
     // `umm off` is answered at once even while the command runs.
     let worker = std::env::current_exe().and_then(|exe| {
@@ -432,15 +432,12 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
         log::error!("cannot start the maintenance work: {e}");
     }
     while store::read_boot_decision(&ctx.root, &boot_id).is_some_and(|d| !d.resumed) {
+        // As init's `respawn` would: a logout must not end console logins.
+        gettys.supervise();
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
-    for pid in gettys {
-        // Ours, by PID: init starts its own gettys for the runlevel.
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
+    // Ours, by PID: init starts its own gettys for the runlevel.
+    gettys.stop();
     log::info!("resumed by umm off: the boot continues into the runlevel");
     Ok(ExitCode::SUCCESS)
 }

@@ -1230,3 +1230,58 @@ fn off_reports_a_scheduled_command_that_keeps_running() {
     let s = node.status();
     assert_eq!(s["last_episode"]["command"]["signal"], 9, "{s}");
 }
+
+/// Issue #16 item 6a: on sysvinit the paused boot runs the console gettys
+/// itself; one that exits (a logout) must start again, or console login is
+/// gone after the first session. They are stopped when the boot resumes.
+#[test]
+fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
+    let mut node = Node::new();
+    let trace = node.path("/getty-starts");
+    node.write(
+        "/sbin/fake-getty",
+        &format!("#!/bin/sh\necho \"$$ $1\" >> {}\n", trace.display()),
+    );
+    fs::set_permissions(
+        node.path("/sbin/fake-getty"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    node.write(
+        "/etc/inittab",
+        &format!(
+            "id:2:initdefault:\n1:2345:respawn:{} tty1\n",
+            node.path("/sbin/fake-getty").display()
+        ),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let mut pause = node
+        .command(&["internal", "pause"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    let starts = node.read("/getty-starts").lines().count();
+    assert!(
+        // Restarted, and not spinning (at most 10 starts a minute).
+        (2..=10).contains(&starts),
+        "{starts} getty start(s) in 4.5 s:\n{}",
+        node.log()
+    );
+    node.expect(0, &["off", "--no-wait"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = pause.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pause did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success());
+    assert!(node.log().contains("exited"), "{}", node.log());
+}
