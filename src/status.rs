@@ -275,7 +275,7 @@ pub fn to_text(i: &Inputs) -> String {
             rfc3339(m.requested)
         ),
         Some(m) if m.phase == Phase::Resuming => format!(
-            "RESUMING: leaving maintenance ({}, since {}) since {}; not finished until the normal target is reached and the off.d hooks and the check have run",
+            "RESUMING: leaving maintenance ({}; in it since {}; umm off at {}); not finished until the normal target is reached and the off.d hooks and the check have run",
             m.reason.as_str(),
             rfc3339(m.since.unwrap_or(m.requested)),
             m.leaving
