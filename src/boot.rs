@@ -16,8 +16,8 @@ use crate::fsread;
 use crate::hooks::{self, HookPhase};
 use crate::init::sysv::{self, Flavour, Sysv};
 use crate::paths::{self, Root};
-use crate::run::run_bounded;
-use crate::state::{CommandRun, Maintenance, Mode, Phase};
+use crate::run::run_bounded_then;
+use crate::state::{CommandRun, Maintenance, Mode, Phase, ScheduledCommand, State};
 use crate::status::shell_words;
 use crate::store::{self, BootDecision};
 use crate::timefmt::{format_span, rfc3339};
@@ -53,6 +53,14 @@ fn log_events(events: &[Event]) {
                 log::warn!("maintenance skipped for this boot by umm=off on the kernel command line; the request is kept")
             }
             Event::Disabled => log::info!("umm is disabled: nothing counted or enforced"),
+            Event::StillLeaving(r) => log::warn!(
+                "maintenance (reason {}) was being left when the last boot ended: this boot is normal, and umm-after finishes leaving once the normal target is reached",
+                r.as_str()
+            ),
+            Event::LeavingInterrupted(r) => log::warn!(
+                "maintenance (reason {}) was being left, but this boot stops in maintenance again: that episode is closed as interrupted (its off.d hooks did not run)",
+                r.as_str()
+            ),
         }
     }
 }
@@ -254,7 +262,7 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     write_banners(&ctx.root, &m);
-    print!("{}", banner(&m));
+    out!("{}", banner(&m));
     let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
         && !m.hooks.iter().any(|h| h.phase == "on");
     if !first_time {
@@ -270,24 +278,31 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
     );
     let mut locked = store::lock(&ctx.root)?;
     let mut next = locked.state.clone();
-    if let Some(current) = next.maintenance.as_mut() {
-        current.hooks.extend(on_hooks);
+    on_episode(&mut next, m.id, |hooks, _| hooks.extend(on_hooks));
+    // Decided again under the lock, from the state as it is now: `umm off`
+    // may have ended this episode while the hooks ran, and then its command
+    // must not start.
+    let command = m.command.filter(|c| c.run.is_none());
+    if command.is_some() && !decide::may_start_command(&next, m.id) {
+        log::warn!(
+            "maintenance ended while the on.d hooks ran (umm off): the scheduled command is not started"
+        );
     }
-    locked.save(next)?;
-    let Some(command) = m.command.as_ref().filter(|c| c.run.is_none()) else {
+    let Some(command) = command.filter(|_| decide::may_start_command(&next, m.id)) else {
+        locked.save(next)?;
         return Ok(ExitCode::SUCCESS);
     };
     let output = ctx.root.path(paths::COMMAND_OUTPUT);
-    let mut next = locked.state.clone();
     let run = CommandRun {
         started: ctx.clock.now(),
+        pid: None,
         ended: None,
         exit_code: None,
         signal: None,
         output: paths::COMMAND_OUTPUT.to_string(),
         extra: Default::default(),
     };
-    set_command_run(&mut next, run.clone());
+    set_command_run(&mut next, m.id, run.clone());
     // Recorded before it starts: a crash during the command must not run it again.
     locked.save(next)?;
     drop(locked);
@@ -295,7 +310,21 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
         "running the scheduled command: {}",
         shell_words(&command.argv)
     );
-    let result = run_command(&command.argv, &output, settings.command_timeout);
+    let record_pid = |pid: u32| {
+        let saved = store::lock(&ctx.root).and_then(|mut locked| {
+            let mut next = locked.state.clone();
+            on_episode(&mut next, m.id, |_, c| {
+                if let Some(r) = c.and_then(|c| c.run.as_mut()) {
+                    r.pid = Some(pid);
+                }
+            });
+            locked.save(next)
+        });
+        if let Err(e) = saved {
+            log::warn!("cannot record the scheduled command's pid {pid}: {e:#}");
+        }
+    };
+    let result = run_command(&command.argv, &output, settings.command_timeout, record_pid);
     let mut locked = store::lock(&ctx.root)?;
     let mut next = locked.state.clone();
     let mut run = run;
@@ -315,38 +344,55 @@ pub fn maintenance(ctx: &Ctx) -> Result<ExitCode> {
             log::error!("the scheduled command could not run: {e:#}");
         }
     }
-    set_command_run(&mut next, run);
+    set_command_run(&mut next, m.id, run);
     locked.save(next)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Records the run on the maintenance it belongs to; if `umm off` already
-/// ended that maintenance, on its history entry.
-fn set_command_run(state: &mut crate::state::State, run: CommandRun) {
-    let command = match state.maintenance.as_mut() {
-        Some(m) => m.command.as_mut(),
-        None => state.history.last_mut().and_then(|e| e.command.as_mut()),
-    };
-    if let Some(c) = command {
-        c.run = Some(run);
+/// Changes episode `id`'s hooks and command wherever it is now: still
+/// open, or already in the history (`umm off` ended it meanwhile). Never
+/// another episode's.
+fn on_episode(
+    state: &mut State,
+    id: u64,
+    change: impl FnOnce(&mut Vec<crate::hooks::HookRecord>, Option<&mut ScheduledCommand>),
+) {
+    if let Some(m) = state.maintenance.as_mut().filter(|m| m.id == id) {
+        change(&mut m.hooks, m.command.as_mut());
+    } else if let Some(e) = state.history.iter_mut().rev().find(|e| e.id == id) {
+        change(&mut e.hooks, e.command.as_mut());
     }
+}
+
+/// Records the run on the episode it belongs to.
+fn set_command_run(state: &mut State, id: u64, run: CommandRun) {
+    on_episode(state, id, |_, c| {
+        if let Some(c) = c {
+            c.run = Some(run);
+        }
+    });
 }
 
 fn run_command(
     argv: &[String],
     output: &std::path::Path,
     timeout: std::time::Duration,
+    spawned: impl FnOnce(u32),
 ) -> Result<crate::run::Finished> {
+    // The state file may have been edited by hand: never index into argv.
+    let Some((program, args)) = argv.split_first() else {
+        anyhow::bail!("the scheduled command is empty (argv [] in the state file)");
+    };
     let out = crate::run::create_private(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let err = out.try_clone()?;
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .current_dir("/");
-    run_bounded(cmd, timeout).with_context(|| format!("cannot start {}", argv[0]))
+    run_bounded_then(cmd, timeout, spawned).with_context(|| format!("cannot start {program}"))
 }
 
 /// `umm internal pause` (sysvinit and upstart): in a maintenance boot, start
@@ -373,7 +419,7 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
     };
     sysv::ignore_terminal_signals();
     log::warn!("maintenance mode: the boot waits here until `umm off` (or `umm off reboot`)");
-    let gettys = sysv.start_keep_set(&settings.all_keep_units());
+    let mut gettys = sysv.start_keep_set(&settings.all_keep_units());
     // The banner, hooks and scheduled command run beside the wait, so that
     // `umm off` is answered at once even while the command runs.
     let worker = std::env::current_exe().and_then(|exe| {
@@ -386,15 +432,12 @@ pub fn pause(ctx: &Ctx) -> Result<ExitCode> {
         log::error!("cannot start the maintenance work: {e}");
     }
     while store::read_boot_decision(&ctx.root, &boot_id).is_some_and(|d| !d.resumed) {
+        // As init's `respawn` would: a logout must not end console logins.
+        gettys.supervise();
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
-    for pid in gettys {
-        // Ours, by PID: init starts its own gettys for the runlevel.
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
+    // Ours, by PID: init starts its own gettys for the runlevel.
+    gettys.stop();
     log::info!("resumed by umm off: the boot continues into the runlevel");
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,16 @@ Unclean boots are counted: after more than reboot_count of them in a row, withou
 clean shutdown or counter_reset_time of uptime in between, the next boot stops in \
 maintenance (reason crash-loop) and stays there until `umm off`.
 
+Leaving is one transaction: after `umm off` the state is `resuming` until the normal \
+target is reached and the off.d hooks and the service check have run, once, whoever \
+gets there first (`umm off` waiting, `umm off` run again, umm-after.service, or the \
+next boot). If the resume fails, times out or is interrupted, run `umm off` again \
+(the pre-off hooks do not run again) or `umm off reboot`.
+
+A command to schedule goes after `--`: `umm on -- apt-get -y upgrade`. Any other word \
+is a usage error, so a mistyped option never becomes the command. Time spans (as in \
+--timeout and umm.toml) are 1s to 30d.
+
 On the kernel command line, `umm` or `umm=on` forces maintenance for that boot and \
 `umm=off` skips it (a pending request is kept).
 
@@ -34,8 +44,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show whether the node is operational, pending or in maintenance (any user;
-    /// who asked, the command and hook results: root only)
+    /// Show whether the node is operational, pending, in maintenance or resuming
+    /// (any user; who asked, the command and hook results: root only)
     Status {
         /// Machine-readable output
         #[arg(long)]
@@ -52,16 +62,18 @@ pub enum Command {
         /// With --dry-run: machine-readable output
         #[arg(long, requires = "dry_run")]
         json: bool,
-        /// Command to run once maintenance is reached (an argv list: no shell
-        /// unless you write `sh -c '...'`)
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "COMMAND"
-        )]
+        /// Command to run once maintenance is reached, after `--` (an argv
+        /// list: no shell unless you write `sh -c '...'`). Without `--`,
+        /// every word is an option: a mistyped one is a usage error, never a
+        /// command
+        // `last`: the command only after `--`, so that `umm on --dryrun`
+        // is refused instead of being scheduled, and rebooting for it.
+        #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
-    /// Leave maintenance: resume this boot into the normal target, or reboot
+    /// Leave maintenance: resume this boot into the normal target, or reboot;
+    /// run it again to retry a resume that did not finish; with a pending
+    /// request, cancel it
     Off {
         /// `reboot`: reboot into normal operation instead of resuming
         #[arg(value_enum)]
@@ -70,9 +82,10 @@ pub enum Command {
         #[arg(long)]
         force: bool,
         /// Start the resume and return without waiting for the normal target
+        /// (umm-after.service finishes leaving once it is reached)
         #[arg(long)]
         no_wait: bool,
-        /// How long to wait for the normal target (e.g. 90s, 10min)
+        /// How long to wait for the normal target (e.g. 90s, 10min; 1s to 30d)
         #[arg(long, default_value = "10min", value_parser = parse_span_arg)]
         timeout: std::time::Duration,
     },
@@ -121,7 +134,7 @@ pub enum Internal {
     Pause,
     /// Run in a maintenance boot: banner, hooks, scheduled command (umm-maintenance.service)
     Maintenance,
-    /// Once the normal target is reached after `umm off`: off.d hooks and verify (umm-after.service)
+    /// Once the normal target is reached: finish leaving maintenance (off.d hooks, verify) if an episode is resuming (umm-after.service)
     AfterResume,
     /// Write (or with --remove, delete) umm's entries in /boot/loader/entries
     /// (kernel-install plugin, rpm scriptlets, /etc/grub.d/42_umm)
@@ -138,6 +151,7 @@ pub enum Internal {
     },
 }
 
+/// The same rule as the spans of umm.toml (`timefmt::bounded`).
 fn parse_span_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::timefmt::parse_span(text)
+    crate::timefmt::parse_bounded_span(text)
 }

@@ -8,15 +8,15 @@ use anyhow::{bail, Result};
 
 use crate::clock::Clock;
 use crate::config::{self, InUse, Settings, Sources};
-use crate::decide::{self, Ended, OffAction, Refusal};
+use crate::decide::{self, ClaimOutcome, Leave, NotFinished, OffAction, Refusal};
 use crate::grub;
 use crate::hooks::{self, HookPhase, HookRecord};
 use crate::init::InitSystem;
 use crate::paths::{self, Root};
-use crate::state::{AfterResume, Phase, Reason, Requester};
+use crate::state::{Claim, Episode, Phase, Reason, Requester};
 use crate::status::{self, shell_words};
 use crate::store;
-use crate::verify::{self, VerifyResult};
+use crate::verify;
 
 /// What every command works with: the root prefix, the clock, the init system.
 pub struct Ctx {
@@ -28,7 +28,7 @@ pub struct Ctx {
 /// A refusal: printed as one line, exit status 1.
 fn refused(what: &str, r: &Refusal) -> ExitCode {
     log::warn!("refused umm {what}: {r}");
-    eprintln!("umm {what}: refused: {r}");
+    errln!("umm {what}: refused: {r}");
     ExitCode::from(1)
 }
 
@@ -45,14 +45,14 @@ fn require_root(what: &str) -> Result<()> {
 fn settings_or_fallback(root: &Root, what: &str) -> (Settings, Sources, bool) {
     let (settings, sources, in_use, err) = config::load_at_boot(root);
     if let Some(e) = err {
-        eprintln!("umm {what}: warning: {e}; {}", in_use.describe());
+        errln!("umm {what}: warning: {e}; {}", in_use.describe());
     }
     (settings, sources, in_use == InUse::Loaded)
 }
 
 fn warn_problem(what: &str, locked: &store::Locked) {
     for p in locked.problem.iter().chain(&locked.notes) {
-        eprintln!("umm {what}: warning: {p}");
+        errln!("umm {what}: warning: {p}");
     }
 }
 
@@ -105,12 +105,12 @@ pub fn status(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         restricted,
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&status::to_json(&inputs))?
         );
     } else {
-        println!("{}", status::to_text(&inputs));
+        outln!("{}", status::to_text(&inputs));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -200,14 +200,15 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
         Ok(next) => next,
         Err(r) => return Ok(refused("on", &r)),
     };
-    let m = next.maintenance.as_mut().expect("request sets it");
-    m.services_before = services_before;
-    m.hooks = checks.into_iter().chain(pre_on).collect();
-    let scheduled = m
-        .command
-        .as_ref()
-        .map(|c| format!("; scheduled command: {}", shell_words(&c.argv)))
-        .unwrap_or_default();
+    // `request` always sets the maintenance it returns.
+    let mut scheduled = String::new();
+    if let Some(m) = next.maintenance.as_mut() {
+        m.services_before = services_before;
+        m.hooks = checks.into_iter().chain(pre_on).collect();
+        if let Some(c) = &m.command {
+            scheduled = format!("; scheduled command: {}", shell_words(&c.argv));
+        }
+    }
     locked.save(next)?;
     drop(locked);
     let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
@@ -215,7 +216,7 @@ pub fn on(ctx: &Ctx, force: bool, argv: Vec<String>) -> Result<ExitCode> {
         "maintenance requested by {}{from} for the next boot{scheduled}",
         who.user
     );
-    println!("Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode.");
+    outln!("Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode.");
     if let Err(e) = ctx.init.reboot() {
         log::error!("reboot into maintenance failed: {e:#}");
         bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
@@ -240,19 +241,19 @@ fn hooks_allow(
     if !force {
         let message = refusal(&failed);
         log::warn!("{message}");
-        eprintln!("{message}");
+        errln!("{message}");
         return false;
     }
     log::warn!("--force: {overriding}: {failed}");
-    println!("{overriding}: {failed}");
+    outln!("{overriding}: {failed}");
     true
 }
 
 fn print_failures(records: &[HookRecord]) {
     for r in records.iter().filter(|r| !r.ok) {
-        eprintln!("{}/{}: {}", r.phase, r.name, r.result);
+        errln!("{}/{}: {}", r.phase, r.name, r.result);
         for line in &r.output_tail {
-            eprintln!("    {line}");
+            errln!("    {line}");
         }
     }
 }
@@ -298,27 +299,27 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
             "keep_units": keep,
             "command": argv,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         match &refusal {
-            Some(r) => println!("Entering maintenance: refused: {r}"),
-            None if allowed => println!("Entering maintenance: allowed"),
-            None => println!(
+            Some(r) => outln!("Entering maintenance: refused: {r}"),
+            None if allowed => outln!("Entering maintenance: allowed"),
+            None => outln!(
                 "Entering maintenance: vetoed by {}",
                 hooks::failed_names(&checks).join(", ")
             ),
         }
         if checks.is_empty() {
-            println!("Checks: none in {}", HookPhase::Check.dir().display());
+            outln!("Checks: none in {}", HookPhase::Check.dir().display());
         }
         for c in checks.iter().filter(|c| c.name == hooks::WHOLE_DIR) {
-            println!(
+            outln!(
                 "Checks: cannot run: {}; this vetoes `umm on` (--force overrides)",
                 c.result.trim_start_matches("refused: ")
             );
         }
         for c in checks.iter().filter(|c| c.name != hooks::WHOLE_DIR) {
-            println!(
+            outln!(
                 "Check {}: {}",
                 c.name,
                 if c.ok {
@@ -329,28 +330,28 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
             );
             if !c.ok {
                 for line in &c.output_tail {
-                    println!("    {line}");
+                    outln!("    {line}");
                 }
             }
         }
         match &stopped {
             Ok(units) if units.is_empty() => {
-                println!("Services that would not run in maintenance: none")
+                outln!("Services that would not run in maintenance: none")
             }
             Ok(units) => {
-                println!(
+                outln!(
                     "Services that would not run in maintenance ({}):",
                     units.len()
                 );
                 for u in units {
-                    println!("    {u}");
+                    outln!("    {u}");
                 }
             }
-            Err(e) => println!("Services that would not run in maintenance: unknown ({e})"),
+            Err(e) => outln!("Services that would not run in maintenance: unknown ({e})"),
         }
         match &argv {
-            Some(a) => println!("Scheduled command: {}", shell_words(a)),
-            None => println!("Scheduled command: none"),
+            Some(a) => outln!("Scheduled command: {}", shell_words(a)),
+            None => outln!("Scheduled command: none"),
         }
     }
     Ok(if allowed {
@@ -360,6 +361,13 @@ pub fn check(ctx: &Ctx, json: bool, argv: Option<Vec<String>>) -> Result<ExitCod
     })
 }
 
+/// `umm off` and `umm off reboot`. A pending request is cancelled at once.
+/// Otherwise the episode starts leaving (phase `resuming`: pre-off hooks
+/// first), or, when it is leaving already, `umm off` retries: the resume is
+/// issued again (no pre-off hooks). The episode closes only once the
+/// normal target is reached and the off.d hooks and the check have run,
+/// by whoever gets there first (this command waiting, a retry,
+/// umm-after.service, or a later boot).
 pub fn off(
     ctx: &Ctx,
     action: OffAction,
@@ -373,7 +381,8 @@ pub fn off(
         "off"
     };
     let (settings, sources, loaded) = settings_or_fallback(&ctx.root, what);
-    let current = store::read(&ctx.root.path(paths::STATE)).state;
+    let boot_id = ctx.clock.boot_id()?;
+    let current = decide::upgrade(store::read(&ctx.root.path(paths::STATE)).state);
     let mut pre_off = Vec::new();
     if let Some(m) = current
         .maintenance
@@ -403,77 +412,135 @@ pub fn off(
     if loaded {
         locked.record_config(&settings, &sources, ctx.clock.now());
     }
-    let (mut next, ended) = match decide::off(&locked.state, ctx.clock.now(), action) {
+    let state = decide::upgrade(locked.state.clone());
+    let (next, leave) = match decide::leave(&state, ctx.clock.now(), &boot_id, action, pre_off) {
         Ok(r) => r,
         Err(r) => return Ok(refused(what, &r)),
     };
-    if let Some(episode) = next.history.last_mut() {
-        episode.hooks.extend(pre_off);
-    }
-    // Waiting here, `umm off` does the after-resume work itself; otherwise
-    // umm-after.service does it once the normal target is reached.
-    let after = if wait.is_some() && action == OffAction::Resume {
-        next.after_resume.take()
-    } else {
-        None
-    };
+    let episode = next.maintenance.as_ref().map(|m| m.id);
     locked.save(next)?;
     drop(locked);
     remove_banners(&ctx.root);
-    match (ended, action) {
-        (Ended::WasPending, OffAction::Resume) => {
+    match (leave, action) {
+        (Leave::Cancelled, OffAction::Resume) => {
             log::info!("pending maintenance request cancelled by umm off");
-            println!("Cancelled the maintenance request; the next boot will be normal.");
+            outln!("Cancelled the maintenance request; the next boot will be normal.");
             Ok(ExitCode::SUCCESS)
         }
         (_, OffAction::Reboot) => {
-            log::info!("maintenance ended by umm off reboot; rebooting into normal operation");
-            println!("Maintenance ended. Rebooting cleanly into normal operation.");
+            log::info!("leaving maintenance by umm off reboot; rebooting into normal operation");
+            outln!(
+                "Leaving maintenance: rebooting cleanly into normal operation. The off.d hooks and the check run once the normal boot reaches its target."
+            );
             ctx.init.reboot()?;
             Ok(ExitCode::SUCCESS)
         }
-        (Ended::WasActive, OffAction::Resume) => resume(ctx, &settings, wait, after),
+        (_, OffAction::Resume) => resume(ctx, &settings, wait, leave, episode),
     }
 }
 
-/// Continues the paused boot into the normal target and reports.
+/// How long `umm off` waits for another finisher (umm-after.service) that
+/// got to the off.d hooks first, when --timeout leaves less.
+const OTHER_FINISHER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Continues the paused boot into the normal target (unless it is there
+/// already), then finishes leaving and reports.
 fn resume(
     ctx: &Ctx,
     settings: &Settings,
     wait: Option<std::time::Duration>,
-    after: Option<AfterResume>,
+    leave: Leave,
+    episode: Option<u64>,
 ) -> Result<ExitCode> {
-    mark_resumed(ctx)?;
-    log::info!("maintenance ended by umm off; resuming the normal target");
-    println!("Maintenance ended. Resuming the boot into the normal target...");
-    let r = ctx.init.resume(wait)?;
-    if !r.waited {
-        println!("Resume started; not waiting (--no-wait). Check with: umm status");
-        return Ok(ExitCode::SUCCESS);
+    let started = std::time::Instant::now();
+    let boot_id = ctx.clock.boot_id()?;
+    // This boot is the paused one, unless its decision says normal: then
+    // `umm off` had begun in an earlier boot, and this one boots normally.
+    let paused_here = store::read_boot_decision(&ctx.root, &boot_id)
+        .is_none_or(|d| d.mode == crate::state::Mode::Maintenance);
+    let retry = leave == Leave::Retried;
+    if retry {
+        log::info!("umm off again: the node is still leaving maintenance");
     }
-    let secs = crate::timefmt::seconds_tenths(r.elapsed);
-    if !r.reached {
-        log::error!(
-            "normal target not reached {secs}s after umm off; failed units: {:?}",
-            r.failed_units
-        );
-        eprintln!(
-            "umm off: the normal target was not reached after {secs} s; failed units: {}; see `systemctl --failed` and the journal",
-            if r.failed_units.is_empty() { "none".into() } else { r.failed_units.join(", ") }
+    // A retry after the normal target was reached (the first `umm off` was
+    // interrupted after it) must not isolate the running system again.
+    let reached_already = retry
+        && ctx
+            .init
+            .normal_reached(std::time::Duration::ZERO)
+            .unwrap_or(false);
+    let mut failed_units = Vec::new();
+    if reached_already {
+        outln!("The normal target is reached; finishing leaving maintenance.");
+    } else if paused_here {
+        mark_resumed(ctx)?;
+        log::info!("leaving maintenance (umm off): resuming the normal target");
+        outln!("Leaving maintenance: resuming the boot into the normal target...");
+        let r = ctx.init.resume(wait).map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#}; the node is still leaving maintenance (umm status: resuming): run `umm off` again, or `umm off reboot`"
+            )
+        })?;
+        if !r.waited {
+            outln!(
+                "Resume started; not waiting (--no-wait). The off.d hooks and the check run once the normal target is reached (umm-after.service). Check with: umm status"
+            );
+            report_running_command(ctx);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let secs = crate::timefmt::seconds_tenths(r.elapsed);
+        if !r.reached {
+            log::error!(
+                "normal target not reached {secs}s after umm off; failed units: {:?}; still leaving maintenance",
+                r.failed_units
+            );
+            errln!(
+                "umm off: the normal target was not reached after {secs} s; failed units: {}; the node is still leaving maintenance (umm status: resuming): see `systemctl --failed` and the journal, then run `umm off` again, or `umm off reboot`",
+                if r.failed_units.is_empty() { "none".into() } else { r.failed_units.join(", ") }
+            );
+            report_running_command(ctx);
+            return Ok(ExitCode::from(1));
+        }
+        log::info!("normal target reached {secs}s after umm off");
+        outln!("Normal target reached in {secs} s.");
+        failed_units = r.failed_units;
+    } else if !ctx
+        .init
+        .normal_reached(std::time::Duration::ZERO)
+        .unwrap_or(false)
+    {
+        errln!(
+            "umm off: this boot has not reached its normal target yet; umm-after.service finishes leaving maintenance once it has (or run `umm off` again then)"
         );
         return Ok(ExitCode::from(1));
     }
-    log::info!("normal target reached {secs}s after umm off");
-    println!("Normal target reached in {secs} s.");
-    let verify = match after {
-        Some(after) => run_after_resume(ctx, settings, after)?,
-        None => None,
+    report_running_command(ctx);
+    let others = wait
+        .map(|w| w.saturating_sub(started.elapsed()))
+        .unwrap_or_default()
+        .max(OTHER_FINISHER_WAIT);
+    let verify = match finish_leaving(ctx, settings, episode, others)? {
+        Finish::Done(e) => {
+            if !e.finished_here {
+                let hooks: Vec<_> = e.off_hooks().cloned().collect();
+                print_failures(&hooks);
+            }
+            e.episode.verify
+        }
+        Finish::HeldBy(c) => {
+            outln!(
+                "The off.d hooks and the check are being run by pid {} (umm-after.service or another umm off); see `umm history` once they are done.",
+                c.pid
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Finish::Nothing => None,
     };
     let failed_units = match &verify {
         Some(v) => v.failed.clone(),
-        None => r.failed_units.clone(),
+        None => failed_units,
     };
-    println!(
+    outln!(
         "Failed units: {}",
         if failed_units.is_empty() {
             "none".into()
@@ -484,7 +551,7 @@ fn resume(
     match verify {
         Some(v) if !v.ok() => {
             if !v.not_back.is_empty() {
-                println!(
+                outln!(
                     "Not running again ({}): {}",
                     v.compared_with,
                     v.not_back.join(", ")
@@ -497,38 +564,159 @@ fn resume(
     }
 }
 
-/// `umm internal after-resume` (umm-after.service, in every normal boot):
-/// does the after-resume work if `umm off` left it.
-pub fn after_resume(ctx: &Ctx) -> Result<()> {
-    let settings = config::load_or_defaults(&ctx.root);
-    let mut locked = store::lock(&ctx.root)?;
-    let Some(after) = locked.state.after_resume.clone() else {
-        return Ok(());
+/// Says so when the scheduled command is still running: leaving
+/// maintenance does not stop it (README: it keeps running).
+fn report_running_command(ctx: &Ctx) {
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let command = match state.maintenance.as_ref() {
+        Some(m) => m.command.as_ref(),
+        None => state.history.last().and_then(|e| e.command.as_ref()),
     };
-    let mut next = locked.state.clone();
-    next.after_resume = None;
-    locked.save(next)?;
-    drop(locked);
-    run_after_resume(ctx, &settings, after).map(|_| ())
+    let Some(run) = command
+        .and_then(|c| c.run.as_ref())
+        .filter(|r| r.ended.is_none())
+    else {
+        return;
+    };
+    let pid = match run.pid {
+        Some(pid) if process_alive(pid) => format!("pid {pid}, "),
+        Some(_) => return, // gone without a result: a crashed worker
+        None => String::new(),
+    };
+    outln!(
+        "The scheduled command is still running ({pid}since {}); it keeps running. Its result: umm status, umm history.",
+        crate::timefmt::rfc3339(run.started)
+    );
 }
 
-/// The off.d hooks, then the comparison of the services now with those
-/// before maintenance; both recorded on the episode and logged.
-fn run_after_resume(
+/// Is there a process with this PID? (signal 0 only checks.)
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        // It exists, and is not ours to signal.
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+/// A process's start time, clock ticks after boot (field 22 of
+/// /proc/PID/stat, after the command name in parentheses).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Is the process that made `claim` still running? (its PID, started at
+/// the same time: not a later process that got the same PID.)
+fn claim_alive(claim: &Claim) -> bool {
+    process_alive(claim.pid)
+        && (claim.pid_start.is_none() || process_start(claim.pid) == claim.pid_start)
+}
+
+/// The closed episode, as the history has it.
+struct Closed {
+    episode: Episode,
+    /// This process ran the off.d hooks (and printed their failures).
+    finished_here: bool,
+}
+
+impl Closed {
+    fn off_hooks(&self) -> impl Iterator<Item = &HookRecord> {
+        self.episode.hooks.iter().filter(|h| h.phase == "off")
+    }
+}
+
+enum Finish {
+    /// Closed, here or by another finisher.
+    Done(Box<Closed>),
+    /// Another live process is finishing it still.
+    HeldBy(Claim),
+    /// Nothing was leaving (and no closed episode to show).
+    Nothing,
+}
+
+/// Claims the work left when leaving (one finisher: a live claim is
+/// waited for, up to `wait_for_other`; a gone one is taken over), runs the
+/// off.d hooks and the check, and closes the episode. `episode` is the one
+/// the caller expects, to report it when another finisher closed it.
+fn finish_leaving(
     ctx: &Ctx,
     settings: &Settings,
-    after: AfterResume,
-) -> Result<Option<VerifyResult>> {
+    episode: Option<u64>,
+    wait_for_other: std::time::Duration,
+) -> Result<Finish> {
+    let pid = std::process::id();
+    let me = Claim {
+        boot_id: ctx.clock.boot_id()?,
+        pid,
+        pid_start: process_start(pid),
+        since: ctx.clock.now(),
+        extra: Default::default(),
+    };
+    let until = std::time::Instant::now() + wait_for_other;
+    let m = loop {
+        let mut locked = store::lock(&ctx.root)?;
+        let state = decide::upgrade(locked.state.clone());
+        let holder_alive = state
+            .maintenance
+            .as_ref()
+            .and_then(|m| m.leaving.as_ref())
+            .and_then(|l| l.finisher.as_ref())
+            .is_some_and(claim_alive);
+        match decide::claim_finish(&state, &me, holder_alive) {
+            (_, ClaimOutcome::NothingToFinish) => {
+                let closed = state
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|e| episode.is_some_and(|id| id == e.id))
+                    .cloned();
+                return Ok(match closed {
+                    Some(episode) => Finish::Done(Box::new(Closed {
+                        episode,
+                        finished_here: false,
+                    })),
+                    None => Finish::Nothing,
+                });
+            }
+            (_, ClaimOutcome::HeldBy(c)) => {
+                drop(locked);
+                if std::time::Instant::now() >= until {
+                    return Ok(Finish::HeldBy(c));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            (next, ClaimOutcome::Claimed { took_over }) => {
+                if let Some(c) = took_over {
+                    log::warn!(
+                        "taking over leaving maintenance from pid {} (boot {}), which is gone",
+                        c.pid,
+                        c.boot_id
+                    );
+                }
+                let m = next.maintenance.clone();
+                locked.save(next)?;
+                match m {
+                    Some(m) => break m,
+                    None => return Ok(Finish::Nothing),
+                }
+            }
+        }
+    };
     let off_hooks = hooks::run_phase(
         &ctx.root,
         HookPhase::Off,
-        Some(after.reason),
+        Some(m.reason),
         &settings.hook_timeouts,
     );
     print_failures(&off_hooks);
     let verify = match (ctx.init.services(), ctx.init.enabled_services()) {
         (Ok(now), Ok(enabled)) => Some(verify::compare(
-            after.services_before.as_deref(),
+            m.services_before.as_deref(),
             &enabled,
             &now,
         )),
@@ -553,13 +741,69 @@ fn run_after_resume(
         }
     }
     let mut locked = store::lock(&ctx.root)?;
-    let mut next = locked.state.clone();
-    if let Some(episode) = next.history.last_mut() {
-        episode.hooks.extend(off_hooks);
-        episode.verify = verify.clone();
+    match decide::finish(&locked.state, &me, ctx.clock.now(), off_hooks, verify) {
+        Ok(next) => {
+            let episode = next.history.last().cloned();
+            locked.save(next)?;
+            log::info!(
+                "left maintenance (reason {}): episode closed",
+                m.reason.as_str()
+            );
+            Ok(match episode {
+                Some(episode) => Finish::Done(Box::new(Closed {
+                    episode,
+                    finished_here: true,
+                })),
+                None => Finish::Nothing,
+            })
+        }
+        Err(why) => {
+            log::warn!(
+                "the off.d hooks and the check ran, but the episode was {} meanwhile; their results are in this log only",
+                match why {
+                    NotFinished::Closed => "closed",
+                    NotFinished::TakenOver => "taken over by another finisher",
+                }
+            );
+            Ok(Finish::Nothing)
+        }
     }
-    locked.save(next)?;
-    Ok(verify)
+}
+
+/// How long umm-after.service waits for the default target: it is ordered
+/// after multi-user.target and graphical.target, so this is only a margin.
+const AFTER_RESUME_REACH: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long it waits for another live finisher (`umm off` running the
+/// off.d hooks) before leaving the work to it.
+const AFTER_RESUME_OTHERS: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `umm internal after-resume` (umm-after.service, in every normal boot):
+/// finishes leaving maintenance when an episode is leaving and the normal
+/// target is reached; a finisher that is gone is taken over.
+pub fn after_resume(ctx: &Ctx) -> Result<()> {
+    let state = decide::upgrade(store::read(&ctx.root.path(paths::STATE)).state);
+    if !state
+        .maintenance
+        .as_ref()
+        .is_some_and(|m| m.phase == Phase::Resuming)
+    {
+        return Ok(());
+    }
+    if !ctx.init.normal_reached(AFTER_RESUME_REACH)? {
+        log::warn!(
+            "leaving maintenance is not finished: the normal target is not reached; `umm off` again (or the next boot) finishes it"
+        );
+        return Ok(());
+    }
+    let settings = config::load_or_defaults(&ctx.root);
+    match finish_leaving(ctx, &settings, None, AFTER_RESUME_OTHERS)? {
+        Finish::HeldBy(c) => log::warn!(
+            "pid {} still runs the off.d hooks and the check; leaving the work to it",
+            c.pid
+        ),
+        Finish::Done(_) | Finish::Nothing => {}
+    }
+    Ok(())
 }
 
 /// `umm history`: the last maintenance episodes, oldest first.
@@ -576,14 +820,14 @@ pub fn history(ctx: &Ctx, json: bool) -> Result<ExitCode> {
         } else {
             status::history_json(&state.history)
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if state.history.is_empty() {
-        println!("No maintenance episodes yet.");
+        outln!("No maintenance episodes yet.");
     }
     for e in &state.history {
-        println!("{}", status::episode_line(e));
+        outln!("{}", status::episode_line(e));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -619,7 +863,7 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
             .enabled_from
             .map(|(f, l)| format!(" ({}:{l})", f.display()))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "umm enable: refused: the configuration disables umm{where}; set enabled = true there"
         );
         return Ok(ExitCode::from(1));
@@ -630,13 +874,13 @@ pub fn enable(ctx: &Ctx) -> Result<ExitCode> {
         locked.record_config(&settings, &sources, ctx.clock.now());
     }
     if locked.state.switch_on {
-        println!("umm is already enabled.");
+        outln!("umm is already enabled.");
         return Ok(ExitCode::SUCCESS);
     }
     let next = decide::enable(&locked.state);
     locked.save(next)?;
     log::info!("umm enabled: unclean boots are counted from now on");
-    println!("umm enabled: unclean boots are counted and crash loops stop in maintenance.");
+    outln!("umm enabled: unclean boots are counted and crash loops stop in maintenance.");
     refresh_boot_menu(&ctx.root);
     Ok(ExitCode::SUCCESS)
 }
@@ -650,7 +894,7 @@ pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
         locked.record_config(&settings, &sources, ctx.clock.now());
     }
     if !locked.state.switch_on {
-        println!("umm is already disabled.");
+        outln!("umm is already disabled.");
         return Ok(ExitCode::SUCCESS);
     }
     let next = match decide::disable(&locked.state) {
@@ -659,7 +903,7 @@ pub fn disable(ctx: &Ctx) -> Result<ExitCode> {
     };
     locked.save(next)?;
     log::info!("umm disabled: nothing is counted or enforced, boots are not delayed");
-    println!("umm disabled: nothing is counted or enforced, and boots are never delayed.");
+    outln!("umm disabled: nothing is counted or enforced, and boots are never delayed.");
     refresh_boot_menu(&ctx.root);
     Ok(ExitCode::SUCCESS)
 }
@@ -672,7 +916,7 @@ fn refresh_boot_menu(root: &Root) {
     }
     if root.path(grub::BLS_DIR).is_dir() {
         if let Err(e) = grub::bls_sync(root, false) {
-            eprintln!("umm: warning: cannot update the boot entries: {e:#}");
+            errln!("umm: warning: cannot update the boot entries: {e:#}");
         }
         return;
     }
@@ -684,8 +928,8 @@ fn refresh_boot_menu(root: &Root) {
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     match crate::run::run_bounded(cmd, std::time::Duration::from_secs(300)) {
-        Ok(f) if f.success() => println!("Boot menu updated (update-grub)."),
-        Ok(f) => eprintln!("umm: warning: update-grub {}; run it by hand", f.describe()),
-        Err(e) => eprintln!("umm: warning: cannot run update-grub: {e}; run it by hand"),
+        Ok(f) if f.success() => outln!("Boot menu updated (update-grub)."),
+        Ok(f) => errln!("umm: warning: update-grub {}; run it by hand", f.describe()),
+        Err(e) => errln!("umm: warning: cannot run update-grub: {e}; run it by hand"),
     }
 }

@@ -13,7 +13,7 @@ use toml::Spanned;
 use crate::decide::Policy;
 use crate::fsread;
 use crate::paths::{self, Root};
-use crate::timefmt::{format_span, parse_span};
+use crate::timefmt::{bounded, parse_span};
 
 /// Units a maintenance boot keeps (when they exist and are enabled) besides
 /// the system's own initialisation (sysinit.target): networking, sshd,
@@ -25,6 +25,12 @@ pub const DEFAULT_KEEP_UNITS: &[&str] = &[
     "systemd-resolved.service",
     "ssh.service",
     "sshd.service",
+    // sshd started by its socket (Debian: `systemctl enable ssh.socket`).
+    // Kept only where enabled; the per-connection ssh@.service it starts is
+    // ordered after basic.target but does not pull it in, so nothing
+    // outside the keep-set starts with it.
+    "ssh.socket",
+    "sshd.socket",
     "getty.target",
     "dbus.socket",
     "systemd-logind.service",
@@ -417,16 +423,18 @@ fn integer(v: &Value) -> Result<i64, String> {
     i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| "number too large".to_string())
 }
 
-/// Seconds, or a time span such as "10min", of at least one second.
+/// Seconds, or a time span such as "10min", within the one rule for spans
+/// (`timefmt::bounded`: 1s to 30d) that the command-line flags follow too.
 fn span_value(v: &Value) -> Result<Duration, String> {
-    let d = match v.get_ref() {
+    let (d, written) = match v.get_ref() {
         DeValue::Integer(_) => {
             let n = integer(v)?;
-            u64::try_from(n)
+            let d = u64::try_from(n)
                 .map(Duration::from_secs)
-                .map_err(|_| format!("{n} is negative"))?
+                .map_err(|_| format!("{n} is negative"))?;
+            (d, format!("{n} seconds"))
         }
-        DeValue::String(s) => parse_span(s)?,
+        DeValue::String(s) => (parse_span(s)?, format!("{:?}", s.as_ref())),
         other => {
             return Err(format!(
                 "expected seconds or a time span such as \"10min\", found a {}",
@@ -434,10 +442,7 @@ fn span_value(v: &Value) -> Result<Duration, String> {
             ))
         }
     };
-    if d.as_secs() < 1 {
-        return Err(format!("{} is too short (at least 1s)", format_span(d)));
-    }
-    Ok(d)
+    bounded(d, &written)
 }
 
 fn unit_names(v: &Value) -> Result<Vec<String>, String> {
@@ -641,7 +646,12 @@ fn apply_legacy_text(
                 if minutes == 0 {
                     return Err(err(key, "must be at least 1 minute".into()));
                 }
-                settings.counter_reset_time = Duration::from_secs(minutes * 60);
+                settings.counter_reset_time = minutes
+                    .checked_mul(60)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| format!("{minutes} minutes is too long"))
+                    .and_then(|d| bounded(d, &format!("{minutes} minutes")))
+                    .map_err(|e| err(key, e))?;
             }
             other => return Err(err(
                 other,
@@ -740,6 +750,24 @@ mod tests {
         "unknown time unit"
     )]
     #[case::zero_span("counter_reset_time = 0\n", 1, "counter_reset_time", "too short")]
+    #[case::huge_seconds(
+        "[hooks]\ncheck_timeout = 9223372036854775807\n",
+        2,
+        "hooks.check_timeout",
+        "too long"
+    )]
+    #[case::huge_span(
+        "command_timeout = \"18446744073709551615s\"\n",
+        1,
+        "command_timeout",
+        "too long"
+    )]
+    #[case::over_thirty_days(
+        "counter_reset_time = \"31d\"\n",
+        1,
+        "counter_reset_time",
+        "at most 30d"
+    )]
     #[case::span_type(
         "counter_reset_time = true\n",
         1,
@@ -778,6 +806,11 @@ mod tests {
     #[case::bad_bool("UMM=maybe\n", Some("UMM"))]
     #[case::bad_count("REBOOT_COUNT=two\n", Some("REBOOT_COUNT"))]
     #[case::zero_minutes("COUNTER_RESET_TIME=0\n", Some("COUNTER_RESET_TIME"))]
+    #[case::huge_minutes(
+        "COUNTER_RESET_TIME=18446744073709551615\n",
+        Some("COUNTER_RESET_TIME")
+    )]
+    #[case::over_thirty_days("COUNTER_RESET_TIME=43201\n", Some("COUNTER_RESET_TIME"))]
     #[case::unknown("FOO=1\n", Some("FOO"))]
     fn legacy_errors_name_file_line_and_key(#[case] text: &str, #[case] key: Option<&str>) {
         let (_d, root) = root_with(&[("/etc/umm.conf", &format!("# c\n{text}"))]);

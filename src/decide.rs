@@ -11,11 +11,21 @@
 //! - When a boot finds the counter greater than `reboot_count`, that boot
 //!   stops in maintenance, reason crash-loop.
 //! - Maintenance, once entered for any reason, holds until `umm off`.
+//!
+//! Leaving is a transaction (`leave`, `claim_finish`, `finish`): `umm off`
+//! puts the episode in phase `resuming`, and it stays open until the
+//! normal target is reached and one finisher has run the off.d hooks and
+//! the check; a boot that finds it `resuming` boots normally and finishes
+//! it there.
 
+use crate::hooks::HookRecord;
 use crate::state::{
-    AfterResume, BootRecord, Episode, LastBoot, Maintenance, Mode, Phase, Reason, Requester,
+    BootRecord, Claim, Episode, LastBoot, Leaving, Maintenance, Mode, Phase, Reason, Requester,
     ScheduledCommand, State, MAX_UNCLEAN_RECORDS,
 };
+use crate::verify::VerifyResult;
+
+pub use crate::state::OffAction;
 
 /// Finished episodes kept for `umm history`.
 pub const MAX_HISTORY: usize = 20;
@@ -80,6 +90,12 @@ pub enum Event {
     SkippedByCmdline,
     /// umm is disabled: nothing counted, nothing enforced.
     Disabled,
+    /// `umm off` had begun leaving in an earlier boot and the normal target
+    /// was not reached there: this boot is normal and finishes it.
+    StillLeaving(Reason),
+    /// A boot that had to stop in maintenance again found an episode still
+    /// leaving: that episode is closed as "interrupted".
+    LeavingInterrupted(Reason),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +156,12 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
     let previous_unclean = s
         .last_boot
         .as_ref()
-        .map(|b| !b.clean_shutdown && !b.reset_reached);
+        .filter(|b| !b.clean_shutdown && !b.reset_reached)
+        .map(|b| BootRecord {
+            boot_id: b.boot_id.clone(),
+            started: b.started,
+            extra: Default::default(),
+        });
 
     if !enabled {
         if s.unclean_boots > 0 {
@@ -148,14 +169,9 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
         }
         reset_counter(&mut s);
         events.push(Event::Disabled);
-    } else if previous_unclean == Some(true) {
-        let previous = s.last_boot.as_ref().expect("checked above");
+    } else if let Some(previous) = previous_unclean {
         s.unclean_boots = s.unclean_boots.saturating_add(1);
-        s.unclean_records.push(BootRecord {
-            boot_id: previous.boot_id.clone(),
-            started: previous.started,
-            extra: Default::default(),
-        });
+        s.unclean_records.push(previous);
         let excess = s.unclean_records.len().saturating_sub(MAX_UNCLEAN_RECORDS);
         s.unclean_records.drain(..excess);
         events.push(Event::Counted(s.unclean_boots));
@@ -165,7 +181,28 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
         reset_counter(&mut s);
     }
 
-    let (mode, reason) = if !enabled {
+    // An episode `umm off` began leaving in an earlier boot (interrupted, or
+    // `umm off reboot`): this boot is normal and finishes it, unless this
+    // boot must stop in maintenance anyway (then that episode is over).
+    let mut leaving = false;
+    if let Some(m) = s.maintenance.take_if(|m| m.phase == Phase::Resuming) {
+        let again = enabled
+            && (input.cmdline == CmdlineRequest::On
+                || (input.cmdline == CmdlineRequest::None
+                    && s.unclean_boots > input.policy.reboot_count));
+        if again {
+            events.push(Event::LeavingInterrupted(m.reason));
+            close(&mut s, m, input.now, "interrupted", None);
+        } else {
+            events.push(Event::StillLeaving(m.reason));
+            s.maintenance = Some(m);
+            leaving = true;
+        }
+    }
+
+    let (mode, reason) = if leaving {
+        (Mode::Normal, None)
+    } else if !enabled {
         // Never delay a boot while disabled; a request (if any) keeps waiting.
         if let Some(m) = s.maintenance.as_mut() {
             m.phase = Phase::Pending;
@@ -189,12 +226,12 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
         m.since.get_or_insert(input.now);
         (Mode::Maintenance, Some(m.reason))
     } else if input.cmdline == CmdlineRequest::On {
-        s.maintenance = Some(entered(Reason::Cmdline, input.now, Vec::new()));
+        s.maintenance = Some(entered(&mut s, Reason::Cmdline, input.now, Vec::new()));
         events.push(Event::Entered(Reason::Cmdline));
         (Mode::Maintenance, Some(Reason::Cmdline))
     } else if s.unclean_boots > input.policy.reboot_count {
         let crash_boots = s.unclean_records.clone();
-        s.maintenance = Some(entered(Reason::CrashLoop, input.now, crash_boots));
+        s.maintenance = Some(entered(&mut s, Reason::CrashLoop, input.now, crash_boots));
         events.push(Event::Entered(Reason::CrashLoop));
         (Mode::Maintenance, Some(Reason::CrashLoop))
     } else {
@@ -234,8 +271,19 @@ pub fn adopt_early_decision(
     match (early_mode, outcome.mode) {
         (Mode::Maintenance, Mode::Normal) => {
             let reason = early_reason.unwrap_or(Reason::Cmdline);
-            let crash_boots = state.unclean_records.clone();
-            state.maintenance = Some(entered(reason, now, crash_boots));
+            match state.maintenance.as_mut() {
+                // The copy missed an `umm off` (it was not refreshed): the
+                // same episode goes on, in force again.
+                Some(m) => {
+                    m.phase = Phase::Active;
+                    m.leaving = None;
+                    m.since.get_or_insert(now);
+                }
+                None => {
+                    let crash_boots = state.unclean_records.clone();
+                    state.maintenance = Some(entered(&mut state, reason, now, crash_boots));
+                }
+            }
             if let Some(last) = state.last_boot.as_mut() {
                 last.mode = Mode::Maintenance;
             }
@@ -249,8 +297,15 @@ pub fn adopt_early_decision(
     }
 }
 
-fn entered(reason: Reason, now: i64, crash_boots: Vec<BootRecord>) -> Maintenance {
+/// A new episode's id.
+fn next_episode(s: &mut State) -> u64 {
+    s.episodes = s.episodes.saturating_add(1);
+    s.episodes
+}
+
+fn entered(s: &mut State, reason: Reason, now: i64, crash_boots: Vec<BootRecord>) -> Maintenance {
     Maintenance {
+        id: next_episode(s),
         phase: Phase::Active,
         reason,
         requested: now,
@@ -260,8 +315,28 @@ fn entered(reason: Reason, now: i64, crash_boots: Vec<BootRecord>) -> Maintenanc
         crash_boots,
         services_before: None,
         hooks: Vec::new(),
+        leaving: None,
         extra: Default::default(),
     }
+}
+
+/// Moves an episode to the history (bounded), ended at `now` as `end`.
+fn close(s: &mut State, m: Maintenance, now: i64, end: &str, verify: Option<VerifyResult>) {
+    s.history.push(Episode {
+        id: m.id,
+        reason: m.reason,
+        requested: m.requested,
+        since: m.since,
+        ended: now,
+        requested_by: m.requested_by,
+        command: m.command,
+        end: end.to_string(),
+        hooks: m.hooks,
+        verify,
+        extra: Default::default(),
+    });
+    let excess = s.history.len().saturating_sub(MAX_HISTORY);
+    s.history.drain(..excess);
 }
 
 fn reset_counter(s: &mut State) {
@@ -314,6 +389,7 @@ pub enum Refusal {
     AlreadyInMaintenance,
     NotInMaintenance,
     DisableInMaintenance,
+    StillLeaving,
 }
 
 impl std::fmt::Display for Refusal {
@@ -332,6 +408,9 @@ impl std::fmt::Display for Refusal {
             Refusal::NotInMaintenance => "the node is not in maintenance and none is pending",
             Refusal::DisableInMaintenance => {
                 "maintenance is pending or in force; run `umm off` first, then `umm disable`"
+            }
+            Refusal::StillLeaving => {
+                "the node is still leaving maintenance (umm status: resuming); run `umm off` to finish leaving first"
             }
         })
     }
@@ -354,10 +433,12 @@ pub fn request(
     match state.maintenance.as_ref().map(|m| m.phase) {
         Some(Phase::Pending) => return Err(Refusal::AlreadyPending),
         Some(Phase::Active) => return Err(Refusal::AlreadyInMaintenance),
+        Some(Phase::Resuming) => return Err(Refusal::StillLeaving),
         None => {}
     }
     let mut s = state.clone();
     s.maintenance = Some(Maintenance {
+        id: next_episode(&mut s),
         phase: Phase::Pending,
         reason: Reason::Manual,
         requested: now,
@@ -371,77 +452,207 @@ pub fn request(
         crash_boots: Vec::new(),
         services_before: None,
         hooks: Vec::new(),
+        leaving: None,
         extra: Default::default(),
     });
     Ok(s)
 }
 
-/// How `umm off` ends a maintenance.
+/// What `umm off` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OffAction {
-    /// Continue this boot into the normal target.
-    Resume,
-    /// Reboot into normal operation.
-    Reboot,
+pub enum Leave {
+    /// Only a request was pending: it is cancelled and the episode closed.
+    Cancelled,
+    /// Maintenance was in force: the episode is now `resuming`.
+    Started,
+    /// The episode was `resuming` already: `umm off` again (the pre-off
+    /// hooks are not run again; the resume is re-issued).
+    Retried,
 }
 
-/// What `umm off` found, so the caller knows whether there is a boot to resume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ended {
-    /// Maintenance was in force: resume (or reboot).
-    WasActive,
-    /// Only a request was pending: it is cancelled, nothing to resume.
-    WasPending,
-}
-
-/// `umm off`: ends the maintenance (or cancels a pending request), clears
-/// the counter, and moves the episode to the history. An active maintenance
-/// leaves `after_resume` for when the normal target is reached.
-pub fn off(state: &State, now: i64, action: OffAction) -> Result<(State, Ended), Refusal> {
+/// `umm off` (and `umm off reboot`): cancels a pending request at once;
+/// otherwise starts leaving, or retries it: the episode stays open, phase
+/// `resuming`, until `finish`. Clears the counter. `pre_off` are the
+/// pre-off hooks run before (none on a retry).
+pub fn leave(
+    state: &State,
+    now: i64,
+    boot_id: &str,
+    action: OffAction,
+    pre_off: Vec<HookRecord>,
+) -> Result<(State, Leave), Refusal> {
     let mut s = state.clone();
-    let m = s.maintenance.take().ok_or(Refusal::NotInMaintenance)?;
-    let ended = match m.phase {
-        Phase::Active => Ended::WasActive,
-        Phase::Pending => Ended::WasPending,
+    let mut m = s.maintenance.take().ok_or(Refusal::NotInMaintenance)?;
+    m.hooks.extend(pre_off);
+    let leave = match (m.phase, m.leaving.as_mut()) {
+        (Phase::Pending, _) => {
+            close(&mut s, m, now, "cancelled", None);
+            reset_counter(&mut s);
+            return Ok((s, Leave::Cancelled));
+        }
+        (Phase::Resuming, Some(l)) => {
+            l.action = action;
+            l.last_try = now;
+            l.tries = l.tries.saturating_add(1);
+            l.boot_id = boot_id.to_string();
+            Leave::Retried
+        }
+        // Active, or a hand-edited `resuming` without its record.
+        (Phase::Active | Phase::Resuming, _) => {
+            m.leaving = Some(Leaving {
+                action,
+                started: now,
+                last_try: now,
+                tries: 1,
+                boot_id: boot_id.to_string(),
+                finisher: None,
+                extra: Default::default(),
+            });
+            Leave::Started
+        }
     };
-    let end = match (ended, action) {
-        (Ended::WasPending, _) => "cancelled",
-        (Ended::WasActive, OffAction::Resume) => "resumed",
-        (Ended::WasActive, OffAction::Reboot) => "rebooted",
-    };
-    if ended == Ended::WasActive {
-        s.after_resume = Some(AfterResume {
-            reason: m.reason,
-            services_before: m.services_before,
-            extra: Default::default(),
-        });
-    }
-    s.history.push(Episode {
-        reason: m.reason,
-        requested: m.requested,
-        since: m.since,
-        ended: now,
-        requested_by: m.requested_by,
-        command: m.command,
-        end: end.to_string(),
-        hooks: m.hooks,
-        verify: None,
-        extra: Default::default(),
-    });
-    let excess = s.history.len().saturating_sub(MAX_HISTORY);
-    s.history.drain(..excess);
+    m.phase = Phase::Resuming;
+    s.maintenance = Some(m);
     reset_counter(&mut s);
-    if let Some(last) = s.last_boot.as_mut() {
+    if let Some(last) = s.last_boot.as_mut().filter(|b| b.boot_id == boot_id) {
         // The rest of this boot is a normal one.
         last.mode = Mode::Normal;
     }
-    Ok((s, ended))
+    Ok((s, leave))
+}
+
+/// Who may run the off.d hooks and the check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// `me` is the finisher now; `took_over` names a gone finisher before.
+    Claimed { took_over: Option<Claim> },
+    /// A live process finishes it.
+    HeldBy(Claim),
+    /// No episode is leaving (already closed, or none).
+    NothingToFinish,
+}
+
+/// Claims the work left when an episode is leaving: at most one finisher.
+/// A claim made in another boot is gone; one in this boot is gone when
+/// `holder_alive` (its process, checked by the caller) is false.
+pub fn claim_finish(state: &State, me: &Claim, holder_alive: bool) -> (State, ClaimOutcome) {
+    let mut s = state.clone();
+    let Some(leaving) = s
+        .maintenance
+        .as_mut()
+        .filter(|m| m.phase == Phase::Resuming)
+        .and_then(|m| m.leaving.as_mut())
+    else {
+        return (s, ClaimOutcome::NothingToFinish);
+    };
+    let took_over = match leaving.finisher.take() {
+        Some(c) if &c == me => None,
+        Some(c) if c.boot_id == me.boot_id && holder_alive => {
+            leaving.finisher = Some(c.clone());
+            return (s, ClaimOutcome::HeldBy(c));
+        }
+        other => other,
+    };
+    leaving.finisher = Some(me.clone());
+    (s, ClaimOutcome::Claimed { took_over })
+}
+
+/// Why `finish` changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotFinished {
+    /// The episode was closed meanwhile.
+    Closed,
+    /// Another finisher took the work over (this one was thought gone).
+    TakenOver,
+}
+
+/// The finisher `me` ran the off.d hooks and the check: the episode
+/// closes ("resumed" or "rebooted") with their results.
+pub fn finish(
+    state: &State,
+    me: &Claim,
+    now: i64,
+    off_hooks: Vec<HookRecord>,
+    verify: Option<VerifyResult>,
+) -> Result<State, NotFinished> {
+    let mut s = state.clone();
+    let mut m = s
+        .maintenance
+        .take_if(|m| m.phase == Phase::Resuming)
+        .ok_or(NotFinished::Closed)?;
+    let Some(leaving) = m.leaving.take().filter(|l| l.finisher.as_ref() == Some(me)) else {
+        return Err(NotFinished::TakenOver);
+    };
+    m.hooks.extend(off_hooks);
+    close(&mut s, m, now, leaving.action.end(), verify);
+    Ok(s)
+}
+
+/// Reads a state written by umm before episodes stayed open while
+/// leaving: work it left in `after_resume` becomes its last episode,
+/// reopened in phase `resuming`, so that the same finisher does it.
+pub fn upgrade(state: State) -> State {
+    let mut s = state;
+    let Some(after) = s.after_resume.take() else {
+        return s;
+    };
+    if s.maintenance.is_some() {
+        return s;
+    }
+    let Some(e) = s.history.pop() else {
+        return s;
+    };
+    let action = if e.end == "rebooted" {
+        OffAction::Reboot
+    } else {
+        OffAction::Resume
+    };
+    s.maintenance = Some(Maintenance {
+        id: e.id,
+        phase: Phase::Resuming,
+        reason: after.reason,
+        requested: e.requested,
+        since: e.since,
+        requested_by: e.requested_by,
+        command: e.command,
+        crash_boots: Vec::new(),
+        services_before: after.services_before,
+        hooks: e.hooks,
+        leaving: Some(Leaving {
+            action,
+            started: e.ended,
+            last_try: e.ended,
+            tries: 1,
+            boot_id: String::new(),
+            finisher: None,
+            extra: Default::default(),
+        }),
+        extra: Default::default(),
+    });
+    s
+}
+
+/// Is the scheduled command of episode `id` still to be started? Checked
+/// under the lock right before starting it: only while that episode is
+/// open and in force (not after `umm off`, not for a later episode).
+pub fn may_start_command(state: &State, id: u64) -> bool {
+    state.maintenance.as_ref().is_some_and(|m| {
+        m.id == id
+            && m.phase == Phase::Active
+            && m.command.as_ref().is_some_and(|c| c.run.is_none())
+    })
 }
 
 /// `umm disable`: the operator's switch off; the counter starts again from
 /// zero when it is switched back on.
 pub fn disable(state: &State) -> Result<State, Refusal> {
-    if state.maintenance.is_some() {
+    // An episode that is leaving does not hold the switch: it finishes
+    // whether umm is enabled or not.
+    if state
+        .maintenance
+        .as_ref()
+        .is_some_and(|m| m.phase != Phase::Resuming)
+    {
         return Err(Refusal::DisableInMaintenance);
     }
     let mut s = state.clone();
@@ -467,10 +678,31 @@ mod tests {
         reboot_count: 2,
     };
 
+    fn claim(boot_id: &str, pid: u32) -> Claim {
+        Claim {
+            boot_id: boot_id.into(),
+            pid,
+            pid_start: Some(1),
+            since: 0,
+            extra: Default::default(),
+        }
+    }
+
+    /// The finisher in boot `boot_id` claims and finishes what is leaving.
+    fn finished(state: &State, boot_id: &str, now: i64) -> State {
+        let me = claim(boot_id, 1);
+        let (state, outcome) = claim_finish(state, &me, false);
+        assert!(
+            matches!(outcome, ClaimOutcome::Claimed { .. }),
+            "{outcome:?}"
+        );
+        finish(&state, &me, now, vec![], None).expect("finish")
+    }
+
     /// What happens to a boot, as a letter in a scenario string:
     /// `C` ends cleanly, `X` crashes before the reset time, `U` crashes after
     /// reaching the reset time, `O` is a boot where the operator runs
-    /// `umm off` then crashes, `D` runs `umm disable` then crashes, `E` runs
+    /// `umm off` (the episode is left, then finished) then crashes, `D` runs `umm disable` then crashes, `E` runs
     /// `umm enable` then crashes, `N` runs `umm on` then reboots cleanly.
     /// Every letter is one boot; the result is the mode of every boot.
     fn run(script: &str, policy: Policy, cmdline: CmdlineRequest) -> (State, String) {
@@ -495,7 +727,12 @@ mod tests {
                 'C' => state = record_reset(&state, &id, now + 1, ResetCause::CleanShutdown).0,
                 'X' => {}
                 'U' => state = record_reset(&state, &id, now + 1, ResetCause::UptimeReached).0,
-                'O' => state = off(&state, now + 1, OffAction::Resume).expect("off").0,
+                'O' => {
+                    state = leave(&state, now + 1, &id, OffAction::Resume, vec![])
+                        .expect("off")
+                        .0;
+                    state = finished(&state, &id, now + 2);
+                }
                 'D' => state = disable(&state).expect("disable"),
                 'E' => state = enable(&state),
                 'N' => {
@@ -682,7 +919,7 @@ mod tests {
             Err(Refusal::AlreadyInMaintenance)
         );
         assert_eq!(
-            off(&State::default(), 1, OffAction::Resume),
+            leave(&State::default(), 1, "b", OffAction::Resume, vec![]),
             Err(Refusal::NotInMaintenance)
         );
     }
@@ -690,8 +927,8 @@ mod tests {
     #[test]
     fn off_cancels_a_pending_request() {
         let pending = request(&State::default(), POLICY, 0, None, vec![]).unwrap();
-        let (state, ended) = off(&pending, 5, OffAction::Resume).unwrap();
-        assert_eq!(ended, Ended::WasPending);
+        let (state, ended) = leave(&pending, 5, "b", OffAction::Resume, vec![]).unwrap();
+        assert_eq!(ended, Leave::Cancelled);
         assert!(state.maintenance.is_none());
         assert_eq!(state.history[0].end, "cancelled");
     }
@@ -709,7 +946,7 @@ mod tests {
         let mut state = State::default();
         for i in 0..(MAX_HISTORY as i64 + 5) {
             state = request(&state, POLICY, i, None, vec![]).unwrap();
-            state = off(&state, i, OffAction::Resume).unwrap().0;
+            state = leave(&state, i, "b", OffAction::Resume, vec![]).unwrap().0;
         }
         assert_eq!(state.history.len(), MAX_HISTORY);
         assert_eq!(state.history[0].requested, 5);
@@ -763,6 +1000,339 @@ mod tests {
             adopt_early_decision(state.clone(), outcome_m, Mode::Normal, None, last.started);
         assert!(late);
         assert_eq!(after, state);
+    }
+
+    /// A state with the node in `phase` ("none", "pending", "active",
+    /// "resuming"), in boot "b1", with a scheduled command.
+    fn in_phase(phase: &str) -> State {
+        let s = request(&State::default(), POLICY, 10, None, vec!["true".into()]).unwrap();
+        let input = BootInputs {
+            boot_id: "b1",
+            now: 20,
+            cmdline: CmdlineRequest::None,
+            policy: POLICY,
+        };
+        match phase {
+            "none" => State::default(),
+            "pending" => s,
+            "active" => boot(&s, &input).0,
+            "resuming" => {
+                let active = boot(&s, &input).0;
+                leave(&active, 30, "b1", OffAction::Resume, vec![])
+                    .unwrap()
+                    .0
+            }
+            other => panic!("no phase {other}"),
+        }
+    }
+
+    fn phase_of(s: &State) -> &'static str {
+        match s.maintenance.as_ref().map(|m| m.phase) {
+            None => "none",
+            Some(Phase::Pending) => "pending",
+            Some(Phase::Active) => "active",
+            Some(Phase::Resuming) => "resuming",
+        }
+    }
+
+    /// `umm off` (resume or reboot) from each phase: what it did, the phase
+    /// after, how many times it was tried, and the history's last end.
+    #[rstest]
+    #[case::resume_started("active", OffAction::Resume, Ok(Leave::Started), "resuming", 1, None)]
+    #[case::reboot_started("active", OffAction::Reboot, Ok(Leave::Started), "resuming", 1, None)]
+    #[case::retry("resuming", OffAction::Resume, Ok(Leave::Retried), "resuming", 2, None)]
+    #[case::reboot_while_resuming(
+        "resuming",
+        OffAction::Reboot,
+        Ok(Leave::Retried),
+        "resuming",
+        2,
+        None
+    )]
+    #[case::cancel_a_request(
+        "pending",
+        OffAction::Resume,
+        Ok(Leave::Cancelled),
+        "none",
+        0,
+        Some("cancelled")
+    )]
+    #[case::cancel_then_reboot(
+        "pending",
+        OffAction::Reboot,
+        Ok(Leave::Cancelled),
+        "none",
+        0,
+        Some("cancelled")
+    )]
+    #[case::nothing_to_leave(
+        "none",
+        OffAction::Resume,
+        Err(Refusal::NotInMaintenance),
+        "none",
+        0,
+        None
+    )]
+    fn leaving_transitions(
+        #[case] from: &str,
+        #[case] action: OffAction,
+        #[case] expected: Result<Leave, Refusal>,
+        #[case] phase: &str,
+        #[case] tries: u32,
+        #[case] end: Option<&str>,
+    ) {
+        let state = in_phase(from);
+        let pre_off = vec![HookRecord {
+            phase: "pre-off".into(),
+            name: "10-x".into(),
+            ok: true,
+            result: "exited 0".into(),
+            output_tail: vec![],
+            extra: Default::default(),
+        }];
+        let result = leave(&state, 40, "b1", action, pre_off);
+        assert_eq!(result.as_ref().map(|r| r.1).map_err(Clone::clone), expected);
+        let after = result.map(|r| r.0).unwrap_or(state);
+        assert_eq!(phase_of(&after), phase);
+        let l = after.maintenance.as_ref().and_then(|m| m.leaving.as_ref());
+        assert_eq!(l.map_or(0, |l| l.tries), tries);
+        if let Some(l) = l {
+            assert_eq!(
+                (l.action, l.last_try, l.boot_id.as_str()),
+                (action, 40, "b1")
+            );
+            assert_eq!(l.started, if tries == 1 { 40 } else { 30 });
+        }
+        assert_eq!(after.history.last().map(|e| e.end.as_str()), end);
+        assert_eq!(after.unclean_boots, 0);
+    }
+
+    /// A boot that finds an episode still leaving (the node was rebooted,
+    /// or crashed, before the normal target was reached; or `umm off
+    /// reboot`): a normal boot that finishes it, unless this boot must
+    /// stop in maintenance anyway.
+    #[rstest]
+    #[case::normal(CmdlineRequest::None, 0, true, "n", "resuming", None)]
+    #[case::skipped_by_cmdline(CmdlineRequest::Off, 9, true, "n", "resuming", None)]
+    #[case::disabled(CmdlineRequest::On, 9, false, "n", "resuming", None)]
+    #[case::cmdline_on(CmdlineRequest::On, 0, true, "M", "active", Some("interrupted"))]
+    #[case::crash_loop(CmdlineRequest::None, 9, true, "M", "active", Some("interrupted"))]
+    fn a_boot_that_finds_an_episode_leaving(
+        #[case] cmdline: CmdlineRequest,
+        #[case] unclean: u32,
+        #[case] enabled: bool,
+        #[case] mode: &str,
+        #[case] phase: &str,
+        #[case] end: Option<&str>,
+    ) {
+        let mut state = in_phase("resuming");
+        state.unclean_boots = unclean;
+        let leaving_id = state.maintenance.as_ref().unwrap().id;
+        let input = BootInputs {
+            boot_id: "b2",
+            now: 50,
+            cmdline,
+            policy: Policy {
+                enabled,
+                reboot_count: 2,
+            },
+        };
+        let (after, outcome) = boot(&state, &input);
+        let got = match outcome.mode {
+            Mode::Normal => "n",
+            Mode::Maintenance => "M",
+        };
+        assert_eq!(got, mode, "{:?}", outcome.events);
+        assert_eq!(phase_of(&after), phase);
+        assert_eq!(after.history.last().map(|e| e.end.as_str()), end);
+        if end.is_some() {
+            assert_eq!(after.history.last().map(|e| e.id), Some(leaving_id));
+            assert_ne!(after.maintenance.as_ref().map(|m| m.id), Some(leaving_id));
+        }
+        // The generator and the boot unit run the same rule: same answer.
+        assert_eq!(boot(&state, &input).1.mode, outcome.mode);
+    }
+
+    /// One finisher at a time: a claim by a live process in this boot holds;
+    /// a claim by a process that is gone, or made in another boot, is
+    /// taken over.
+    #[rstest]
+    #[case::first("resuming", None, false, "claimed")]
+    #[case::again_by_the_same_process("resuming", Some(("b1", 1)), true, "claimed")]
+    #[case::held_by_a_live_process("resuming", Some(("b1", 2)), true, "held")]
+    #[case::taken_over_from_a_dead_process("resuming", Some(("b1", 2)), false, "taken over")]
+    #[case::taken_over_from_an_earlier_boot("resuming", Some(("b0", 2)), true, "taken over")]
+    #[case::nothing_leaving("active", None, false, "nothing")]
+    #[case::nothing_at_all("none", None, false, "nothing")]
+    fn finisher_claims(
+        #[case] phase: &str,
+        #[case] holder: Option<(&str, u32)>,
+        #[case] holder_alive: bool,
+        #[case] expected: &str,
+    ) {
+        let mut state = in_phase(phase);
+        if let (Some((b, pid)), Some(l)) = (
+            holder,
+            state.maintenance.as_mut().and_then(|m| m.leaving.as_mut()),
+        ) {
+            l.finisher = Some(claim(b, pid));
+        }
+        let me = claim("b1", 1);
+        let (after, outcome) = claim_finish(&state, &me, holder_alive);
+        let got = match &outcome {
+            ClaimOutcome::Claimed { took_over: None } => "claimed",
+            ClaimOutcome::Claimed { took_over: Some(_) } => "taken over",
+            ClaimOutcome::HeldBy(_) => "held",
+            ClaimOutcome::NothingToFinish => "nothing",
+        };
+        assert_eq!(got, expected);
+        let finisher = after
+            .maintenance
+            .as_ref()
+            .and_then(|m| m.leaving.as_ref())
+            .and_then(|l| l.finisher.clone());
+        match got {
+            "claimed" | "taken over" => assert_eq!(finisher, Some(me)),
+            "held" => assert_eq!(finisher, Some(claim("b1", 2))),
+            _ => assert_eq!(after, state),
+        }
+    }
+
+    #[rstest]
+    #[case::resumed(OffAction::Resume, "resumed")]
+    #[case::rebooted(OffAction::Reboot, "rebooted")]
+    fn the_finisher_closes_the_episode_once(#[case] action: OffAction, #[case] end: &str) {
+        let active = in_phase("active");
+        let id = active.maintenance.as_ref().unwrap().id;
+        let state = leave(&active, 30, "b1", action, vec![]).unwrap().0;
+        let me = claim("b1", 1);
+        let other = claim("b1", 2);
+        let (claimed, _) = claim_finish(&state, &me, false);
+        // The other finisher waits while `me` runs the off.d hooks.
+        assert!(matches!(
+            claim_finish(&claimed, &other, true).1,
+            ClaimOutcome::HeldBy(_)
+        ));
+        let off_hook = HookRecord {
+            phase: "off".into(),
+            name: "10-x".into(),
+            ok: false,
+            result: "exited 1".into(),
+            output_tail: vec![],
+            extra: Default::default(),
+        };
+        let verify = VerifyResult {
+            compared_with: "enabled services".into(),
+            not_back: vec!["db.service".into()],
+            failed: vec![],
+            extra: Default::default(),
+        };
+        let closed = finish(
+            &claimed,
+            &me,
+            60,
+            vec![off_hook.clone()],
+            Some(verify.clone()),
+        )
+        .unwrap();
+        assert!(closed.maintenance.is_none());
+        let e = closed.history.last().unwrap();
+        assert_eq!((e.id, e.end.as_str(), e.ended), (id, end, 60));
+        assert_eq!(e.hooks.last(), Some(&off_hook));
+        assert_eq!(e.verify.as_ref(), Some(&verify));
+        // Whoever comes next finds nothing left to do.
+        assert_eq!(
+            claim_finish(&closed, &other, false).1,
+            ClaimOutcome::NothingToFinish
+        );
+        assert_eq!(
+            finish(&closed, &me, 61, vec![], None),
+            Err(NotFinished::Closed)
+        );
+        // A finisher thought gone, whose work was taken over, changes nothing.
+        let (taken, _) = claim_finish(&claimed, &other, false);
+        assert_eq!(
+            finish(&taken, &me, 62, vec![], None),
+            Err(NotFinished::TakenOver)
+        );
+    }
+
+    #[test]
+    fn the_scheduled_command_starts_only_while_its_episode_is_in_force() {
+        let active = in_phase("active");
+        let id = active.maintenance.as_ref().unwrap().id;
+        assert!(may_start_command(&active, id));
+        assert!(!may_start_command(&active, id + 1), "another episode");
+        let leaving = leave(&active, 30, "b1", OffAction::Resume, vec![])
+            .unwrap()
+            .0;
+        assert!(!may_start_command(&leaving, id), "umm off came first");
+        let closed = finished(&leaving, "b1", 40);
+        assert!(!may_start_command(&closed, id));
+        // A new episode after that one gets a new id.
+        let again = request(&closed, POLICY, 50, None, vec!["true".into()]).unwrap();
+        assert!(again.maintenance.as_ref().unwrap().id > id);
+    }
+
+    #[test]
+    fn while_leaving_on_is_refused_and_disable_allowed() {
+        let leaving = in_phase("resuming");
+        assert_eq!(
+            request(&leaving, POLICY, 1, None, vec![]),
+            Err(Refusal::StillLeaving)
+        );
+        assert!(!disable(&leaving).unwrap().switch_on);
+    }
+
+    #[test]
+    fn a_stale_early_copy_keeps_the_same_episode_in_force() {
+        let leaving = in_phase("resuming");
+        let id = leaving.maintenance.as_ref().unwrap().id;
+        let outcome = BootOutcome {
+            mode: Mode::Normal,
+            reason: None,
+            events: vec![],
+        };
+        let (after, outcome, _) = adopt_early_decision(
+            leaving,
+            outcome,
+            Mode::Maintenance,
+            Some(Reason::Manual),
+            70,
+        );
+        assert_eq!(outcome.mode, Mode::Maintenance);
+        let m = after.maintenance.unwrap();
+        assert_eq!((m.id, m.phase, m.leaving), (id, Phase::Active, None));
+    }
+
+    #[test]
+    fn work_left_by_an_older_umm_is_reopened_as_leaving() {
+        let mut state = in_phase("active");
+        let m = state.maintenance.take().unwrap();
+        state.history.push(Episode {
+            id: 0,
+            reason: m.reason,
+            requested: m.requested,
+            since: m.since,
+            ended: 99,
+            requested_by: None,
+            command: m.command.clone(),
+            end: "rebooted".into(),
+            hooks: vec![],
+            verify: None,
+            extra: Default::default(),
+        });
+        state.after_resume = Some(crate::state::AfterResume {
+            reason: Reason::Manual,
+            services_before: Some(vec!["cron.service".into()]),
+            extra: Default::default(),
+        });
+        let up = upgrade(state);
+        assert!(up.after_resume.is_none() && up.history.is_empty());
+        let m = up.maintenance.unwrap();
+        assert_eq!(m.phase, Phase::Resuming);
+        assert_eq!(m.services_before, Some(vec!["cron.service".into()]));
+        assert_eq!(m.leaving.map(|l| l.action), Some(OffAction::Reboot));
     }
 
     #[rstest]

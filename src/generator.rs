@@ -181,4 +181,49 @@ mod tests {
         assert!(is_enabled(&root, "systemd-user-sessions.service"));
         assert!(!is_enabled(&root, "NetworkManager.service"));
     }
+
+    /// Issue #16 item 5: Debian 12 with `systemctl disable ssh.service;
+    /// systemctl enable ssh.socket` got no ssh in maintenance.
+    #[rstest::rstest]
+    #[case::debian_socket("ssh", "sockets.target.wants")]
+    #[case::rhel_socket("sshd", "sockets.target.wants")]
+    fn a_socket_activated_sshd_is_kept(#[case] name: &str, #[case] wants: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let install = "[Unit]\n[Service]\n[Install]\nWantedBy=multi-user.target\n";
+        let socket = "[Unit]\nBefore=sockets.target\n[Socket]\nListenStream=22\nAccept=yes\n[Install]\nWantedBy=sockets.target\n";
+        unit(&root, "/lib/systemd/system/umm.target", "[Unit]\n");
+        unit(
+            &root,
+            &format!("/lib/systemd/system/{name}.service"),
+            install,
+        );
+        unit(
+            &root,
+            &format!("/lib/systemd/system/{name}@.service"),
+            "[Service]\n",
+        );
+        unit(&root, &format!("/lib/systemd/system/{name}.socket"), socket);
+        unit(
+            &root,
+            &format!("/etc/systemd/system/{wants}/{name}.socket"),
+            socket,
+        );
+        let early = dir.path().join("early");
+        redirect_to_maintenance(&root, &early, &Settings::default()).unwrap();
+        let kept = early.join("umm.target.wants");
+        assert_eq!(
+            fs::read_link(kept.join(format!("{name}.socket"))).unwrap(),
+            PathBuf::from(format!("/lib/systemd/system/{name}.socket"))
+        );
+        // The disabled service is not started beside its socket.
+        assert!(!kept.join(format!("{name}.service")).exists());
+        // Nothing but the keep-set is linked: no sockets.target, no other socket.
+        let names: Vec<_> = fs::read_dir(&kept)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [format!("{name}.socket")]);
+    }
 }

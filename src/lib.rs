@@ -6,6 +6,27 @@
 //! system; `commands` (operators) and `boot`/`generator` (init system) are
 //! the thin entry points that tie them together.
 
+// Nothing read from outside (files, environment, arguments, peers) may
+// panic umm, and the release build aborts on a panic: no unwrap, expect,
+// indexing or panic outside tests; an exception is an `#[allow]` with the
+// reason it cannot fail. Printing goes through `output` (a closed pipe must
+// not panic either).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::print_stdout,
+        clippy::print_stderr
+    )
+)]
+
+// First, so that its printing macros are in scope in every module below.
+#[macro_use]
+pub mod output;
+
 pub mod boot;
 pub mod cli;
 pub mod clock;

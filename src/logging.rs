@@ -170,7 +170,7 @@ impl Log for Logger {
         }
         let msg = record.args().to_string();
         if self.stderr {
-            eprintln!("umm: {msg}");
+            errln!("umm: {msg}");
         }
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         sinks.write(record, &msg);

@@ -1,15 +1,59 @@
+// The same rules as the library (see src/lib.rs).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::process::ExitCode;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 use umm::cli::{Cli, Command, Internal, OffArg};
 use umm::commands::{self, Ctx};
 use umm::decide::{OffAction, ResetCause};
 use umm::logging::{self, Target};
-use umm::{boot, clock, generator, init, paths};
+use umm::{boot, clock, errln, generator, init, paths};
+
+/// A usage error: clap's own message, except for `umm on`, where a word
+/// clap did not expect is most likely a command written without `--` or a
+/// mistyped option, and the one-line hint says which.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let unexpected = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if e.kind() == ErrorKind::UnknownArgument => Some(arg),
+        _ => None,
+    };
+    let subcommand = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match unexpected {
+        Some(arg) if subcommand.as_deref() == Some("on") && arg.starts_with('-') => {
+            errln!(
+                "umm on: unknown option {arg}; the options are --force, --dry-run and --json, and a command to schedule goes after -- (umm on -- COMMAND ...); nothing was changed"
+            );
+        }
+        Some(arg) if subcommand.as_deref() == Some("on") => {
+            errln!(
+                "umm on: unexpected word {arg:?}: put the command after -- (umm on -- COMMAND ...); nothing was changed"
+            );
+        }
+        _ => {
+            // clap writes --help and --version to stdout, errors to stderr;
+            // it returns write errors (a closed pipe) instead of panicking.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    }
+    ExitCode::from(2)
+}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let root = paths::Root::from_env();
     logging::init(
         &root,
@@ -77,7 +121,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e:#}");
-            eprintln!("umm: {e:#}");
+            errln!("umm: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -122,7 +122,17 @@ pub type LineSink<'a> = &'a mut dyn FnMut(&[u8], bool);
 
 /// Spawns `cmd` in a new process group and waits at most `timeout`.
 pub fn run_bounded(cmd: Command, timeout: Duration) -> io::Result<Finished> {
-    run(cmd, timeout, None)
+    run(cmd, timeout, None, |_| {})
+}
+
+/// `run_bounded`, telling `spawned` the child's PID as soon as it runs
+/// (the scheduled command's PID goes into the state for `umm status`).
+pub fn run_bounded_then(
+    cmd: Command,
+    timeout: Duration,
+    spawned: impl FnOnce(u32),
+) -> io::Result<Finished> {
+    run(cmd, timeout, None, spawned)
 }
 
 /// Like `run_bounded`, with stdout and stderr read from one pipe and each
@@ -133,10 +143,15 @@ pub fn run_capturing(
     timeout: Duration,
     line: &mut dyn FnMut(&[u8], bool),
 ) -> io::Result<Finished> {
-    run(cmd, timeout, Some(line))
+    run(cmd, timeout, Some(line), |_| {})
 }
 
-fn run(mut cmd: Command, timeout: Duration, mut line: Option<LineSink>) -> io::Result<Finished> {
+fn run(
+    mut cmd: Command,
+    timeout: Duration,
+    mut line: Option<LineSink>,
+    spawned: impl FnOnce(u32),
+) -> io::Result<Finished> {
     cmd.process_group(0);
     reset_signals(&mut cmd);
     let reader = match line {
@@ -151,6 +166,7 @@ fn run(mut cmd: Command, timeout: Duration, mut line: Option<LineSink>) -> io::R
     };
     let started = Instant::now();
     let mut child = cmd.spawn()?;
+    spawned(child.id());
     // Our copies of the pipe's write end: without them, end of file comes
     // when the child and whatever it started have closed theirs.
     drop(cmd);
@@ -221,7 +237,7 @@ fn read_available(
     loop {
         match nix::unistd::read(r.as_raw_fd(), &mut buf) {
             Ok(0) => return Ok(true),
-            Ok(n) => lines.feed(&buf[..n], sink),
+            Ok(n) => lines.feed(buf.get(..n).unwrap_or_default(), sink),
             Err(nix::errno::Errno::EAGAIN) => return Ok(false),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -242,13 +258,17 @@ impl Lines {
         while !bytes.is_empty() {
             let end = bytes.iter().position(|&b| b == b'\n');
             let (part, rest) = match end {
-                Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
+                Some(i) => {
+                    let (part, newline_on) = bytes.split_at(i);
+                    (part, Some(newline_on.get(1..).unwrap_or_default()))
+                }
                 None => (bytes, None),
             };
             if !self.cut {
-                let room = MAX_LINE - self.current.len();
+                let room = MAX_LINE.saturating_sub(self.current.len());
                 if part.len() > room {
-                    self.current.extend_from_slice(&part[..room]);
+                    self.current
+                        .extend_from_slice(part.get(..room).unwrap_or_default());
                     sink(&self.current, true);
                     self.current.clear();
                     self.cut = true;

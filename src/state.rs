@@ -35,10 +35,16 @@ pub struct State {
     /// Finished maintenance episodes, newest last, bounded.
     #[serde(default)]
     pub history: Vec<Episode>,
-    /// Work left for when the normal target is reached after `umm off`
-    /// (the off.d hooks and the check that every service came back).
-    #[serde(default)]
+    /// Written by umm before 0.2 for the work left after `umm off`; now
+    /// that work belongs to the episode (phase `resuming`). Read so that an
+    /// upgrade keeps it (`decide::upgrade`), never written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_resume: Option<AfterResume>,
+    /// The id of the last maintenance episode begun. Ids are never reused,
+    /// so work started for one episode (the scheduled command) is never
+    /// mistaken for another's.
+    #[serde(default)]
+    pub episodes: u64,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -55,6 +61,7 @@ impl Default for State {
             maintenance: None,
             history: Vec::new(),
             after_resume: None,
+            episodes: 0,
             extra: Extra::new(),
         }
     }
@@ -99,6 +106,30 @@ pub enum Phase {
     /// In force: this boot is (or the next boot will be) a maintenance boot,
     /// until `umm off`.
     Active,
+    /// `umm off` ran: the episode stays open until the normal target is
+    /// reached and the off.d hooks and the check have run (see
+    /// `Maintenance::leaving`). A boot that finds it boots normally.
+    Resuming,
+}
+
+/// How `umm off` ends a maintenance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffAction {
+    /// Continue this boot into the normal target.
+    Resume,
+    /// Reboot into normal operation.
+    Reboot,
+}
+
+impl OffAction {
+    /// How the episode ends in the history.
+    pub fn end(self) -> &'static str {
+        match self {
+            OffAction::Resume => "resumed",
+            OffAction::Reboot => "rebooted",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +155,9 @@ impl Reason {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Maintenance {
+    /// This episode's id (0: begun by an umm that had no ids).
+    #[serde(default)]
+    pub id: u64,
     pub phase: Phase,
     pub reason: Reason,
     /// When it was asked for (`umm on`, or the boot that decided it).
@@ -140,6 +174,44 @@ pub struct Maintenance {
     /// Hooks run for this maintenance so far.
     #[serde(default)]
     pub hooks: Vec<HookRecord>,
+    /// Set by `umm off` (phase `resuming`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaving: Option<Leaving>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// An episode `umm off` is ending: open until the normal target is reached
+/// and the off.d hooks and the check have run, once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Leaving {
+    pub action: OffAction,
+    /// The first `umm off` of this episode.
+    pub started: i64,
+    /// The latest `umm off` (a retry re-issues the resume).
+    pub last_try: i64,
+    pub tries: u32,
+    /// The boot the latest `umm off` ran in.
+    pub boot_id: String,
+    /// Who runs the off.d hooks and the check (one finisher only).
+    pub finisher: Option<Claim>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// A process that took on some work, as the state remembers it: a claim
+/// whose process is gone (another boot, or no such process now) may be
+/// taken over.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub boot_id: String,
+    pub pid: u32,
+    /// The process's start time (clock ticks after boot, /proc/PID/stat),
+    /// so that a reused PID is not taken for the claimer.
+    pub pid_start: Option<u64>,
+    pub since: i64,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -169,6 +241,9 @@ pub struct ScheduledCommand {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CommandRun {
     pub started: i64,
+    /// Its process (and process group) while it runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
     pub ended: Option<i64>,
     /// Exit code; None while running, or when killed by a signal.
     pub exit_code: Option<i32>,
@@ -183,13 +258,17 @@ pub struct CommandRun {
 /// One finished maintenance, for `umm history`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Episode {
+    #[serde(default)]
+    pub id: u64,
     pub reason: Reason,
     pub requested: i64,
     pub since: Option<i64>,
     pub ended: i64,
     pub requested_by: Option<Requester>,
     pub command: Option<ScheduledCommand>,
-    /// "resumed", "rebooted" or "cancelled".
+    /// "resumed", "rebooted", "cancelled", or "interrupted" (`umm off` had
+    /// begun, then a boot had to stop in maintenance again before the
+    /// normal target was reached: the off.d hooks and the check never ran).
     pub end: String,
     #[serde(default)]
     pub hooks: Vec<HookRecord>,
@@ -201,6 +280,7 @@ pub struct Episode {
     pub extra: Extra,
 }
 
+/// The format before episodes stayed open while leaving (see `State`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AfterResume {
     pub reason: Reason,
@@ -350,6 +430,12 @@ impl State {
             c.command(&mut m.command);
             c.services(&mut m.services_before);
             c.hooks("hook results of the maintenance", &mut m.hooks);
+            if let Some(l) = &mut m.leaving {
+                c.string(&mut l.boot_id, limits::STRING);
+                if let Some(f) = &mut l.finisher {
+                    c.string(&mut f.boot_id, limits::STRING);
+                }
+            }
         }
         c.list("history", &mut self.history, limits::HISTORY);
         for e in &mut self.history {

@@ -67,6 +67,7 @@ fn command(c: &Option<ScheduledCommand>) -> Value {
         "exit_code": run.and_then(|r| r.exit_code),
         "signal": run.and_then(|r| r.signal),
         "started": time(run.map(|r| r.started)),
+        "pid": run.and_then(|r| r.pid),
         "ended": time(run.and_then(|r| r.ended)),
         "output": run.map(|r| r.output.clone()),
     })
@@ -77,7 +78,26 @@ pub fn state_name(m: Option<&Maintenance>) -> &'static str {
         None => "operational",
         Some(Phase::Pending) => "pending",
         Some(Phase::Active) => "maintenance",
+        Some(Phase::Resuming) => "resuming",
     }
+}
+
+fn leaving(m: Option<&Maintenance>) -> Value {
+    let Some(l) = m.and_then(|m| m.leaving.as_ref()) else {
+        return Value::Null;
+    };
+    json!({
+        "action": l.action,
+        "started": rfc3339(l.started),
+        "last_try": rfc3339(l.last_try),
+        "tries": l.tries,
+        "boot_id": l.boot_id,
+        "finisher": l.finisher.as_ref().map(|c| json!({
+            "boot_id": c.boot_id,
+            "pid": c.pid,
+            "since": rfc3339(c.since),
+        })),
+    })
 }
 
 pub fn to_json(i: &Inputs) -> Value {
@@ -128,6 +148,7 @@ fn full_json(i: &Inputs) -> Value {
         "unclean_boot_records": boots(&i.state.unclean_records),
         "crash_boots": m.map_or(Value::Array(vec![]), |m| boots(&m.crash_boots)),
         "command": m.map_or(Value::Null, |m| command(&m.command)),
+        "leaving": leaving(m),
         "this_boot": i.this_boot.map_or(Value::Null, |b| json!({
             "boot_id": b.boot_id,
             "mode": b.mode,
@@ -146,7 +167,8 @@ fn full_json(i: &Inputs) -> Value {
             "this_boot_cmdline": i.cmdline_arg,
         },
         "config": {
-            "files": i.sources.files,
+            // As text: `json!` panics on a path that is not UTF-8.
+            "files": i.sources.files.iter().map(|f| f.to_string_lossy()).collect::<Vec<_>>(),
             "legacy": i.sources.legacy,
             "error": i.config_error,
             "in_use": i.config_in_use.name(),
@@ -157,7 +179,8 @@ fn full_json(i: &Inputs) -> Value {
         },
         "hooks": m.map_or(Value::Array(vec![]), |m| json!(m.hooks)),
         "last_episode": i.state.history.last().map_or(Value::Null, episode_json),
-        "after_resume_pending": i.state.after_resume.is_some(),
+        "after_resume_pending": i.state.after_resume.is_some()
+            || m.is_some_and(|m| m.phase == Phase::Resuming),
         "state_problem": i.state_problem,
         "history_entries": i.state.history.len(),
     })
@@ -251,6 +274,14 @@ pub fn to_text(i: &Inputs) -> String {
             m.reason.as_str(),
             rfc3339(m.requested)
         ),
+        Some(m) if m.phase == Phase::Resuming => format!(
+            "RESUMING: leaving maintenance ({}; in it since {}; umm off at {}); not finished until the normal target is reached and the off.d hooks and the check have run",
+            m.reason.as_str(),
+            rfc3339(m.since.unwrap_or(m.requested)),
+            m.leaving
+                .as_ref()
+                .map_or_else(|| "umm off".into(), |l| rfc3339(l.started))
+        ),
         Some(m) => format!(
             "MAINTENANCE ({}) since {}",
             m.reason.as_str(),
@@ -266,6 +297,29 @@ pub fn to_text(i: &Inputs) -> String {
                 .map(|f| format!(" from {f}"))
                 .unwrap_or_default();
             out.push(format!("Requested by: {}{from}", r.user));
+        }
+        if let Some(l) = &m.leaving {
+            let finisher = l
+                .finisher
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "; off.d hooks and check claimed by pid {} since {}",
+                        c.pid,
+                        rfc3339(c.since)
+                    )
+                })
+                .unwrap_or_default();
+            out.push(format!(
+                "Leaving:      umm off{} {} time(s), last at {}{finisher}",
+                if l.action == crate::state::OffAction::Reboot {
+                    " reboot"
+                } else {
+                    ""
+                },
+                l.tries,
+                rfc3339(l.last_try)
+            ));
         }
         if !m.crash_boots.is_empty() {
             out.push(format!(
@@ -283,7 +337,10 @@ pub fn to_text(i: &Inputs) -> String {
         if let Some(c) = &m.command {
             let result = match &c.run {
                 None => "not run yet".to_string(),
-                Some(r) if r.ended.is_none() => format!("running since {}", rfc3339(r.started)),
+                Some(r) if r.ended.is_none() => match r.pid {
+                    Some(pid) => format!("running since {}, pid {pid}", rfc3339(r.started)),
+                    None => format!("running since {}", rfc3339(r.started)),
+                },
                 Some(r) => format!(
                     "{} at {}; output in {}",
                     match (r.exit_code, r.signal) {
@@ -380,6 +437,9 @@ pub fn to_text(i: &Inputs) -> String {
             out.push("To leave:     umm off (resume now) or umm off reboot".into())
         }
         Some(Phase::Pending) => out.push("To cancel:    umm off".into()),
+        Some(Phase::Resuming) => {
+            out.push("To finish:    umm off (again: resumes and finishes) or umm off reboot".into())
+        }
         None => {}
     }
     if i.restricted {

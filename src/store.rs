@@ -330,7 +330,7 @@ impl Locked {
                 early_hint(&e)
             );
             log::warn!("{message}");
-            eprintln!("umm: warning: {message}");
+            errln!("umm: warning: {message}");
         }
         Ok(())
     }
@@ -381,10 +381,10 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     failpoint("before-write")?;
-    let half = data.len() / 2;
-    tmp.write_all(&data[..half])?;
+    let (first, second) = data.split_at(data.len() / 2);
+    tmp.write_all(first)?;
     failpoint("mid-write")?;
-    tmp.write_all(&data[half..])?;
+    tmp.write_all(second)?;
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
     failpoint("before-fsync")?;

@@ -82,6 +82,38 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// The shortest span a setting or flag may have: below a second, timeouts
+/// and the uptime reset would fire at once.
+pub const MIN_SPAN: Duration = Duration::from_secs(1);
+/// The longest: 30 days. Every span ends up added to a clock
+/// (`Instant + span`, a timer's OnBootSec); a bound this far below the
+/// clocks' limits means no accepted value can overflow one later.
+pub const MAX_SPAN: Duration = Duration::from_secs(30 * 86_400);
+
+/// Checks a span against the one rule for every span umm accepts, in a
+/// configuration file or on the command line: at least `MIN_SPAN`, at most
+/// `MAX_SPAN`. `written` is the value as the user wrote it, for the error.
+pub fn bounded(d: Duration, written: &str) -> Result<Duration, String> {
+    if d < MIN_SPAN {
+        return Err(format!(
+            "{written} is too short (at least {})",
+            format_span(MIN_SPAN)
+        ));
+    }
+    if d > MAX_SPAN {
+        return Err(format!(
+            "{written} is too long (at most {})",
+            format_span(MAX_SPAN)
+        ));
+    }
+    Ok(d)
+}
+
+/// `parse_span`, then `bounded`: what every setting and flag uses.
+pub fn parse_bounded_span(text: &str) -> Result<Duration, String> {
+    parse_span(text).and_then(|d| bounded(d, &format!("{:?}", text.trim())))
+}
+
 /// Formats a duration the way `parse_span` reads it back: `10min`, `1h 30min`, `45s`.
 pub fn format_span(d: Duration) -> String {
     let mut secs = d.as_secs();
@@ -140,6 +172,24 @@ mod tests {
     #[case("99999999999999999999d")]
     fn rejects_bad_spans(#[case] text: &str) {
         assert!(parse_span(text).is_err(), "{text:?} should be rejected");
+    }
+
+    #[rstest]
+    #[case::zero("0", "too short")]
+    #[case::zero_seconds("0s", "too short")]
+    #[case::one_second_is_the_least("1s", "")]
+    #[case::thirty_days_is_the_most("30d", "")]
+    #[case::thirty_days_in_seconds("2592000", "")]
+    #[case::a_second_more("30d 1s", "too long")]
+    #[case::u64_max_seconds("18446744073709551615s", "too long")]
+    #[case::u64_max_plain("18446744073709551615", "too long")]
+    #[case::i64_max_plain("9223372036854775807", "too long")]
+    #[case::overflowing_units("18446744073709551615d", "too large")]
+    fn one_bound_for_every_span(#[case] text: &str, #[case] error: &str) {
+        match parse_bounded_span(text) {
+            Ok(d) => assert!(error.is_empty(), "{text:?} accepted as {d:?}"),
+            Err(e) => assert!(!error.is_empty() && e.contains(error), "{text:?}: {e}"),
+        }
     }
 
     #[test]

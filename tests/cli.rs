@@ -172,7 +172,8 @@ fn a_crash_loop_stops_in_maintenance_and_off_resumes() {
     for line in [
         "unclean boot(s) in a row",
         "entering maintenance mode (reason crash-loop)",
-        "ended by umm off",
+        "leaving maintenance (umm off)",
+        "left maintenance (reason crash-loop): episode closed",
     ] {
         assert!(log.contains(line), "missing {line:?} in the log:\n{log}");
     }
@@ -266,18 +267,61 @@ fn on_records_the_command_and_who_asked_then_reboots() {
 
     node.expect(0, &["off", "reboot"]);
     assert_eq!(node.actions(), ["reboot", "reboot"]);
+    // The episode closes once the normal boot reaches its target (umm-after).
+    assert_eq!(node.status()["state"], "resuming");
     node.clean_reboot();
-    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.status()["state"], "resuming");
+    assert_eq!(node.status()["this_boot"]["mode"], "normal");
+    node.expect(0, &["internal", "after-resume"]);
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["last_episode"]["end"], "rebooted");
+    assert_eq!(s["last_episode"]["command"]["exit_code"], 3);
 }
 
 #[test]
-fn on_without_double_dash_takes_the_command_too() {
+fn on_without_double_dash_is_refused_with_a_hint() {
     let mut node = Node::new();
     node.boot();
-    node.expect(0, &["on", "touch", "/tmp/x"]);
+    let out = node.expect(2, &["on", "touch", "/tmp/x"]);
+    assert!(out.contains("put the command after --"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert_eq!(node.status()["state"], "operational");
+    assert!(node.actions().is_empty());
+    node.expect(0, &["on", "--", "touch", "/tmp/x"]);
     assert_eq!(
         node.status()["command"]["argv"],
         serde_json::json!(["touch", "/tmp/x"])
+    );
+}
+
+/// Issue #16 item 7: a mistyped option was taken as the scheduled command
+/// and the node rebooted for it.
+#[rstest]
+#[case::dryrun(&["on", "--dryrun"])]
+#[case::dry_underscore(&["on", "--dry_run"])]
+#[case::short_n(&["on", "-n"])]
+#[case::short_f(&["on", "-f"])]
+#[case::forse(&["on", "--forse"])]
+#[case::force_then_dryrun(&["on", "--force", "--dryrun"])]
+#[case::dryrun_then_command(&["on", "--dryrun", "--", "true"])]
+#[case::word_without_dashes(&["on", "sh", "-c", "x"])]
+fn a_mistyped_on_is_a_usage_error_and_changes_nothing(#[case] args: &[&str]) {
+    let mut node = Node::new();
+    node.boot();
+    let before = node.read("/var/lib/umm/state.json");
+    let out = node.expect(2, args);
+    assert!(out.contains("--"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
+    assert_eq!(
+        node.read("/var/lib/umm/state.json"),
+        before,
+        "state changed"
+    );
+    assert!(
+        node.actions().is_empty(),
+        "asked init for {:?}",
+        node.actions()
     );
 }
 
@@ -406,6 +450,10 @@ fn mutating_commands_need_root_and_status_does_not() {
 #[case(&["off", "sideways"])]
 #[case(&["status", "--yaml"])]
 #[case(&["off", "--timeout", "soon"])]
+#[case(&["off", "--timeout", "0"])]
+#[case(&["off", "--timeout", "0s"])]
+#[case(&["off", "--timeout", "31d"])]
+#[case(&["off", "--timeout", "18446744073709551615"])]
 fn usage_errors_exit_2(#[case] args: &[&str]) {
     Node::new().expect(2, args);
 }
@@ -816,4 +864,424 @@ fn status_lists_the_boot_menu_entries_and_whether_this_boot_used_one() {
     assert!(node
         .expect(0, &["status"])
         .contains("1 maintenance and 1 skip entries; this boot has umm=on"));
+}
+
+/// Issue #16 item 9: a span out of bounds is refused where it is written,
+/// for the flag as for the configuration, and nothing happens.
+#[rstest]
+#[case::zero("0", "too short")]
+#[case::u64_max("18446744073709551615", "too long")]
+#[case::u64_max_seconds("18446744073709551615s", "too long")]
+fn off_timeout_out_of_bounds_names_the_flag_and_changes_nothing(
+    #[case] span: &str,
+    #[case] why: &str,
+) {
+    let mut node = Node::new();
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let out = node.expect(2, &["off", "--timeout", span]);
+    assert!(out.contains("--timeout") && out.contains(why), "{out}");
+    assert_eq!(node.status()["state"], "maintenance");
+    assert!(node.actions().is_empty());
+}
+
+#[test]
+fn a_huge_hook_timeout_is_one_clear_line_not_an_abort() {
+    let mut node = Node::new();
+    node.boot();
+    node.hook("check", "10-ok", "exit 0");
+    node.write(
+        "/etc/umm/umm.toml",
+        "[hooks]\ncheck_timeout = 9223372036854775807\n",
+    );
+    let out = node.expect(1, &["check"]);
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        out.contains("umm.toml:2: hooks.check_timeout: ") && out.contains("at most 30d"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_huge_command_timeout_does_not_kill_the_worker() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "--", "true"]);
+    node.clean_reboot();
+    node.write(
+        "/etc/umm/umm.toml",
+        "command_timeout = \"18446744073709551615s\"\n",
+    );
+    node.expect(0, &["internal", "maintenance"]);
+    let s = node.status();
+    assert_eq!(s["command"]["exit_code"], 0, "{s}");
+    assert!(s["command"]["ended"].is_string(), "{s}");
+}
+
+impl Node {
+    /// Runs umm with stdout and stderr on pipes whose readers are gone:
+    /// every write fails with EPIPE (`umm status | true`, an ssh session
+    /// that dropped).
+    fn umm_with_closed_output(&self, args: &[&str]) -> std::process::ExitStatus {
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        drop(out_r);
+        drop(err_r);
+        self.command(args)
+            .stdout(std::process::Stdio::from(out_w))
+            .stderr(std::process::Stdio::from(err_w))
+            .status()
+            .unwrap()
+    }
+}
+
+/// Issue #16 item 8: println! on a closed pipe panicked (abort in the
+/// release build), sometimes between saving the state and acting on it.
+#[rstest]
+#[case::status(&["status"], 0)]
+#[case::status_json(&["status", "--json"], 0)]
+#[case::history(&["history"], 0)]
+#[case::history_json(&["history", "--json"], 0)]
+#[case::check(&["check"], 0)]
+#[case::help(&["--help"], 0)]
+#[case::usage_error(&["on", "--dryrun"], 2)]
+fn read_only_commands_exit_quietly_on_a_closed_pipe(#[case] args: &[&str], #[case] code: i32) {
+    let mut node = Node::new();
+    node.boot();
+    let status = node.umm_with_closed_output(args);
+    assert_eq!(status.signal(), None, "{args:?}: killed by a signal");
+    assert_eq!(status.code(), Some(code), "{args:?}");
+}
+
+#[test]
+fn on_with_a_closed_pipe_saves_and_reboots() {
+    let mut node = Node::new();
+    node.boot();
+    let status = node.umm_with_closed_output(&["on", "--", "true"]);
+    assert_eq!((status.code(), status.signal()), (Some(0), None));
+    assert_eq!(node.status()["state"], "pending");
+    assert_eq!(node.actions(), ["reboot"]);
+}
+
+#[test]
+fn off_with_a_closed_pipe_resumes_and_finishes() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-trace",
+        &format!("echo off >> {}", trace.display()),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let status = node.umm_with_closed_output(&["off"]);
+    assert_eq!((status.code(), status.signal()), (Some(0), None));
+    assert_eq!(node.actions(), ["resume"]);
+    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.read("/trace"), "off\n");
+    assert!(!node.path("/run/motd.d/umm").exists());
+}
+
+/// Issue #16 item 10: data from outside never panics umm.
+#[test]
+fn a_non_utf8_dropin_name_does_not_break_status() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut node = Node::new();
+    node.boot();
+    let dir = node.path("/etc/umm/umm.toml.d");
+    fs::create_dir_all(&dir).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"50-\xff\xfe.toml");
+    fs::write(dir.join(name), "reboot_count = 4\n").unwrap();
+    let s = node.status();
+    assert_eq!(s["reboot_count"], 4, "{s}");
+    let files = s["config"]["files"].to_string();
+    assert!(files.contains("50-"), "{files}");
+    assert!(node.expect(0, &["status"]).contains("50-"));
+}
+
+#[test]
+fn an_empty_scheduled_command_in_a_hand_edited_state_does_not_panic() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "--", "true"]);
+    node.clean_reboot();
+    let mut state: Value = serde_json::from_str(&node.read("/var/lib/umm/state.json")).unwrap();
+    state["maintenance"]["command"]["argv"] = serde_json::json!([]);
+    node.write("/var/lib/umm/state.json", &state.to_string());
+    node.expect(0, &["internal", "maintenance"]);
+    let s = node.status();
+    assert_eq!(s["state"], "maintenance");
+    assert_eq!(s["command"]["exit_code"], 127, "{s}");
+    assert!(node.log().contains("empty"), "{}", node.log());
+    node.expect(0, &["status"]);
+}
+
+/// Issue #16 item 2: leaving is a transaction. A resume that does not reach
+/// the normal target leaves the episode open (`resuming`), `umm off` can be
+/// retried (the pre-off hooks do not run again), and the off.d hooks and
+/// the check run exactly once, after the normal target is reached.
+#[test]
+fn an_interrupted_resume_keeps_the_episode_open_until_off_is_retried() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    for phase in ["pre-off", "off"] {
+        node.hook(
+            phase,
+            "10-trace",
+            &format!("echo $UMM_PHASE >> {}", trace.display()),
+        );
+    }
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.write("/run/umm/init-paused", "");
+    node.write("/run/umm/init-resume-fails", "");
+    let out = node.expect(1, &["off", "--timeout", "5s"]);
+    assert!(out.contains("still leaving maintenance"), "{out}");
+    assert!(out.contains("run `umm off` again"), "{out}");
+    let s = node.status();
+    assert_eq!(s["state"], "resuming", "{s}");
+    assert_eq!(s["leaving"]["tries"], 1);
+    assert_eq!(s["after_resume_pending"], true);
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains("State:        RESUMING"), "{text}");
+    assert!(text.contains("umm off (again"), "{text}");
+    // umm-after.service in a boot that did not reach the normal target.
+    node.expect(0, &["internal", "after-resume"]);
+    assert_eq!(node.status()["state"], "resuming");
+    assert_eq!(node.read("/trace"), "pre-off\n", "off.d ran too early");
+    assert!(node
+        .expect(1, &["on"])
+        .contains("still leaving maintenance"));
+    // The retry resumes again and finishes.
+    fs::remove_file(node.path("/run/umm/init-resume-fails")).unwrap();
+    let out = node.expect(0, &["off"]);
+    assert!(out.contains("Normal target reached"), "{out}");
+    assert_eq!(node.actions(), ["resume", "resume"]);
+    assert_eq!(node.read("/trace"), "pre-off\noff\n");
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["last_episode"]["end"], "resumed");
+    assert_eq!(s["history_entries"], 1);
+    // Nothing is left for umm-after, nor for another retry.
+    node.expect(0, &["internal", "after-resume"]);
+    assert!(node.expect(1, &["off"]).contains("not in maintenance"));
+    assert_eq!(node.read("/trace"), "pre-off\noff\n");
+}
+
+/// A node rebooted (or crashed) while resuming boots normally and finishes
+/// there, once its normal target is reached.
+#[test]
+fn a_node_rebooted_while_resuming_finishes_in_the_next_boot() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-trace",
+        &format!("echo off >> {}", trace.display()),
+    );
+    node.boot();
+    for _ in 0..3 {
+        node.crash_and_boot();
+    }
+    assert_eq!(node.status()["state"], "maintenance");
+    node.write("/run/umm/init-resume-fails", "");
+    node.expect(1, &["off", "--timeout", "2s"]);
+    fs::remove_file(node.path("/run/umm/init-resume-fails")).unwrap();
+    node.crash_and_boot();
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["this_boot"]["mode"].as_str()),
+        (Some("resuming"), Some("normal")),
+        "{s}"
+    );
+    assert_eq!(s["unclean_boots"], 1);
+    assert!(node
+        .log()
+        .contains("was being left when the last boot ended"));
+    node.expect(0, &["internal", "after-resume"]);
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["last_episode"]["end"], "resumed");
+    assert_eq!(s["last_episode"]["reason"], "crash-loop");
+    assert_eq!(node.read("/trace"), "off\n");
+}
+
+/// Two finishers at once (umm-after.service and a retried `umm off`, or
+/// two of either): the off.d hooks run once.
+#[test]
+fn two_finishers_never_both_run_the_off_hooks() {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-slow",
+        &format!("echo off >> {}; sleep 2", trace.display()),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.expect(0, &["off", "--no-wait"]);
+    assert_eq!(node.status()["state"], "resuming");
+    let first = node.command(&["internal", "after-resume"]).spawn().unwrap();
+    let second = node.command(&["internal", "after-resume"]).spawn().unwrap();
+    let retry = node.umm(&["off"]);
+    for mut child in [first, second] {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(
+        retry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    assert_eq!(node.read("/trace"), "off\n", "the off.d hooks ran twice");
+    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.status()["history_entries"], 1);
+}
+
+/// A finisher that is gone (another boot, or a dead process) is taken over.
+#[rstest]
+#[case::earlier_boot("boot-0", 1)]
+#[case::dead_process("boot-1", u32::MAX / 2)]
+fn a_gone_finisher_is_taken_over(#[case] boot_id: &str, #[case] pid: u32) {
+    let mut node = Node::new();
+    let trace = node.path("/trace");
+    node.hook(
+        "off",
+        "10-trace",
+        &format!("echo off >> {}", trace.display()),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    node.expect(0, &["off", "--no-wait"]);
+    let mut state: Value = serde_json::from_str(&node.read("/var/lib/umm/state.json")).unwrap();
+    state["maintenance"]["leaving"]["finisher"] = serde_json::json!({
+        "boot_id": boot_id, "pid": pid, "pid_start": 1, "since": 1795290000
+    });
+    node.write("/var/lib/umm/state.json", &state.to_string());
+    node.expect(0, &["internal", "after-resume"]);
+    assert_eq!(node.status()["state"], "operational");
+    assert_eq!(node.read("/trace"), "off\n");
+    assert!(node.log().contains("taking over"), "{}", node.log());
+}
+
+/// Issue #16 item 4: `umm off` while the on.d hooks run: the scheduled
+/// command must not start afterwards.
+#[test]
+fn off_during_the_on_hooks_never_starts_the_command() {
+    let mut node = Node::new();
+    let ran = node.path("/command-ran");
+    node.hook("on", "10-slow", "sleep 3");
+    node.boot();
+    node.expect(0, &["on", "--", "touch", ran.to_str().unwrap()]);
+    node.clean_reboot();
+    let mut worker = node.command(&["internal", "maintenance"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    node.expect(0, &["off"]);
+    assert!(worker.wait().unwrap().success());
+    assert!(!ran.exists(), "the command started after umm off");
+    let s = node.status();
+    assert_eq!(s["state"], "operational");
+    assert_eq!(s["last_episode"]["command"]["started"], Value::Null);
+    assert!(
+        s["last_episode"]["hooks"].to_string().contains("10-slow"),
+        "the on.d result is lost: {s}"
+    );
+    assert!(node.log().contains("the scheduled command is not started"));
+}
+
+/// Issue #16 item 3: `umm off` while the scheduled command runs returns and
+/// says the command keeps running.
+#[test]
+fn off_reports_a_scheduled_command_that_keeps_running() {
+    let mut node = Node::new();
+    node.boot();
+    node.expect(0, &["on", "--", "sleep", "30"]);
+    node.clean_reboot();
+    let mut worker = node.command(&["internal", "maintenance"]).spawn().unwrap();
+    let mut pid = None;
+    for _ in 0..100 {
+        pid = node.status()["command"]["pid"].as_u64();
+        if pid.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = node.status();
+    let pid = pid.unwrap_or_else(|| panic!("no pid recorded for the running command: {status}"));
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains(&format!("pid {pid}")), "{text}");
+    let started = std::time::Instant::now();
+    let out = node.expect(0, &["off"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        out.contains(&format!(
+            "The scheduled command is still running (pid {pid}, since 2026-11-21T19:42:00Z); it keeps running"
+        )),
+        "{out}"
+    );
+    assert_eq!(node.status()["state"], "operational");
+    // Ours to stop: the command's process group (it is its leader), by PID.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(worker.wait().unwrap().success());
+    let s = node.status();
+    assert_eq!(s["last_episode"]["command"]["signal"], 9, "{s}");
+}
+
+/// Issue #16 item 6a: on sysvinit the paused boot runs the console gettys
+/// itself; one that exits (a logout) must start again, or console login is
+/// gone after the first session. They are stopped when the boot resumes.
+#[test]
+fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
+    let mut node = Node::new();
+    let trace = node.path("/getty-starts");
+    node.write(
+        "/sbin/fake-getty",
+        &format!("#!/bin/sh\necho \"$$ $1\" >> {}\n", trace.display()),
+    );
+    fs::set_permissions(
+        node.path("/sbin/fake-getty"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    node.write(
+        "/etc/inittab",
+        &format!(
+            "id:2:initdefault:\n1:2345:respawn:{} tty1\n",
+            node.path("/sbin/fake-getty").display()
+        ),
+    );
+    node.write("/proc/cmdline", "umm\n");
+    node.boot();
+    let mut pause = node
+        .command(&["internal", "pause"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    let starts = node.read("/getty-starts").lines().count();
+    assert!(
+        // Restarted, and not spinning (at most 10 starts a minute).
+        (2..=10).contains(&starts),
+        "{starts} getty start(s) in 4.5 s:\n{}",
+        node.log()
+    );
+    node.expect(0, &["off", "--no-wait"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = pause.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pause did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success());
+    assert!(node.log().contains("exited"), "{}", node.log());
 }

@@ -224,3 +224,113 @@ fn sysvinit_scripts_have_lsb_headers_and_guard_a_missing_binary() {
         );
     }
 }
+
+/// The stop dependencies of Debian 12's shutdown scripts (initscripts
+/// 3.06-4, runlevels 0 and 6), and of an ordinary service, as their LSB
+/// headers declare them: (provides, Required-Stop + Should-Stop,
+/// X-Stop-After). Facilities as /etc/insserv.conf defines them.
+const DEBIAN_STOP_SCRIPTS: &[(&str, &[&str], &[&str])] = &[
+    ("cron", &["$remote_fs", "$syslog"], &[]),
+    ("sendsigs", &["umountnfs"], &[]),
+    ("umountnfs", &["umountfs"], &[]),
+    ("umountfs", &["umountroot"], &[]),
+    ("umountroot", &["halt", "reboot"], &[]),
+    ("urandom", &["$local_fs"], &[]),
+    ("halt", &[], &[]),
+    ("reboot", &[], &[]),
+];
+const INSSERV_FACILITIES: &[(&str, &[&str])] = &[
+    ("$local_fs", &["umountfs"]),
+    ("$remote_fs", &["umountfs", "umountnfs", "sendsigs"]),
+    ("$syslog", &[]),
+];
+
+/// insserv's order of stop scripts as edges "stops before": a script stops
+/// before what its Required-Stop and Should-Stop name, and after what its
+/// X-Stop-After names.
+fn stops_before(scripts: &[(String, Vec<String>, Vec<String>)]) -> Vec<(String, String)> {
+    let expand = |name: &String| -> Vec<String> {
+        match INSSERV_FACILITIES.iter().find(|(f, _)| f == name) {
+            Some((_, members)) => members.iter().map(|m| m.to_string()).collect(),
+            None => vec![name.clone()],
+        }
+    };
+    let mut edges = Vec::new();
+    for (name, needs, after) in scripts {
+        for n in needs.iter().flat_map(expand) {
+            edges.push((name.clone(), n));
+        }
+        for a in after.iter().flat_map(expand) {
+            edges.push((a, name.clone()));
+        }
+    }
+    edges
+}
+
+fn ordered_before(edges: &[(String, String)], from: &str, to: &str) -> bool {
+    let mut seen = vec![from.to_string()];
+    let mut queue = vec![from.to_string()];
+    while let Some(x) = queue.pop() {
+        for (a, b) in edges {
+            if *a == x && !seen.contains(b) {
+                if b == to {
+                    return true;
+                }
+                seen.push(b.clone());
+                queue.push(b.clone());
+            }
+        }
+    }
+    false
+}
+
+/// Issue #16 item 6b: the clean-shutdown record was ordered only before
+/// umountfs, so insserv could run it while services still ran, and a
+/// shutdown that then hung counted as clean. It must come after sendsigs
+/// (every process killed) and before /var can be unmounted.
+#[test]
+fn sysvinit_clean_shutdown_record_is_the_last_stop_before_unmounting() {
+    let (_, text) = files("units/sysvinit")
+        .into_iter()
+        .find(|(n, _)| n == "umm-boot")
+        .unwrap();
+    let field = |key: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| *l != "### BEGIN INIT INFO")
+            .find_map(|l| l.strip_prefix(&format!("# {key}:")))
+            .map(|v| v.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Default-Stop"), ["0", "6"]);
+    let needs: Vec<String> = field("Required-Stop")
+        .into_iter()
+        .chain(field("Should-Stop"))
+        .collect();
+    let mut scripts: Vec<(String, Vec<String>, Vec<String>)> = DEBIAN_STOP_SCRIPTS
+        .iter()
+        .map(|(n, needs, after)| {
+            (
+                n.to_string(),
+                needs.iter().map(|s| s.to_string()).collect(),
+                after.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect();
+    scripts.push(("umm-boot".into(), needs, field("X-Stop-After")));
+    let edges = stops_before(&scripts);
+    for (first, then) in [
+        ("cron", "umm-boot"),
+        ("sendsigs", "umm-boot"),
+        ("umm-boot", "umountnfs"),
+        ("umm-boot", "umountfs"),
+        ("umm-boot", "umountroot"),
+    ] {
+        assert!(
+            ordered_before(&edges, first, then),
+            "{first} must stop before {then}: {edges:?}"
+        );
+    }
+    for (name, _, _) in &scripts {
+        assert!(!ordered_before(&edges, name, name), "a loop through {name}");
+    }
+}

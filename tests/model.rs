@@ -14,8 +14,8 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
-use umm::decide::{self, BootInputs, CmdlineRequest, OffAction, Policy, ResetCause};
-use umm::state::{Mode, Phase, Reason, State};
+use umm::decide::{self, BootInputs, ClaimOutcome, CmdlineRequest, OffAction, Policy, ResetCause};
+use umm::state::{Claim, Mode, Phase, Reason, State};
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -24,10 +24,16 @@ enum Step {
     UptimeReset,
     On,
     Off,
+    /// The off.d hooks and the check ran (umm off waiting, umm-after):
+    /// an episode that is leaving closes.
+    Finish,
     Enable,
     Disable,
     Cmdline(CmdlineRequest),
-    Config { enabled: bool, reboot_count: u32 },
+    Config {
+        enabled: bool,
+        reboot_count: u32,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -37,6 +43,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::UptimeReset),
         2 => Just(Step::On),
         2 => Just(Step::Off),
+        2 => Just(Step::Finish),
         1 => Just(Step::Enable),
         1 => Just(Step::Disable),
         1 => prop::sample::select(vec![
@@ -54,7 +61,8 @@ fn step() -> impl Strategy<Value = Step> {
 #[derive(Clone, Debug, Default)]
 struct Model {
     counter: u32,
-    /// A request (pending) or a maintenance in force (active), and why.
+    /// A request (pending), a maintenance in force (active) or being left
+    /// (resuming), and why.
     maintenance: Option<(Phase, Reason)>,
     switch_off: bool,
     /// Whether there was a boot before, and how the running one is ending.
@@ -76,9 +84,10 @@ impl Model {
         self.clean = false;
         self.reset_reached = false;
         if !self.enabled(policy) {
-            // Nothing counted, nothing enforced; a request keeps waiting.
+            // Nothing counted, nothing enforced; a request keeps waiting, an
+            // episode being left stays so.
             self.counter = 0;
-            if let Some(m) = &mut self.maintenance {
+            if let Some(m) = self.maintenance.as_mut().filter(|m| m.0 != Phase::Resuming) {
                 m.0 = Phase::Pending;
             }
             return Mode::Normal;
@@ -88,6 +97,16 @@ impl Model {
         } else {
             0
         };
+        if let Some((Phase::Resuming, _)) = self.maintenance {
+            // Left in an earlier boot: this one is normal and finishes it,
+            // unless it must stop in maintenance anyway (the old one closes).
+            let again = cmdline == CmdlineRequest::On
+                || (cmdline == CmdlineRequest::None && self.counter > policy.reboot_count);
+            if !again {
+                return Mode::Normal;
+            }
+            self.maintenance = None;
+        }
         if cmdline == CmdlineRequest::Off {
             // Skips this boot, keeps the request.
             if let Some(m) = &mut self.maintenance {
@@ -129,16 +148,28 @@ impl Model {
         true
     }
 
+    /// A request is cancelled; a maintenance starts (or retries) leaving.
     fn off(&mut self) -> bool {
-        if self.maintenance.take().is_none() {
-            return false;
+        match self.maintenance.take() {
+            None => return false,
+            Some((Phase::Pending, _)) => {}
+            Some((_, reason)) => self.maintenance = Some((Phase::Resuming, reason)),
         }
         self.counter = 0;
         true
     }
 
+    fn finish(&mut self) {
+        if let Some((Phase::Resuming, _)) = self.maintenance {
+            self.maintenance = None;
+        }
+    }
+
     fn disable(&mut self) -> bool {
-        if self.maintenance.is_some() {
+        if self
+            .maintenance
+            .is_some_and(|(phase, _)| phase != Phase::Resuming)
+        {
             return false;
         }
         self.switch_off = true;
@@ -206,8 +237,10 @@ fn run_sequence(steps: &[Step]) -> Result<(), TestCaseError> {
         if !before.enabled(policy) {
             prop_assert_eq!(mode, Mode::Normal, "a disabled umm entered maintenance");
         }
-        if before.maintenance.is_some() && before.enabled(policy) && cmdline != CmdlineRequest::Off
-        {
+        let held = before
+            .maintenance
+            .is_some_and(|(phase, _)| phase != Phase::Resuming);
+        if held && before.enabled(policy) && cmdline != CmdlineRequest::Off {
             prop_assert_eq!(mode, Mode::Maintenance, "maintenance did not hold");
         }
         Ok(())
@@ -234,11 +267,28 @@ fn run_sequence(steps: &[Step]) -> Result<(), TestCaseError> {
                 }
             }
             Step::Off => {
-                let real = decide::off(&node.state, now, OffAction::Resume);
+                let id = node.id();
+                let real = decide::leave(&node.state, now, &id, OffAction::Resume, vec![]);
                 prop_assert_eq!(real.is_ok(), model.off(), "umm off at step {}", i);
                 if let Ok((next, _)) = real {
                     node.state = next;
                 }
+            }
+            Step::Finish => {
+                let me = Claim {
+                    boot_id: node.id(),
+                    pid: 1,
+                    pid_start: None,
+                    since: now,
+                    extra: Default::default(),
+                };
+                if let (next, ClaimOutcome::Claimed { .. }) =
+                    decide::claim_finish(&node.state, &me, false)
+                {
+                    node.state = decide::finish(&next, &me, now, vec![], None)
+                        .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                }
+                model.finish();
             }
             Step::Disable => {
                 let real = decide::disable(&node.state);

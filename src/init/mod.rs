@@ -49,6 +49,9 @@ pub trait InitSystem {
     /// Continues a paused maintenance boot into the normal target, waiting
     /// at most `wait` (None: start it and return).
     fn resume(&self, wait: Option<Duration>) -> Result<Resumed>;
+    /// Has this boot reached its normal target? Waits up to `within` for
+    /// it (zero: just look). The off.d hooks and the check wait for this.
+    fn normal_reached(&self, within: Duration) -> Result<bool>;
     /// Switches a boot that has already started normally into maintenance:
     /// the fallback when the early decision could not be taken.
     fn enter_maintenance_late(&self) -> Result<()>;

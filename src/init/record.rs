@@ -21,6 +21,9 @@ pub struct Recorder {
     services: PathBuf,
     /// If this file exists, resuming "fails" (the normal target is not reached).
     fail_resume: PathBuf,
+    /// If this file exists, the boot is paused: the normal target is not
+    /// reached until a resume succeeds (which removes it).
+    paused: PathBuf,
 }
 
 impl Recorder {
@@ -29,6 +32,7 @@ impl Recorder {
             log: root.path("/run/umm/init-actions"),
             services: root.path("/run/umm/init-services"),
             fail_resume: root.path("/run/umm/init-resume-fails"),
+            paused: root.path("/run/umm/init-paused"),
         }
     }
 
@@ -62,6 +66,9 @@ impl InitSystem for Recorder {
             "resume --no-wait"
         })?;
         let failed = self.fail_resume.exists();
+        if !failed {
+            let _ = std::fs::remove_file(&self.paused);
+        }
         Ok(Resumed {
             reached: wait.is_some() && !failed,
             waited: wait.is_some(),
@@ -74,6 +81,10 @@ impl InitSystem for Recorder {
         })
     }
 
+    fn normal_reached(&self, _within: Duration) -> Result<bool> {
+        Ok(!self.fail_resume.exists() && !self.paused.exists())
+    }
+
     fn enter_maintenance_late(&self) -> Result<()> {
         self.record("enter-late")
     }
@@ -82,10 +93,12 @@ impl InitSystem for Recorder {
         Ok(self
             .service_lines()
             .into_iter()
-            .map(|words| Service {
-                name: words[0].clone(),
-                active: words.get(1).cloned().unwrap_or_default(),
-                finished_ok: words.iter().any(|w| w == "finished-ok"),
+            .filter_map(|words| {
+                Some(Service {
+                    name: words.first()?.clone(),
+                    active: words.get(1).cloned().unwrap_or_default(),
+                    finished_ok: words.iter().any(|w| w == "finished-ok"),
+                })
             })
             .collect())
     }
@@ -118,7 +131,7 @@ impl Recorder {
         self.service_lines()
             .into_iter()
             .filter(|w| w.iter().skip(2).any(|x| x == flag) == present)
-            .map(|w| w[0].clone())
+            .filter_map(|w| w.first().cloned())
             .collect()
     }
 }

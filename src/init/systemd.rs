@@ -2,6 +2,7 @@
 //! units and the generator (units/systemd/, `umm internal generator`); here
 //! is what the commands ask of the running manager.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -18,8 +19,26 @@ pub struct Systemd;
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const UNIT: &str = "org.freedesktop.systemd1.Unit";
 /// The target a maintenance boot runs (see units/systemd/umm.target).
 pub const MAINTENANCE_TARGET: &str = "umm.target";
+/// A bound on the units looked at for "pulled in by the default target".
+const MAX_PULLED: usize = 5000;
+
+/// umm's own units: never waited for. umm-maintenance.service has a start
+/// job for as long as the scheduled command runs (it keeps running after
+/// `umm off`, as documented), and umm-after.service is the other finisher.
+fn is_umm_unit(unit: &str) -> bool {
+    unit.starts_with("umm-") || unit == MAINTENANCE_TARGET
+}
+
+/// Settled: no job is left for a unit the default target pulls in. Jobs of
+/// other units (a timer that fired, umm's own) do not delay `umm off`.
+pub fn settled(jobs: &[JobInfo], pulled: &HashSet<String>) -> bool {
+    !jobs
+        .iter()
+        .any(|job| pulled.contains(&job.1) && !is_umm_unit(&job.1))
+}
 
 /// The systemd manager on the system bus.
 struct Manager {
@@ -64,6 +83,37 @@ impl Manager {
         Ok(state == "active")
     }
 
+    /// The units `unit` pulls in, transitively (Wants, Requires, BindsTo):
+    /// what "the normal target is reached" is about. Bounded by `deadline`
+    /// and `MAX_PULLED`; a unit that is not loaded is skipped.
+    fn pulled_in(&mut self, unit: &str, deadline: Instant) -> HashSet<String> {
+        let mut seen: HashSet<String> = HashSet::from([unit.to_string()]);
+        let mut queue = vec![unit.to_string()];
+        while let Some(name) = queue.pop() {
+            if Instant::now() >= deadline || seen.len() >= MAX_PULLED {
+                break;
+            }
+            let Ok(path) = self.call::<_, OwnedObjectPath>("GetUnit", &(name.as_str(),)) else {
+                continue;
+            };
+            if let Ok(id) = self.property::<String>(path.as_str(), UNIT, "Id") {
+                seen.insert(id);
+            }
+            for dependency in ["Wants", "Requires", "BindsTo"] {
+                let Ok(names) = self.property::<Vec<String>>(path.as_str(), UNIT, dependency)
+                else {
+                    continue;
+                };
+                for n in names {
+                    if seen.insert(n.clone()) {
+                        queue.push(n);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
     fn units(&mut self, method: &str, states: Vec<&str>) -> Result<Vec<UnitInfo>> {
         if method == "ListUnits" {
             self.call(method, &())
@@ -73,8 +123,8 @@ impl Manager {
     }
 }
 
-/// What ListJobs returns for each job.
-type JobInfo = (
+/// What ListJobs returns for each job: id, unit, type, state, job, unit path.
+pub type JobInfo = (
     u32,
     String,
     String,
@@ -128,11 +178,13 @@ impl InitSystem for Systemd {
         {
             std::thread::sleep(Duration::from_millis(250));
         }
-        // Then let the rest of the resumed boot's jobs finish (units ordered
-        // after the target), so that what is compared is the settled system.
+        // Then let the rest of the target's own jobs finish (units it pulls
+        // in that are ordered after it), so that what is compared is the
+        // settled system; nothing else is waited for.
+        let pulled = m.pulled_in("default.target", deadline);
         while Instant::now() < deadline
             && m.call::<_, Vec<JobInfo>>("ListJobs", &())
-                .is_ok_and(|jobs| !jobs.is_empty())
+                .is_ok_and(|jobs| !settled(&jobs, &pulled))
         {
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -147,6 +199,20 @@ impl InitSystem for Systemd {
             elapsed: started.elapsed(),
             failed_units,
         })
+    }
+
+    fn normal_reached(&self, within: Duration) -> Result<bool> {
+        let deadline = Instant::now() + within;
+        let mut m = Manager::connect()?;
+        loop {
+            if m.unit_active("default.target")? {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     fn enter_maintenance_late(&self) -> Result<()> {
@@ -210,5 +276,46 @@ impl InitSystem for Systemd {
             }
         }
         Ok(outside)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(unit: &str) -> JobInfo {
+        (
+            7,
+            unit.into(),
+            "start".into(),
+            "running".into(),
+            OwnedObjectPath::try_from("/org/freedesktop/systemd1/job/7").unwrap(),
+            OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap(),
+        )
+    }
+
+    /// Issue #16 item 3: `umm off` waited its whole --timeout while the
+    /// scheduled command kept umm-maintenance.service's start job open.
+    #[rstest::rstest]
+    #[case::nothing_left(&[], true)]
+    #[case::the_scheduled_command(&["umm-maintenance.service"], true)]
+    #[case::umm_after(&["umm-after.service"], true)]
+    #[case::a_timer_that_fired(&["apt-daily.service"], true)]
+    #[case::a_unit_of_the_target(&["nova-compute.service"], false)]
+    #[case::both(&["umm-maintenance.service", "cron.service"], false)]
+    fn settled_ignores_what_the_default_target_does_not_pull_in(
+        #[case] jobs: &[&str],
+        #[case] expected: bool,
+    ) {
+        let pulled: HashSet<String> = [
+            "multi-user.target",
+            "nova-compute.service",
+            "cron.service",
+            "umm-after.service",
+        ]
+        .map(String::from)
+        .into();
+        let jobs: Vec<JobInfo> = jobs.iter().map(|u| job(u)).collect();
+        assert_eq!(settled(&jobs, &pulled), expected);
     }
 }

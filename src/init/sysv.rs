@@ -15,10 +15,11 @@
 //! resumed in /run/umm/boot.json. That wait is the one that has no bound:
 //! it is the maintenance itself.
 
+use std::collections::VecDeque;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -88,11 +89,9 @@ pub fn default_runlevel(inittab: &str) -> char {
     inittab
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 3 && f[2] == "initdefault")
-                .then(|| f[1].chars().next())
-                .flatten()
+        .find_map(|l| match l.split(':').collect::<Vec<&str>>().as_slice() {
+            [_, level, "initdefault", ..] => level.chars().next(),
+            _ => None,
         })
         .unwrap_or('2')
 }
@@ -102,11 +101,16 @@ pub fn inittab_gettys(inittab: &str, runlevel: char) -> Vec<String> {
     inittab
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.splitn(4, ':').collect();
-            (f.len() == 4 && f[1].contains(runlevel) && f[2] == "respawn" && f[3].contains("getty"))
-                .then(|| f[3].trim().to_string())
-        })
+        .filter_map(
+            |l| match l.splitn(4, ':').collect::<Vec<&str>>().as_slice() {
+                [_, levels, "respawn", process]
+                    if levels.contains(runlevel) && process.contains("getty") =>
+                {
+                    Some(process.trim().to_string())
+                }
+                _ => None,
+            },
+        )
         .collect()
 }
 
@@ -171,9 +175,10 @@ impl Sysv {
     }
 
     /// Starts the keep-set in a paused boot: the services' init scripts or
-    /// jobs, and, on sysvinit, the console gettys (their PIDs are returned:
-    /// they are stopped when the boot resumes and init starts its own).
-    pub fn start_keep_set(&self, keep_units: &[String]) -> Vec<u32> {
+    /// jobs, and, on sysvinit, the console gettys (returned: the pause
+    /// restarts them after a logout, and stops them when the boot resumes
+    /// and init starts its own).
+    pub fn start_keep_set(&self, keep_units: &[String]) -> Gettys {
         for name in Self::keep_names(keep_units) {
             let result = match self.flavour {
                 Flavour::Upstart if self.root.path(&format!("/etc/init/{name}.conf")).exists() => {
@@ -197,36 +202,153 @@ impl Sysv {
                         let _ = run_quiet("/sbin/initctl", &["start", tty], SCRIPT_TIMEOUT);
                     }
                 }
-                Vec::new()
+                // upstart's own tty jobs respawn them.
+                Gettys::default()
             }
             Flavour::Sysvinit => {
                 let inittab = self.inittab();
-                inittab_gettys(&inittab, default_runlevel(&inittab))
-                    .into_iter()
-                    .filter_map(|line| {
-                        let argv: Vec<&str> = line.split_whitespace().collect();
-                        let mut cmd = crate::run::command(argv[0]);
-                        cmd.args(&argv[1..])
-                            .stdin(Stdio::null())
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null());
-                        // A session of its own, as init would give it (the
-                        // signals are reset by run::command).
-                        // SAFETY: only async-signal-safe calls between fork and exec.
-                        unsafe {
-                            cmd.pre_exec(|| setsid().map(|_| ()).map_err(std::io::Error::from));
-                        }
-                        let child = cmd
-                            .spawn()
-                            .map_err(|e| log::warn!("maintenance: cannot start {line}: {e}"))
-                            .ok()?;
-                        log::info!("maintenance: started {line} (pid {})", child.id());
-                        Some(child.id())
-                    })
-                    .collect()
+                let mut gettys = Gettys(
+                    inittab_gettys(&inittab, default_runlevel(&inittab))
+                        .into_iter()
+                        .map(|line| Getty {
+                            line,
+                            child: None,
+                            starts: VecDeque::new(),
+                            restart_at: Some(Instant::now()),
+                        })
+                        .collect(),
+                );
+                gettys.supervise();
+                gettys
             }
         }
     }
+}
+
+/// A getty that exited (a logout) waits this long before it starts again.
+pub const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
+/// At most `RESPAWN_MAX` starts of one getty in `RESPAWN_WINDOW` (a getty
+/// that dies at once, on a missing tty, must not spin).
+pub const RESPAWN_WINDOW: Duration = Duration::from_secs(60);
+pub const RESPAWN_MAX: usize = 10;
+
+/// When a getty that exited at `exited` may start again, given when it
+/// started before: after the backoff, or, when it started `RESPAWN_MAX`
+/// times within the window, once the oldest of those starts leaves it.
+pub fn next_start(starts: &VecDeque<Instant>, exited: Instant) -> Instant {
+    let recent: Vec<&Instant> = starts
+        .iter()
+        .filter(|s| exited.saturating_duration_since(**s) < RESPAWN_WINDOW)
+        .collect();
+    match recent.first() {
+        Some(oldest) if recent.len() >= RESPAWN_MAX => **oldest + RESPAWN_WINDOW,
+        _ => exited + RESPAWN_BACKOFF,
+    }
+}
+
+/// A console getty the paused boot runs, as init would with `respawn`.
+pub struct Getty {
+    line: String,
+    child: Option<Child>,
+    starts: VecDeque<Instant>,
+    restart_at: Option<Instant>,
+}
+
+/// The gettys of a paused sysvinit boot: restarted when they exit, stopped
+/// (by PID, ours only) when the boot resumes and init starts its own.
+#[derive(Default)]
+pub struct Gettys(Vec<Getty>);
+
+impl Gettys {
+    /// Called about once a second while the boot is paused: reaps the
+    /// gettys that exited and starts those whose time has come.
+    pub fn supervise(&mut self) {
+        let now = Instant::now();
+        for g in &mut self.0 {
+            if let Some(child) = g.child.as_mut() {
+                match child.try_wait() {
+                    Ok(None) => continue,
+                    Ok(Some(status)) => {
+                        let at = next_start(&g.starts, now);
+                        if at > now + RESPAWN_BACKOFF {
+                            log::warn!(
+                                "maintenance: {} exited ({status}) {RESPAWN_MAX} times in {}s; next start in {}s",
+                                g.line,
+                                RESPAWN_WINDOW.as_secs(),
+                                at.saturating_duration_since(now).as_secs()
+                            );
+                        } else {
+                            log::info!(
+                                "maintenance: {} exited ({status}); starting it again",
+                                g.line
+                            );
+                        }
+                        g.child = None;
+                        g.restart_at = Some(at);
+                    }
+                    Err(e) => {
+                        log::warn!("maintenance: cannot watch {}: {e}", g.line);
+                        continue;
+                    }
+                }
+            }
+            if g.restart_at.is_some_and(|at| now >= at) {
+                g.restart_at = None;
+                g.starts.push_back(now);
+                while g.starts.len() > RESPAWN_MAX {
+                    g.starts.pop_front();
+                }
+                g.child = spawn_getty(&g.line);
+                if g.child.is_none() {
+                    g.restart_at = Some(next_start(&g.starts, now));
+                }
+            }
+        }
+    }
+
+    /// Stops our gettys, by PID, and reaps them (bounded).
+    pub fn stop(&mut self) {
+        let mut running: Vec<Child> = self.0.iter_mut().filter_map(|g| g.child.take()).collect();
+        for child in &running {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !running.is_empty() && Instant::now() < deadline {
+            running.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for mut child in running {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts one inittab getty line, in a session of its own.
+fn spawn_getty(line: &str) -> Option<Child> {
+    let mut words = line.split_whitespace();
+    let mut cmd = crate::run::command(words.next()?);
+    cmd.args(words)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // A session of its own, as init would give it (the signals are reset
+    // by run::command).
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| setsid().map(|_| ()).map_err(std::io::Error::from));
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| log::warn!("maintenance: cannot start {line}: {e}"))
+        .ok()?;
+    log::info!("maintenance: started {line} (pid {})", child.id());
+    Some(child)
 }
 
 impl InitSystem for Sysv {
@@ -280,6 +402,25 @@ impl InitSystem for Sysv {
             elapsed: started.elapsed(),
             failed_units,
         })
+    }
+
+    fn normal_reached(&self, within: Duration) -> Result<bool> {
+        // The runlevel is entered once the pause let rcS end; umm-after
+        // runs inside it (rc is still running then), so this does not wait
+        // for rc to finish.
+        let deadline = Instant::now() + within;
+        loop {
+            if output_of("/sbin/runlevel", &[])
+                .and_then(|t| parse_runlevel(&t))
+                .is_some()
+            {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     fn enter_maintenance_late(&self) -> Result<()> {
@@ -376,6 +517,31 @@ ca:12345:ctrlaltdel:/sbin/shutdown -t1 -a -r now
             ["/sbin/getty --noclear 38400 tty1"]
         );
         assert_eq!(default_runlevel(""), '2');
+    }
+
+    /// Issue #16 item 6a: a getty that exits (a logout) starts again after
+    /// the backoff, at most RESPAWN_MAX times a minute.
+    #[rstest::rstest]
+    #[case::first_exit(&[0], 5, 6)]
+    #[case::a_few_logouts(&[0, 10, 20], 30, 31)]
+    #[case::spinning(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 10, 60)]
+    #[case::spinning_long_ago(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 100, 101)]
+    #[case::window_moves(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 61], 62, 63)]
+    fn gettys_respawn_with_a_backoff_and_a_bound(
+        #[case] starts: &[u64],
+        #[case] exited: u64,
+        #[case] next: u64,
+    ) {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let starts: VecDeque<Instant> = starts
+            .iter()
+            .rev()
+            .take(RESPAWN_MAX)
+            .rev()
+            .map(|s| at(*s))
+            .collect();
+        assert_eq!(next_start(&starts, at(exited)), at(next));
     }
 
     #[test]

@@ -505,7 +505,8 @@ pub fn man_page(date: &str) -> String {
     r.text(inline(
         "/etc/umm/umm.toml and the drop-ins in /etc/umm/umm.toml.d are TOML. \
          Every key is optional; the defaults are shown. Time spans are a number \
-         of seconds or a string such as \"90s\", \"10min\", \"1h 30min\". \
+         of seconds or a string such as \"90s\", \"10min\", \"1h 30min\", from 1s \
+         to 30d (the same bounds as --timeout). \
          An unknown key or a bad value is an error that names the file, line and key; \
          at boot, umm then uses the defaults rather than stop the boot.",
     ));
