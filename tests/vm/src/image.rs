@@ -253,7 +253,7 @@ pub fn ensure_ready(base: &BaseImage, deb: &Path) -> Result<Ready> {
     vm.reboot_clean()?;
     let settled = vm.ssh_timeout(
         "if [ -d /run/systemd/system ]; then systemctl is-system-running --wait; \
-         else while pgrep -f /etc/init.d/rc >/dev/null; do sleep 0.5; done; runlevel; fi",
+         else while pgrep -f '^/bin/sh /etc/init.d/rc' >/dev/null; do sleep 0.5; done; runlevel; fi",
         Duration::from_secs(300),
     )?;
     trace(&format!(
