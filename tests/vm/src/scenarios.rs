@@ -223,7 +223,7 @@ fn wait_status(
         if Instant::now() > deadline {
             bail!("timed out after {timeout:?} waiting for {what}; umm status: {s}");
         }
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -1095,8 +1095,15 @@ pub fn off_during_command(ctx: &mut Ctx) -> Result<()> {
         code == Some(0),
         "umm off during on.d: exit {code:?}: {said}"
     );
-    // The hook sleeps 20 s; give the worker time to (wrongly) go on.
-    std::thread::sleep(Duration::from_secs(25));
+    // The worker goes on once the hook (20 s) is done: wait for it to end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while is_active(vm, "umm-maintenance.service")? == "activating" {
+        ensure!(
+            Instant::now() < deadline,
+            "the maintenance worker did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     vm.ssh_timeout(
         "systemctl is-system-running --wait",
         Duration::from_secs(300),
