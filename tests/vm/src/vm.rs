@@ -566,7 +566,11 @@ impl Vm {
         let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
             return false;
         };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        // A listening sshd under emulation may take seconds to send its
+        // banner; giving up sooner would leave it a connection to finish
+        // while the next probe opens another (sshd's MaxStartups then
+        // drops connections, seen in the lab).
+        let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
         let mut banner = [0u8; 4];
         s.read_exact(&mut banner).is_ok() && &banner == b"SSH-"
     }
