@@ -383,10 +383,21 @@ impl Conn {
     }
 
     /// SASL EXTERNAL: the kernel vouches for our uid.
+    ///
+    /// BEGIN goes out in the same write as AUTH, as sd-bus's own clients
+    /// send it, so the first call always arrives after it. systemd 252's
+    /// private socket stalls on a call that reaches it in the same read as
+    /// a separately sent BEGIN: the connection is running, the call sits in
+    /// its buffer unanswered (seen in the lab: umm's first call after a
+    /// boot without dbus-daemon timed out; PID 1's debug log never showed
+    /// the message).
     fn authenticate(&mut self, deadline: Instant) -> Result<()> {
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        self.send(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes(), deadline)?;
+        self.send(
+            format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes(),
+            deadline,
+        )?;
         // Byte by byte: nothing after the line may be consumed, and a peer
         // that never ends the line is cut off at MAX_AUTH_LINE.
         let mut line = Vec::new();
@@ -400,7 +411,7 @@ impl Conn {
         if !line.starts_with("OK ") {
             bail!("the bus answered {:?}", line.trim_end());
         }
-        self.send(b"BEGIN\r\n", deadline)
+        Ok(())
     }
 
     /// Sends a call and reads messages until its reply. The outer error is
@@ -811,6 +822,36 @@ mod tests {
     fn peer_bus(path: &Path, timeout: Duration) -> Bus {
         let endpoint = Endpoint::Peer(Socket::Path(path.to_path_buf()));
         Bus::open(vec![endpoint], timeout, Vec::new()).unwrap()
+    }
+
+    /// systemd 252's private socket leaves a call unanswered when it
+    /// arrives in the same read as a BEGIN sent on its own (seen on real
+    /// boots without dbus-daemon). BEGIN must leave with AUTH, before the
+    /// server's OK, as sd-bus's clients send it.
+    #[test]
+    fn begin_is_sent_with_auth_before_any_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Give a client that sends more than AUTH time to do so.
+            std::thread::sleep(Duration::from_millis(200));
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let first = String::from_utf8_lossy(&buf[..n]).to_string();
+            let _ = s.write_all(b"OK 0123456789abcdef0123456789abcdef\r\n");
+            first
+        });
+        let endpoint = Endpoint::Peer(Socket::Path(path.clone()));
+        let mut bus = Bus::open(vec![endpoint], Duration::from_secs(2), Vec::new()).unwrap();
+        let _ = call(&mut bus);
+        let first = server.join().unwrap();
+        assert!(
+            first.starts_with("\0AUTH EXTERNAL ") && first.ends_with("\r\nBEGIN\r\n"),
+            "the first bytes the server read: {first:?}"
+        );
     }
 
     /// Issue #16 item 1: zbus's `Message::header()` panicked on this reply.
