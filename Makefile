@@ -61,9 +61,9 @@ SYSVINIT_START := $(filter umm-boot umm-shutdown umm-uptime,$(SYSVINIT))
 # Init scripts with no systemd unit of the same name: masked under systemd.
 SYSVINIT_ONLY := $(filter-out $(basename $(UNITS)),$(SYSVINIT))
 UPSTART := $(notdir $(wildcard units/upstart/*.conf))
-GRUB := $(notdir $(wildcard grub/42_umm))
+GRUB := $(notdir $(wildcard grub.d/42_umm))
 # kernel-install plugin: umm's BLS boot entries (Fedora, RHEL and the like).
-KERNELINSTALL := $(notdir $(wildcard grub/99-umm.install))
+KERNELINSTALL := $(notdir $(wildcard grub.d/99-umm.install))
 DOCS := README.md $(wildcard docs/*.md)
 EXAMPLES := $(notdir $(wildcard packaging/examples/*))
 
@@ -169,11 +169,11 @@ ifneq ($(UPSTART),)
 endif
 ifneq ($(GRUB),)
 	install -d -m0755 $(DESTDIR)$(GRUBDIR)
-	$(call install_subst,0755,grub/42_umm,$(DESTDIR)$(GRUBDIR)/42_umm)
+	$(call install_subst,0755,grub.d/42_umm,$(DESTDIR)$(GRUBDIR)/42_umm)
 endif
 ifneq ($(KERNELINSTALL),)
 	install -d -m0755 $(DESTDIR)$(KERNELINSTALLDIR)
-	$(call install_subst,0755,grub/99-umm.install,$(DESTDIR)$(KERNELINSTALLDIR)/99-umm.install)
+	$(call install_subst,0755,grub.d/99-umm.install,$(DESTDIR)$(KERNELINSTALLDIR)/99-umm.install)
 endif
 	@# Never overwrite a configuration that is already there.
 	if [ ! -e $(DESTDIR)$(CONFDIR)/umm.toml ]; then \
