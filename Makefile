@@ -34,6 +34,9 @@ GEN := target/gen
 # Program files under $(PREFIX); /etc and /var under $(DESTDIR) directly.
 PREFIX ?= /usr
 DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+# Earlier versions installed $(SBINDIR)/umm; it stays as a link to
+# ../bin/umm (README, "Install": upgrades).
 SBINDIR := $(PREFIX)/sbin
 UNITDIR := $(PREFIX)/lib/systemd/system
 GENERATORDIR := $(PREFIX)/lib/systemd/system-generators
@@ -67,10 +70,10 @@ KERNELINSTALL := $(notdir $(wildcard grub.d/99-umm.install))
 DOCS := README.md $(wildcard docs/*.md)
 EXAMPLES := $(notdir $(wildcard packaging/examples/*))
 
-# Installs a script or unit with /usr/sbin/umm pointing at $(SBINDIR)/umm.
+# Installs a script or unit with /usr/bin/umm pointing at $(BINDIR)/umm.
 # $(call install_subst,MODE,SOURCE,DEST)
 define install_subst
-sed 's|/usr/sbin/umm|$(SBINDIR)/umm|g' $(2) > $(3).tmp && chmod $(1) $(3).tmp && mv -f $(3).tmp $(3)
+sed 's|/usr/bin/umm|$(BINDIR)/umm|g' $(2) > $(3).tmp && chmod $(1) $(3).tmp && mv -f $(3).tmp $(3)
 endef
 
 # --- packages ----------------------------------------------------------------
@@ -148,12 +151,21 @@ gen:
 
 # --- install -----------------------------------------------------------------
 
+# `install` builds first; `install-files` only copies what is built (the
+# .deb's debian/rules runs it, after `make deb` built everything).
 install: build gen
-	install -d -m0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(GENERATORDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) \
-		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+	$(MAKE) install-files
+
+install-files:
+	install -d -m0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
 		$(DESTDIR)$(CONFDIR) $(addprefix $(DESTDIR)$(CONFDIR)/,$(HOOKDIRS)) $(DESTDIR)$(STATEDIR)
-	install -m0755 $(BIN) $(DESTDIR)$(SBINDIR)/umm
+	install -m0755 $(BIN) $(DESTDIR)$(BINDIR)/umm
+	@# The old path as a link, replacing an earlier install's binary there
+	@# (root's PATH has sbin first); not where sbin is bin (Fedora 42).
+	if [ ! $(DESTDIR)$(SBINDIR) -ef $(DESTDIR)$(BINDIR) ]; then \
+		ln -sfn ../bin/umm $(DESTDIR)$(SBINDIR)/umm; fi
 	$(foreach u,$(UNITS),$(call install_subst,0644,units/systemd/$(u),$(DESTDIR)$(UNITDIR)/$(u));)
 	$(call install_subst,0755,units/systemd/umm-generator,$(DESTDIR)$(GENERATORDIR)/umm-generator)
 ifneq ($(SYSVINIT),)
@@ -199,7 +211,8 @@ endif
 
 # Removes what install put; keeps /etc/umm (configuration, hooks) and /var/lib/umm.
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/umm
+	rm -f $(DESTDIR)$(BINDIR)/umm
+	if [ "$$(readlink $(DESTDIR)$(SBINDIR)/umm)" = ../bin/umm ]; then rm -f $(DESTDIR)$(SBINDIR)/umm; fi
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -f $(DESTDIR)$(GENERATORDIR)/umm-generator
 	rm -f $(addprefix $(DESTDIR)$(INITDDIR)/,$(SYSVINIT)) $(addprefix $(DESTDIR)$(UPSTARTDIR)/,$(UPSTART))
