@@ -58,9 +58,6 @@ HOOKDIRS := umm.toml.d check.d pre-on.d on.d pre-off.d off.d
 UNITS := $(filter-out umm-generator,$(notdir $(wildcard units/systemd/*)))
 # Optional parts: shipped when present in the tree.
 SYSVINIT := $(notdir $(wildcard units/sysvinit/*))
-# Init scripts that postinst starts on a sysvinit host, as it starts
-# umm-boot.service, umm-shutdown.service and umm-uptime.timer under systemd.
-SYSVINIT_START := $(filter umm-boot umm-shutdown umm-uptime,$(SYSVINIT))
 # Init scripts with no systemd unit of the same name: masked under systemd.
 SYSVINIT_ONLY := $(filter-out $(basename $(UNITS)),$(SYSVINIT))
 UPSTART := $(notdir $(wildcard units/upstart/*.conf))
@@ -79,7 +76,6 @@ endef
 # --- packages ----------------------------------------------------------------
 DEB_DIR := target/debian
 DEB := $(DEB_DIR)/umm_$(PKG_VERSION)_$(DEB_ARCH).deb
-DEB_STAGE := $(DEB_DIR)/staging
 GLIBC_VERSION := $(shell dpkg-query -W -f='$${source:Version}' libc6-dev 2>/dev/null)
 BUILT_USING := $(if $(GLIBC_VERSION),glibc (= $(GLIBC_VERSION)),glibc)
 
@@ -229,49 +225,20 @@ uninstall:
 
 # --- Debian package ----------------------------------------------------------
 
+# debhelper builds the .deb (packaging/debian: control, rules, maintainer
+# scripts) from `make install-files`. dpkg-buildpackage wants debian/ at the
+# top of a source tree: it runs in a copy under $(DEB_DIR)/build.
 deb: build gen
 	@top=$$(sed -n '1s/^umm (\([^)]*\)).*/\1/p' packaging/debian/changelog); \
 	if [ "$$top" != "$(PKG_VERSION)" ]; then \
 		echo "deb: packaging/debian/changelog is at $$top, Cargo.toml at $(PKG_VERSION): add an entry" >&2; exit 1; fi
-	rm -rf $(DEB_STAGE) $(DEB)
-	$(MAKE) install DESTDIR=$(CURDIR)/$(DEB_STAGE) PREFIX=/usr
-	gzip -9n < packaging/debian/changelog > $(DEB_STAGE)/usr/share/doc/umm/changelog.gz
-	install -d -m0755 $(DEB_STAGE)/usr/share/lintian/overrides
-	install -m0644 packaging/debian/lintian-overrides $(DEB_STAGE)/usr/share/lintian/overrides/umm
-	find $(DEB_STAGE) -type d -exec chmod 0755 {} +
-	install -d -m0755 $(DEB_STAGE)/DEBIAN
-	@# #SYSVINIT# in postinst/postrm: update-rc.d calls for each shipped init script.
-	: > $(DEB_DIR)/sysvinit-postinst; : > $(DEB_DIR)/sysvinit-postrm
-	for s in $(SYSVINIT); do \
-		printf '%s\n' \
-			"    if [ -x \"/etc/init.d/$$s\" ]; then" \
-			"        update-rc.d $$s defaults >/dev/null" >> $(DEB_DIR)/sysvinit-postinst; \
-		case " $(SYSVINIT_START) " in *" $$s "*) printf '%s\n' \
-			"        if [ ! -d /run/systemd/system ]; then" \
-			"            invoke-rc.d $$s start || true" \
-			"        fi" >> $(DEB_DIR)/sysvinit-postinst ;; esac; \
-		printf '%s\n' "    fi" >> $(DEB_DIR)/sysvinit-postinst; \
-		printf '%s\n' "    update-rc.d $$s remove >/dev/null" >> $(DEB_DIR)/sysvinit-postrm; \
-	done
-	for s in postinst prerm postrm; do \
-		sed -e '/^#SYSVINIT#$$/{r $(DEB_DIR)/sysvinit-'"$$s" -e 'd}' packaging/debian/$$s \
-			> $(DEB_STAGE)/DEBIAN/$$s; \
-		chmod 0755 $(DEB_STAGE)/DEBIAN/$$s; done
-	@# Every file under /etc is a conffile.
-	(cd $(DEB_STAGE) && find etc -type f | sort | sed 's|^|/|') > $(DEB_STAGE)/DEBIAN/conffiles
-	size=$$(du -sk --exclude=DEBIAN $(DEB_STAGE) | cut -f1); \
-	sed -e 's/@VERSION@/$(PKG_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
-		-e "s/@INSTALLED_SIZE@/$$size/" -e 's/@BUILT_USING@/$(BUILT_USING)/' \
-		$(if $(GLIBC_VERSION),,-e '/^Built-Using:/d') \
-		packaging/debian/control > $(DEB_STAGE)/DEBIAN/control
-	@# md5sums of everything but the conffiles (dpkg tracks those itself).
-	(cd $(DEB_STAGE) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort \
-		| grep -vxF -f <(sed 's|^/||' DEBIAN/conffiles) | tr '\n' '\0' \
-		| xargs -0 -r md5sum) > $(DEB_STAGE)/DEBIAN/md5sums
-	chmod 0644 $(DEB_STAGE)/DEBIAN/control $(DEB_STAGE)/DEBIAN/conffiles $(DEB_STAGE)/DEBIAN/md5sums
-	@# Built aside and renamed: a VM lab run may be copying the previous one.
-	dpkg-deb --root-owner-group --build $(DEB_STAGE) $(DEB).tmp
-	mv -f $(DEB).tmp $(DEB)
+	rm -rf $(DEB_DIR)/build
+	mkdir -p $(DEB_DIR)/build/umm
+	cp -R packaging/debian $(DEB_DIR)/build/umm/debian
+	cp $(GEN)/copyright $(DEB_DIR)/build/umm/debian/copyright
+	cd $(DEB_DIR)/build/umm && UMM_TOP=$(CURDIR) dpkg-buildpackage -b -us -uc
+	@# Renamed into place: a VM lab run may be copying the previous one.
+	mv -f $(DEB_DIR)/build/$(notdir $(DEB)) $(DEB)
 
 # (--show-overrides would make lintian exit 2 even when clean: lintian 2.116.)
 lintian: deb
