@@ -86,8 +86,8 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 
 LAB_ARGS ?=
 
-.PHONY: deps help build size-check gen install uninstall deb lintian rpm test \
-	cargo-checks vm-test bench demo clean
+.PHONY: deps help build size-check gen install install-files uninstall deb lintian rpm \
+	test cargo-checks checks shellcheck verify-units install-check vm-test bench demo clean
 
 help:
 	@echo 'make build       static release binary: $(BIN)'
@@ -97,7 +97,8 @@ help:
 	@echo 'make deb         $(DEB)'
 	@echo 'make lintian     lintian on the .deb (errors and warnings fail)'
 	@echo 'make rpm         $(RPM)'
-	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, vm-test'
+	@echo 'make checks      shellcheck, systemd-analyze verify, make install against the .deb'
+	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, checks, vm-test'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
 	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
 
@@ -270,20 +271,35 @@ cargo-checks:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 
+# Every shell script (tests/shellcheck.sh), every systemd unit as installed
+# (tests/verify-units.sh), and make install/uninstall against the .deb
+# (tests/install-check.sh).
+checks: shellcheck verify-units install-check
+
+shellcheck:
+	tests/shellcheck.sh
+
+verify-units: build gen
+	tests/verify-units.sh
+
+install-check: deb
+	tests/install-check.sh $(DEB)
+
 # One make run after the cargo steps, so that the .deb is built once.
 test: cargo-checks
-	$(MAKE) size-check deb lintian vm-test
+	$(MAKE) shellcheck size-check deb lintian verify-units install-check vm-test
 
 # --- host packages -----------------------------------------------------------
 
 # What the build, the packages, the tests and the VM lab need from Debian:
 # gcc/libc6-dev/lld for the static link, file/binutils for size-check,
-# dpkg-dev/lintian/rpm for the packages, dbus-daemon for the D-Bus client's
-# test, libvirt-clients/pacemaker-cli-utils for the example hooks' tests
-# against real tools, grub-common for the GRUB snippet's test against the real
-# grub-mkconfig, qemu/debootstrap/fdisk/ssh for the VM lab.
-DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev lintian rpm \
-	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common \
+# dpkg-dev/debhelper/lintian/rpm for the packages, dbus-daemon for the D-Bus
+# client's test, libvirt-clients/pacemaker-cli-utils for the example hooks'
+# tests against real tools, grub-common for the GRUB snippet's test against
+# the real grub-mkconfig, shellcheck and systemd (systemd-analyze) for
+# `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab.
+DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhelper lintian rpm \
+	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common shellcheck systemd \
 	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
