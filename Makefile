@@ -34,6 +34,9 @@ GEN := target/gen
 # Program files under $(PREFIX); /etc and /var under $(DESTDIR) directly.
 PREFIX ?= /usr
 DESTDIR ?=
+BINDIR := $(PREFIX)/bin
+# Earlier versions installed $(SBINDIR)/umm; it stays as a link to
+# ../bin/umm (README, "Install": upgrades).
 SBINDIR := $(PREFIX)/sbin
 UNITDIR := $(PREFIX)/lib/systemd/system
 GENERATORDIR := $(PREFIX)/lib/systemd/system-generators
@@ -55,28 +58,24 @@ HOOKDIRS := umm.toml.d check.d pre-on.d on.d pre-off.d off.d
 UNITS := $(filter-out umm-generator,$(notdir $(wildcard units/systemd/*)))
 # Optional parts: shipped when present in the tree.
 SYSVINIT := $(notdir $(wildcard units/sysvinit/*))
-# Init scripts that postinst starts on a sysvinit host, as it starts
-# umm-boot.service, umm-shutdown.service and umm-uptime.timer under systemd.
-SYSVINIT_START := $(filter umm-boot umm-shutdown umm-uptime,$(SYSVINIT))
 # Init scripts with no systemd unit of the same name: masked under systemd.
 SYSVINIT_ONLY := $(filter-out $(basename $(UNITS)),$(SYSVINIT))
 UPSTART := $(notdir $(wildcard units/upstart/*.conf))
-GRUB := $(notdir $(wildcard grub/42_umm))
+GRUB := $(notdir $(wildcard grub.d/42_umm))
 # kernel-install plugin: umm's BLS boot entries (Fedora, RHEL and the like).
-KERNELINSTALL := $(notdir $(wildcard grub/99-umm.install))
+KERNELINSTALL := $(notdir $(wildcard grub.d/99-umm.install))
 DOCS := README.md $(wildcard docs/*.md)
 EXAMPLES := $(notdir $(wildcard packaging/examples/*))
 
-# Installs a script or unit with /usr/sbin/umm pointing at $(SBINDIR)/umm.
+# Installs a script or unit with /usr/bin/umm pointing at $(BINDIR)/umm.
 # $(call install_subst,MODE,SOURCE,DEST)
 define install_subst
-sed 's|/usr/sbin/umm|$(SBINDIR)/umm|g' $(2) > $(3).tmp && chmod $(1) $(3).tmp && mv -f $(3).tmp $(3)
+sed 's|/usr/bin/umm|$(BINDIR)/umm|g' $(2) > $(3).tmp && chmod $(1) $(3).tmp && mv -f $(3).tmp $(3)
 endef
 
 # --- packages ----------------------------------------------------------------
 DEB_DIR := target/debian
 DEB := $(DEB_DIR)/umm_$(PKG_VERSION)_$(DEB_ARCH).deb
-DEB_STAGE := $(DEB_DIR)/staging
 GLIBC_VERSION := $(shell dpkg-query -W -f='$${source:Version}' libc6-dev 2>/dev/null)
 BUILT_USING := $(if $(GLIBC_VERSION),glibc (= $(GLIBC_VERSION)),glibc)
 
@@ -87,8 +86,8 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 
 LAB_ARGS ?=
 
-.PHONY: deps help build size-check gen install uninstall deb lintian rpm test \
-	cargo-checks vm-test bench demo clean
+.PHONY: deps help build size-check gen install install-files uninstall deb lintian rpm \
+	test cargo-checks checks shellcheck verify-units install-check vm-test bench demo clean
 
 help:
 	@echo 'make build       static release binary: $(BIN)'
@@ -98,7 +97,8 @@ help:
 	@echo 'make deb         $(DEB)'
 	@echo 'make lintian     lintian on the .deb (errors and warnings fail)'
 	@echo 'make rpm         $(RPM)'
-	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, vm-test'
+	@echo 'make checks      shellcheck, systemd-analyze verify, make install against the .deb'
+	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, checks, vm-test'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
 	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
 
@@ -148,12 +148,21 @@ gen:
 
 # --- install -----------------------------------------------------------------
 
+# `install` builds first; `install-files` only copies what is built (the
+# .deb's debian/rules runs it, after `make deb` built everything).
 install: build gen
-	install -d -m0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(GENERATORDIR) \
-		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) \
-		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
+	$(MAKE) install-files
+
+install-files:
+	install -d -m0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
 		$(DESTDIR)$(CONFDIR) $(addprefix $(DESTDIR)$(CONFDIR)/,$(HOOKDIRS)) $(DESTDIR)$(STATEDIR)
-	install -m0755 $(BIN) $(DESTDIR)$(SBINDIR)/umm
+	install -m0755 $(BIN) $(DESTDIR)$(BINDIR)/umm
+	@# The old path as a link, replacing an earlier install's binary there
+	@# (root's PATH has sbin first); not where sbin is bin (Fedora 42).
+	if [ ! $(DESTDIR)$(SBINDIR) -ef $(DESTDIR)$(BINDIR) ]; then \
+		ln -sfn ../bin/umm $(DESTDIR)$(SBINDIR)/umm; fi
 	$(foreach u,$(UNITS),$(call install_subst,0644,units/systemd/$(u),$(DESTDIR)$(UNITDIR)/$(u));)
 	$(call install_subst,0755,units/systemd/umm-generator,$(DESTDIR)$(GENERATORDIR)/umm-generator)
 ifneq ($(SYSVINIT),)
@@ -169,11 +178,11 @@ ifneq ($(UPSTART),)
 endif
 ifneq ($(GRUB),)
 	install -d -m0755 $(DESTDIR)$(GRUBDIR)
-	$(call install_subst,0755,grub/42_umm,$(DESTDIR)$(GRUBDIR)/42_umm)
+	$(call install_subst,0755,grub.d/42_umm,$(DESTDIR)$(GRUBDIR)/42_umm)
 endif
 ifneq ($(KERNELINSTALL),)
 	install -d -m0755 $(DESTDIR)$(KERNELINSTALLDIR)
-	$(call install_subst,0755,grub/99-umm.install,$(DESTDIR)$(KERNELINSTALLDIR)/99-umm.install)
+	$(call install_subst,0755,grub.d/99-umm.install,$(DESTDIR)$(KERNELINSTALLDIR)/99-umm.install)
 endif
 	@# Never overwrite a configuration that is already there.
 	if [ ! -e $(DESTDIR)$(CONFDIR)/umm.toml ]; then \
@@ -199,7 +208,8 @@ endif
 
 # Removes what install put; keeps /etc/umm (configuration, hooks) and /var/lib/umm.
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/umm
+	rm -f $(DESTDIR)$(BINDIR)/umm
+	if [ "$$(readlink $(DESTDIR)$(SBINDIR)/umm)" = ../bin/umm ]; then rm -f $(DESTDIR)$(SBINDIR)/umm; fi
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -f $(DESTDIR)$(GENERATORDIR)/umm-generator
 	rm -f $(addprefix $(DESTDIR)$(INITDDIR)/,$(SYSVINIT)) $(addprefix $(DESTDIR)$(UPSTARTDIR)/,$(UPSTART))
@@ -216,49 +226,20 @@ uninstall:
 
 # --- Debian package ----------------------------------------------------------
 
+# debhelper builds the .deb (packaging/debian: control, rules, maintainer
+# scripts) from `make install-files`. dpkg-buildpackage wants debian/ at the
+# top of a source tree: it runs in a copy under $(DEB_DIR)/build.
 deb: build gen
 	@top=$$(sed -n '1s/^umm (\([^)]*\)).*/\1/p' packaging/debian/changelog); \
 	if [ "$$top" != "$(PKG_VERSION)" ]; then \
 		echo "deb: packaging/debian/changelog is at $$top, Cargo.toml at $(PKG_VERSION): add an entry" >&2; exit 1; fi
-	rm -rf $(DEB_STAGE) $(DEB)
-	$(MAKE) install DESTDIR=$(CURDIR)/$(DEB_STAGE) PREFIX=/usr
-	gzip -9n < packaging/debian/changelog > $(DEB_STAGE)/usr/share/doc/umm/changelog.gz
-	install -d -m0755 $(DEB_STAGE)/usr/share/lintian/overrides
-	install -m0644 packaging/debian/lintian-overrides $(DEB_STAGE)/usr/share/lintian/overrides/umm
-	find $(DEB_STAGE) -type d -exec chmod 0755 {} +
-	install -d -m0755 $(DEB_STAGE)/DEBIAN
-	@# #SYSVINIT# in postinst/postrm: update-rc.d calls for each shipped init script.
-	: > $(DEB_DIR)/sysvinit-postinst; : > $(DEB_DIR)/sysvinit-postrm
-	for s in $(SYSVINIT); do \
-		printf '%s\n' \
-			"    if [ -x \"/etc/init.d/$$s\" ]; then" \
-			"        update-rc.d $$s defaults >/dev/null" >> $(DEB_DIR)/sysvinit-postinst; \
-		case " $(SYSVINIT_START) " in *" $$s "*) printf '%s\n' \
-			"        if [ ! -d /run/systemd/system ]; then" \
-			"            invoke-rc.d $$s start || true" \
-			"        fi" >> $(DEB_DIR)/sysvinit-postinst ;; esac; \
-		printf '%s\n' "    fi" >> $(DEB_DIR)/sysvinit-postinst; \
-		printf '%s\n' "    update-rc.d $$s remove >/dev/null" >> $(DEB_DIR)/sysvinit-postrm; \
-	done
-	for s in postinst prerm postrm; do \
-		sed -e '/^#SYSVINIT#$$/{r $(DEB_DIR)/sysvinit-'"$$s" -e 'd}' packaging/debian/$$s \
-			> $(DEB_STAGE)/DEBIAN/$$s; \
-		chmod 0755 $(DEB_STAGE)/DEBIAN/$$s; done
-	@# Every file under /etc is a conffile.
-	(cd $(DEB_STAGE) && find etc -type f | sort | sed 's|^|/|') > $(DEB_STAGE)/DEBIAN/conffiles
-	size=$$(du -sk --exclude=DEBIAN $(DEB_STAGE) | cut -f1); \
-	sed -e 's/@VERSION@/$(PKG_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
-		-e "s/@INSTALLED_SIZE@/$$size/" -e 's/@BUILT_USING@/$(BUILT_USING)/' \
-		$(if $(GLIBC_VERSION),,-e '/^Built-Using:/d') \
-		packaging/debian/control > $(DEB_STAGE)/DEBIAN/control
-	@# md5sums of everything but the conffiles (dpkg tracks those itself).
-	(cd $(DEB_STAGE) && find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | sort \
-		| grep -vxF -f <(sed 's|^/||' DEBIAN/conffiles) | tr '\n' '\0' \
-		| xargs -0 -r md5sum) > $(DEB_STAGE)/DEBIAN/md5sums
-	chmod 0644 $(DEB_STAGE)/DEBIAN/control $(DEB_STAGE)/DEBIAN/conffiles $(DEB_STAGE)/DEBIAN/md5sums
-	@# Built aside and renamed: a VM lab run may be copying the previous one.
-	dpkg-deb --root-owner-group --build $(DEB_STAGE) $(DEB).tmp
-	mv -f $(DEB).tmp $(DEB)
+	rm -rf $(DEB_DIR)/build
+	mkdir -p $(DEB_DIR)/build/umm
+	cp -R packaging/debian $(DEB_DIR)/build/umm/debian
+	cp $(GEN)/copyright $(DEB_DIR)/build/umm/debian/copyright
+	cd $(DEB_DIR)/build/umm && UMM_TOP=$(CURDIR) dpkg-buildpackage -b -us -uc
+	@# Renamed into place: a VM lab run may be copying the previous one.
+	mv -f $(DEB_DIR)/build/$(notdir $(DEB)) $(DEB)
 
 # (--show-overrides would make lintian exit 2 even when clean: lintian 2.116.)
 lintian: deb
@@ -290,20 +271,35 @@ cargo-checks:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 
+# Every shell script (tests/shellcheck.sh), every systemd unit as installed
+# (tests/verify-units.sh), and make install/uninstall against the .deb
+# (tests/install-check.sh).
+checks: shellcheck verify-units install-check
+
+shellcheck:
+	tests/shellcheck.sh
+
+verify-units: build gen
+	tests/verify-units.sh
+
+install-check: deb
+	tests/install-check.sh $(DEB)
+
 # One make run after the cargo steps, so that the .deb is built once.
 test: cargo-checks
-	$(MAKE) size-check deb lintian vm-test
+	$(MAKE) shellcheck size-check deb lintian verify-units install-check vm-test
 
 # --- host packages -----------------------------------------------------------
 
 # What the build, the packages, the tests and the VM lab need from Debian:
 # gcc/libc6-dev/lld for the static link, file/binutils for size-check,
-# dpkg-dev/lintian/rpm for the packages, dbus-daemon for the D-Bus client's
-# test, libvirt-clients/pacemaker-cli-utils for the example hooks' tests
-# against real tools, grub-common for the GRUB snippet's test against the real
-# grub-mkconfig, qemu/debootstrap/fdisk/ssh for the VM lab.
-DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev lintian rpm \
-	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common \
+# dpkg-dev/debhelper/lintian/rpm for the packages, dbus-daemon for the D-Bus
+# client's test, libvirt-clients/pacemaker-cli-utils for the example hooks'
+# tests against real tools, grub-common for the GRUB snippet's test against
+# the real grub-mkconfig, shellcheck and systemd (systemd-analyze) for
+# `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab.
+DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhelper lintian rpm \
+	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common shellcheck systemd \
 	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,12 +1,12 @@
 //! Boot-menu entries that boot into maintenance (`umm=on`) or skip it
 //! (`umm=off`).
 //!
-//! - GRUB with a generated menu (Debian, Ubuntu): `grub/42_umm`, installed
+//! - GRUB with a generated menu (Debian, Ubuntu): `grub.d/42_umm`, installed
 //!   as /etc/grub.d/42_umm, adds them each time grub-mkconfig runs.
 //! - GRUB reading Boot Loader Specification entries (RHEL family,
 //!   `GRUB_ENABLE_BLSCFG=true`): `bls_sync` writes a copy of every entry in
 //!   /boot/loader/entries for each argument; `umm internal bls-sync` runs it
-//!   from the rpm scriptlets, the kernel-install plugin (`grub/90-umm.install`)
+//!   from the rpm scriptlets, the kernel-install plugin (`grub.d/99-umm.install`)
 //!   and 42_umm.
 //! - For `umm status`: `menu_entries` lists umm's entries, `boot_from_entry`
 //!   tells whether this boot was started from one.

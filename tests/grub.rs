@@ -1,7 +1,7 @@
-//! The boot-menu pieces as installed: grub/42_umm run the way grub-mkconfig
+//! The boot-menu pieces as installed: grub.d/42_umm run the way grub-mkconfig
 //! runs it, against a stand-in for Debian 12's /etc/grub.d/10_linux (and, when
 //! the host allows it, the real grub-mkconfig and 10_linux in a private mount
-//! namespace); grub/99-umm.install and `umm internal bls-sync` in a temp root.
+//! namespace); grub.d/99-umm.install and `umm internal bls-sync` in a temp root.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -64,7 +64,7 @@ const RHEL_ENTRY: &str = include_str!("fixtures/rhel9-bls-entry.conf");
 
 fn source(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("grub")
+        .join("grub.d")
         .join(name)
 }
 

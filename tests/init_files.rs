@@ -177,7 +177,7 @@ fn upstart_pause_blocks_rc_sysinit_and_never_holds_without_umm() {
     // The pause is umm's own bounded logic, never an event a disabled umm
     // would have to emit; and no umm binary means no pause at all.
     assert!(!pause.lines().any(|l| l.trim_start().starts_with("emits")));
-    assert!(pause.contains("[ -x /usr/sbin/umm ] || exit 0"));
+    assert!(pause.contains("[ -x /usr/bin/umm ] || exit 0"));
     let (_, shutdown) = jobs.iter().find(|(n, _)| n == "umm-shutdown.conf").unwrap();
     assert_eq!(
         check_upstart_job("umm-shutdown.conf", shutdown),

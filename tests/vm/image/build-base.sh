@@ -267,7 +267,7 @@ find "$TREE/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -ex
 # ---------------------------------------------------------------- disks
 BOOT_KERNEL=$(find "$TREE/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -n 1)
 BOOT_INITRD=$(find "$TREE/boot" -maxdepth 1 -name 'initrd.img-*' | sort -V | tail -n 1)
-[ -n "$BOOT_KERNEL" ] && [ -n "$BOOT_INITRD" ] || die "no kernel/initrd in tree"
+if [ -z "$BOOT_KERNEL" ] || [ -z "$BOOT_INITRD" ]; then die "no kernel/initrd in tree"; fi
 cp "$BOOT_KERNEL" "$WORK/vmlinuz"
 cp "$BOOT_INITRD" "$WORK/initrd.img"
 

@@ -453,7 +453,7 @@ pub fn disabled(ctx: &mut Ctx) -> Result<()> {
 pub fn binary_removed(ctx: &mut Ctx) -> Result<()> {
     let vm = installed(ctx)?;
     strict(vm)?;
-    vm.ssh_ok("rm /usr/sbin/umm && sync")?;
+    vm.ssh_ok("rm /usr/bin/umm && sync")?;
     vm.crash()?;
     assert_all_enabled_services_up(vm).or_else(|e| {
         // umm-boot.service itself fails (no binary): that is the journal saying why.

@@ -116,7 +116,14 @@ pub const KEYS: &[Key] = &[
 
 /// (path, description) for the FILES section.
 const FILES: &[(&str, &str)] = &[
-    ("/usr/sbin/umm", "The program."),
+    (
+        "/usr/bin/umm",
+        "The program; `umm status` and `umm history` work for any user.",
+    ),
+    (
+        "/usr/sbin/umm",
+        "A link to /usr/bin/umm, the path earlier packages installed it at, for the scripts, units and sudo rules that still name it.",
+    ),
     (
         "/etc/umm/umm.toml",
         "The configuration; see CONFIGURATION. Every key is optional.",
