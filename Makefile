@@ -88,7 +88,7 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 LAB_ARGS ?=
 
 .PHONY: deps help build size-check gen install uninstall deb lintian rpm test \
-	cargo-checks vm-test bench demo clean
+	cargo-checks bench-fleet vm-test bench demo clean
 
 help:
 	@echo 'make build       static release binary: $(BIN)'
@@ -99,6 +99,7 @@ help:
 	@echo 'make lintian     lintian on the .deb (errors and warnings fail)'
 	@echo 'make rpm         $(RPM)'
 	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, vm-test'
+	@echo 'make bench-fleet 1,000 clients racing for 10 slots on a loopback etcd (figures)'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
 	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
 
@@ -289,6 +290,12 @@ cargo-checks:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+
+# 1,000 clients (threads, each its own connection) racing for 10 slots of one
+# group on one etcd started on loopback; prints the figures. Needs etcd-server.
+bench-fleet:
+	UMM_FLEET_REQUIRE_ETCD=1 $(CARGO) test --release --test fleet -- --ignored --exact \
+		bench_1000_clients --nocapture --test-threads=1
 
 # One make run after the cargo steps, so that the .deb is built once.
 test: cargo-checks
