@@ -39,9 +39,13 @@ use super::{
 
 /// airlock's prefix for every group.
 pub const KEY_PREFIX: &str = "com.coreos.airlock/groups/";
-/// How many times a change is tried against a semaphore that keeps
+/// How many times a take is tried against a semaphore that keeps
 /// changing, within the deadline.
 pub const MAX_ATTEMPTS: u32 = 64;
+/// The same for a release: it is tried again at once (without the pause a
+/// take makes), and more often, so that a slot is given back before others
+/// are taken.
+pub const MAX_RELEASE_ATTEMPTS: u32 = 4 * MAX_ATTEMPTS;
 /// The largest answer read from etcd.
 const ANSWER_MAX: u64 = 4 * 1024 * 1024;
 /// The longest random pause between two attempts of a change.
@@ -450,14 +454,25 @@ impl Etcd {
         Ok(Cas::Changed(fresh))
     }
 
-    /// After a lost race: counts it, and pauses a little unless the
-    /// attempts or the deadline are used up.
-    fn lost_race(&self, attempts: u32, deadline: &Deadline) -> Result<(), FleetError> {
+    /// After a lost race: counts it, and for a take pauses a little,
+    /// unless the attempts or the deadline are used up.
+    fn lost_race(
+        &self,
+        attempts: u32,
+        release: bool,
+        deadline: &Deadline,
+    ) -> Result<(), FleetError> {
         self.conflicts.fetch_add(1, Ordering::Relaxed);
-        let pause = Duration::from_millis(2)
-            .saturating_mul(1 << attempts.min(6))
-            .min(MAX_PAUSE);
-        if attempts >= MAX_ATTEMPTS || !deadline.sleep(jitter(pause)) {
+        let (most, pause) = match release {
+            true => (MAX_RELEASE_ATTEMPTS, Duration::ZERO),
+            false => (
+                MAX_ATTEMPTS,
+                Duration::from_millis(2)
+                    .saturating_mul(1 << attempts.min(6))
+                    .min(MAX_PAUSE),
+            ),
+        };
+        if attempts >= most || !deadline.sleep(jitter(pause)) {
             return Err(FleetError::Conflict {
                 key: self.key.clone(),
                 attempts,
@@ -547,7 +562,7 @@ impl Coordinator for Etcd {
             match self.compare_and_swap(current.as_ref(), &next, self.record(id), &deadline)? {
                 Cas::Done => return Ok(Taken::Granted),
                 Cas::Changed(fresh) => {
-                    self.lost_race(attempts, &deadline)?;
+                    self.lost_race(attempts, false, &deadline)?;
                     current = fresh;
                 }
             }
@@ -575,7 +590,7 @@ impl Coordinator for Etcd {
             match self.compare_and_swap(Some(stored), &next, forget, &deadline)? {
                 Cas::Done => return Ok(Released::Freed),
                 Cas::Changed(fresh) => {
-                    self.lost_race(attempts, &deadline)?;
+                    self.lost_race(attempts, true, &deadline)?;
                     current = fresh;
                 }
             }
