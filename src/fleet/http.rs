@@ -519,10 +519,13 @@ fn resolve(host: &str, port: u16, budget: Duration) -> Option<SocketAddr> {
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let name = format!("{host}:{port}");
-    std::thread::spawn(move || {
-        let first = name.to_socket_addrs().ok().and_then(|mut a| a.next());
-        let _ = tx.send(first);
-    });
+    std::thread::Builder::new()
+        .name("umm-resolve".into())
+        .spawn(move || {
+            let first = name.to_socket_addrs().ok().and_then(|mut a| a.next());
+            let _ = tx.send(first);
+        })
+        .ok()?;
     rx.recv_timeout(budget).ok().flatten()
 }
 

@@ -951,6 +951,58 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_and_status_have_a_json_form() {
+        let refused = Taken::Refused(Refusal::Full {
+            total_slots: 1,
+            holders: vec!["a".into()],
+        });
+        assert_eq!(
+            serde_json::to_value(&refused).unwrap(),
+            serde_json::json!({"taken": "refused", "by": "full", "total_slots": 1, "holders": ["a"]})
+        );
+        let status = GroupStatus {
+            backend: Backend::Etcd,
+            group: "g".into(),
+            place: "http://h:2379".into(),
+            listing: Listing::Stored {
+                total_slots: 2,
+                holders: vec![Holder {
+                    id: "a".into(),
+                    host: Some("web1".into()),
+                    since: Some(0),
+                }],
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({
+                "backend": "etcd", "group": "g", "place": "http://h:2379",
+                "listing": "stored", "total_slots": 2,
+                "holders": [{"id": "a", "host": "web1", "since": 0}]
+            })
+        );
+        assert_eq!(
+            status.to_string(),
+            "group \"g\" on etcd (http://h:2379): 1 of 2 slots held\n  a on web1 since 1970-01-01T00:00:00Z"
+        );
+        let unlisted = GroupStatus {
+            backend: Backend::FleetLock,
+            listing: Listing::Unlisted {
+                known: vec![Known {
+                    id: "a".into(),
+                    last: "granted",
+                    at: 0,
+                }],
+            },
+            ..status
+        };
+        let json = serde_json::to_value(&unlisted).unwrap();
+        assert_eq!(json["backend"], "fleetlock");
+        assert_eq!(json["listing"], "unlisted");
+        assert_eq!(json["known"][0]["last"], "granted");
+    }
+
+    #[test]
     fn server_text_is_cut_to_one_line() {
         assert_eq!(one_line(" a\nb\tc ", 10), "a b c");
         assert_eq!(one_line("abcdef", 3), "abc…");
