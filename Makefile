@@ -87,7 +87,8 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 LAB_ARGS ?=
 
 .PHONY: deps help build size-check gen install install-files uninstall deb lintian rpm \
-	test cargo-checks checks shellcheck verify-units install-check vm-test bench demo clean
+	test cargo-checks checks shellcheck verify-units install-check vm-test bench bench-fleet \
+	demo clean
 
 help:
 	@echo 'make build       static release binary: $(BIN)'
@@ -99,6 +100,7 @@ help:
 	@echo 'make rpm         $(RPM)'
 	@echo 'make checks      shellcheck, systemd-analyze verify, make install against the .deb'
 	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, checks, vm-test'
+	@echo 'make bench-fleet 1,000 clients racing for 10 slots on a loopback etcd (figures)'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
 	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
 
@@ -285,6 +287,12 @@ verify-units: build gen
 install-check: deb
 	tests/install-check.sh $(DEB)
 
+# 1,000 clients (threads, each its own connection) racing for 10 slots of one
+# group on one etcd started on loopback; prints the figures. Needs etcd-server.
+bench-fleet:
+	UMM_FLEET_REQUIRE_ETCD=1 $(CARGO) test --release --test fleet -- --ignored --exact \
+		bench_1000_clients --nocapture --test-threads=1
+
 # One make run after the cargo steps, so that the .deb is built once.
 test: cargo-checks
 	$(MAKE) shellcheck size-check deb lintian verify-units install-check vm-test
@@ -300,7 +308,8 @@ test: cargo-checks
 # `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab.
 DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhelper lintian rpm \
 	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common shellcheck systemd \
-	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs
+	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs \
+	etcd-server etcd-client openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs whatever of DEPS is missing (nothing when all are there).

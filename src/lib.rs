@@ -33,6 +33,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod decide;
+pub mod fleet;
 pub mod fsread;
 pub mod generator;
 pub mod grub;

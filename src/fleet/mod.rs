@@ -1,0 +1,1018 @@
+//! Fleet coordination: at most N nodes of a group in maintenance at once.
+//!
+//! A node takes a slot of its group before it goes into maintenance and
+//! gives it back once it is operational again. Two back-ends, behind one
+//! small trait (`Coordinator`):
+//!
+//! - `etcd`: a counting semaphore stored in etcd v3 (through its JSON
+//!   gateway) exactly as the airlock server stores it, so that umm nodes and
+//!   Fedora CoreOS nodes behind airlock can share a group (`etcd.rs`);
+//! - `fleetlock`: a client of the FleetLock protocol (airlock, fleetlock on
+//!   Kubernetes), which keeps the semaphore itself (`fleetlock.rs`).
+//!
+//! Every call is bounded by one deadline (`FleetSettings::timeout`), across
+//! endpoints and retries; nothing from a server or a peer can make umm
+//! panic; every error is one line that says what failed, where, and what
+//! to do. The settings are checked by `FleetSettings::validate` and files
+//! are read (TLS material, the machine id) only by `from_settings` and
+//! `FleetSettings::node_id`: no call here touches umm's own state.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::fsread;
+use crate::paths::Root;
+
+pub mod etcd;
+pub mod fleetlock;
+mod http;
+
+/// Where a node's default id comes from.
+pub const MACHINE_ID: &str = "/etc/machine-id";
+/// The group when none is configured (airlock's default too).
+pub const DEFAULT_GROUP: &str = "default";
+/// The bound on one call (take, release, status) when none is configured.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// etcd: the size of a group whose key does not exist yet.
+pub const DEFAULT_SLOTS: u64 = 1;
+/// The longest group name or node id accepted (bytes).
+pub const MAX_NAME: usize = 253;
+
+/// Which coordinator, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// No fleet coordination: a node decides alone.
+    None,
+    /// A semaphore in etcd v3, airlock's layout.
+    Etcd,
+    /// A FleetLock server (airlock, fleetlock).
+    #[serde(rename = "fleetlock")]
+    FleetLock,
+}
+
+impl Backend {
+    /// The name used in umm.toml and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::None => "none",
+            Backend::Etcd => "etcd",
+            Backend::FleetLock => "fleetlock",
+        }
+    }
+
+    /// Parses the name used in umm.toml.
+    pub fn parse(text: &str) -> Result<Backend, String> {
+        match text {
+            "none" => Ok(Backend::None),
+            "etcd" => Ok(Backend::Etcd),
+            "fleetlock" => Ok(Backend::FleetLock),
+            other => Err(format!(
+                "unknown back-end {other:?} (use \"none\", \"etcd\" or \"fleetlock\")"
+            )),
+        }
+    }
+}
+
+/// `[fleet]` in umm.toml, once parsed: what `validate` checks and
+/// `from_settings` uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetSettings {
+    pub backend: Backend,
+    /// The group this node belongs to.
+    pub group: String,
+    /// This node's id in the group; `None`: /etc/machine-id.
+    pub id: Option<String>,
+    /// etcd: client URLs of the cluster's members, tried in turn.
+    pub endpoints: Vec<String>,
+    /// FleetLock: the server's base URL (`/v1/pre-reboot` is added).
+    pub url: Option<String>,
+    /// etcd: the group's size when its key does not exist yet (an existing
+    /// key keeps the size stored in it, as with airlock).
+    pub slots: u64,
+    /// The CA certificates that https servers must chain to (PEM); `None`:
+    /// the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM): root's only (0600).
+    pub key_file: Option<PathBuf>,
+    /// The bound on one call, across endpoints and retries.
+    pub timeout: Duration,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            backend: Backend::None,
+            group: DEFAULT_GROUP.into(),
+            id: None,
+            endpoints: Vec::new(),
+            url: None,
+            slots: DEFAULT_SLOTS,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A setting that is wrong: which key (under `[fleet]`) and why, for the
+/// configuration loader to place at the key's line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsError {
+    /// The key under `[fleet]`, e.g. `endpoints`.
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fleet.{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl FleetSettings {
+    /// Checks the settings without touching a file or the network.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let err = |key: &'static str, message: String| Err(SettingsError { key, message });
+        if self.backend == Backend::None {
+            return Ok(());
+        }
+        if let Err(e) = check_name(&self.group) {
+            return err("group", e);
+        }
+        if let Some(id) = &self.id {
+            if let Err(e) = check_name(id) {
+                return err("id", e);
+            }
+        }
+        if self.timeout < Duration::from_secs(1) {
+            return err("timeout", "is shorter than 1s".into());
+        }
+        let urls: Vec<&str> = match self.backend {
+            Backend::Etcd => {
+                if self.url.is_some() {
+                    return err(
+                        "url",
+                        "is for the fleetlock back-end; give etcd's client URLs in endpoints"
+                            .into(),
+                    );
+                }
+                if self.endpoints.is_empty() {
+                    return err(
+                        "endpoints",
+                        "is empty: give the etcd members' client URLs, e.g. [\"https://10.0.0.1:2379\"]"
+                            .into(),
+                    );
+                }
+                if self.slots == 0 {
+                    return err("slots", "is 0: a group needs at least 1 slot".into());
+                }
+                self.endpoints.iter().map(String::as_str).collect()
+            }
+            Backend::FleetLock => {
+                if !self.endpoints.is_empty() {
+                    return err(
+                        "endpoints",
+                        "is for the etcd back-end; give the FleetLock server's base URL in url"
+                            .into(),
+                    );
+                }
+                match &self.url {
+                    Some(url) => vec![url.as_str()],
+                    None => {
+                        return err(
+                            "url",
+                            "is missing: give the FleetLock server's base URL, e.g. \"https://airlock.example:3333\""
+                                .into(),
+                        )
+                    }
+                }
+            }
+            Backend::None => Vec::new(),
+        };
+        let key = match self.backend {
+            Backend::Etcd => "endpoints",
+            _ => "url",
+        };
+        for url in &urls {
+            if let Err(e) = check_url(url) {
+                return err(key, e);
+            }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            let missing = if self.cert_file.is_some() {
+                "key_file"
+            } else {
+                "cert_file"
+            };
+            return err(
+                missing,
+                "is missing: a client certificate needs both cert_file and key_file".into(),
+            );
+        }
+        let tls_files = self.ca_file.is_some() || self.cert_file.is_some();
+        if tls_files && !urls.iter().any(|u| is_https(u)) {
+            let which = if self.ca_file.is_some() {
+                "ca_file"
+            } else {
+                "cert_file"
+            };
+            return err(
+                which,
+                format!("is set but no {key} URL uses https: the file would not be used"),
+            );
+        }
+        Ok(())
+    }
+
+    /// This node's id: `id` when set, else /etc/machine-id (under `root`).
+    pub fn node_id(&self, root: &Root) -> Result<String, FleetError> {
+        if let Some(id) = &self.id {
+            check_name(id).map_err(|e| FleetError::Settings(format!("fleet.id: {e}")))?;
+            return Ok(id.clone());
+        }
+        machine_id(&root.path(MACHINE_ID))
+    }
+}
+
+/// Reads a machine id file: 32 lowercase hexadecimal digits.
+pub fn machine_id(path: &Path) -> Result<String, FleetError> {
+    let text = fsread::read_string(path, fsread::SMALL_MAX).map_err(|e| {
+        FleetError::Settings(format!(
+            "{e}; the fleet needs this node's id: set id under [fleet] in umm.toml, or run systemd-machine-id-setup"
+        ))
+    })?;
+    let id = text.trim();
+    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(id.to_string())
+    } else {
+        Err(FleetError::Settings(format!(
+            "{} does not hold a machine id (32 hexadecimal digits); run systemd-machine-id-setup, or set id under [fleet] in umm.toml",
+            path.display()
+        )))
+    }
+}
+
+/// A group name or node id: 1 to `MAX_NAME` bytes, no spaces or control
+/// characters at either end, no control characters at all.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("is longer than {MAX_NAME} bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{name:?} holds control characters"));
+    }
+    if name.trim() != name {
+        return Err(format!("{name:?} starts or ends with a space"));
+    }
+    Ok(())
+}
+
+fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// An http or https URL with a host and nothing after the path.
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|_| format!("{url:?} is not a URL (like \"https://10.0.0.1:2379\")"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("{url:?}: use an http:// or https:// URL")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(format!("{url:?}: a query or fragment is not allowed here"));
+    }
+    Ok(())
+}
+
+/// The outcome of a take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "taken", rename_all = "kebab-case")]
+pub enum Taken {
+    /// A slot was free and is now this node's.
+    Granted,
+    /// This node held a slot already (etcd only: FleetLock cannot tell).
+    AlreadyHeld,
+    /// No slot: the node must not go into maintenance now.
+    Refused(Refusal),
+}
+
+impl Taken {
+    /// The node holds a slot now.
+    pub fn is_held(&self) -> bool {
+        matches!(self, Taken::Granted | Taken::AlreadyHeld)
+    }
+}
+
+/// Why a take was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "kebab-case")]
+pub enum Refusal {
+    /// etcd: every slot is held.
+    Full {
+        total_slots: u64,
+        holders: Vec<String>,
+    },
+    /// FleetLock: the server's answer (anything but 200).
+    Server {
+        status: u16,
+        kind: String,
+        value: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Full {
+                total_slots,
+                holders,
+            } => {
+                write!(
+                    f,
+                    "all {total_slots} slot{} held",
+                    if *total_slots == 1 { " is" } else { "s are" }
+                )?;
+                if !holders.is_empty() {
+                    write!(f, " (by {})", list_ids(holders, 5))?;
+                }
+                Ok(())
+            }
+            Refusal::Server {
+                status,
+                kind,
+                value,
+            } => {
+                write!(f, "the server answered HTTP {status}")?;
+                match (kind.is_empty(), value.is_empty()) {
+                    (false, _) => write!(f, ", {kind}: {value}"),
+                    (true, false) => write!(f, ": {value}"),
+                    (true, true) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn list_ids(ids: &[String], at_most: usize) -> String {
+    let mut shown: Vec<&str> = ids.iter().take(at_most).map(String::as_str).collect();
+    let more = ids.len().saturating_sub(at_most);
+    let more_text = format!("{more} more");
+    if more > 0 {
+        shown.push(&more_text);
+    }
+    shown.join(", ")
+}
+
+/// The outcome of a release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Released {
+    /// The node held a slot and does no more (etcd).
+    Freed,
+    /// The node held none: nothing to do (etcd).
+    NotHeld,
+    /// The server said yes (FleetLock: it does not say whether a slot was held).
+    Acknowledged,
+}
+
+/// A holder of a slot, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub id: String,
+    /// The host name it recorded when it took the slot (umm nodes on etcd:
+    /// airlock's clients record none).
+    pub host: Option<String>,
+    /// Since when, seconds since the epoch (likewise).
+    pub since: Option<i64>,
+}
+
+/// What `status` can say about the group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "listing", rename_all = "kebab-case")]
+pub enum Listing {
+    /// etcd: the semaphore as stored.
+    Stored {
+        total_slots: u64,
+        holders: Vec<Holder>,
+    },
+    /// etcd: the group's key does not exist yet; the first take creates it
+    /// with this many slots.
+    NotCreated { slots: u64 },
+    /// FleetLock: the protocol has no way to list holders; what this client
+    /// did in this process, per id.
+    Unlisted { known: Vec<Known> },
+}
+
+/// FleetLock: what this client last heard for an id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Known {
+    pub id: String,
+    /// `granted`, `refused` or `released`.
+    pub last: &'static str,
+    /// When, seconds since the epoch.
+    pub at: i64,
+}
+
+/// `status` of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupStatus {
+    pub backend: Backend,
+    pub group: String,
+    /// Where: the endpoints or the URL.
+    pub place: String,
+    #[serde(flatten)]
+    pub listing: Listing,
+}
+
+impl fmt::Display for GroupStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "group {:?} on {} ({})",
+            self.group,
+            self.backend.name(),
+            self.place
+        )?;
+        match &self.listing {
+            Listing::Stored {
+                total_slots,
+                holders,
+            } => {
+                write!(f, ": {} of {total_slots} slots held", holders.len())?;
+                for h in holders {
+                    write!(f, "\n  {}", h.id)?;
+                    if let Some(host) = &h.host {
+                        write!(f, " on {host}")?;
+                    }
+                    if let Some(since) = h.since {
+                        write!(f, " since {}", crate::timefmt::rfc3339(since))?;
+                    }
+                }
+                Ok(())
+            }
+            Listing::NotCreated { slots } => write!(
+                f,
+                ": no node has taken a slot yet (the first take creates the group with {slots} slots)"
+            ),
+            Listing::Unlisted { known } => {
+                write!(
+                    f,
+                    ": the FleetLock protocol cannot list who holds a slot; ask the server's operator"
+                )?;
+                for k in known {
+                    write!(
+                        f,
+                        "\n  {}: {} at {}",
+                        k.id,
+                        k.last,
+                        crate::timefmt::rfc3339(k.at)
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why a call failed. Each is one line: what, where, what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FleetError {
+    /// The settings, or a file they name, cannot be used (the whole line).
+    Settings(String),
+    /// A TLS file is unsafe or unusable.
+    Credentials { file: PathBuf, problem: String },
+    /// No endpoint answered before the deadline.
+    Unreachable {
+        backend: Backend,
+        /// Each endpoint tried, with its last failure.
+        tried: Vec<(String, String)>,
+        deadline: Duration,
+    },
+    /// The TLS handshake failed, or the server refused the credentials.
+    Tls {
+        endpoint: String,
+        detail: String,
+        hint: String,
+    },
+    /// The server answered with an error.
+    Server {
+        backend: Backend,
+        endpoint: String,
+        status: u16,
+        kind: String,
+        value: String,
+    },
+    /// etcd: the semaphore kept changing under us.
+    Conflict {
+        key: String,
+        attempts: u32,
+        elapsed: Duration,
+    },
+    /// An answer that is not what the protocol says (or a key that holds
+    /// something else).
+    Protocol { endpoint: String, detail: String },
+}
+
+impl FleetError {
+    /// Worth trying again later (the pending-release retry): the network,
+    /// a busy or failing server, conflicts. Not: settings, credentials,
+    /// TLS, a protocol error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FleetError::Unreachable { .. } | FleetError::Conflict { .. } => true,
+            FleetError::Server { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for FleetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FleetError::Settings(line) => write!(f, "{line}"),
+            FleetError::Credentials { file, problem } => {
+                write!(f, "{} {problem}", file.display())
+            }
+            FleetError::Unreachable {
+                backend,
+                tried,
+                deadline,
+            } => {
+                write!(
+                    f,
+                    "no {} endpoint answered within {}: ",
+                    backend.name(),
+                    crate::timefmt::seconds_tenths(*deadline) + "s"
+                )?;
+                let each: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
+                write!(
+                    f,
+                    "{}; check that the server is up and reachable from this node, or raise fleet.timeout",
+                    each.join("; ")
+                )
+            }
+            FleetError::Tls {
+                endpoint,
+                detail,
+                hint,
+            } => write!(f, "TLS with {endpoint} failed: {detail}; {hint}"),
+            FleetError::Server {
+                backend,
+                endpoint,
+                status,
+                kind,
+                value,
+            } => {
+                write!(f, "{} at {endpoint} answered HTTP {status}", backend.name())?;
+                match (kind.is_empty(), value.is_empty()) {
+                    (false, _) => write!(f, " ({kind}: {value})")?,
+                    (true, false) => write!(f, " ({value})")?,
+                    (true, true) => {}
+                }
+                if *status >= 500 {
+                    write!(f, "; the server is failing: check its logs, then try again")
+                } else {
+                    write!(f, "; check the fleet settings against the server's")
+                }
+            }
+            FleetError::Conflict {
+                key,
+                attempts,
+                elapsed,
+            } => write!(
+                f,
+                "{key} changed under each of {attempts} attempts in {}s (too many nodes at once); try again",
+                crate::timefmt::seconds_tenths(*elapsed)
+            ),
+            FleetError::Protocol { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for FleetError {}
+
+/// A coordinator of one group.
+///
+/// Every call is bounded by the configured timeout and safe to repeat:
+/// `take` by a holder is a success, `release` by a non-holder too. A call
+/// that fails may still have been carried out (the answer was lost): after
+/// an error from `take`, call `release` until it succeeds before giving
+/// up, so that a slot is never left held by a node that is not in
+/// maintenance.
+pub trait Coordinator: Send + Sync {
+    /// Which back-end.
+    fn backend(&self) -> Backend;
+    /// The group.
+    fn group(&self) -> &str;
+    /// Where, for messages: the endpoints or the URL.
+    fn place(&self) -> String;
+    /// Takes a slot for `id`.
+    fn take(&self, id: &str) -> Result<Taken, FleetError>;
+    /// Gives back `id`'s slot.
+    fn release(&self, id: &str) -> Result<Released, FleetError>;
+    /// The group as far as the back-end can tell.
+    fn status(&self) -> Result<GroupStatus, FleetError>;
+}
+
+/// The coordinator the settings describe (`None` for `backend = "none"`).
+/// Checks the settings and reads the TLS files; no network traffic.
+pub fn from_settings(settings: &FleetSettings) -> Result<Option<Box<dyn Coordinator>>, FleetError> {
+    settings
+        .validate()
+        .map_err(|e| FleetError::Settings(format!("{e}; fix it in umm.toml")))?;
+    Ok(match settings.backend {
+        Backend::None => None,
+        Backend::Etcd => Some(Box::new(etcd::Etcd::new(settings)?)),
+        Backend::FleetLock => Some(Box::new(fleetlock::FleetLock::new(settings)?)),
+    })
+}
+
+/// One deadline for a whole call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    start: Instant,
+    end: Instant,
+}
+
+impl Deadline {
+    pub(crate) fn after(d: Duration) -> Deadline {
+        let start = Instant::now();
+        Deadline {
+            start,
+            end: start + d,
+        }
+    }
+
+    /// Time left, `None` once it has passed.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.end
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Sleeps for `d`, or until the deadline if that comes first; false
+    /// when the deadline has passed.
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
+        match self.remaining() {
+            Some(left) => {
+                std::thread::sleep(d.min(left));
+                self.remaining().is_some()
+            }
+            None => false,
+        }
+    }
+}
+
+/// A random duration in [0, max): jitter for retries, so that nodes that
+/// collided do not collide again in step. (Random from std's hasher keys.)
+pub(crate) fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.write_u128(now.map_or(0, |d| d.as_nanos()));
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(h.finish() % nanos)
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// This host's name, for `status` (the kernel's, as `hostname` prints it).
+pub fn host_name() -> String {
+    fsread::read_string(Path::new("/proc/sys/kernel/hostname"), fsread::SMALL_MAX)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && check_name(s).is_ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Text from a server, made safe for one line of a message: control
+/// characters become spaces, and it is cut at `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if text.trim().chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn etcd() -> FleetSettings {
+        FleetSettings {
+            backend: Backend::Etcd,
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            ..FleetSettings::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_none_and_valid() {
+        let s = FleetSettings::default();
+        assert_eq!(s.backend, Backend::None);
+        assert_eq!(s.group, "default");
+        assert_eq!(s.timeout, Duration::from_secs(10));
+        assert!(s.validate().is_ok());
+        assert!(from_settings(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn backend_names_round_trip() {
+        for b in [Backend::None, Backend::Etcd, Backend::FleetLock] {
+            assert_eq!(Backend::parse(b.name()), Ok(b));
+        }
+        let e = Backend::parse("zookeeper").unwrap_err();
+        assert!(e.contains("\"etcd\""), "{e}");
+    }
+
+    #[test]
+    fn validate_names_the_key_at_fault() {
+        let cases: Vec<(FleetSettings, &str, &str)> = vec![
+            (
+                FleetSettings {
+                    endpoints: vec![],
+                    ..etcd()
+                },
+                "endpoints",
+                "is empty",
+            ),
+            (
+                FleetSettings {
+                    endpoints: vec!["10.0.0.1:2379".into()],
+                    ..etcd()
+                },
+                "endpoints",
+                "http",
+            ),
+            (
+                FleetSettings {
+                    endpoints: vec!["ftp://10.0.0.1".into()],
+                    ..etcd()
+                },
+                "endpoints",
+                "http",
+            ),
+            (
+                FleetSettings {
+                    endpoints: vec!["http://h:1/?a=b".into()],
+                    ..etcd()
+                },
+                "endpoints",
+                "query",
+            ),
+            (
+                FleetSettings {
+                    url: Some("http://h".into()),
+                    ..etcd()
+                },
+                "url",
+                "fleetlock",
+            ),
+            (FleetSettings { slots: 0, ..etcd() }, "slots", "at least 1"),
+            (
+                FleetSettings {
+                    group: String::new(),
+                    ..etcd()
+                },
+                "group",
+                "empty",
+            ),
+            (
+                FleetSettings {
+                    group: "a\nb".into(),
+                    ..etcd()
+                },
+                "group",
+                "control",
+            ),
+            (
+                FleetSettings {
+                    id: Some(" x".into()),
+                    ..etcd()
+                },
+                "id",
+                "space",
+            ),
+            (
+                FleetSettings {
+                    timeout: Duration::from_millis(500),
+                    ..etcd()
+                },
+                "timeout",
+                "1s",
+            ),
+            (
+                FleetSettings {
+                    cert_file: Some("/c".into()),
+                    endpoints: vec!["https://h:2379".into()],
+                    ..etcd()
+                },
+                "key_file",
+                "both",
+            ),
+            (
+                FleetSettings {
+                    ca_file: Some("/ca".into()),
+                    ..etcd()
+                },
+                "ca_file",
+                "https",
+            ),
+            (
+                FleetSettings {
+                    backend: Backend::FleetLock,
+                    ..FleetSettings::default()
+                },
+                "url",
+                "missing",
+            ),
+            (
+                FleetSettings {
+                    backend: Backend::FleetLock,
+                    url: Some("http://h".into()),
+                    ..etcd()
+                },
+                "endpoints",
+                "url",
+            ),
+        ];
+        for (s, key, words) in cases {
+            let e = s.validate().unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().contains(words), "{e} lacks {words:?}");
+            assert_eq!(e.to_string().lines().count(), 1);
+        }
+        assert!(etcd().validate().is_ok());
+        let https = FleetSettings {
+            endpoints: vec!["http://a:2379".into(), "https://b:2379".into()],
+            ca_file: Some("/ca".into()),
+            cert_file: Some("/c".into()),
+            key_file: Some("/k".into()),
+            ..etcd()
+        };
+        assert!(https.validate().is_ok());
+    }
+
+    #[test]
+    fn the_node_id_comes_from_the_machine_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let s = etcd();
+        let e = s.node_id(&root).unwrap_err().to_string();
+        assert!(e.contains("/etc/machine-id does not exist"), "{e}");
+        assert!(e.contains("set id under [fleet]"), "{e}");
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let file = dir.path().join("etc/machine-id");
+        std::fs::write(&file, "uninitialized\n").unwrap();
+        let e = s.node_id(&root).unwrap_err().to_string();
+        assert!(e.contains("does not hold a machine id"), "{e}");
+        std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").unwrap();
+        assert_eq!(
+            s.node_id(&root).unwrap(),
+            "0123456789abcdef0123456789abcdef"
+        );
+        let named = FleetSettings {
+            id: Some("node-7".into()),
+            ..etcd()
+        };
+        assert_eq!(named.node_id(&root).unwrap(), "node-7");
+    }
+
+    #[test]
+    fn refusals_and_errors_are_one_line() {
+        let full = Refusal::Full {
+            total_slots: 2,
+            holders: (0..7).map(|i| format!("n{i}")).collect(),
+        };
+        assert_eq!(
+            full.to_string(),
+            "all 2 slots are held (by n0, n1, n2, n3, n4, 2 more)"
+        );
+        let server = Refusal::Server {
+            status: 409,
+            kind: "failed_lock".into(),
+            value: "all 1 semaphore slots currently locked".into(),
+        };
+        assert_eq!(
+            server.to_string(),
+            "the server answered HTTP 409, failed_lock: all 1 semaphore slots currently locked"
+        );
+        let e = FleetError::Unreachable {
+            backend: Backend::Etcd,
+            tried: vec![
+                ("http://a:2379".into(), "connection refused".into()),
+                ("http://b:2379".into(), "timed out".into()),
+            ],
+            deadline: Duration::from_secs(10),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no etcd endpoint answered within 10.0s: http://a:2379: connection refused; \
+             http://b:2379: timed out; check that the server is up and reachable from this node, \
+             or raise fleet.timeout"
+        );
+        assert!(e.is_transient());
+    }
+
+    #[test]
+    fn outcomes_and_status_have_a_json_form() {
+        let refused = Taken::Refused(Refusal::Full {
+            total_slots: 1,
+            holders: vec!["a".into()],
+        });
+        assert_eq!(
+            serde_json::to_value(&refused).unwrap(),
+            serde_json::json!({"taken": "refused", "by": "full", "total_slots": 1, "holders": ["a"]})
+        );
+        let status = GroupStatus {
+            backend: Backend::Etcd,
+            group: "g".into(),
+            place: "http://h:2379".into(),
+            listing: Listing::Stored {
+                total_slots: 2,
+                holders: vec![Holder {
+                    id: "a".into(),
+                    host: Some("web1".into()),
+                    since: Some(0),
+                }],
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({
+                "backend": "etcd", "group": "g", "place": "http://h:2379",
+                "listing": "stored", "total_slots": 2,
+                "holders": [{"id": "a", "host": "web1", "since": 0}]
+            })
+        );
+        assert_eq!(
+            status.to_string(),
+            "group \"g\" on etcd (http://h:2379): 1 of 2 slots held\n  a on web1 since 1970-01-01T00:00:00Z"
+        );
+        let unlisted = GroupStatus {
+            backend: Backend::FleetLock,
+            listing: Listing::Unlisted {
+                known: vec![Known {
+                    id: "a".into(),
+                    last: "granted",
+                    at: 0,
+                }],
+            },
+            ..status
+        };
+        let json = serde_json::to_value(&unlisted).unwrap();
+        assert_eq!(json["backend"], "fleetlock");
+        assert_eq!(json["listing"], "unlisted");
+        assert_eq!(json["known"][0]["last"], "granted");
+    }
+
+    #[test]
+    fn server_text_is_cut_to_one_line() {
+        assert_eq!(one_line(" a\nb\tc ", 10), "a b c");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn jitter_stays_below_its_bound() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_millis(5)) < Duration::from_millis(5));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,1608 @@
+//! Fleet coordination, against real servers on loopback.
+//!
+//! etcd: Debian's `etcd-server` (3.4), started here from a temporary
+//! directory on free ports of 127.0.0.1 (one member, or a cluster of three),
+//! killed by PID when a test is done. When etcd is not installed, these
+//! tests print a SKIPPED line to the terminal and pass, unless
+//! `UMM_FLEET_REQUIRE_ETCD=1` (as CI sets it), when they fail.
+//!
+//! FleetLock: a small server written here from the protocol's text (no
+//! airlock or fleetlock server is run: neither is packaged here).
+//!
+//! `bench_1000_clients` (ignored; `make bench-fleet`) measures 1,000
+//! clients racing for 10 slots of one group.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use umm::fleet::etcd::{self, Etcd};
+use umm::fleet::fleetlock::FleetLock;
+use umm::fleet::{
+    self, Backend, Coordinator, FleetError, FleetSettings, Listing, Refusal, Released, Taken,
+};
+
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// ------------------------------------------------------------ etcd harness
+
+/// The etcd binary, or `None` (after a SKIPPED line) when it is missing
+/// and not required.
+fn etcd_binary(test: &str) -> Option<PathBuf> {
+    if let Some(p) = SYSTEM_PATH
+        .split(':')
+        .map(|d| Path::new(d).join("etcd"))
+        .find(|p| p.is_file())
+    {
+        return Some(p);
+    }
+    if std::env::var("UMM_FLEET_REQUIRE_ETCD").is_ok_and(|v| v == "1") {
+        panic!("etcd is not installed (Debian package etcd-server) and UMM_FLEET_REQUIRE_ETCD=1");
+    }
+    // Not eprintln!, which the test harness captures: this must be seen.
+    let mut terminal = std::io::stderr();
+    writeln!(
+        terminal,
+        "SKIPPED {test}: etcd is not installed (Debian package etcd-server)"
+    )
+    .unwrap();
+    None
+}
+
+/// Free ports on 127.0.0.1 (held together while chosen, so all differ).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+/// TLS files of an etcd member that requires client certificates.
+#[derive(Clone)]
+struct ServerTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// etcd members on loopback, killed by PID on drop.
+struct Etcds {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    client_ports: Vec<u16>,
+    peer_ports: Vec<u16>,
+    children: Vec<Option<Child>>,
+    tls: Option<ServerTls>,
+}
+
+impl Etcds {
+    fn start(binary: PathBuf, members: usize, tls: Option<ServerTls>) -> Etcds {
+        // On tmpfs when there is one: etcd syncs every write.
+        let dir = match Path::new("/dev/shm").is_dir() {
+            true => tempfile::Builder::new()
+                .prefix("umm-etcd")
+                .tempdir_in("/dev/shm")
+                .unwrap(),
+            false => tempfile::tempdir().unwrap(),
+        };
+        let ports = free_ports(members * 2);
+        let mut e = Etcds {
+            binary,
+            dir,
+            client_ports: ports[..members].to_vec(),
+            peer_ports: ports[members..].to_vec(),
+            children: (0..members).map(|_| None).collect(),
+            tls,
+        };
+        for i in 0..members {
+            e.spawn(i);
+        }
+        e.wait_ready();
+        e
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn endpoint(&self, i: usize) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme(), self.client_ports[i])
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        (0..self.client_ports.len())
+            .map(|i| self.endpoint(i))
+            .collect()
+    }
+
+    /// Starts member `i` (again, after a kill: same data directory, same
+    /// ports).
+    fn spawn(&mut self, i: usize) {
+        let cluster: Vec<String> = self
+            .peer_ports
+            .iter()
+            .enumerate()
+            .map(|(j, p)| format!("m{j}=http://127.0.0.1:{p}"))
+            .collect();
+        let client = self.endpoint(i);
+        let peer = format!("http://127.0.0.1:{}", self.peer_ports[i]);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("m{i}.log")))
+            .unwrap();
+        let mut cmd = umm::run::command(&self.binary);
+        cmd.arg(format!("--name=m{i}"))
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join(format!("m{i}")).display()
+            ))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster={}", cluster.join(",")))
+            .arg("--initial-cluster-state=new")
+            .arg(format!(
+                "--initial-cluster-token=umm-{}",
+                self.peer_ports[0]
+            ))
+            .args(["--heartbeat-interval=50", "--election-timeout=500"])
+            .args(["--logger=zap", "--log-level=error", "--log-outputs=stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        if let Some(tls) = &self.tls {
+            cmd.arg(format!("--cert-file={}", tls.cert.display()))
+                .arg(format!("--key-file={}", tls.key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        self.children[i] = Some(cmd.spawn().expect("etcd starts"));
+    }
+
+    /// SIGKILL to member `i`, by its PID, and reaps it.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        (0..self.children.len())
+            .map(|i| {
+                std::fs::read_to_string(self.dir.path().join(format!("m{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits (20 s at most) until a write goes through every running member.
+    fn wait_ready(&mut self) {
+        let started = Instant::now();
+        for i in 0..self.children.len() {
+            if self.children[i].is_none() {
+                continue;
+            }
+            loop {
+                if let Some(Ok(Some(status))) = self.children[i].as_mut().map(|c| c.try_wait()) {
+                    panic!("etcd m{i} exited ({status}):\n{}", self.log());
+                }
+                let settings = FleetSettings {
+                    endpoints: vec![self.endpoint(i)],
+                    group: "readiness".into(),
+                    timeout: Duration::from_secs(2),
+                    ..self.settings("unused")
+                };
+                if let Ok(c) = Etcd::new(&settings) {
+                    if c.take("probe").is_ok() && c.release("probe").is_ok() {
+                        break;
+                    }
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "etcd m{i} not ready after 20 s:\n{}",
+                    self.log()
+                );
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Settings for a client of `group` on every member.
+    fn settings(&self, group: &str) -> FleetSettings {
+        let (ca_file, cert_file, key_file) = match &self.tls {
+            Some(t) => (
+                Some(t.ca.clone()),
+                Some(t.cert.with_file_name("client.crt")),
+                Some(t.key.with_file_name("client.key")),
+            ),
+            None => (None, None, None),
+        };
+        FleetSettings {
+            backend: Backend::Etcd,
+            group: group.into(),
+            endpoints: self.endpoints(),
+            slots: 2,
+            ca_file,
+            cert_file,
+            key_file,
+            timeout: Duration::from_secs(10),
+            ..FleetSettings::default()
+        }
+    }
+
+    fn client(&self, group: &str) -> Etcd {
+        Etcd::new(&self.settings(group)).unwrap()
+    }
+}
+
+impl Drop for Etcds {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A key's raw value and version, read through the gateway by hand (not
+/// through umm's code), on a plain-http member; `Err` when it does not
+/// answer.
+fn try_raw_get(endpoint: &str, key: &str) -> Result<Option<(Vec<u8>, i64)>, ureq::Error> {
+    let body = format!(r#"{{"key":"{}"}}"#, B64.encode(key));
+    let mut answer = ureq::post(format!("{endpoint}/v3/kv/range")).send(body.as_bytes())?;
+    let json: serde_json::Value =
+        serde_json::from_str(&answer.body_mut().read_to_string()?).unwrap();
+    let Some(kv) = json["kvs"].get(0) else {
+        return Ok(None);
+    };
+    let value = B64.decode(kv["value"].as_str().unwrap_or("")).unwrap();
+    let version = kv["version"].as_str().unwrap().parse().unwrap();
+    Ok(Some((value, version)))
+}
+
+fn raw_get(endpoint: &str, key: &str) -> Option<(Vec<u8>, i64)> {
+    try_raw_get(endpoint, key).expect("etcd answers a range")
+}
+
+fn raw_put(endpoint: &str, key: &str, value: &[u8]) {
+    let body = format!(
+        r#"{{"key":"{}","value":"{}"}}"#,
+        B64.encode(key),
+        B64.encode(value)
+    );
+    let answer = ureq::post(format!("{endpoint}/v3/kv/put"))
+        .send(body.as_bytes())
+        .expect("etcd answers a put");
+    assert_eq!(answer.status(), 200);
+}
+
+/// The holders stored in the group's key, read by hand.
+fn raw_holders(endpoint: &str, group: &str) -> Vec<String> {
+    match raw_get(endpoint, &etcd::semaphore_key(group)) {
+        Some((value, _)) => {
+            let v: serde_json::Value = serde_json::from_slice(&value).unwrap();
+            v["holders"]
+                .as_array()
+                .map(|a| a.iter().map(|h| h.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+// ------------------------------------------------------------ etcd tests
+
+#[test]
+fn etcd_take_release_and_repeats() {
+    let Some(bin) = etcd_binary("etcd_take_release_and_repeats") else {
+        return;
+    };
+    let etcd = Etcds::start(bin, 1, None);
+    let c = etcd.client("web");
+
+    // No key yet: release is a no-op, status says so.
+    assert_eq!(c.release("a").unwrap(), Released::NotHeld);
+    let status = c.status().unwrap();
+    assert_eq!(status.listing, Listing::NotCreated { slots: 2 });
+    assert!(
+        status.to_string().contains("no node has taken a slot yet"),
+        "{status}"
+    );
+
+    let started = Instant::now();
+    assert_eq!(c.take("a").unwrap(), Taken::Granted);
+    let take_time = started.elapsed();
+    assert_eq!(c.take("a").unwrap(), Taken::AlreadyHeld);
+    assert_eq!(c.take("b").unwrap(), Taken::Granted);
+    match c.take("c").unwrap() {
+        Taken::Refused(r @ Refusal::Full { .. }) => {
+            assert_eq!(
+                r,
+                Refusal::Full {
+                    total_slots: 2,
+                    holders: vec!["a".into(), "b".into()]
+                }
+            );
+            assert_eq!(r.to_string(), "all 2 slots are held (by a, b)");
+        }
+        other => panic!("c was not refused: {other:?}"),
+    }
+
+    let started = Instant::now();
+    assert_eq!(c.release("a").unwrap(), Released::Freed);
+    let release_time = started.elapsed();
+    assert_eq!(c.release("a").unwrap(), Released::NotHeld);
+    assert_eq!(c.take("c").unwrap(), Taken::Granted);
+
+    let status = c.status().unwrap();
+    let Listing::Stored {
+        total_slots,
+        holders,
+    } = &status.listing
+    else {
+        panic!("{status:?}");
+    };
+    assert_eq!(*total_slots, 2);
+    let ids: Vec<&str> = holders.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["b", "c"]);
+    let host = fleet::host_name();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for h in holders {
+        assert_eq!(h.host.as_deref(), Some(host.as_str()));
+        let since = h.since.unwrap();
+        assert!((now - 60..=now).contains(&since), "{since} vs {now}");
+    }
+    let text = status.to_string();
+    assert!(text.contains("2 of 2 slots held"), "{text}");
+    assert!(text.contains(&format!("b on {host} since ")), "{text}");
+    println!(
+        "loopback etcd: an uncontended take took {take_time:.1?}, a release {release_time:.1?}"
+    );
+}
+
+#[test]
+fn etcd_layout_is_airlocks() {
+    let Some(bin) = etcd_binary("etcd_layout_is_airlocks") else {
+        return;
+    };
+    let etcd = Etcds::start(bin, 1, None);
+    let endpoint = etcd.endpoint(0);
+    let group = "ceph mon/a&b";
+    let key = "com.coreos.airlock/groups/ceph+mon%2Fa%26b/v1/semaphore";
+    let c = Etcd::new(&FleetSettings {
+        slots: 3,
+        ..etcd.settings(group)
+    })
+    .unwrap()
+    .with_host("host-b");
+    assert_eq!(c.key(), key);
+
+    assert_eq!(c.take("node-b").unwrap(), Taken::Granted);
+    let (value, version) = raw_get(&endpoint, key).expect("the key exists");
+    assert_eq!(value, br#"{"total_slots":3,"holders":["node-b"]}"#);
+    assert_eq!(version, 1, "created by one transaction");
+    assert_eq!(c.take("node-a&1").unwrap(), Taken::Granted);
+    let (value, version) = raw_get(&endpoint, key).unwrap();
+    // Sorted, and '&' escaped as Go's encoding/json writes it.
+    assert_eq!(
+        String::from_utf8(value).unwrap(),
+        r#"{"total_slots":3,"holders":["node-a\u00261","node-b"]}"#
+    );
+    assert_eq!(version, 2);
+
+    // umm's record beside it, written in the same transaction.
+    let record_key = "com.coreos.airlock/groups/ceph+mon%2Fa%26b/v1/umm-holders/node-a%261";
+    let (record, _) = raw_get(&endpoint, record_key).expect("the holder record exists");
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(record["id"], "node-a&1");
+    assert_eq!(record["host"], "host-b");
+    assert!(record["since"].as_str().unwrap().ends_with('Z'));
+
+    assert_eq!(c.release("node-a&1").unwrap(), Released::Freed);
+    let (value, _) = raw_get(&endpoint, key).unwrap();
+    assert_eq!(value, br#"{"total_slots":3,"holders":["node-b"]}"#);
+    assert!(
+        raw_get(&endpoint, record_key).is_none(),
+        "record deleted with the slot"
+    );
+    assert_eq!(c.release("node-b").unwrap(), Released::Freed);
+    let (value, _) = raw_get(&endpoint, key).unwrap();
+    assert_eq!(value, br#"{"total_slots":3,"holders":[]}"#);
+
+    // A group airlock created (its size wins over ours), with a holder
+    // that airlock let in (no umm record).
+    let other = "com.coreos.airlock/groups/workers/v1/semaphore";
+    raw_put(
+        &endpoint,
+        other,
+        br#"{"total_slots":2,"holders":["zincati-node"]}"#,
+    );
+    let w = Etcd::new(&FleetSettings {
+        slots: 5,
+        ..etcd.settings("workers")
+    })
+    .unwrap();
+    assert_eq!(w.take("umm-node").unwrap(), Taken::Granted);
+    assert!(matches!(
+        w.take("third").unwrap(),
+        Taken::Refused(Refusal::Full { total_slots: 2, .. })
+    ));
+    let status = w.status().unwrap();
+    let Listing::Stored { holders, .. } = status.listing else {
+        panic!()
+    };
+    assert_eq!(holders[0].id, "umm-node");
+    assert!(holders[0].host.is_some());
+    assert_eq!(holders[1].id, "zincati-node");
+    assert_eq!(holders[1].host, None);
+    // Go writes `null` for an empty list it never filled: still a group.
+    raw_put(&endpoint, other, br#"{"total_slots":1,"holders":null}"#);
+    assert_eq!(w.take("umm-node").unwrap(), Taken::Granted);
+
+    // A key that holds something else is left alone, with a clear line.
+    raw_put(&endpoint, other, b"not json");
+    let e = w.take("x").unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "{other} holds something that is not airlock's semaphore"
+        )),
+        "{e}"
+    );
+    assert!(e.contains("etcdctl get"), "{e}");
+    assert_eq!(e.lines().count(), 1);
+    assert_eq!(raw_get(&endpoint, other).unwrap().0, b"not json");
+}
+
+#[test]
+fn twenty_nodes_race_for_two_slots_200_rounds() {
+    let Some(bin) = etcd_binary("twenty_nodes_race_for_two_slots_200_rounds") else {
+        return;
+    };
+    const NODES: usize = 20;
+    const SLOTS: usize = 2;
+    const ROUNDS: usize = 200;
+    let etcd = Etcds::start(bin, 1, None);
+    let endpoint = etcd.endpoint(0);
+    let group = "race";
+    let barrier = Arc::new(Barrier::new(NODES + 1));
+    let believed = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let problems = Arc::new(Mutex::new(Vec::<String>::new()));
+    let granted = Arc::new((0..ROUNDS).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+    let started = Instant::now();
+    let threads: Vec<_> = (0..NODES)
+        .map(|n| {
+            let client = etcd.client(group);
+            let (barrier, believed, most, problems, granted, endpoint) = (
+                barrier.clone(),
+                believed.clone(),
+                most.clone(),
+                problems.clone(),
+                granted.clone(),
+                endpoint.clone(),
+            );
+            thread::spawn(move || {
+                let id = format!("node-{n:02}");
+                let problem = |p: String| problems.lock().unwrap().push(p);
+                for round in 0..ROUNDS {
+                    barrier.wait();
+                    let held = match client.take(&id) {
+                        Ok(Taken::Granted) => {
+                            let now = believed.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            granted[round].fetch_add(1, Ordering::SeqCst);
+                            let stored = raw_holders(&endpoint, group);
+                            if stored.len() > SLOTS || !stored.contains(&id) {
+                                problem(format!(
+                                    "round {round}: {id} granted, key holds {stored:?}"
+                                ));
+                            }
+                            true
+                        }
+                        Ok(Taken::Refused(Refusal::Full { .. })) => false,
+                        other => {
+                            problem(format!("round {round}: {id}: take gave {other:?}"));
+                            false
+                        }
+                    };
+                    barrier.wait();
+                    if held {
+                        believed.fetch_sub(1, Ordering::SeqCst);
+                        match client.release(&id) {
+                            Ok(Released::Freed) => {}
+                            other => {
+                                problem(format!("round {round}: {id}: release gave {other:?}"))
+                            }
+                        }
+                    }
+                    barrier.wait();
+                }
+                client.conflicts()
+            })
+        })
+        .collect();
+    let mut leftover = Vec::new();
+    for round in 0..ROUNDS {
+        barrier.wait();
+        barrier.wait();
+        barrier.wait();
+        let stored = raw_holders(&endpoint, group);
+        if !stored.is_empty() {
+            leftover.push(format!("round {round}: key still holds {stored:?}"));
+        }
+    }
+    let conflicts: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let elapsed = started.elapsed();
+    let problems = problems.lock().unwrap();
+    assert!(
+        problems.is_empty(),
+        "{} problems: {:#?}",
+        problems.len(),
+        &problems[..problems.len().min(10)]
+    );
+    assert!(leftover.is_empty(), "{leftover:?}");
+    assert!(
+        most.load(Ordering::SeqCst) <= SLOTS,
+        "over-admission: {} held at once",
+        most.load(Ordering::SeqCst)
+    );
+    for (round, g) in granted.iter().enumerate() {
+        assert_eq!(
+            g.load(Ordering::SeqCst),
+            SLOTS,
+            "round {round}: every free slot is given"
+        );
+    }
+    assert_eq!(raw_holders(&endpoint, group), Vec::<String>::new());
+    println!(
+        "race: {NODES} nodes, {SLOTS} slots, {ROUNDS} rounds in {elapsed:.1?}: {} grants, at most {} held at once, {conflicts} lost races",
+        ROUNDS * SLOTS,
+        most.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn etcd_down_gives_a_clear_error_and_the_release_completes_after_restart() {
+    let Some(bin) =
+        etcd_binary("etcd_down_gives_a_clear_error_and_the_release_completes_after_restart")
+    else {
+        return;
+    };
+    let mut etcd = Etcds::start(bin, 1, None);
+    let settings = FleetSettings {
+        timeout: Duration::from_secs(2),
+        ..etcd.settings("down")
+    };
+    let c = Etcd::new(&settings).unwrap();
+    assert_eq!(c.take("a").unwrap(), Taken::Granted);
+
+    etcd.kill(0);
+    let started = Instant::now();
+    let e = c.take("b").unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert!(e.is_transient());
+    let text = e.to_string();
+    assert_eq!(
+        text,
+        format!(
+            "no etcd endpoint answered within 2.0s: {}: connection refused; check that the server is up and reachable from this node, or raise fleet.timeout",
+            etcd.endpoint(0)
+        )
+    );
+    let e = c.release("a").unwrap_err();
+    assert!(matches!(e, FleetError::Unreachable { .. }), "{e}");
+
+    etcd.spawn(0);
+    // The pending release, tried again until it lands (bounded).
+    let started = Instant::now();
+    loop {
+        match c.release("a") {
+            Ok(r) => {
+                assert_eq!(r, Released::Freed);
+                break;
+            }
+            Err(e) => assert!(started.elapsed() < Duration::from_secs(20), "{e}"),
+        }
+    }
+    assert_eq!(raw_holders(&etcd.endpoint(0), "down"), Vec::<String>::new());
+}
+
+#[test]
+fn etcd_killed_and_restarted_under_load() {
+    let Some(bin) = etcd_binary("etcd_killed_and_restarted_under_load") else {
+        return;
+    };
+    const NODES: usize = 6;
+    const SLOTS: usize = 2;
+    let mut etcd = Etcds::start(bin, 1, None);
+    let group = "outage";
+    let stop = Arc::new(AtomicBool::new(false));
+    let believed = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let take_errors = Arc::new(AtomicUsize::new(0));
+    let release_errors = Arc::new(AtomicUsize::new(0));
+    let grants = Arc::new(AtomicUsize::new(0));
+    let messages = Arc::new(Mutex::new(BTreeSet::new()));
+    let threads: Vec<_> = (0..NODES)
+        .map(|n| {
+            let client = Etcd::new(&FleetSettings {
+                slots: SLOTS as u64,
+                timeout: Duration::from_secs(1),
+                ..etcd.settings(group)
+            })
+            .unwrap();
+            let (stop, believed, most, take_errors, release_errors, grants, messages) = (
+                stop.clone(),
+                believed.clone(),
+                most.clone(),
+                take_errors.clone(),
+                release_errors.clone(),
+                grants.clone(),
+                messages.clone(),
+            );
+            thread::spawn(move || {
+                let id = format!("node-{n}");
+                // Releases until one lands (the wiring's pending release).
+                let release = || {
+                    let started = Instant::now();
+                    loop {
+                        match client.release(&id) {
+                            Ok(_) => return true,
+                            Err(e) => {
+                                release_errors.fetch_add(1, Ordering::SeqCst);
+                                messages.lock().unwrap().insert(e.to_string());
+                                if started.elapsed() > Duration::from_secs(30) {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                };
+                let mut lost = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    match client.take(&id) {
+                        Ok(Taken::Granted) => {
+                            grants.fetch_add(1, Ordering::SeqCst);
+                            let now = believed.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            thread::sleep(Duration::from_millis(5));
+                            believed.fetch_sub(1, Ordering::SeqCst);
+                            if !release() {
+                                lost += 1;
+                            }
+                        }
+                        Ok(_) => thread::sleep(Duration::from_millis(2)),
+                        Err(e) => {
+                            take_errors.fetch_add(1, Ordering::SeqCst);
+                            messages.lock().unwrap().insert(e.to_string());
+                            // The take may have landed before the answer
+                            // was lost: give the slot back.
+                            if !release() {
+                                lost += 1;
+                            }
+                        }
+                    }
+                }
+                lost
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(700));
+    let before = grants.load(Ordering::SeqCst);
+    etcd.kill(0);
+    thread::sleep(Duration::from_millis(2500));
+    etcd.spawn(0);
+    etcd.wait_ready();
+    let restarted = grants.load(Ordering::SeqCst);
+    thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::SeqCst);
+    let lost: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let after = grants.load(Ordering::SeqCst);
+    assert_eq!(lost, 0, "releases that never landed");
+    assert!(
+        most.load(Ordering::SeqCst) <= SLOTS,
+        "over-admission: {}",
+        most.load(Ordering::SeqCst)
+    );
+    assert!(
+        before > 0 && after > restarted,
+        "grants before {before}, at restart {restarted}, after {after}"
+    );
+    assert!(
+        take_errors.load(Ordering::SeqCst) > 0,
+        "no take saw the outage"
+    );
+    assert!(
+        release_errors.load(Ordering::SeqCst) > 0,
+        "no release saw the outage"
+    );
+    for m in messages.lock().unwrap().iter() {
+        assert_eq!(m.lines().count(), 1, "{m}");
+        assert!(
+            m.starts_with("no etcd endpoint answered within 1.0s: "),
+            "{m}"
+        );
+    }
+    assert_eq!(raw_holders(&etcd.endpoint(0), group), Vec::<String>::new());
+    println!(
+        "outage: {} grants, {} take and {} release errors while etcd was down, at most {} held at once",
+        after,
+        take_errors.load(Ordering::SeqCst),
+        release_errors.load(Ordering::SeqCst),
+        most.load(Ordering::SeqCst)
+    );
+}
+
+/// The member that leads the cluster, by index.
+fn leader(etcd: &Etcds) -> usize {
+    for i in 0..etcd.client_ports.len() {
+        let answer = ureq::post(format!("{}/v3/maintenance/status", etcd.endpoint(i)))
+            .send(b"{}".as_slice());
+        if let Ok(mut a) = answer {
+            let json: serde_json::Value =
+                serde_json::from_str(&a.body_mut().read_to_string().unwrap()).unwrap();
+            if json["leader"] == json["header"]["member_id"] {
+                return i;
+            }
+        }
+    }
+    panic!("no leader");
+}
+
+#[test]
+fn a_three_member_cluster_keeps_working_with_one_member_killed() {
+    let Some(bin) = etcd_binary("a_three_member_cluster_keeps_working_with_one_member_killed")
+    else {
+        return;
+    };
+    let mut etcd = Etcds::start(bin, 3, None);
+    let group = "ha";
+    let settings = FleetSettings {
+        slots: 3,
+        ..etcd.settings(group)
+    };
+    // The leader first in the list: the client must find the others.
+    let lead = leader(&etcd);
+    let mut endpoints = etcd.endpoints();
+    endpoints.swap(0, lead);
+    let c = Etcd::new(&FleetSettings {
+        endpoints,
+        ..settings
+    })
+    .unwrap();
+    assert_eq!(c.take("a").unwrap(), Taken::Granted);
+    assert_eq!(c.take("b").unwrap(), Taken::Granted);
+
+    etcd.kill(lead);
+    let started = Instant::now();
+    assert_eq!(c.take("c").unwrap(), Taken::Granted);
+    let failover = started.elapsed();
+    assert!(matches!(
+        c.take("d").unwrap(),
+        Taken::Refused(Refusal::Full { .. })
+    ));
+    assert_eq!(c.release("a").unwrap(), Released::Freed);
+    let Listing::Stored { holders, .. } = c.status().unwrap().listing else {
+        panic!()
+    };
+    let ids: Vec<&str> = holders.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, ["b", "c"]);
+    let survivor = (lead + 1) % 3;
+    assert_eq!(raw_holders(&etcd.endpoint(survivor), group), ["b", "c"]);
+
+    // The killed member comes back and catches up.
+    etcd.spawn(lead);
+    let started = Instant::now();
+    let stored = || match try_raw_get(&etcd.endpoint(lead), &etcd::semaphore_key(group)) {
+        Ok(Some((value, _))) => value,
+        _ => Vec::new(),
+    };
+    while stored() != br#"{"total_slots":3,"holders":["b","c"]}"# {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "m{lead} did not catch up"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    // A member that accepts connections and never answers (stopped, by
+    // its PID), first in the list: it gets its share of the deadline, no
+    // more, and the others answer.
+    let hung = (lead + 1) % 3;
+    let pid = nix::unistd::Pid::from_raw(etcd.children[hung].as_ref().unwrap().id() as i32);
+    let mut endpoints = etcd.endpoints();
+    endpoints.swap(0, hung);
+    let c = Etcd::new(&FleetSettings {
+        endpoints,
+        timeout: Duration::from_secs(6),
+        ..etcd.settings(group)
+    })
+    .unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let started = Instant::now();
+    let outcome = c.release("b");
+    let past_hung = started.elapsed();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(outcome.unwrap(), Released::Freed);
+    assert!(
+        past_hung >= Duration::from_secs(2) && past_hung < Duration::from_secs(5),
+        "{past_hung:?}: the hung member should get a third of 6 s"
+    );
+    println!(
+        "3-member cluster: a take with the leader killed took {failover:.1?}; \
+         a release past a hung first member {past_hung:.1?} (deadline 6 s)"
+    );
+}
+
+// ------------------------------------------------------------ TLS
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `name`.crt/.key in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A certificate `name`.crt/.key signed by `ca`, for 127.0.0.1.
+fn make_cert(dir: &Path, ca: &str, name: &str) {
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
+         extendedKeyUsage=serverAuth,clientAuth\n\
+         basicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+    for (file, mode) in [
+        (format!("{name}.key"), 0o600),
+        (format!("{name}.crt"), 0o644),
+    ] {
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+#[test]
+fn tls_with_client_certificates() {
+    let Some(bin) = etcd_binary("tls_with_client_certificates") else {
+        return;
+    };
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    make_ca(p, "ca");
+    make_ca(p, "other-ca");
+    make_cert(p, "ca", "server");
+    make_cert(p, "ca", "client");
+    make_cert(p, "other-ca", "stranger");
+    for f in ["ca.crt", "other-ca.crt"] {
+        std::fs::set_permissions(p.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let etcd = Etcds::start(
+        bin,
+        1,
+        Some(ServerTls {
+            ca: p.join("ca.crt"),
+            cert: p.join("server.crt"),
+            key: p.join("server.key"),
+        }),
+    );
+    let good = etcd.settings("secure");
+    assert!(good.endpoints[0].starts_with("https://127.0.0.1:"));
+    let c = Etcd::new(&good).unwrap();
+    assert_eq!(c.take("a").unwrap(), Taken::Granted);
+    assert_eq!(c.release("a").unwrap(), Released::Freed);
+
+    // Each failure: at once (not at the deadline), one line, what to do.
+    let refused = |settings: &FleetSettings, words: &[&str]| {
+        let c = Etcd::new(settings).unwrap();
+        let started = Instant::now();
+        let e = c.take("a").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        assert!(matches!(e, FleetError::Tls { .. }), "{e:?}");
+        assert!(!e.is_transient());
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains(&good.endpoints[0]), "{text}");
+        for w in words {
+            assert!(text.contains(w), "{text} lacks {w:?}");
+        }
+        println!("refused as expected: {text}");
+    };
+    // A client certificate from another CA.
+    refused(
+        &FleetSettings {
+            cert_file: Some(p.join("stranger.crt")),
+            key_file: Some(p.join("stranger.key")),
+            ..good.clone()
+        },
+        &[
+            "the server refused this node's client certificate",
+            "cert_file",
+        ],
+    );
+    // No client certificate at all.
+    refused(
+        &FleetSettings {
+            cert_file: None,
+            key_file: None,
+            ..good.clone()
+        },
+        &[
+            "the server wants a client certificate and none is configured",
+            "fleet.cert_file",
+        ],
+    );
+    // A server whose certificate our CA did not sign.
+    refused(
+        &FleetSettings {
+            ca_file: Some(p.join("other-ca.crt")),
+            ..good.clone()
+        },
+        &["not signed by a trusted CA", "other-ca.crt"],
+    );
+
+    // A private key others can read: refused before any traffic.
+    std::fs::set_permissions(p.join("client.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = fleet::from_settings(&good)
+        .err()
+        .expect("refused")
+        .to_string();
+    let key = p.join("client.key").display().to_string();
+    assert!(e.starts_with(&key), "{e}");
+    assert!(e.contains("mode 0644"), "{e}");
+    assert!(e.contains(&format!("chmod 600 {key}")), "{e}");
+    assert_eq!(e.lines().count(), 1);
+    println!("refused as expected: {e}");
+    std::fs::set_permissions(p.join("client.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A key that is not the certificate's.
+    let e = Etcd::new(&FleetSettings {
+        key_file: Some(p.join("stranger.key")),
+        ..good.clone()
+    })
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(e.contains("cannot be used with"), "{e}");
+    assert!(fleet::from_settings(&good).unwrap().is_some());
+}
+
+// ------------------------------------------------------------ FleetLock
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Normal,
+    Fail,
+    Slow(Duration),
+}
+
+/// What the test server saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    protocol: Option<String>,
+    body: String,
+}
+
+struct LockState {
+    slots: usize,
+    holders: BTreeSet<String>,
+    mode: Mode,
+    seen: Vec<Seen>,
+}
+
+/// A FleetLock server of one group with `slots` slots, from the protocol's
+/// text: a thread on 127.0.0.1, a minimal HTTP/1.1 responder.
+struct LockServer {
+    url: String,
+    state: Arc<Mutex<LockState>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl LockServer {
+    fn start(slots: usize) -> LockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(LockState {
+            slots,
+            holders: BTreeSet::new(),
+            mode: Mode::Normal,
+            seen: Vec::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (s, st) = (s.clone(), st.clone());
+                thread::spawn(move || serve(conn, &s, &st));
+            }
+        });
+        LockServer {
+            url,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        self.state.lock().unwrap().mode = mode;
+    }
+
+    fn client(&self, timeout: Duration) -> FleetLock {
+        FleetLock::new(&FleetSettings {
+            backend: Backend::FleetLock,
+            group: "workers".into(),
+            url: Some(self.url.clone()),
+            timeout,
+            ..FleetSettings::default()
+        })
+        .unwrap()
+    }
+}
+
+impl Drop for LockServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, state: &Mutex<LockState>, stop: &AtomicBool) {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let (mut length, mut protocol) = (0usize, None);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "fleet-lock-protocol" => protocol = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let mode = {
+        let mut s = state.lock().unwrap();
+        s.seen.push(Seen {
+            path: path.clone(),
+            protocol: protocol.clone(),
+            body: body.clone(),
+        });
+        s.mode
+    };
+    let (code, answer) = match mode {
+        Mode::Fail => (
+            500,
+            r#"{"kind":"generic_error","value":"etcd unavailable"}"#.to_string(),
+        ),
+        Mode::Slow(d) => {
+            let until = Instant::now() + d;
+            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            (200, String::new())
+        }
+        Mode::Normal => answer(state, &path, protocol.as_deref(), &body),
+    };
+    let reason = match code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        409 => "Conflict",
+        _ => "Internal Server Error",
+    };
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+fn answer(
+    state: &Mutex<LockState>,
+    path: &str,
+    protocol: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let bad = |v: &str| (400, format!(r#"{{"kind":"bad_request","value":"{v}"}}"#));
+    if protocol != Some("true") {
+        return bad("missing fleet-lock-protocol header");
+    }
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return bad("body is not JSON");
+    };
+    let Some(id) = json["client_params"]["id"].as_str() else {
+        return bad("no client_params.id");
+    };
+    if json["client_params"]["group"] != "workers" {
+        return (
+            400,
+            r#"{"kind":"unknown_group","value":"unknown group"}"#.into(),
+        );
+    }
+    let mut s = state.lock().unwrap();
+    match path {
+        "/v1/pre-reboot" => {
+            if s.holders.contains(id) || s.holders.len() < s.slots {
+                s.holders.insert(id.to_string());
+                (200, String::new())
+            } else {
+                let v = format!("all {} semaphore slots currently locked", s.slots);
+                (409, format!(r#"{{"kind":"failed_lock","value":"{v}"}}"#))
+            }
+        }
+        "/v1/steady-state" => {
+            s.holders.remove(id);
+            (200, String::new())
+        }
+        _ => (
+            404,
+            r#"{"kind":"not_found","value":"no such endpoint"}"#.into(),
+        ),
+    }
+}
+
+#[test]
+fn fleetlock_grants_refuses_and_repeats() {
+    let server = LockServer::start(1);
+    let c = server.client(Duration::from_secs(5));
+    assert_eq!(c.take("a").unwrap(), Taken::Granted);
+    assert_eq!(
+        c.take("a").unwrap(),
+        Taken::Granted,
+        "a repeated take is granted"
+    );
+    let refusal = match c.take("b").unwrap() {
+        Taken::Refused(r) => r,
+        other => panic!("b: {other:?}"),
+    };
+    assert_eq!(
+        refusal,
+        Refusal::Server {
+            status: 409,
+            kind: "failed_lock".into(),
+            value: "all 1 semaphore slots currently locked".into()
+        }
+    );
+    assert_eq!(
+        refusal.to_string(),
+        "the server answered HTTP 409, failed_lock: all 1 semaphore slots currently locked"
+    );
+    assert_eq!(c.release("a").unwrap(), Released::Acknowledged);
+    assert_eq!(
+        c.release("a").unwrap(),
+        Released::Acknowledged,
+        "a repeated release is fine"
+    );
+    assert_eq!(c.take("b").unwrap(), Taken::Granted);
+
+    let seen = server.state.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 6);
+    for s in &seen {
+        assert_eq!(s.protocol.as_deref(), Some("true"));
+    }
+    assert_eq!(seen[0].path, "/v1/pre-reboot");
+    assert_eq!(seen[3].path, "/v1/steady-state");
+    assert_eq!(
+        seen[0].body,
+        r#"{"client_params":{"group":"workers","id":"a"}}"#
+    );
+
+    // status: what this client heard, and that it cannot list.
+    let status = c.status().unwrap();
+    let Listing::Unlisted { known } = &status.listing else {
+        panic!("{status:?}")
+    };
+    let last: Vec<(&str, &str)> = known.iter().map(|k| (k.id.as_str(), k.last)).collect();
+    assert_eq!(last, [("a", "released"), ("b", "granted")]);
+    assert!(
+        status.to_string().contains("cannot list who holds a slot"),
+        "{status}"
+    );
+}
+
+#[test]
+fn fleetlock_server_errors_are_refusals_or_transient_errors() {
+    let server = LockServer::start(1);
+    let c = server.client(Duration::from_secs(5));
+    server.set_mode(Mode::Fail);
+    match c.take("a").unwrap() {
+        Taken::Refused(r) => assert_eq!(
+            r.to_string(),
+            "the server answered HTTP 500, generic_error: etcd unavailable"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let e = c.release("a").unwrap_err();
+    assert!(e.is_transient());
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "fleetlock at {}/v1/steady-state answered HTTP 500 (generic_error: etcd unavailable); the server is failing: check its logs, then try again",
+            server.url
+        )
+    );
+}
+
+#[test]
+fn fleetlock_slow_or_absent_servers_hit_the_deadline() {
+    let server = LockServer::start(1);
+    server.set_mode(Mode::Slow(Duration::from_secs(30)));
+    let c = server.client(Duration::from_secs(1));
+    let started = Instant::now();
+    let e = c.take("a").unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(e.is_transient());
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no fleetlock endpoint answered within 1.0s: {}/v1/pre-reboot: no answer in time; check that the server is up and reachable from this node, or raise fleet.timeout",
+            server.url
+        )
+    );
+
+    let closed = free_ports(1)[0];
+    let c = FleetLock::new(&FleetSettings {
+        backend: Backend::FleetLock,
+        url: Some(format!("http://127.0.0.1:{closed}/")),
+        timeout: Duration::from_secs(1),
+        ..FleetSettings::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let e = c.release("a").unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        e.contains(&format!(
+            "http://127.0.0.1:{closed}/v1/steady-state: connection refused"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn from_settings_builds_each_backend() {
+    assert!(fleet::from_settings(&FleetSettings::default())
+        .unwrap()
+        .is_none());
+    let server = LockServer::start(2);
+    let c = fleet::from_settings(&FleetSettings {
+        backend: Backend::FleetLock,
+        group: "workers".into(),
+        url: Some(server.url.clone()),
+        ..FleetSettings::default()
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.backend(), Backend::FleetLock);
+    assert_eq!(c.group(), "workers");
+    assert_eq!(c.take("x").unwrap(), Taken::Granted);
+    let e = fleet::from_settings(&FleetSettings {
+        backend: Backend::Etcd,
+        ..FleetSettings::default()
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.starts_with("fleet.endpoints: is empty"), "{e}");
+}
+
+// ------------------------------------------------------------ benchmark
+
+/// 1,000 clients, each its own connection, race for 10 slots of one group
+/// on one loopback etcd; then all of them go through the group, 10 at a
+/// time. `make bench-fleet`.
+#[test]
+#[ignore = "a benchmark: make bench-fleet"]
+fn bench_1000_clients() {
+    let Some(bin) = etcd_binary("bench_1000_clients") else {
+        return;
+    };
+    const CLIENTS: usize = 1000;
+    const SLOTS: usize = 10;
+    let etcd = Etcds::start(bin, 1, None);
+    let endpoint = etcd.endpoint(0);
+    let group = "bench";
+    let settings = FleetSettings {
+        slots: SLOTS as u64,
+        timeout: Duration::from_secs(60),
+        ..etcd.settings(group)
+    };
+    let clients: Vec<Arc<Etcd>> = (0..CLIENTS)
+        .map(|_| Arc::new(Etcd::new(&settings).unwrap()))
+        .collect();
+
+    // Phase 1: everyone at once.
+    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
+    let threads: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let (c, barrier) = (c.clone(), barrier.clone());
+            thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    let started = Instant::now();
+                    let outcome = c.take(&format!("node-{n:04}"));
+                    (outcome, started.elapsed(), c.conflicts(), Instant::now())
+                })
+                .unwrap()
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let last_answer = results.iter().map(|r| r.3).max().unwrap() - start;
+    let granted: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.0, Ok(Taken::Granted)))
+        .map(|(n, _)| n)
+        .collect();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r.0, Ok(Taken::Refused(_))))
+        .count();
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.0.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    let stored = raw_holders(&endpoint, group);
+    let mut retries: Vec<f64> = results.iter().map(|r| r.2 as f64).collect();
+    retries.sort_by(f64::total_cmp);
+    let mut latency: Vec<f64> = results.iter().map(|r| r.1.as_secs_f64() * 1000.0).collect();
+    latency.sort_by(f64::total_cmp);
+    println!(
+        "bench phase 1: {CLIENTS} clients race for {SLOTS} slots of one group, one loopback etcd"
+    );
+    println!(
+        "  answered: {} granted, {refused} refused, {} errors",
+        granted.len(),
+        errors.len()
+    );
+    println!(
+        "  over-admission: {} (key holds {} holders)",
+        granted.len().saturating_sub(SLOTS),
+        stored.len()
+    );
+    println!(
+        "  time to the last answer: {:.2} s",
+        last_answer.as_secs_f64()
+    );
+    println!(
+        "  takes answered per second: {:.0}",
+        CLIENTS as f64 / last_answer.as_secs_f64()
+    );
+    println!(
+        "  lost races (CAS retries) per take: p50 {:.0}, p99 {:.0}, max {:.0}",
+        percentile(&retries, 0.5),
+        percentile(&retries, 0.99),
+        retries.last().unwrap()
+    );
+    println!(
+        "  take latency: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.99)
+    );
+    assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(granted.len(), SLOTS);
+    assert_eq!(stored.len(), SLOTS);
+    for n in &granted {
+        assert_eq!(
+            clients[*n].release(&format!("node-{n:04}")).unwrap(),
+            Released::Freed
+        );
+    }
+
+    // Phase 2: a rolling maintenance: every client goes through the group
+    // once, holding its slot 200 ms, asking again every 100-300 ms while
+    // refused (bounded at 5 minutes). A release that fails is tried again,
+    // as the wiring's pending release will be.
+    const HOLD: Duration = Duration::from_millis(200);
+    let believed = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let start = Instant::now();
+    let threads: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let (c, believed, most, calls, failures) = (
+                c.clone(),
+                believed.clone(),
+                most.clone(),
+                calls.clone(),
+                failures.clone(),
+            );
+            thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let id = format!("node-{n:04}");
+                    let mut seed = n as u64 * 2_654_435_761 + 1;
+                    while Instant::now() < deadline {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        match c.take(&id) {
+                            Ok(Taken::Granted) => {
+                                let now = believed.fetch_add(1, Ordering::SeqCst) + 1;
+                                most.fetch_max(now, Ordering::SeqCst);
+                                thread::sleep(HOLD);
+                                believed.fetch_sub(1, Ordering::SeqCst);
+                                for _ in 0..20 {
+                                    calls.fetch_add(1, Ordering::Relaxed);
+                                    match c.release(&id) {
+                                        Ok(_) => return true,
+                                        Err(e) => {
+                                            failures.lock().unwrap().push(format!("release: {e}"))
+                                        }
+                                    }
+                                }
+                                return false;
+                            }
+                            Ok(_) => {}
+                            Err(e) => failures.lock().unwrap().push(format!("take: {e}")),
+                        }
+                        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        thread::sleep(Duration::from_millis(100 + (seed >> 33) % 200));
+                    }
+                    false
+                })
+                .unwrap()
+        })
+        .collect();
+    let passed = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|ok| *ok)
+        .count();
+    let all = start.elapsed();
+    let failures = failures.lock().unwrap();
+    println!(
+        "bench phase 2: a rolling maintenance, every client through the group {SLOTS} at a time \
+         (200 ms each, asking again every 100-300 ms)"
+    );
+    println!(
+        "  {passed} of {CLIENTS} passed in {:.1} s (at best {:.1} s); at most {} held at once; \
+         {} calls ({:.0} per second); {} failed calls",
+        all.as_secs_f64(),
+        (CLIENTS / SLOTS) as f64 * HOLD.as_secs_f64(),
+        most.load(Ordering::SeqCst),
+        calls.load(Ordering::Relaxed),
+        calls.load(Ordering::Relaxed) as f64 / all.as_secs_f64(),
+        failures.len()
+    );
+    for f in failures.iter().take(5) {
+        println!("  failed: {f}");
+    }
+    assert_eq!(passed, CLIENTS);
+    assert!(most.load(Ordering::SeqCst) <= SLOTS);
+    assert_eq!(raw_holders(&endpoint, group), Vec::<String>::new());
+}
