@@ -242,6 +242,11 @@ impl Ctx {
         self.vm.as_mut().context("no VM booted")
     }
 
+    /// The scenario's own directory on the host (overlays, logs, scratch).
+    pub fn work_dir(&self) -> PathBuf {
+        self.work.clone()
+    }
+
     /// The .deb under test.
     pub fn deb(&self) -> Result<PathBuf> {
         Ok(self.deb.clone())

@@ -576,9 +576,67 @@ fn umm_entries_in_grub(vm: &Vm) -> Result<usize> {
 /// normally after each.
 pub fn package_lifecycle(ctx: &mut Ctx) -> Result<()> {
     let deb = ctx.deb()?;
+    let old = old_layout_deb(&deb, &ctx.work_dir())?;
     let vm = ctx.boot_fresh()?;
-    install_deb(vm, &deb, true)?;
+    // A node with a package of the first release's layout (the binary in
+    // /usr/sbin, every unit naming it there).
+    install_deb(vm, &old, true)?;
     expect_state(vm, "operational", None)?;
+    ensure!(
+        vm.ssh_ok("readlink -f $(command -v umm)")? == "/usr/sbin/umm",
+        "the old layout is not what is installed"
+    );
+    // The upgrade window: the new files unpacked, systemd still running
+    // the old units (ExecStop=/usr/sbin/umm ...), then a clean reboot. The
+    // shutdown must still be recorded as clean.
+    let name = deb.file_name().context("deb name")?.to_string_lossy();
+    vm.scp_to(&deb, &format!("/root/{name}"))?;
+    vm.ssh_ok(&format!(
+        "DEBIAN_FRONTEND=noninteractive dpkg --unpack /root/{name} >/dev/null"
+    ))?;
+    vm.reboot_clean()?;
+    let s = expect_state(vm, "operational", None)?;
+    ensure!(
+        s["unclean_boots"] == 0,
+        "a clean reboot during the upgrade counted as unclean: {s}"
+    );
+    vm.ssh_ok("DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null")?;
+    ensure!(
+        vm.ssh_ok("readlink /usr/sbin/umm; test -x /usr/bin/umm && echo bin")? == "../bin/umm\nbin",
+        "after the upgrade, /usr/sbin/umm is not a link to ../bin/umm"
+    );
+    let stop = vm.ssh_ok("systemctl show -p ExecStop --value umm-shutdown.service")?;
+    ensure!(
+        stop.contains("/usr/bin/umm"),
+        "umm-shutdown.service still runs {stop}"
+    );
+    // What a user without root sees (Debian's PATH for users has no sbin).
+    let op = |cmd: &str| -> Result<(Option<i32>, String)> {
+        let out = vm.ssh_as("op", cmd, Duration::from_secs(60))?;
+        Ok((
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let (code, path) = op("command -v umm")?;
+    ensure!(
+        code == Some(0) && path.trim() == "/usr/bin/umm",
+        "a user's shell finds umm at {path:?}"
+    );
+    let (code, said) = op("umm status")?;
+    ensure!(
+        code == Some(0) && said.contains("operational"),
+        "umm status as a user: exit {code:?}: {said}"
+    );
+    let (code, said) = op("umm on")?;
+    ensure!(
+        code == Some(1) && said.contains("needs root"),
+        "umm on as a user: exit {code:?}: {said}"
+    );
     let enabled =
         vm.ssh_ok("systemctl is-enabled umm-boot.service umm-shutdown.service umm-uptime.timer")?;
     ensure!(
@@ -617,6 +675,8 @@ pub fn package_lifecycle(ctx: &mut Ctx) -> Result<()> {
     vm.ssh_ok("DEBIAN_FRONTEND=noninteractive dpkg -P umm")?;
     vm.ssh_ok("! test -e /etc/umm && ! test -e /var/lib/umm")
         .context("purge must remove /etc/umm and /var/lib/umm")?;
+    vm.ssh_ok("! test -e /usr/bin/umm && ! test -L /usr/sbin/umm")
+        .context("purge must remove the binary and its /usr/sbin link")?;
     ensure!(
         umm_entries_in_grub(vm)? == 0,
         "umm entries left in grub.cfg after purge"
@@ -624,6 +684,35 @@ pub fn package_lifecycle(ctx: &mut Ctx) -> Result<()> {
     vm.reboot_clean()?;
     assert_all_enabled_services_up(vm)?;
     Ok(())
+}
+
+/// A package of the first release's layout, made from the .deb under test:
+/// the binary in /usr/sbin and every unit, script and snippet naming it
+/// there, version 0.0.1 so that the .deb under test is an upgrade.
+fn old_layout_deb(deb: &std::path::Path, work: &std::path::Path) -> Result<std::path::PathBuf> {
+    let tree = work.join("old-layout");
+    let out = work.join("umm_0.0.1_amd64.deb");
+    let script = format!(
+        r#"set -e
+        rm -rf {t}; dpkg-deb -R {deb} {t}
+        rm -f {t}/usr/sbin/umm; mv {t}/usr/bin/umm {t}/usr/sbin/umm; rmdir {t}/usr/bin 2>/dev/null || true
+        grep -rlI /usr/bin/umm {t} | xargs -r sed -i 's|/usr/bin/umm|/usr/sbin/umm|g'
+        sed -i 's/^Version: .*/Version: 0.0.1/' {t}/DEBIAN/control
+        dpkg-deb --root-owner-group -b {t} {out} >/dev/null"#,
+        t = tree.display(),
+        deb = deb.display(),
+        out = out.display()
+    );
+    let made = crate::vm::run_with_deadline(
+        std::process::Command::new("sh").args(["-c", &script]),
+        Duration::from_secs(120),
+    )?;
+    ensure!(
+        made.status.success(),
+        "making the old-layout package failed: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    Ok(out)
 }
 
 // ----------------------------------------------------------------- hooks
