@@ -87,11 +87,18 @@ const SCENARIOS: &[Scenario] = &[
         run: scenarios::grub_entries,
     },
     Scenario {
-        name: "package-lifecycle",
+        name: "package-upgrade",
         variant: "systemd",
         ready: false,
-        about: "install, upgrade (state and config kept), remove, purge; normal boots and GRUB menu after each",
-        run: scenarios::package_lifecycle,
+        about: "upgrade from the /usr/sbin layout (reboot between unpack and configure), umm for a user, upgrade over itself",
+        run: scenarios::package_upgrade,
+    },
+    Scenario {
+        name: "package-remove",
+        variant: "systemd",
+        ready: false,
+        about: "remove (config and state kept, GRUB entries gone), purge (all gone), a normal boot after each",
+        run: scenarios::package_remove,
     },
     Scenario {
         name: "hooks",
@@ -216,10 +223,21 @@ impl Ctx {
     /// Boots fresh overlays of the bare base image through the BIOS and
     /// GRUB, as a machine does, and waits for ssh.
     pub fn boot_fresh(&mut self) -> Result<&mut Vm> {
+        self.boot_fresh_with(BootMethod::Grub)
+    }
+
+    /// Like [`Ctx::boot_fresh`], booting the installed kernel directly:
+    /// for scenarios that need the bare image but do not test GRUB.
+    pub fn boot_fresh_direct(&mut self) -> Result<&mut Vm> {
+        let boot = self.base.direct_boot();
+        self.boot_fresh_with(boot)
+    }
+
+    fn boot_fresh_with(&mut self, boot: BootMethod) -> Result<&mut Vm> {
         self.replace_vm(None);
         let machine = Machine {
             disks: image::create_overlays(&self.base, &self.work)?,
-            boot: BootMethod::Grub,
+            boot,
             incoming: None,
         };
         self.machine = Some(machine);

@@ -571,13 +571,13 @@ fn umm_entries_in_grub(vm: &Vm) -> Result<usize> {
     Ok(n.trim().parse().unwrap_or(0))
 }
 
-/// Install, upgrade over itself (state and config kept), remove (config
-/// and state kept, GRUB entries gone), purge (all gone); the node boots
-/// normally after each.
-pub fn package_lifecycle(ctx: &mut Ctx) -> Result<()> {
+/// Upgrade from a package of the first release's layout (the binary in
+/// /usr/sbin), with a clean reboot between unpack and configure; what a
+/// user without root sees; an upgrade over itself keeps state and config.
+pub fn package_upgrade(ctx: &mut Ctx) -> Result<()> {
     let deb = ctx.deb()?;
     let old = old_layout_deb(&deb, &ctx.work_dir())?;
-    let vm = ctx.boot_fresh()?;
+    let vm = ctx.boot_fresh_direct()?;
     // A node with a package of the first release's layout (the binary in
     // /usr/sbin, every unit naming it there).
     install_deb(vm, &old, true)?;
@@ -660,7 +660,21 @@ pub fn package_lifecycle(ctx: &mut Ctx) -> Result<()> {
         "no normal boot after the upgrade"
     );
     vm.ssh_ok("umm enable")?;
+    Ok(())
+}
 
+/// Remove keeps the configuration and the state and takes umm's GRUB
+/// entries away; purge removes everything; the node boots normally after
+/// each.
+pub fn package_remove(ctx: &mut Ctx) -> Result<()> {
+    let deb = ctx.deb()?;
+    let vm = ctx.boot_fresh_direct()?;
+    install_deb(vm, &deb, false)?;
+    ensure!(
+        umm_entries_in_grub(vm)? > 0,
+        "no umm entries in grub.cfg after install"
+    );
+    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'reboot_count = 5' > /etc/umm/umm.toml.d/50-site.toml && umm status >/dev/null")?;
     vm.ssh_ok("DEBIAN_FRONTEND=noninteractive dpkg -r umm")?;
     ensure!(
         umm_entries_in_grub(vm)? == 0,
