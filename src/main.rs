@@ -14,10 +14,13 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 use umm::cli::{Cli, Command, Internal, OffArg};
-use umm::commands::{self, Ctx};
-use umm::decide::{OffAction, ResetCause};
-use umm::logging::{self, Target};
-use umm::{boot, clock, errln, generator, init, paths};
+use umm::cmd::{self, Context};
+use umm::errln;
+use umm::init;
+use umm::model::state::OffAction;
+use umm::rules::ResetCause;
+use umm::sys::logging::{self, Target};
+use umm::sys::{clock, paths};
 
 /// A usage error: clap's own message, except for `umm on`, where a word
 /// clap did not expect is most likely a command written without `--` or a
@@ -65,22 +68,22 @@ fn main() -> ExitCode {
             _ => Target::Command,
         },
     );
-    let ctx = Ctx {
+    let ctx = Context {
         clock: Box::new(clock::SystemClock::new(&root)),
         init: init::detect(&root),
         root,
     };
     let result = match cli.command {
-        Command::Status { json } => commands::status(&ctx, json),
+        Command::Status { json } => cmd::status::status(&ctx, json),
         Command::On {
             dry_run: true,
             json,
             command,
             ..
-        } => commands::check(&ctx, json, Some(command)),
-        Command::On { force, command, .. } => commands::on(&ctx, force, command),
-        Command::Check { json } => commands::check(&ctx, json, None),
-        Command::History { json } => commands::history(&ctx, json),
+        } => cmd::enter::check(&ctx, json, Some(command)),
+        Command::On { force, command, .. } => cmd::enter::on(&ctx, force, command),
+        Command::Check { json } => cmd::enter::check(&ctx, json, None),
+        Command::History { json } => cmd::status::history(&ctx, json),
         Command::Off {
             action,
             force,
@@ -91,29 +94,31 @@ fn main() -> ExitCode {
                 Some(OffArg::Reboot) => OffAction::Reboot,
                 None => OffAction::Resume,
             };
-            commands::off(&ctx, action, force, (!no_wait).then_some(timeout))
+            cmd::leave::off(&ctx, action, force, (!no_wait).then_some(timeout))
         }
-        Command::Enable => commands::enable(&ctx),
-        Command::Disable => commands::disable(&ctx),
+        Command::Enable => cmd::switch::enable(&ctx),
+        Command::Disable => cmd::switch::disable(&ctx),
         Command::Internal { command } => match command {
-            Internal::Boot => boot::boot(&ctx),
-            Internal::CleanShutdown => boot::record_reset(&ctx, ResetCause::CleanShutdown, false),
+            Internal::Boot => cmd::boot::boot(&ctx),
+            Internal::CleanShutdown => {
+                cmd::boot::record_reset(&ctx, ResetCause::CleanShutdown, false)
+            }
             Internal::UptimeReached { wait } => {
-                boot::record_reset(&ctx, ResetCause::UptimeReached, wait)
+                cmd::boot::record_reset(&ctx, ResetCause::UptimeReached, wait)
             }
-            Internal::Pause => boot::pause(&ctx),
-            Internal::Maintenance => boot::maintenance(&ctx),
+            Internal::Pause => cmd::pause::pause(&ctx),
+            Internal::Maintenance => cmd::maintenance::maintenance(&ctx),
             Internal::AfterResume => {
-                commands::after_resume(&ctx).map(|_| std::process::ExitCode::SUCCESS)
+                cmd::finish::after_resume(&ctx).map(|_| std::process::ExitCode::SUCCESS)
             }
-            Internal::BlsSync { remove } => umm::grub::bls_sync_command(&ctx, remove),
+            Internal::BlsSync { remove } => cmd::boot_entries::bls_sync(&ctx, remove),
             Internal::Generator {
                 normal_dir,
                 early_dir,
                 late_dir: _,
             } => {
                 let early = early_dir.unwrap_or_else(|| normal_dir.clone());
-                generator::run(&ctx, &normal_dir, &early)
+                cmd::generator::run(&ctx, &normal_dir, &early)
             }
         },
     };

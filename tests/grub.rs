@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rstest::rstest;
-use umm::grub::{grub_cfg_entries, Kind};
+use umm::bootmenu::{grub_cfg_entries, Kind};
 
 const UUID: &str = "0e9f3b4a-1111-2222-3333-444455556666";
 

@@ -654,9 +654,9 @@ fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
 // ---------------------------------------------------------------------------
 // Item 1: what is checked is what runs
 
-fn timeouts(secs: u64) -> umm::config::HookTimeouts {
+fn timeouts(secs: u64) -> umm::model::settings::HookTimeouts {
     let d = Duration::from_secs(secs);
-    umm::config::HookTimeouts {
+    umm::model::settings::HookTimeouts {
         check: d,
         pre_on: d,
         on: d,
@@ -665,10 +665,10 @@ fn timeouts(secs: u64) -> umm::config::HookTimeouts {
     }
 }
 
-fn check_hooks(node: &Node) -> Vec<umm::hooks::HookRecord> {
+fn check_hooks(node: &Node) -> Vec<umm::model::hook::HookRecord> {
     umm::hooks::run_phase(
-        &umm::paths::Root::new(node.dir.path()),
-        umm::hooks::HookPhase::Check,
+        &umm::sys::paths::Root::new(node.dir.path()),
+        umm::model::hook::HookPhase::Check,
         None,
         &timeouts(10),
     )

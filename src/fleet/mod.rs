@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::fsread;
-use crate::paths::Root;
+use crate::sys::fsread;
+use crate::sys::paths::Root;
 
 pub mod etcd;
 pub mod fleetlock;
@@ -463,7 +463,7 @@ impl fmt::Display for GroupStatus {
                         write!(f, " on {host}")?;
                     }
                     if let Some(since) = h.since {
-                        write!(f, " since {}", crate::timefmt::rfc3339(since))?;
+                        write!(f, " since {}", crate::model::timefmt::rfc3339(since))?;
                     }
                 }
                 Ok(())
@@ -483,7 +483,7 @@ impl fmt::Display for GroupStatus {
                         "\n  {}: {} at {}",
                         k.id,
                         k.last,
-                        crate::timefmt::rfc3339(k.at)
+                        crate::model::timefmt::rfc3339(k.at)
                     )?;
                 }
                 Ok(())
@@ -560,7 +560,7 @@ impl fmt::Display for FleetError {
                     f,
                     "no {} endpoint answered within {}: ",
                     backend.name(),
-                    crate::timefmt::seconds_tenths(*deadline) + "s"
+                    crate::model::timefmt::seconds_tenths(*deadline) + "s"
                 )?;
                 let each: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
                 write!(
@@ -600,7 +600,7 @@ impl fmt::Display for FleetError {
             } => write!(
                 f,
                 "{key} changed under each of {attempts} attempts in {}s (too many nodes at once); try again",
-                crate::timefmt::seconds_tenths(*elapsed)
+                crate::model::timefmt::seconds_tenths(*elapsed)
             ),
             FleetError::Protocol { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
         }

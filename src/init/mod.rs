@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::paths::Root;
-use crate::verify::Service;
+use crate::model::verify::Service;
+use crate::sys::paths::Root;
 
 pub mod dbus;
 mod record;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{InitSystem, Resumed};
-use crate::paths::Root;
-use crate::verify::Service;
+use crate::model::verify::Service;
+use crate::sys::paths::Root;
 
 pub struct Recorder {
     log: PathBuf,

@@ -12,7 +12,7 @@ use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue, Type};
 
 use super::dbus::Bus;
 use super::{InitSystem, Resumed};
-use crate::verify::Service;
+use crate::model::verify::Service;
 
 pub struct Systemd;
 

@@ -27,9 +27,10 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::setsid;
 
 use super::{InitSystem, Resumed};
-use crate::paths::Root;
-use crate::run::run_bounded;
-use crate::verify::Service;
+use crate::model::verify::Service;
+use crate::sys::fsread;
+use crate::sys::paths::Root;
+use crate::sys::run::{self, run_bounded};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
@@ -69,7 +70,7 @@ pub fn run_quiet(program: &str, args: &[&str], timeout: Duration) -> Result<i32>
 }
 
 fn output_of(program: &str, args: &[&str]) -> Option<String> {
-    crate::run::command(program)
+    run::command(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -161,8 +162,7 @@ fn rc_running() -> bool {
 
 impl Sysv {
     fn inittab(&self) -> String {
-        crate::fsread::read_string(&self.root.path("/etc/inittab"), crate::fsread::CONFIG_MAX)
-            .unwrap_or_default()
+        fsread::read_string(&self.root.path("/etc/inittab"), fsread::CONFIG_MAX).unwrap_or_default()
     }
 
     /// The keep-set's names as init scripts / upstart jobs: `ssh.service` -> `ssh`.
@@ -332,7 +332,7 @@ impl Gettys {
 /// Starts one inittab getty line, in a session of its own.
 fn spawn_getty(line: &str) -> Option<Child> {
     let mut words = line.split_whitespace();
-    let mut cmd = crate::run::command(words.next()?);
+    let mut cmd = run::command(words.next()?);
     cmd.args(words)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

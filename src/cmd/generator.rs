@@ -11,16 +11,16 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
-use crate::boot::read_cmdline;
-use crate::commands::Ctx;
-use crate::config::{self, Settings};
-use crate::decide::{self, BootInputs, Event};
-use crate::fsread;
-use crate::paths::{self, Root};
-use crate::state::Mode;
-use crate::store::{self, BootDecision};
+use super::boot::read_cmdline;
+use super::Context;
+use crate::model::boot_decision::BootDecision;
+use crate::model::settings::Settings;
+use crate::model::state::Mode;
+use crate::rules::{self, BootInputs, Event};
+use crate::sys::paths::{self, Root};
+use crate::sys::{boot_decision, config, fsread, store};
 
 /// Where unit files live, in systemd's order of precedence.
 const UNIT_DIRS: &[&str] = &[
@@ -31,11 +31,11 @@ const UNIT_DIRS: &[&str] = &[
     "/lib/systemd/system",
 ];
 
-pub fn run(ctx: &Ctx, normal_dir: &Path, early_dir: &Path) -> Result<ExitCode> {
+pub fn run(ctx: &Context, normal_dir: &Path, early_dir: &Path) -> Result<ExitCode> {
     let settings = config::load_or_defaults(&ctx.root);
     write_timer_dropin(normal_dir, &settings)?;
     let boot_id = ctx.clock.boot_id()?;
-    let mode = match store::read_boot_decision(&ctx.root, &boot_id) {
+    let mode = match boot_decision::read(&ctx.root, &boot_id) {
         // A daemon-reload later in the boot: keep the decision, unless
         // `umm off` resumed the normal target.
         Some(d) if d.resumed => Mode::Normal,
@@ -48,7 +48,7 @@ pub fn run(ctx: &Ctx, normal_dir: &Path, early_dir: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn decide_now(ctx: &Ctx, settings: &Settings, boot_id: &str) -> Result<Mode> {
+fn decide_now(ctx: &Context, settings: &Settings, boot_id: &str) -> Result<Mode> {
     let early = store::read(&ctx.root.path(paths::EARLY_STATE));
     if let Some(p) = &early.problem {
         log::error!("{p}; deciding from the default state");
@@ -59,14 +59,14 @@ fn decide_now(ctx: &Ctx, settings: &Settings, boot_id: &str) -> Result<Mode> {
         cmdline: read_cmdline(&ctx.root),
         policy: settings.policy(),
     };
-    let (_, outcome) = decide::boot(&early.state, &input);
+    let (_, outcome) = rules::boot(&early.state, &input);
     if let Some(reason) = outcome.reason {
         log::warn!(
             "this boot stops in maintenance mode (reason {})",
             reason.as_str()
         );
     }
-    store::write_boot_decision(
+    boot_decision::write(
         &ctx.root,
         &BootDecision {
             boot_id: boot_id.to_string(),

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use syslog::{Facility, Formatter3164, LoggerBackend};
 
-use crate::paths::Root;
+use super::paths::{self, Root};
 
 type Syslog = syslog::Logger<LoggerBackend, Formatter3164>;
 
@@ -170,7 +170,9 @@ impl Log for Logger {
         }
         let msg = record.args().to_string();
         if self.stderr {
-            errln!("umm: {msg}");
+            // stderr is a sink here, like the others: a write error (the
+            // console gone) is ignored, never raised.
+            let _ = writeln!(std::io::stderr().lock(), "umm: {msg}");
         }
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         sinks.write(record, &msg);
@@ -202,7 +204,7 @@ pub enum Target {
 /// Chooses and opens the sinks for `target`; returns what was chosen.
 fn sinks_for(root: &Root, target: &Target, paths: Paths) -> Sinks {
     let (primary, tag) = if !root.is_system() {
-        let _ = std::fs::create_dir_all(root.path(crate::paths::RUN_DIR));
+        let _ = std::fs::create_dir_all(root.path(paths::RUN_DIR));
         let file = OpenOptions::new()
             .create(true)
             .append(true)

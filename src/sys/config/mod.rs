@@ -10,106 +10,10 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::decide::Policy;
-use crate::fsread;
-use crate::paths::{self, Root};
-use crate::timefmt::{bounded, parse_span};
-
-/// Units a maintenance boot keeps (when they exist and are enabled) besides
-/// the system's own initialisation (sysinit.target): networking, sshd,
-/// logins on the consoles, and what logins need.
-pub const DEFAULT_KEEP_UNITS: &[&str] = &[
-    "networking.service",
-    "systemd-networkd.service",
-    "NetworkManager.service",
-    "systemd-resolved.service",
-    "ssh.service",
-    "sshd.service",
-    // sshd started by its socket (Debian: `systemctl enable ssh.socket`).
-    // Kept only where enabled; the per-connection ssh@.service it starts is
-    // ordered after basic.target but does not pull it in, so nothing
-    // outside the keep-set starts with it.
-    "ssh.socket",
-    "sshd.socket",
-    "getty.target",
-    "dbus.socket",
-    "systemd-logind.service",
-    "systemd-user-sessions.service",
-];
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    pub enabled: bool,
-    pub reboot_count: u32,
-    pub counter_reset_time: Duration,
-    /// Extra units kept in a maintenance boot, added to `DEFAULT_KEEP_UNITS`.
-    pub keep_units: Vec<String>,
-    pub hook_timeouts: HookTimeouts,
-    /// Bound on the scheduled command.
-    pub command_timeout: Duration,
-    /// Keep the GRUB maintenance entries while umm is disabled.
-    pub grub_entries_when_disabled: bool,
-    /// The configuration is broken and none ever loaded: count, but never
-    /// enter maintenance for a crash loop (see `InUse::CountingOnly`).
-    pub counting_only: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookTimeouts {
-    pub check: Duration,
-    pub pre_on: Duration,
-    pub on: Duration,
-    pub pre_off: Duration,
-    pub off: Duration,
-}
-
-const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            enabled: true,
-            reboot_count: 2,
-            counter_reset_time: Duration::from_secs(600),
-            keep_units: Vec::new(),
-            hook_timeouts: HookTimeouts {
-                check: DEFAULT_HOOK_TIMEOUT,
-                pre_on: DEFAULT_HOOK_TIMEOUT,
-                on: DEFAULT_HOOK_TIMEOUT,
-                pre_off: DEFAULT_HOOK_TIMEOUT,
-                off: DEFAULT_HOOK_TIMEOUT,
-            },
-            command_timeout: Duration::from_secs(6 * 3600),
-            grub_entries_when_disabled: false,
-            counting_only: false,
-        }
-    }
-}
-
-impl Settings {
-    pub fn policy(&self) -> Policy {
-        Policy {
-            enabled: self.enabled,
-            // No count is ever greater: no crash loop is ever enforced.
-            reboot_count: if self.counting_only {
-                u32::MAX
-            } else {
-                self.reboot_count
-            },
-        }
-    }
-
-    /// The full keep-set: defaults plus the configured extras.
-    pub fn all_keep_units(&self) -> Vec<String> {
-        let mut units: Vec<String> = DEFAULT_KEEP_UNITS.iter().map(|s| s.to_string()).collect();
-        for u in &self.keep_units {
-            if !units.contains(u) {
-                units.push(u.clone());
-            }
-        }
-        units
-    }
-}
+use crate::model::settings::{is_unit_name, HookTimeouts, LastGood, Settings};
+use crate::model::timefmt::{bounded, parse_span};
+use crate::sys::fsread;
+use crate::sys::paths::{self, Root};
 
 /// Where the settings came from, for `umm status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,81 +114,13 @@ impl InUse {
             InUse::Loaded => "the configuration is used".into(),
             InUse::LastGood(t) => format!(
                 "at boot umm uses the last configuration that loaded (recorded {})",
-                crate::timefmt::rfc3339(*t)
+                crate::model::timefmt::rfc3339(*t)
             ),
             InUse::CountingOnly => {
                 "no configuration has loaded on this node yet: using the defaults at boot, \
                  counting unclean boots but never entering maintenance for a crash loop"
                     .into()
             }
-        }
-    }
-}
-
-/// The settings as recorded after a configuration loaded.
-#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct LastGood {
-    /// When it was recorded, seconds since the epoch.
-    pub recorded: i64,
-    pub files: Vec<PathBuf>,
-    pub enabled: bool,
-    pub reboot_count: u32,
-    pub counter_reset_time: u64,
-    pub keep_units: Vec<String>,
-    pub command_timeout: u64,
-    pub hook_timeouts: [u64; 5],
-    pub grub_entries_when_disabled: bool,
-}
-
-impl LastGood {
-    pub fn new(settings: &Settings, sources: &Sources, recorded: i64) -> LastGood {
-        let t = &settings.hook_timeouts;
-        LastGood {
-            recorded,
-            files: sources.files.clone(),
-            enabled: settings.enabled,
-            reboot_count: settings.reboot_count,
-            counter_reset_time: settings.counter_reset_time.as_secs(),
-            keep_units: settings.keep_units.clone(),
-            command_timeout: settings.command_timeout.as_secs(),
-            hook_timeouts: [t.check, t.pre_on, t.on, t.pre_off, t.off].map(|d| d.as_secs()),
-            grub_entries_when_disabled: settings.grub_entries_when_disabled,
-        }
-    }
-
-    /// The settings it records; what was recorded is checked again (the
-    /// file may have been edited), values out of range fall back.
-    pub fn settings(&self) -> Settings {
-        let d = Settings::default();
-        let span = |secs: u64, default: Duration| {
-            if secs >= 1 {
-                Duration::from_secs(secs)
-            } else {
-                default
-            }
-        };
-        let [check, pre_on, on, pre_off, off] =
-            self.hook_timeouts.map(|s| span(s, d.hook_timeouts.check));
-        Settings {
-            enabled: self.enabled,
-            reboot_count: self.reboot_count,
-            counter_reset_time: span(self.counter_reset_time, d.counter_reset_time),
-            keep_units: self
-                .keep_units
-                .iter()
-                .filter(|u| is_unit_name(u))
-                .cloned()
-                .collect(),
-            hook_timeouts: HookTimeouts {
-                check,
-                pre_on,
-                on,
-                pre_off,
-                off,
-            },
-            command_timeout: span(self.command_timeout, d.command_timeout),
-            grub_entries_when_disabled: self.grub_entries_when_disabled,
-            counting_only: false,
         }
     }
 }
@@ -580,18 +416,6 @@ fn apply_toml_text(
     Ok(())
 }
 
-fn is_unit_name(name: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        ".service", ".socket", ".target", ".mount", ".path", ".timer", ".device", ".swap",
-        ".slice", ".scope",
-    ];
-    SUFFIXES
-        .iter()
-        .any(|s| name.len() > s.len() && name.ends_with(s))
-        && !name.contains('/')
-        && !name.chars().any(char::is_whitespace)
-}
-
 /// The original tool's shell-style file: `UMM=yes|no`, `REBOOT_COUNT=N`,
 /// `COUNTER_RESET_TIME=N` (minutes, as the original code read it).
 fn apply_legacy_text(
@@ -838,7 +662,7 @@ mod tests {
     #[test]
     fn boot_uses_the_newer_last_good_copy_on_error() {
         let (_d, root) = root_with(&[("/etc/umm/umm.toml", "enabled = \n")]);
-        let old = LastGood::new(&Settings::default(), &Sources::default(), 10);
+        let old = LastGood::new(&Settings::default(), &[], 10);
         let mut newer = old.clone();
         newer.recorded = 20;
         newer.enabled = false;

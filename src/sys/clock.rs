@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::fsread;
-use crate::paths::{self, Root};
+use super::fsread;
+use super::paths::{self, Root};
 
 pub trait Clock {
     /// Wall-clock time, seconds since the epoch (for the record only).

@@ -1,42 +1,8 @@
-//! After `umm off`: did every service come back? Pure comparison of what
+//! After `umm off`: did every service come back? A pure comparison of what
 //! ran before maintenance (or, after an unplanned maintenance, what is
 //! enabled to start) with what runs now.
 
-use serde::{Deserialize, Serialize};
-
-/// A service as the init system reports it now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Service {
-    pub name: String,
-    /// systemd's ActiveState: active, inactive, failed, activating, ...
-    pub active: String,
-    /// Inactive and fine: ran to completion with success (a finished
-    /// oneshot), or was skipped by its own start conditions.
-    pub finished_ok: bool,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-pub struct VerifyResult {
-    /// What was compared against: "active before maintenance" or "enabled services".
-    pub compared_with: String,
-    /// Expected services that are not running now.
-    pub not_back: Vec<String>,
-    /// Services in the failed state now.
-    pub failed: Vec<String>,
-    /// Fields of a newer umm's format, kept.
-    #[serde(
-        flatten,
-        default,
-        skip_serializing_if = "crate::state::Extra::is_empty"
-    )]
-    pub extra: crate::state::Extra,
-}
-
-impl VerifyResult {
-    pub fn ok(&self) -> bool {
-        self.not_back.is_empty() && self.failed.is_empty()
-    }
-}
+use crate::model::verify::{Service, VerifyResult};
 
 /// Compares the expected services with the services now. With a list of
 /// services that were active before (a planned maintenance), each of them

@@ -28,16 +28,13 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::commands::Ctx;
-use crate::config;
-use crate::decide::CmdlineRequest;
-use crate::fsread;
-use crate::paths::{self, Root};
-use crate::store;
+use crate::rules::CmdlineRequest;
+use crate::sys::atomic::atomic_write;
+use crate::sys::paths::{self, Root};
+use crate::sys::{config, fsread, store};
 
 pub const BLS_DIR: &str = "/boot/loader/entries";
 /// A generated grub.cfg lists every kernel, each with its submenu entries.
@@ -259,24 +256,12 @@ pub fn bls_sync(root: &Root, remove: bool) -> Result<Report> {
                 report.unchanged += 1;
                 continue;
             }
-            store::atomic_write(&path, variant.as_bytes(), mode)
+            atomic_write(&path, variant.as_bytes(), mode)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             report.written.push(path);
         }
     }
     Ok(report)
-}
-
-/// `umm internal bls-sync [--remove]`.
-pub fn bls_sync_command(ctx: &Ctx, remove: bool) -> Result<ExitCode> {
-    let report = bls_sync(&ctx.root, remove)?;
-    for path in &report.written {
-        log::info!("boot entry written: {}", path.display());
-    }
-    for path in &report.removed {
-        log::info!("boot entry removed: {}", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------
@@ -401,7 +386,7 @@ fn grub_word(s: &str) -> Option<(String, &str)> {
 mod tests {
     use super::*;
 
-    const RHEL_ENTRY: &str = include_str!("../tests/fixtures/rhel9-bls-entry.conf");
+    const RHEL_ENTRY: &str = include_str!("../../tests/fixtures/rhel9-bls-entry.conf");
     const RHEL_NAME: &str = "3f5c8a1e2b7d4c6f9a0b1c2d3e4f5a6b-5.14.0-362.8.1.el9_3.x86_64.conf";
 
     #[test]

@@ -11,7 +11,7 @@
 //! - A file that cannot be *read* (an I/O error, permissions, a FIFO or
 //!   device put there) is not corruption: it is reported and left alone,
 //!   and every writer refuses until it can be read (the boot entry point
-//!   then leaves the early decision in force; see `boot.rs`).
+//!   then leaves the early decision in force; see `cmd::boot`).
 //! - A file from a newer umm is used, its version and unknown fields kept;
 //!   lists and strings longer than umm keeps are cut on load, with a note.
 //! - state.json and its early copy are root's only (0600): they hold the
@@ -23,19 +23,21 @@
 //!   /var is mounted.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
 
-use crate::config::{LastGood, Settings, Sources};
-use crate::fsread;
-use crate::paths::{self, Root};
-use crate::state::{Mode, Reason, State, STATE_VERSION};
+use super::atomic::atomic_write;
+use super::config::Sources;
+use super::failpoint::failpoint;
+use super::fsread;
+use super::paths::{self, Root};
+use crate::model::settings::{LastGood, Settings};
+use crate::model::state::{State, STATE_VERSION};
 
 /// How long a writer waits for another one to finish.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -270,7 +272,7 @@ impl Locked {
     /// (both copies), when they differ from what is recorded; under the
     /// lock, so that no writer sweeps the temporary files of another.
     pub fn record_config(&self, settings: &Settings, sources: &Sources, now: i64) {
-        let good = LastGood::new(settings, sources, now);
+        let good = LastGood::new(settings, &sources.files, now);
         for p in [paths::LAST_GOOD_CONFIG, paths::EARLY_LAST_GOOD_CONFIG] {
             let path = self.root.path(p);
             let same = fsread::read(&path, fsread::CONFIG_MAX)
@@ -301,8 +303,10 @@ impl Locked {
         }
     }
 
-    /// Writes `state` durably, then refreshes the early copy.
-    pub fn save(&mut self, state: State) -> Result<()> {
+    /// Writes `state` durably, then refreshes the public status and the
+    /// early copy. What went wrong with the copies (the state itself is
+    /// saved) is logged and returned for the command to say.
+    pub fn save(&mut self, state: State) -> Result<Saved> {
         let bytes = serde_json::to_vec_pretty(&state)?;
         let path = self.root.path(paths::STATE);
         atomic_write(&path, &bytes, 0o600)
@@ -321,19 +325,28 @@ impl Locked {
             .and_then(|()| early.parent().map_or(Ok(()), fs::create_dir_all))
             .and_then(|()| atomic_write(&early, &bytes, 0o600))
         {
-            // The real state is safe; only the generator's early view is
-            // stale, and the next boot may decide late: the operator must
-            // know now, not only from the log.
             let message = format!(
                 "cannot refresh {} (the copy the next boot decides from before /var is mounted): {e}{}",
                 early.display(),
                 early_hint(&e)
             );
             log::warn!("{message}");
-            errln!("umm: warning: {message}");
+            return Ok(Saved {
+                early_copy_problem: Some(message),
+            });
         }
-        Ok(())
+        Ok(Saved::default())
     }
+}
+
+/// A state that was saved, and what its operator must hear about now.
+#[must_use = "an early copy that could not be refreshed must be said on stderr"]
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// The early copy on the root filesystem could not be refreshed: the
+    /// real state is safe, but the next boot may decide late, and the
+    /// operator must know now, not only from the log.
+    pub early_copy_problem: Option<String>,
 }
 
 /// What to do when the early copy on the root filesystem cannot be written.
@@ -343,94 +356,6 @@ fn early_hint(e: &io::Error) -> String {
         Some(nix::libc::EROFS) => "; / is read-only: remount it read-write (mount -o remount,rw /) and run the command again".into(),
         _ => hint(e),
     }
-}
-
-/// Test hook: in debug builds, `UMM_FAILPOINT=<step>` aborts the process at
-/// that step (a writer killed mid-write), `<step>:error` makes it fail, and
-/// `<step>:<errno name>` fails with that error (eio, enospc, erofs).
-fn failpoint(step: &str) -> io::Result<()> {
-    if cfg!(debug_assertions) {
-        if let Ok(spec) = std::env::var("UMM_FAILPOINT") {
-            if spec == step {
-                std::process::abort();
-            }
-            match spec.strip_prefix(step).and_then(|r| r.strip_prefix(':')) {
-                Some("error") => return Err(io::Error::other(format!("failpoint {step}"))),
-                Some("eio") => return Err(io::Error::from_raw_os_error(nix::libc::EIO)),
-                Some("enospc") => return Err(io::Error::from_raw_os_error(nix::libc::ENOSPC)),
-                Some("erofs") => return Err(io::Error::from_raw_os_error(nix::libc::EROFS)),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The write steps, in order, for failure-injection tests.
-pub const WRITE_STEPS: &[&str] = &[
-    "before-write",
-    "mid-write",
-    "before-fsync",
-    "before-rename",
-    "before-dir-fsync",
-];
-
-/// Atomically replaces `path` with `data`: temp file in the same directory,
-/// fsync, rename, fsync the directory.
-pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    failpoint("before-write")?;
-    let (first, second) = data.split_at(data.len() / 2);
-    tmp.write_all(first)?;
-    failpoint("mid-write")?;
-    tmp.write_all(second)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
-    failpoint("before-fsync")?;
-    tmp.as_file().sync_all()?;
-    failpoint("before-rename")?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    failpoint("before-dir-fsync")?;
-    File::open(dir)?.sync_all()
-}
-
-/// This boot's decision, in /run (volatile).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct BootDecision {
-    pub boot_id: String,
-    pub mode: Mode,
-    pub reason: Option<Reason>,
-    /// Who decided: "generator" (systemd, before /var) or "boot" (the boot unit).
-    pub decided_by: String,
-    /// `umm=off` on the kernel command line skipped a maintenance.
-    pub skipped_by_cmdline: bool,
-    /// `umm off` resumed the normal target in this boot.
-    pub resumed: bool,
-}
-
-/// This boot's decision, if one was recorded; anything unreadable there is
-/// logged and counts as no decision (it is rewritten by the next decision).
-pub fn read_boot_decision(root: &Root, boot_id: &str) -> Option<BootDecision> {
-    let path = root.path(paths::BOOT_DECISION);
-    let bytes = match fsread::read(&path, fsread::SMALL_MAX) {
-        Ok(bytes) => bytes,
-        Err(e) if e.is_absent() => return None,
-        Err(e) => {
-            log::error!("{e}; this boot's decision is taken again");
-            return None;
-        }
-    };
-    serde_json::from_slice::<BootDecision>(&bytes)
-        .ok()
-        .filter(|d| d.boot_id == boot_id)
-}
-
-pub fn write_boot_decision(root: &Root, decision: &BootDecision) -> Result<()> {
-    let path = root.path(paths::BOOT_DECISION);
-    fs::create_dir_all(root.path(paths::RUN_DIR))?;
-    atomic_write(&path, &serde_json::to_vec_pretty(decision)?, 0o644)
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -447,7 +372,7 @@ mod tests {
             unclean_boots: 2,
             ..State::default()
         };
-        locked.save(state.clone()).unwrap();
+        let _ = locked.save(state.clone()).unwrap();
         drop(locked);
         assert_eq!(lock(&root).unwrap().state, state);
         assert_eq!(read(&root.path(paths::EARLY_STATE)).state, state);

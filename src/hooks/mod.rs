@@ -22,70 +22,19 @@ use nix::fcntl::{fcntl, openat, FcntlArg, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use crate::model::hook::{HookPhase, HookRecord};
+use crate::model::limits;
+use crate::model::settings::HookTimeouts;
+use crate::model::state::{Extra, Reason};
+use crate::sys::paths::{self, Root};
+use crate::sys::run::{self, run_capturing};
 
-use crate::config::HookTimeouts;
-use crate::paths::{self, Root};
-use crate::run::run_capturing;
-use crate::state::{Extra, Reason};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HookPhase {
-    /// Before `umm on`: a failure vetoes entering (unless --force).
-    Check,
-    /// After the checks, before the reboot into maintenance.
-    PreOn,
-    /// Once maintenance is reached, before the scheduled command.
-    On,
-    /// Before resuming: a failure vetoes `umm off` (unless --force).
-    PreOff,
-    /// After the normal target is reached.
-    Off,
+/// A phase's hook directory, as a system path (`/etc/umm/check.d`).
+pub fn dir(phase: HookPhase) -> PathBuf {
+    Path::new(paths::HOOKS_DIR).join(format!("{}.d", phase.name()))
 }
 
-impl HookPhase {
-    pub fn name(self) -> &'static str {
-        match self {
-            HookPhase::Check => "check",
-            HookPhase::PreOn => "pre-on",
-            HookPhase::On => "on",
-            HookPhase::PreOff => "pre-off",
-            HookPhase::Off => "off",
-        }
-    }
-
-    fn timeout(self, t: &HookTimeouts) -> Duration {
-        match self {
-            HookPhase::Check => t.check,
-            HookPhase::PreOn => t.pre_on,
-            HookPhase::On => t.on,
-            HookPhase::PreOff => t.pre_off,
-            HookPhase::Off => t.off,
-        }
-    }
-
-    /// The hook directory, as a system path (`/etc/umm/check.d`).
-    pub fn dir(self) -> PathBuf {
-        Path::new(paths::HOOKS_DIR).join(format!("{}.d", self.name()))
-    }
-}
-
-/// What one hook did; kept in the state for `umm status` and the history.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct HookRecord {
-    pub phase: String,
-    pub name: String,
-    pub ok: bool,
-    /// "exited 0", "exited 3", "killed after its timeout of 5m", "refused: …".
-    pub result: String,
-    /// The last lines of its output.
-    pub output_tail: Vec<String>,
-    /// Fields of a newer umm's format, kept.
-    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
-    pub extra: Extra,
-}
-
-const TAIL_LINES: usize = crate::state::limits::TAIL_LINES;
+const TAIL_LINES: usize = limits::TAIL_LINES;
 
 /// Names run-parts also skips: editor and package-manager leftovers.
 fn skipped_name(name: &str) -> bool {
@@ -241,7 +190,7 @@ pub fn run_phase(
     reason: Option<Reason>,
     timeouts: &HookTimeouts,
 ) -> Vec<HookRecord> {
-    let shown_dir = phase.dir();
+    let shown_dir = dir(phase);
     let dir = match open_hook_dir(root, &shown_dir) {
         Ok(Some(dir)) => dir,
         Ok(None) => return Vec::new(),
@@ -322,7 +271,7 @@ pub fn run_phase(
             &name,
             file,
             reason,
-            phase.timeout(timeouts),
+            timeouts.of(phase),
         ));
     }
     records
@@ -365,9 +314,9 @@ fn run_one(
             Ok(())
         });
     }
-    cmd.arg0(phase.dir().join(name))
+    cmd.arg0(dir(phase).join(name))
         .env("UMM_PHASE", phase.name())
-        .env("UMM_HOOK", phase.dir().join(name))
+        .env("UMM_HOOK", dir(phase).join(name))
         .env("UMM_REASON", reason.map_or("", Reason::as_str))
         .env("UMM_STATE_DIR", Path::new(paths::HOOK_STATE_DIR).join(name))
         .stdin(Stdio::null())
@@ -461,7 +410,7 @@ impl Output {
             text.push_str(l);
             text.push('\n');
         }
-        let written = crate::run::create_private(last_output)
+        let written = run::create_private(last_output)
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
         if let Err(e) = written {
             log::warn!("cannot write {}: {e}", last_output.display());
@@ -495,7 +444,7 @@ mod tests {
     use std::os::unix::fs::chown;
 
     fn hook(root: &Root, phase: HookPhase, name: &str, body: &str, mode: u32) -> PathBuf {
-        let dir = root.join(&phase.dir());
+        let dir = root.join(&dir(phase));
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let p = dir.join(name);
@@ -635,7 +584,7 @@ mod tests {
             records[1]
         );
         // A writable directory refuses all of its hooks.
-        let dir = root.join(&HookPhase::Check.dir());
+        let dir = root.join(&dir(HookPhase::Check));
         fs::remove_file(dir.join("10-writable")).unwrap();
         fs::remove_file(dir.join("20-foreign")).unwrap();
         hook(

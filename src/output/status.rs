@@ -4,11 +4,14 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{InUse, Settings, Sources};
-use crate::grub::{Kind, MenuEntry};
-use crate::state::{BootRecord, Episode, Maintenance, Phase, Requester, ScheduledCommand, State};
-use crate::store::BootDecision;
-use crate::timefmt::{format_span, rfc3339};
+use crate::bootmenu::{Kind, MenuEntry};
+use crate::model::boot_decision::BootDecision;
+use crate::model::settings::Settings;
+use crate::model::state::{
+    BootRecord, Episode, Maintenance, Mode, OffAction, Phase, Requester, ScheduledCommand, State,
+};
+use crate::model::timefmt::{format_span, rfc3339};
+use crate::sys::config::{InUse, Sources};
 
 /// Everything status shows, gathered by the caller.
 pub struct Inputs<'a> {
@@ -312,7 +315,7 @@ pub fn to_text(i: &Inputs) -> String {
                 .unwrap_or_default();
             out.push(format!(
                 "Leaving:      umm off{} {} time(s), last at {}{finisher}",
-                if l.action == crate::state::OffAction::Reboot {
+                if l.action == OffAction::Reboot {
                     " reboot"
                 } else {
                     ""
@@ -373,8 +376,8 @@ pub fn to_text(i: &Inputs) -> String {
     out.push(format!("Enabled:      {switch}"));
     if let Some(b) = i.this_boot {
         let mode = match b.mode {
-            crate::state::Mode::Normal => "normal",
-            crate::state::Mode::Maintenance => "maintenance",
+            Mode::Normal => "normal",
+            Mode::Maintenance => "maintenance",
         };
         let mut line = format!("This boot:    {mode} (decided by {})", b.decided_by);
         if b.skipped_by_cmdline {

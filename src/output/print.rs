@@ -35,18 +35,18 @@ pub fn stdout_failed() -> bool {
 /// `println!` that cannot panic: see the module documentation.
 #[macro_export]
 macro_rules! outln {
-    () => { $crate::output::stdout(format_args!("\n")) };
-    ($($arg:tt)*) => { $crate::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+    () => { $crate::output::print::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::print::stdout(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// `print!` that cannot panic.
 #[macro_export]
 macro_rules! out {
-    ($($arg:tt)*) => { $crate::output::stdout(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::output::print::stdout(format_args!($($arg)*)) };
 }
 
 /// `eprintln!` that cannot panic.
 #[macro_export]
 macro_rules! errln {
-    ($($arg:tt)*) => { $crate::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::output::print::stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
