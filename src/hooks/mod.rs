@@ -22,10 +22,11 @@ use nix::fcntl::{fcntl, openat, FcntlArg, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use std::time::Duration;
 
+use crate::model::extra::Extra;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
 use crate::model::settings::HookTimeouts;
-use crate::model::state::{Extra, Reason};
+use crate::model::state::Reason;
 use crate::sys::paths::{self, Root};
 use crate::sys::run::{self, run_capturing};
 

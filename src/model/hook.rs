@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Extra;
+use super::extra::Extra;
 
 /// The five points around a maintenance where operators' hooks run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 pub mod boot_decision;
 pub mod bounds;
+pub mod extra;
 pub mod hook;
 pub mod limits;
 pub mod settings;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::extra::Extra;
 use super::hook::HookRecord;
 use super::verify::VerifyResult;
 
@@ -11,9 +12,6 @@ use super::verify::VerifyResult;
 /// version and every field this umm does not know kept (`extra`): a package
 /// downgrade must not drop a maintenance in force.
 pub const STATE_VERSION: u32 = 1;
-
-/// Fields written by a newer umm, kept as they were and written back.
-pub type Extra = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct State {

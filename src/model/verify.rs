@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::Extra;
+use super::extra::Extra;
 
 /// A service as the init system reports it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
