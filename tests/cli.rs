@@ -3,117 +3,16 @@
 //! simulated by changing the boot id in `<root>/proc` and running the same
 //! entry points the units run.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
+use common::Node;
 use rstest::rstest;
 use serde_json::Value;
-
-struct Node {
-    dir: tempfile::TempDir,
-    boots: u32,
-    env: Vec<(String, String)>,
-}
-
-impl Node {
-    fn new() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let node = Node {
-            dir,
-            boots: 0,
-            env: Vec::new(),
-        };
-        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
-        node.write("/proc/uptime", "12.50 20.00\n");
-        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
-        node
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p.trim_start_matches('/'))
-    }
-
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    fn read(&self, p: &str) -> String {
-        fs::read_to_string(self.path(p)).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
-        c.args(args)
-            .env("UMM_ROOT", self.dir.path())
-            .env("UMM_INIT", "record")
-            .env("UMM_NOW", "1795290120")
-            .env_remove("SUDO_USER")
-            .env_remove("SSH_CONNECTION")
-            .env_remove("UMM_FAILPOINT")
-            .env_remove("JOURNAL_STREAM");
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn umm(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs umm and expects the given exit code; returns stdout + stderr.
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let out = self.umm(args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(code), "umm {args:?} said:\n{text}");
-        text
-    }
-
-    fn status(&self) -> Value {
-        let out = self.expect(0, &["status", "--json"]);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// A new boot: what the boot unit runs early in every boot.
-    fn boot(&mut self) {
-        self.boots += 1;
-        self.write(
-            "/proc/sys/kernel/random/boot_id",
-            &format!("boot-{}\n", self.boots),
-        );
-        self.expect(0, &["internal", "boot"]);
-    }
-
-    fn crash_and_boot(&mut self) {
-        self.boot();
-    }
-
-    fn clean_reboot(&mut self) {
-        self.expect(0, &["internal", "clean-shutdown"]);
-        self.boot();
-    }
-
-    fn actions(&self) -> Vec<String> {
-        self.read("/run/umm/init-actions")
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        self.read("/run/umm/log")
-    }
-}
 
 #[test]
 fn status_of_a_fresh_node_has_the_documented_fields() {
@@ -424,22 +323,12 @@ fn enable_refused_when_the_configuration_disables_umm() {
 fn mutating_commands_need_root_and_status_does_not() {
     let mut node = Node::new();
     node.boot();
-    let as_nobody = |args: &[&str]| {
-        let mut c = node.command(args);
-        c.uid(65534).gid(65534);
-        c.output().unwrap()
-    };
-    let out = as_nobody(&["status", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = node.as_nobody(&["status", "--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.out);
     for cmd in [&["on"][..], &["off"], &["enable"], &["disable"]] {
-        let out = as_nobody(cmd);
-        assert_eq!(out.status.code(), Some(1));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = node.as_nobody(cmd);
+        assert_eq!(out.code, Some(1));
+        let err = out.out;
         assert!(err.contains("needs root"), "{cmd:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
@@ -562,16 +451,12 @@ fn a_writer_killed_mid_write_leaves_old_or_new_state(
     node.crash_and_boot();
     assert_eq!(node.status()["unclean_boots"], 1);
     node.write("/proc/sys/kernel/random/boot_id", "boot-killed\n");
-    let out = node
-        .command(&["internal", "boot"])
-        .env("UMM_FAILPOINT", step)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.signal(),
-        Some(6),
-        "{step}: the writer was not killed"
-    );
+    let out = node.run_cmd({
+        let mut c = node.command(&["internal", "boot"]);
+        c.env("UMM_FAILPOINT", step);
+        c
+    });
+    assert_eq!(out.signal, Some(6), "{step}: the writer was not killed");
     let counter = node.status()["unclean_boots"].as_u64();
     let expect_new = step == "before-dir-fsync";
     assert_eq!(counter, Some(if expect_new { 2 } else { 1 }), "{step}");
@@ -664,18 +549,6 @@ fn version_names_the_revision() {
     let out = Node::new().expect(0, &["--version"]);
     assert!(out.starts_with("umm 0."), "{out}");
     assert!(out.contains('('), "{out}");
-}
-
-impl Node {
-    fn hook(&self, phase: &str, name: &str, body: &str) {
-        let p = format!("/etc/umm/{phase}.d/{name}");
-        self.write(&p, &format!("#!/bin/sh\n{body}\n"));
-        fs::set_permissions(self.path(&p), fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn services(&self, lines: &str) {
-        self.write("/run/umm/init-services", lines);
-    }
 }
 
 #[test]
@@ -1123,16 +996,11 @@ fn two_finishers_never_both_run_the_off_hooks() {
     assert_eq!(node.status()["state"], "resuming");
     let first = node.command(&["internal", "after-resume"]).spawn().unwrap();
     let second = node.command(&["internal", "after-resume"]).spawn().unwrap();
-    let retry = node.umm(&["off"]);
+    let retry = node.run(&["off"]);
     for mut child in [first, second] {
         assert!(child.wait().unwrap().success());
     }
-    assert_eq!(
-        retry.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&retry.stderr)
-    );
+    assert_eq!(retry.code, Some(0), "{}", retry.out);
     assert_eq!(node.read("/trace"), "off\n", "the off.d hooks ran twice");
     assert_eq!(node.status()["state"], "operational");
     assert_eq!(node.status()["history_entries"], 1);

@@ -5,8 +5,11 @@
 //! same inputs (a failure is reproducible); each test prints how many
 //! cases it ran.
 
+mod common;
+
 use std::path::Path;
 
+use common::Tree;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
@@ -170,8 +173,8 @@ fn the_state_reader_never_panics() {
     );
     run("state.json, damaged", 3000, damaged_state(), check);
     // Through the file, as status reads it: the message names the file.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
+    let tree = Tree::new();
+    let path = tree.path("state.json");
     run("state.json, as a file", 200, damaged_state(), |bytes| {
         std::fs::write(&path, &bytes).unwrap();
         let loaded = umm::sys::store::read(&path);
