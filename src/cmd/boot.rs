@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::maintenance::write_banners;
 use super::{save, Context};
-use crate::model::boot_decision::BootDecision;
+use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::Mode;
 use crate::model::timefmt::format_span;
@@ -84,7 +84,8 @@ pub fn boot(ctx: &Context) -> Result<ExitCode> {
         policy: settings.policy(),
     };
     let (next, outcome) = rules::boot(&locked.state, &input);
-    let early = boot_decision::read(&ctx.root, &boot_id).filter(|d| d.decided_by == "generator");
+    let early =
+        boot_decision::read(&ctx.root, &boot_id).filter(|d| d.decided_by.is(DecidedBy::Generator));
     let (next, outcome, late) = match &early {
         Some(e) => rules::adopt_early_decision(next, outcome, e.mode, e.reason, now),
         None => (next, outcome, false),
@@ -106,7 +107,12 @@ pub fn boot(ctx: &Context) -> Result<ExitCode> {
         boot_id,
         mode: outcome.mode,
         reason: outcome.reason,
-        decided_by: if early.is_some() { "generator" } else { "boot" }.into(),
+        decided_by: if early.is_some() {
+            DecidedBy::Generator
+        } else {
+            DecidedBy::Boot
+        }
+        .into(),
         skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
         resumed: false,
     };
@@ -156,7 +162,7 @@ fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i
         boot_id: boot_id.to_string(),
         mode: outcome.mode,
         reason: outcome.reason,
-        decided_by: "boot".into(),
+        decided_by: DecidedBy::Boot.into(),
         skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
         resumed: false,
     };

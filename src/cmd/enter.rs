@@ -11,6 +11,7 @@ use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
 use crate::model::state::{Reason, Requester};
+use crate::model::verify::ActiveState;
 use crate::output::status::shell_words;
 use crate::rules;
 use crate::sys::paths;
@@ -76,7 +77,7 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<ExitCode> {
         Ok(services) => Some(
             services
                 .into_iter()
-                .filter(|s| s.active == "active")
+                .filter(|s| s.active.is(ActiveState::Active))
                 .map(|s| s.name)
                 .collect(),
         ),
@@ -181,7 +182,7 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Exi
         .and_then(|all| {
             let active: Vec<String> = all
                 .into_iter()
-                .filter(|s| s.active == "active" && !keep.contains(&s.name))
+                .filter(|s| s.active.is(ActiveState::Active) && !keep.contains(&s.name))
                 .map(|s| s.name)
                 .collect();
             ctx.init.outside_maintenance(&active)

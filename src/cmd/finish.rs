@@ -53,7 +53,10 @@ pub(super) struct Closed {
 
 impl Closed {
     pub fn off_hooks(&self) -> impl Iterator<Item = &HookRecord> {
-        self.episode.hooks.iter().filter(|h| h.phase == "off")
+        self.episode
+            .hooks
+            .iter()
+            .filter(|h| h.phase.is(HookPhase::Off))
     }
 }
 

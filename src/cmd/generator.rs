@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 
 use super::boot::read_cmdline;
 use super::Context;
-use crate::model::boot_decision::BootDecision;
+use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::Mode;
 use crate::rules::{self, BootInputs, Event};
@@ -72,7 +72,7 @@ fn decide_now(ctx: &Context, settings: &Settings, boot_id: &str) -> Result<Mode>
             boot_id: boot_id.to_string(),
             mode: outcome.mode,
             reason: outcome.reason,
-            decided_by: "generator".into(),
+            decided_by: DecidedBy::Generator.into(),
             skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
             resumed: false,
         },

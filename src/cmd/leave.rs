@@ -11,7 +11,7 @@ use super::enter::{hooks_allow, print_failures};
 use super::finish::{finish_leaving, process_alive, Finish};
 use super::{refused, require_root, save, settings_or_fallback, warn_problem, Context};
 use crate::hooks;
-use crate::model::boot_decision::BootDecision;
+use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::hook::HookPhase;
 use crate::model::settings::Settings;
 use crate::model::state::{Mode, OffAction, Phase};
@@ -248,7 +248,7 @@ fn mark_resumed(ctx: &Context) -> Result<()> {
         boot_id,
         mode: Mode::Maintenance,
         reason: None,
-        decided_by: "boot".into(),
+        decided_by: DecidedBy::Boot.into(),
         skipped_by_cmdline: false,
         resumed: false,
     });

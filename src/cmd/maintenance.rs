@@ -74,7 +74,7 @@ pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
     write_banners(&ctx.root, &m);
     out!("{}", banner(&m));
     let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
-        && !m.hooks.iter().any(|h| h.phase == "on");
+        && !m.hooks.iter().any(|h| h.phase.is(HookPhase::On));
     if !first_time {
         return Ok(ExitCode::SUCCESS);
     }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::model::extra::Extra;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
+use crate::model::open::Named;
 use crate::model::settings::HookTimeouts;
 use crate::model::state::Reason;
 use crate::sys::paths::{self, Root};
@@ -169,7 +170,7 @@ fn names_in(dir: &OwnedFd) -> nix::Result<Vec<String>> {
 fn refused(phase: HookPhase, name: &str, why: String) -> HookRecord {
     log::error!("hook {}/{name} refused: {why}", phase.name());
     HookRecord {
-        phase: phase.name().into(),
+        phase: phase.into(),
         name: name.into(),
         ok: false,
         result: format!("refused: {why}"),
@@ -341,7 +342,7 @@ fn run_one(
         log::warn!("{say}");
     }
     HookRecord {
-        phase: phase.name().into(),
+        phase: phase.into(),
         name: name.into(),
         ok,
         result,

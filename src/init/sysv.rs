@@ -27,7 +27,8 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::unistd::setsid;
 
 use super::{InitSystem, Resumed};
-use crate::model::verify::Service;
+use crate::model::open::Open;
+use crate::model::verify::{ActiveState, Service};
 use crate::sys::fsread;
 use crate::sys::paths::Root;
 use crate::sys::run::{self, run_bounded};
@@ -393,7 +394,7 @@ impl InitSystem for Sysv {
             .services()
             .unwrap_or_default()
             .into_iter()
-            .filter(|s| s.active == "failed")
+            .filter(|s| s.active.is(ActiveState::Failed))
             .map(|s| s.name)
             .collect();
         Ok(Resumed {
@@ -435,14 +436,14 @@ impl InitSystem for Sysv {
             let script = format!("/etc/init.d/{name}");
             // LSB status codes: 0 running, 1 and 2 dead with leftovers, 3 not running.
             let active = match run_quiet(&script, &["status"], Duration::from_secs(10)) {
-                Ok(0) => "active",
-                Ok(1) | Ok(2) => "failed",
-                Ok(3) => "inactive",
-                _ => "unknown",
+                Ok(0) => ActiveState::Active.into(),
+                Ok(1) | Ok(2) => ActiveState::Failed.into(),
+                Ok(3) => ActiveState::Inactive.into(),
+                _ => Open::Other("unknown".into()),
             };
             services.push(Service {
                 name,
-                active: active.into(),
+                active,
                 finished_ok: false,
             });
         }
@@ -451,7 +452,12 @@ impl InitSystem for Sysv {
             for (job, running) in parse_initctl_list(&list) {
                 services.push(Service {
                     name: job,
-                    active: if running { "active" } else { "inactive" }.into(),
+                    active: if running {
+                        ActiveState::Active
+                    } else {
+                        ActiveState::Inactive
+                    }
+                    .into(),
                     finished_ok: false,
                 });
             }

@@ -5,6 +5,7 @@
 
 use super::hook::HookRecord;
 use super::limits;
+use super::open::Open;
 use super::state::{BootRecord, Requester, ScheduledCommand, State};
 
 /// Shortens `s` to at most `max` bytes (at a character boundary); true if cut.
@@ -50,6 +51,13 @@ impl Cuts {
         }
     }
 
+    /// A value of an open set that this umm does not know.
+    fn open<T>(&mut self, v: &mut Open<T>) {
+        if let Open::Other(text) = v {
+            self.string(text, limits::STRING);
+        }
+    }
+
     fn strings(&mut self, v: &mut [String], max: usize) {
         for s in v {
             self.string(s, max);
@@ -66,7 +74,7 @@ impl Cuts {
     fn hooks(&mut self, what: &str, v: &mut Vec<HookRecord>) {
         self.list(what, v, limits::HOOKS);
         for h in v {
-            self.string(&mut h.phase, limits::STRING);
+            self.open(&mut h.phase);
             self.string(&mut h.name, limits::STRING);
             self.string(&mut h.result, limits::STRING);
             self.list("a hook's output", &mut h.output_tail, limits::TAIL_LINES);
@@ -135,7 +143,7 @@ impl State {
         for e in &mut self.history {
             c.requester(&mut e.requested_by);
             c.command(&mut e.command);
-            c.string(&mut e.end, limits::STRING);
+            c.open(&mut e.end);
             c.hooks("hook results of an episode", &mut e.hooks);
             if let Some(v) = &mut e.verify {
                 c.list("services not back", &mut v.not_back, limits::SERVICES);

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::extra::Extra;
+use super::open::{Named, Open};
 
 /// The five points around a maintenance where operators' hooks run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,10 +21,18 @@ pub enum HookPhase {
     Off,
 }
 
-impl HookPhase {
-    /// The phase's name: `UMM_PHASE`, the directory `<name>.d`, and the
-    /// `phase` of its records.
-    pub fn name(self) -> &'static str {
+/// The phase's name: `UMM_PHASE`, the directory `<name>.d`, and the
+/// `phase` of its records.
+impl Named for HookPhase {
+    const ALL: &'static [HookPhase] = &[
+        HookPhase::Check,
+        HookPhase::PreOn,
+        HookPhase::On,
+        HookPhase::PreOff,
+        HookPhase::Off,
+    ];
+
+    fn name(self) -> &'static str {
         match self {
             HookPhase::Check => "check",
             HookPhase::PreOn => "pre-on",
@@ -37,7 +46,8 @@ impl HookPhase {
 /// What one hook did; kept in the state for `umm status` and the history.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct HookRecord {
-    pub phase: String,
+    /// A phase of a newer umm is kept as it was written.
+    pub phase: Open<HookPhase>,
     pub name: String,
     pub ok: bool,
     /// "exited 0", "exited 3", "killed after its timeout of 5m", "refused: …".

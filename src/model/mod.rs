@@ -12,6 +12,7 @@ pub mod bounds;
 pub mod extra;
 pub mod hook;
 pub mod limits;
+pub mod open;
 pub mod settings;
 pub mod state;
 pub mod timefmt;

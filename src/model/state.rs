@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extra::Extra;
 use super::hook::HookRecord;
+use super::open::{Named, Open};
 use super::verify::VerifyResult;
 
 /// Version of the on-disk format. A file from a newer umm (a higher
@@ -119,10 +120,43 @@ pub enum OffAction {
 
 impl OffAction {
     /// How the episode ends in the history.
-    pub fn end(self) -> &'static str {
+    pub fn end(self) -> EpisodeEnd {
         match self {
-            OffAction::Resume => "resumed",
-            OffAction::Reboot => "rebooted",
+            OffAction::Resume => EpisodeEnd::Resumed,
+            OffAction::Reboot => EpisodeEnd::Rebooted,
+        }
+    }
+}
+
+/// How a maintenance episode ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpisodeEnd {
+    /// `umm off` resumed the normal target in the maintenance boot.
+    Resumed,
+    /// `umm off reboot`, or a boot while leaving: the normal boot finished it.
+    Rebooted,
+    /// Only a request was pending; `umm off` cancelled it.
+    Cancelled,
+    /// `umm off` had begun, then a boot had to stop in maintenance again
+    /// before the normal target was reached: the off.d hooks and the check
+    /// never ran.
+    Interrupted,
+}
+
+impl Named for EpisodeEnd {
+    const ALL: &'static [EpisodeEnd] = &[
+        EpisodeEnd::Resumed,
+        EpisodeEnd::Rebooted,
+        EpisodeEnd::Cancelled,
+        EpisodeEnd::Interrupted,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            EpisodeEnd::Resumed => "resumed",
+            EpisodeEnd::Rebooted => "rebooted",
+            EpisodeEnd::Cancelled => "cancelled",
+            EpisodeEnd::Interrupted => "interrupted",
         }
     }
 }
@@ -261,10 +295,8 @@ pub struct Episode {
     pub ended: i64,
     pub requested_by: Option<Requester>,
     pub command: Option<ScheduledCommand>,
-    /// "resumed", "rebooted", "cancelled", or "interrupted" (`umm off` had
-    /// begun, then a boot had to stop in maintenance again before the
-    /// normal target was reached: the off.d hooks and the check never ran).
-    pub end: String,
+    /// How it ended (an end of a newer umm is kept as it was written).
+    pub end: Open<EpisodeEnd>,
     #[serde(default)]
     pub hooks: Vec<HookRecord>,
     /// Did every service come back (None until checked).

@@ -14,7 +14,7 @@
 use super::{close, entered, reset_counter};
 use crate::model::limits;
 use crate::model::settings::Policy;
-use crate::model::state::{BootRecord, LastBoot, Mode, Phase, Reason, State};
+use crate::model::state::{BootRecord, EpisodeEnd, LastBoot, Mode, Phase, Reason, State};
 
 /// What the kernel command line asks of this boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -170,7 +170,7 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
                     && s.unclean_boots > input.policy.reboot_count));
         if again {
             events.push(Event::LeavingInterrupted(m.reason));
-            close(&mut s, m, input.now, "interrupted", None);
+            close(&mut s, m, input.now, EpisodeEnd::Interrupted, None);
         } else {
             events.push(Event::StillLeaving(m.reason));
             s.maintenance = Some(m);

@@ -4,7 +4,7 @@
 
 use super::{close, reset_counter, Refusal};
 use crate::model::hook::HookRecord;
-use crate::model::state::{Claim, Leaving, Maintenance, Mode, OffAction, Phase, State};
+use crate::model::state::{Claim, EpisodeEnd, Leaving, Maintenance, Mode, OffAction, Phase, State};
 use crate::model::verify::VerifyResult;
 
 /// What `umm off` did.
@@ -35,7 +35,7 @@ pub fn leave(
     m.hooks.extend(pre_off);
     let leave = match (m.phase, m.leaving.as_mut()) {
         (Phase::Pending, _) => {
-            close(&mut s, m, now, "cancelled", None);
+            close(&mut s, m, now, EpisodeEnd::Cancelled, None);
             reset_counter(&mut s);
             return Ok((s, Leave::Cancelled));
         }
@@ -151,7 +151,7 @@ pub fn upgrade(state: State) -> State {
     let Some(e) = s.history.pop() else {
         return s;
     };
-    let action = if e.end == "rebooted" {
+    let action = if e.end.is(EpisodeEnd::Rebooted) {
         OffAction::Reboot
     } else {
         OffAction::Resume
@@ -195,6 +195,7 @@ pub fn may_start_command(state: &State, id: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::hook::HookPhase;
     use crate::model::limits;
     use crate::model::state::{Episode, Reason};
     use crate::rules::request::request;
@@ -207,7 +208,7 @@ mod tests {
         let (state, ended) = leave(&pending, 5, "b", OffAction::Resume, vec![]).unwrap();
         assert_eq!(ended, Leave::Cancelled);
         assert!(state.maintenance.is_none());
-        assert_eq!(state.history[0].end, "cancelled");
+        assert_eq!(state.history[0].end.as_str(), "cancelled");
     }
 
     #[test]
@@ -269,7 +270,7 @@ mod tests {
     ) {
         let state = in_phase(from);
         let pre_off = vec![HookRecord {
-            phase: "pre-off".into(),
+            phase: HookPhase::PreOff.into(),
             name: "10-x".into(),
             ok: true,
             result: "exited 0".into(),
@@ -354,7 +355,7 @@ mod tests {
             ClaimOutcome::HeldBy(_)
         ));
         let off_hook = HookRecord {
-            phase: "off".into(),
+            phase: HookPhase::Off.into(),
             name: "10-x".into(),
             ok: false,
             result: "exited 1".into(),
@@ -426,7 +427,7 @@ mod tests {
             ended: 99,
             requested_by: None,
             command: m.command.clone(),
-            end: "rebooted".into(),
+            end: EpisodeEnd::Rebooted.into(),
             hooks: vec![],
             verify: None,
             extra: Default::default(),

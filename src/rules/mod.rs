@@ -15,7 +15,7 @@
 //! - `verify`: did every service come back?
 
 use crate::model::limits;
-use crate::model::state::{BootRecord, Episode, Maintenance, Phase, Reason, State};
+use crate::model::state::{BootRecord, Episode, EpisodeEnd, Maintenance, Phase, Reason, State};
 use crate::model::verify::VerifyResult;
 
 pub mod boot;
@@ -101,7 +101,7 @@ pub(crate) fn close(
     s: &mut State,
     m: Maintenance,
     now: i64,
-    end: &str,
+    end: EpisodeEnd,
     verify: Option<VerifyResult>,
 ) {
     s.history.push(Episode {
@@ -112,7 +112,7 @@ pub(crate) fn close(
         ended: now,
         requested_by: m.requested_by,
         command: m.command,
-        end: end.to_string(),
+        end: end.into(),
         hooks: m.hooks,
         verify,
         extra: Default::default(),

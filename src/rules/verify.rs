@@ -2,7 +2,7 @@
 //! ran before maintenance (or, after an unplanned maintenance, what is
 //! enabled to start) with what runs now.
 
-use crate::model::verify::{Service, VerifyResult};
+use crate::model::verify::{ActiveState, Service, VerifyResult};
 
 /// Compares the expected services with the services now. With a list of
 /// services that were active before (a planned maintenance), each of them
@@ -19,7 +19,7 @@ pub fn compare(
             "active before maintenance",
             before
                 .iter()
-                .filter(|n| state(n).is_none_or(|s| s.active != "active"))
+                .filter(|n| state(n).is_none_or(|s| !s.active.is(ActiveState::Active)))
                 .cloned()
                 .collect(),
         ),
@@ -28,14 +28,16 @@ pub fn compare(
             enabled
                 .iter()
                 .filter(|n| !n.contains('@'))
-                .filter(|n| state(n).is_none_or(|s| s.active != "active" && !s.finished_ok))
+                .filter(|n| {
+                    state(n).is_none_or(|s| !s.active.is(ActiveState::Active) && !s.finished_ok)
+                })
                 .cloned()
                 .collect::<Vec<_>>(),
         ),
     };
     let mut failed: Vec<String> = now
         .iter()
-        .filter(|s| s.active == "failed")
+        .filter(|s| s.active.is(ActiveState::Failed))
         .map(|s| s.name.clone())
         .collect();
     failed.sort();
@@ -50,12 +52,13 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::open::Open;
     use rstest::rstest;
 
     fn svc(name: &str, active: &str, finished_ok: bool) -> Service {
         Service {
             name: name.into(),
-            active: active.into(),
+            active: Open::parse(active),
             finished_ok,
         }
     }

@@ -463,4 +463,24 @@ mod tests {
         assert_eq!(written["future"], serde_json::json!([1, 2]));
         assert_eq!(written["unclean_records"][0]["kernel"], "6.1");
     }
+
+    /// A newer umm may end an episode, or run a hook phase, in a way this
+    /// umm does not know: the state is used, not set aside, and written
+    /// back as it was.
+    #[test]
+    fn unknown_episode_ends_and_hook_phases_are_kept() {
+        let text = br#"{"version": 1, "switch_on": true, "unclean_boots": 0,
+            "unclean_records": [], "last_boot": null, "maintenance": null,
+            "history": [{"id": 4, "reason": "manual", "requested": 1, "since": 2,
+                "ended": 3, "requested_by": null, "command": null,
+                "end": "handed-to-fleet", "verify": null,
+                "hooks": [{"phase": "fleet", "name": "10-x", "ok": true,
+                    "result": "exited 0", "output_tail": []}]}]}"#;
+        let (state, notes) = parse_state(text).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        let written: serde_json::Value =
+            serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(written["history"][0]["end"], "handed-to-fleet");
+        assert_eq!(written["history"][0]["hooks"][0]["phase"], "fleet");
+    }
 }
