@@ -12,7 +12,9 @@ use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
 use crate::model::state::{Reason, Requester};
 use crate::model::verify::ActiveState;
-use crate::output::status::shell_words;
+use crate::output::check::CheckView;
+use crate::output::history::shell_words;
+use crate::output::json;
 use crate::rules;
 use crate::sys::paths;
 use crate::sys::{config, store};
@@ -190,70 +192,23 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Exi
         .map_err(|e| format!("{e:#}"));
     let allowed = refusal.is_none() && checks.iter().all(|c| c.ok);
     let argv = argv.filter(|a| !a.is_empty());
+    let (services, services_error) = match stopped {
+        Ok(units) => (Some(units), None),
+        Err(e) => (None, Some(e)),
+    };
+    let view = CheckView {
+        allowed,
+        refused: refusal.as_ref().map(|r| r.to_string()),
+        checks,
+        services_not_running_in_maintenance: services,
+        services_error,
+        keep_units: keep,
+        command: argv,
+    };
     if json {
-        let v = serde_json::json!({
-            "allowed": allowed,
-            "refused": refusal.as_ref().map(|r| r.to_string()),
-            "checks": checks,
-            "services_not_running_in_maintenance": stopped.as_ref().ok(),
-            "services_error": stopped.as_ref().err(),
-            "keep_units": keep,
-            "command": argv,
-        });
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", json::pretty(&view)?);
     } else {
-        match &refusal {
-            Some(r) => outln!("Entering maintenance: refused: {r}"),
-            None if allowed => outln!("Entering maintenance: allowed"),
-            None => outln!(
-                "Entering maintenance: vetoed by {}",
-                hooks::failed_names(&checks).join(", ")
-            ),
-        }
-        if checks.is_empty() {
-            outln!("Checks: none in {}", hooks::dir(HookPhase::Check).display());
-        }
-        for c in checks.iter().filter(|c| c.name == hooks::WHOLE_DIR) {
-            outln!(
-                "Checks: cannot run: {}; this vetoes `umm on` (--force overrides)",
-                c.result.trim_start_matches("refused: ")
-            );
-        }
-        for c in checks.iter().filter(|c| c.name != hooks::WHOLE_DIR) {
-            outln!(
-                "Check {}: {}",
-                c.name,
-                if c.ok {
-                    "ok".to_string()
-                } else {
-                    c.result.clone()
-                }
-            );
-            if !c.ok {
-                for line in &c.output_tail {
-                    outln!("    {line}");
-                }
-            }
-        }
-        match &stopped {
-            Ok(units) if units.is_empty() => {
-                outln!("Services that would not run in maintenance: none")
-            }
-            Ok(units) => {
-                outln!(
-                    "Services that would not run in maintenance ({}):",
-                    units.len()
-                );
-                for u in units {
-                    outln!("    {u}");
-                }
-            }
-            Err(e) => outln!("Services that would not run in maintenance: unknown ({e})"),
-        }
-        match &argv {
-            Some(a) => outln!("Scheduled command: {}", shell_words(a)),
-            None => outln!("Scheduled command: none"),
-        }
+        outln!("{}", view.text());
     }
     Ok(if allowed {
         ExitCode::SUCCESS

@@ -14,7 +14,7 @@ use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::state::{CommandRun, Maintenance, Phase, ScheduledCommand, State};
 use crate::model::timefmt::rfc3339;
-use crate::output::status::shell_words;
+use crate::output::history::shell_words;
 use crate::rules;
 use crate::sys::paths::{self, Root};
 use crate::sys::run::{self, run_bounded_then, Finished};

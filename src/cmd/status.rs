@@ -9,7 +9,9 @@ use anyhow::Result;
 use super::boot::cmdline_text;
 use super::Context;
 use crate::bootmenu;
-use crate::output::status;
+use crate::output::history;
+use crate::output::json;
+use crate::output::status::{self, StatusView};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, config, store};
 
@@ -17,7 +19,6 @@ pub fn status(ctx: &Context, json: bool) -> Result<ExitCode> {
     // What the boot would use: with a broken configuration, the last one
     // that loaded, or counting only.
     let (settings, sources, in_use, config_error) = config::load_at_boot(&ctx.root);
-    let config_error = config_error.map(|e| e.to_string());
     let restricted = !nix::unistd::geteuid().is_root();
     let loaded = if restricted {
         read_public(&ctx.root)
@@ -38,19 +39,17 @@ pub fn status(ctx: &Context, json: bool) -> Result<ExitCode> {
         state_problem: loaded.problem.as_deref(),
         settings: &settings,
         sources: &sources,
-        config_error: config_error.as_deref(),
+        config_error: config_error.map(|e| e.to_string()),
         config_in_use: &in_use,
         this_boot: this_boot.as_ref(),
         init: ctx.init.name(),
         restricted,
     };
+    let view = StatusView::new(&inputs);
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&status::to_json(&inputs))?
-        );
+        outln!("{}", json::pretty(&view)?);
     } else {
-        outln!("{}", status::to_text(&inputs));
+        outln!("{}", view.text());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -80,20 +79,11 @@ pub fn history(ctx: &Context, json: bool) -> Result<ExitCode> {
     } else {
         store::read(&ctx.root.path(paths::STATE)).state
     };
+    let episodes = history::episodes(&state.history, restricted);
     if json {
-        let v = if restricted {
-            status::public_history_json(&state.history)
-        } else {
-            status::history_json(&state.history)
-        };
-        outln!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if state.history.is_empty() {
-        outln!("No maintenance episodes yet.");
-    }
-    for e in &state.history {
-        outln!("{}", status::episode_line(e));
+        outln!("{}", json::pretty(&episodes)?);
+    } else {
+        outln!("{}", history::text(&episodes));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,4 +6,8 @@
 
 #[macro_use]
 pub mod print;
+
+pub mod check;
+pub mod history;
+pub mod json;
 pub mod status;
