@@ -53,6 +53,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Tests only: the fail points FAILPOINTS asks for (sys::failpoint).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = umm::sys::failpoint::setup();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

@@ -433,45 +433,6 @@ fn corrupt_state_is_reported_set_aside_and_the_boot_is_normal(#[case] bytes: &[u
     );
 }
 
-/// A writer killed at each step of a state write leaves the old state or
-/// the new one, never a mix; the next writer goes on normally.
-#[rstest]
-fn a_writer_killed_mid_write_leaves_old_or_new_state(
-    #[values(
-        "before-write",
-        "mid-write",
-        "before-fsync",
-        "before-rename",
-        "before-dir-fsync"
-    )]
-    step: &str,
-) {
-    let mut node = Node::new();
-    node.boot();
-    node.crash_and_boot();
-    assert_eq!(node.status()["unclean_boots"], 1);
-    node.write("/proc/sys/kernel/random/boot_id", "boot-killed\n");
-    let out = node.run_cmd({
-        let mut c = node.command(&["internal", "boot"]);
-        c.env("UMM_FAILPOINT", step);
-        c
-    });
-    assert_eq!(out.signal, Some(6), "{step}: the writer was not killed");
-    let counter = node.status()["unclean_boots"].as_u64();
-    let expect_new = step == "before-dir-fsync";
-    assert_eq!(counter, Some(if expect_new { 2 } else { 1 }), "{step}");
-    assert!(
-        node.status()["state_problem"].is_null(),
-        "{step}: state unreadable"
-    );
-    // The next writer cleans up and carries on.
-    node.boot();
-    assert!(fs::read_dir(node.path("/var/lib/umm"))
-        .unwrap()
-        .flatten()
-        .all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
-}
-
 #[test]
 fn generator_points_default_target_at_maintenance_and_back() {
     let mut node = Node::new();

@@ -160,51 +160,6 @@ fn node_in_maintenance() -> Node {
 }
 
 #[test]
-fn an_io_error_on_the_state_is_reported_and_changes_nothing() {
-    let mut node = node_in_maintenance();
-    let before = fs::read(node.path("/var/lib/umm/state.json")).unwrap();
-    node.boots += 1;
-    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
-    let ran = node.run_cmd({
-        let mut c = node.command(&["internal", "boot"]);
-        c.env("UMM_FAILPOINT", "read-state:eio");
-        c
-    });
-    assert_eq!(ran.code, Some(1), "{}", ran.out);
-    assert!(ran.out.contains("Input/output error"), "{}", ran.out);
-    assert_eq!(
-        fs::read(node.path("/var/lib/umm/state.json")).unwrap(),
-        before,
-        "the state was rewritten"
-    );
-    assert!(
-        node.names_starting("/var/lib/umm", "state.json.corrupt")
-            .is_empty(),
-        "an unreadable state was set aside"
-    );
-    // The boot went the way the early copy says: still maintenance.
-    assert!(
-        node.read("/run/umm/boot.json").contains("\"maintenance\""),
-        "{}",
-        node.read("/run/umm/boot.json")
-    );
-    // Commands refuse in one line and change nothing.
-    let ran = node.run_cmd({
-        let mut c = node.command(&["off"]);
-        c.env("UMM_FAILPOINT", "read-state:eio");
-        c
-    });
-    assert_eq!(ran.code, Some(1), "{}", ran.out);
-    assert!(
-        ran.out.contains("changes nothing until it can be read"),
-        "{}",
-        ran.out
-    );
-    // Once readable again, the maintenance is still there.
-    assert_eq!(node.status()["state"], "maintenance");
-}
-
-#[test]
 fn a_state_from_a_newer_umm_is_used_and_its_fields_kept() {
     let mut node = node_in_maintenance();
     let path = node.path("/var/lib/umm/state.json");
@@ -722,45 +677,6 @@ fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
     );
 }
 
-// ---------------------------------------------------------------------------
-// Item 10: a full or read-only root filesystem is said where the operator looks
-
-#[rstest]
-#[case::full("enospc", "free space on / (the root filesystem)")]
-#[case::read_only("erofs", "/ is read-only: remount it read-write")]
-fn an_early_copy_that_cannot_be_refreshed_is_said_on_stderr(
-    #[case] errno: &str,
-    #[case] hint: &str,
-) {
-    let mut node = bounded_node();
-    node.boot();
-    let ran = node.run_cmd({
-        let mut c = node.command(&["disable"]);
-        c.env("UMM_FAILPOINT", format!("early-copy:{errno}"));
-        c
-    });
-    assert_eq!(ran.code, Some(0), "{}", ran.out);
-    assert!(ran.out.contains("cannot refresh"), "{}", ran.out);
-    assert!(ran.out.contains("early-state.json"), "{}", ran.out);
-    assert!(ran.out.contains(hint), "{}", ran.out);
-}
-
-#[test]
-fn a_full_var_is_one_line_saying_what_to_do() {
-    let mut node = bounded_node();
-    node.boot();
-    let ran = node.run_cmd({
-        let mut c = node.command(&["disable"]);
-        c.env("UMM_FAILPOINT", "before-write:enospc");
-        c
-    });
-    assert_eq!(ran.code, Some(1), "{}", ran.out);
-    assert_eq!(ran.out.trim().lines().count(), 1, "{}", ran.out);
-    assert!(
-        ran.out
-            .contains("No space left on device (os error 28); free space"),
-        "{}",
-        ran.out
-    );
-    assert_eq!(node.status()["enabled"], true);
-}
+// Item 10 (a full or read-only root filesystem is said where the operator
+// looks) and the I/O errors of item 6 are injected at fail points:
+// tests/failpoints.rs.

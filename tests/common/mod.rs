@@ -166,7 +166,7 @@ impl Node {
             .env("UMM_NOW", NOW)
             .env_remove("SUDO_USER")
             .env_remove("SSH_CONNECTION")
-            .env_remove("UMM_FAILPOINT")
+            .env_remove("FAILPOINTS")
             .env_remove("JOURNAL_STREAM")
             .stdin(Stdio::null());
         for (k, v) in &self.env {
