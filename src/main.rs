@@ -61,32 +61,50 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let root = paths::Root::from_env();
-    logging::init(
-        &root,
-        match &cli.command {
-            Command::Internal {
-                command: Internal::Generator { .. },
-            } => Target::Kmsg,
-            Command::Internal { .. } => Target::Service,
-            _ => Target::Command,
-        },
-    );
-    let ctx = Context {
-        clock: Box::new(clock::SystemClock::new(&root)),
-        init: init::detect(&root),
-        root,
-    };
-    let result = match cli.command {
-        Command::Status { json } => cmd::status::status(&ctx, json),
+    logging::init(&root, log_target(&cli.command));
+    let result = init::select(&root).and_then(|init| {
+        let ctx = Context {
+            clock: Box::new(clock::SystemClock::new(&root)),
+            init,
+            root,
+        };
+        run(&ctx, cli.command)
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e:#}");
+            errln!("umm: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Where log lines go: the generator runs before any log daemon (the
+/// kernel log); the units' entry points also show them on a console.
+fn log_target(command: &Command) -> Target {
+    match command {
+        Command::Internal {
+            command: Internal::Generator { .. },
+        } => Target::Kmsg,
+        Command::Internal { .. } => Target::Service,
+        _ => Target::Command,
+    }
+}
+
+/// The command line's command, to its entry point in `cmd`.
+fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Status { json } => cmd::status::status(ctx, json),
         Command::On {
             dry_run: true,
             json,
             command,
             ..
-        } => cmd::enter::check(&ctx, json, Some(command)),
-        Command::On { force, command, .. } => cmd::enter::on(&ctx, force, command),
-        Command::Check { json } => cmd::enter::check(&ctx, json, None),
-        Command::History { json } => cmd::status::history(&ctx, json),
+        } => cmd::enter::check(ctx, json, Some(command)),
+        Command::On { force, command, .. } => cmd::enter::on(ctx, force, command),
+        Command::Check { json } => cmd::enter::check(ctx, json, None),
+        Command::History { json } => cmd::status::history(ctx, json),
         Command::Off {
             action,
             force,
@@ -97,40 +115,34 @@ fn main() -> ExitCode {
                 Some(OffArg::Reboot) => OffAction::Reboot,
                 None => OffAction::Resume,
             };
-            cmd::leave::off(&ctx, action, force, (!no_wait).then_some(timeout))
+            cmd::leave::off(ctx, action, force, (!no_wait).then_some(timeout))
         }
-        Command::Enable => cmd::switch::enable(&ctx),
-        Command::Disable => cmd::switch::disable(&ctx),
-        Command::Internal { command } => match command {
-            Internal::Boot => cmd::boot::boot(&ctx),
-            Internal::CleanShutdown => {
-                cmd::boot::record_reset(&ctx, ResetCause::CleanShutdown, false)
-            }
-            Internal::UptimeReached { wait } => {
-                cmd::boot::record_reset(&ctx, ResetCause::UptimeReached, wait)
-            }
-            Internal::Pause => cmd::pause::pause(&ctx),
-            Internal::Maintenance => cmd::maintenance::maintenance(&ctx),
-            Internal::AfterResume => {
-                cmd::finish::after_resume(&ctx).map(|_| std::process::ExitCode::SUCCESS)
-            }
-            Internal::BlsSync { remove } => cmd::boot_entries::bls_sync(&ctx, remove),
-            Internal::Generator {
-                normal_dir,
-                early_dir,
-                late_dir: _,
-            } => {
-                let early = early_dir.unwrap_or_else(|| normal_dir.clone());
-                cmd::generator::run(&ctx, &normal_dir, &early)
-            }
-        },
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            log::error!("{e:#}");
-            errln!("umm: {e:#}");
-            ExitCode::from(1)
+        Command::Enable => cmd::switch::enable(ctx),
+        Command::Disable => cmd::switch::disable(ctx),
+        Command::Internal { command } => run_internal(ctx, command),
+    }
+}
+
+/// `umm internal ...`: what the units, the generator and the boot-menu
+/// scripts run.
+fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<ExitCode> {
+    match command {
+        Internal::Boot => cmd::boot::boot(ctx),
+        Internal::CleanShutdown => cmd::boot::record_reset(ctx, ResetCause::CleanShutdown, false),
+        Internal::UptimeReached { wait } => {
+            cmd::boot::record_reset(ctx, ResetCause::UptimeReached, wait)
+        }
+        Internal::Pause => cmd::pause::pause(ctx),
+        Internal::Maintenance => cmd::maintenance::maintenance(ctx),
+        Internal::AfterResume => cmd::finish::after_resume(ctx).map(|_| ExitCode::SUCCESS),
+        Internal::BlsSync { remove } => cmd::boot_entries::bls_sync(ctx, remove),
+        Internal::Generator {
+            normal_dir,
+            early_dir,
+            late_dir: _,
+        } => {
+            let early = early_dir.unwrap_or_else(|| normal_dir.clone());
+            cmd::generator::run(ctx, &normal_dir, &early)
         }
     }
 }

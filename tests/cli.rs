@@ -1067,21 +1067,15 @@ fn off_reports_a_scheduled_command_that_keeps_running() {
 fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
     let mut node = Node::new();
     let trace = node.path("/getty-starts");
-    node.write(
+    node.executable(
         "/sbin/fake-getty",
         &format!("#!/bin/sh\necho \"$$ $1\" >> {}\n", trace.display()),
     );
-    fs::set_permissions(
-        node.path("/sbin/fake-getty"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    // Inittab's paths, as on the node: under a test root umm runs the
+    // root's programs, never the host's.
     node.write(
         "/etc/inittab",
-        &format!(
-            "id:2:initdefault:\n1:2345:respawn:{} tty1\n",
-            node.path("/sbin/fake-getty").display()
-        ),
+        "id:2:initdefault:\n1:2345:respawn:/sbin/fake-getty tty1\n",
     );
     node.write("/proc/cmdline", "umm\n");
     node.boot();
@@ -1113,4 +1107,74 @@ fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
     };
     assert!(status.success());
     assert!(node.log().contains("exited"), "{}", node.log());
+}
+
+/// Under a test root (UMM_ROOT) without a test init system, umm must never
+/// reach the host's: it refuses at once, in one line, and runs nothing
+/// (no shutdown, no init script, no update-grub: neither through PATH nor
+/// under the root).
+#[rstest]
+#[case::on(&["on", "--", "true"])]
+#[case::on_force(&["on", "--force"])]
+#[case::off_reboot(&["off", "reboot"])]
+#[case::enable(&["enable"])]
+#[case::boot(&["internal", "boot"])]
+#[case::pause(&["internal", "pause"])]
+fn a_test_root_without_a_test_init_system_runs_nothing(#[case] args: &[&str]) {
+    let node = Node::new();
+    let trace = node.path("/trapped");
+    let trap = format!("#!/bin/sh\necho \"$0 $*\" >> {}\n", trace.display());
+    let host_tools = [
+        "shutdown",
+        "reboot",
+        "systemctl",
+        "telinit",
+        "init",
+        "initctl",
+        "runlevel",
+        "service",
+        "invoke-rc.d",
+        "update-grub",
+        "grub-mkconfig",
+        "grub-reboot",
+    ];
+    for tool in host_tools {
+        node.executable(&format!("/trap-bin/{tool}"), &trap);
+    }
+    for program in [
+        "/sbin/shutdown",
+        "/sbin/initctl",
+        "/sbin/runlevel",
+        "/etc/init.d/ssh",
+        "/usr/sbin/update-grub",
+    ] {
+        node.executable(program, &trap);
+    }
+    // No /run/systemd/system here: should the refusal ever break, umm
+    // takes the root for sysvinit and runs the traps, never the host's
+    // systemd over D-Bus.
+    node.write(
+        "/etc/inittab",
+        "id:2:initdefault:\n1:2345:respawn:/sbin/shutdown\n",
+    );
+    let ran = node.run_cmd({
+        let mut c = node.command(args);
+        c.env_remove("UMM_INIT").env("PATH", node.path("/trap-bin"));
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{args:?}: {}", ran.out);
+    // One line (the init system's entry points also log it to a console).
+    let lines: std::collections::BTreeSet<&str> = ran.out.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", ran.out);
+    assert!(
+        ran.out.contains("test root") && ran.out.contains("UMM_INIT=record"),
+        "{}",
+        ran.out
+    );
+    assert_eq!(node.read("/trapped"), "", "{args:?} ran a program");
+    assert!(node.actions().is_empty());
+    assert!(
+        !node.exists("/var/lib/umm/state.json"),
+        "{args:?} changed the state"
+    );
 }

@@ -13,7 +13,7 @@ mod select;
 pub mod systemd;
 pub mod sysv;
 
-pub use select::detect;
+pub use select::select;
 
 /// What `umm off` saw while resuming.
 #[derive(Clone, Debug, PartialEq, Eq)]
