@@ -14,7 +14,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 use umm::cli::{Cli, Command, Internal, OffArg};
-use umm::cmd::{self, Context};
+use umm::cmd::{self, Context, Outcome};
 use umm::errln;
 use umm::init;
 use umm::model::state::OffAction;
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         run(&ctx, cli.command)
     });
     match result {
-        Ok(code) => code,
+        Ok(outcome) => outcome.into(),
         Err(e) => {
             log::error!("{e:#}");
             errln!("umm: {e:#}");
@@ -93,7 +93,7 @@ fn log_target(command: &Command) -> Target {
 }
 
 /// The command line's command, to its entry point in `cmd`.
-fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
+fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Status { json } => cmd::status::status(ctx, json),
         Command::On {
@@ -125,7 +125,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<ExitCode> {
 
 /// `umm internal ...`: what the units, the generator and the boot-menu
 /// scripts run.
-fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<ExitCode> {
+fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<Outcome> {
     match command {
         Internal::Boot => cmd::boot::boot(ctx),
         Internal::CleanShutdown => cmd::boot::record_reset(ctx, ResetCause::CleanShutdown, false),
@@ -134,7 +134,7 @@ fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<ExitCode> {
         }
         Internal::Pause => cmd::pause::pause(ctx),
         Internal::Maintenance => cmd::maintenance::maintenance(ctx),
-        Internal::AfterResume => cmd::finish::after_resume(ctx).map(|_| ExitCode::SUCCESS),
+        Internal::AfterResume => cmd::finish::after_resume(ctx),
         Internal::BlsSync { remove } => cmd::boot_entries::bls_sync(ctx, remove),
         Internal::Generator {
             normal_dir,

@@ -5,12 +5,10 @@
 //! are logged and reported in the exit status of the unit, which nothing
 //! else depends on.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
 use super::maintenance::write_banners;
-use super::{save, Context};
+use super::{save, Context, Outcome};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::Mode;
@@ -63,7 +61,7 @@ pub(super) fn log_events(events: &[Event]) {
 }
 
 /// `umm internal boot`: count the previous boot, decide this one, record.
-pub fn boot(ctx: &Context) -> Result<ExitCode> {
+pub fn boot(ctx: &Context) -> Result<Outcome> {
     let (settings, sources, in_use, _) = config::load_logged(&ctx.root);
     let boot_id = ctx.clock.boot_id()?;
     let now = ctx.clock.now();
@@ -126,7 +124,7 @@ pub fn boot(ctx: &Context) -> Result<ExitCode> {
         log::warn!("entering maintenance late: isolating the maintenance target");
         ctx.init.enter_maintenance_late()?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }
 
 /// The state cannot be read (an I/O error, a FIFO put there) or locked:
@@ -181,7 +179,7 @@ fn mode_name(mode: Mode) -> &'static str {
 /// `umm internal clean-shutdown` and `umm internal uptime-reached`. With
 /// `wait` (init systems without timers), first sleeps until the uptime
 /// reaches counter_reset_time.
-pub fn record_reset(ctx: &Context, cause: ResetCause, wait: bool) -> Result<ExitCode> {
+pub fn record_reset(ctx: &Context, cause: ResetCause, wait: bool) -> Result<Outcome> {
     let boot_id = ctx.clock.boot_id()?;
     if cause == ResetCause::UptimeReached {
         let settings = config::load_or_defaults(&ctx.root);
@@ -198,7 +196,7 @@ pub fn record_reset(ctx: &Context, cause: ResetCause, wait: bool) -> Result<Exit
                 format_span(uptime),
                 format_span(settings.counter_reset_time)
             );
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Outcome::Done);
         }
     }
     let mut locked = store::lock(&ctx.root)?;
@@ -209,5 +207,5 @@ pub fn record_reset(ctx: &Context, cause: ResetCause, wait: bool) -> Result<Exit
     if events.is_empty() {
         log::info!("{cause} recorded (unclean-boot counter was {was})");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }

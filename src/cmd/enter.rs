@@ -2,19 +2,19 @@
 //! request, the reboot), and `umm check` / `umm on --dry-run` (what `umm
 //! on` would do, changing nothing).
 
-use std::process::ExitCode;
-
 use anyhow::{bail, Result};
 
-use super::{refused, require_root, save, warn_problem, Context};
+use super::{hooks_allow, lock, refused, require_root, save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
+use crate::model::settings::Settings;
 use crate::model::state::{Reason, Requester};
 use crate::model::verify::ActiveState;
 use crate::output::check::CheckView;
 use crate::output::history::shell_words;
 use crate::output::json;
+use crate::output::message::{say, Message, Overridden};
 use crate::rules;
 use crate::sys::paths;
 use crate::sys::{config, store};
@@ -36,7 +36,9 @@ fn requester() -> Requester {
     }
 }
 
-pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<ExitCode> {
+/// `umm on`: the checks and the pre-on hooks, then the request, saved,
+/// then a clean reboot into maintenance.
+pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
     require_root("on")?;
     if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
         bail!(
@@ -49,33 +51,76 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<ExitCode> {
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     if let Err(r) = rules::request(&current, settings.policy(), 0, None, vec![]) {
-        return Ok(refused("on", &r));
+        return Ok(refused("on", r));
     }
+    let Some(hooks) = entry_hooks(ctx, &settings, force) else {
+        return Ok(Outcome::Refused);
+    };
+    let services_before = active_services(ctx);
+    let mut locked = lock(&ctx.root, "on")?;
+    locked.record_config(&settings, &sources, ctx.clock.now());
+    let who = requester();
+    let now = ctx.clock.now();
+    let policy = settings.policy();
+    let mut next = match rules::request(&locked.state, policy, now, Some(who.clone()), argv) {
+        Ok(next) => next,
+        Err(r) => return Ok(refused("on", r)),
+    };
+    // `request` always sets the maintenance it returns.
+    let mut command = None;
+    if let Some(m) = next.maintenance.as_mut() {
+        m.services_before = services_before;
+        m.hooks = hooks;
+        command = m.command.as_ref().map(|c| c.argv.clone());
+    }
+    save(&mut locked, next)?;
+    drop(locked);
+    let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
+    let scheduled = command
+        .as_deref()
+        .map(|c| format!("; scheduled command: {}", shell_words(c)))
+        .unwrap_or_default();
+    log::info!(
+        "maintenance requested by {}{from} for the next boot{scheduled}",
+        who.user
+    );
+    say(&Message::Requested {
+        command: command.as_deref(),
+    });
+    if let Err(e) = ctx.init.reboot() {
+        log::error!("reboot into maintenance failed: {e:#}");
+        bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
+    }
+    Ok(Outcome::Done)
+}
+
+/// The check.d hooks, then the pre-on.d hooks, each able to stop `umm on`
+/// (unless --force): their records, or None when refused.
+fn entry_hooks(ctx: &Context, settings: &Settings, force: bool) -> Option<Vec<HookRecord>> {
     let t = &settings.hook_timeouts;
-    let checks = hooks::run_phase(&ctx.root, HookPhase::Check, Some(Reason::Manual), t);
-    let vetoed = |f: &str| {
-        format!("umm on: refused: vetoed by {f}; nothing was changed (--force overrides)")
-    };
-    if !hooks_allow(&checks, force, vetoed, "Overriding the failed checks") {
-        return Ok(ExitCode::from(1));
+    let reason = Some(Reason::Manual);
+    let checks = hooks::run_phase(&ctx.root, HookPhase::Check, reason, t);
+    let vetoed = |failed| Message::VetoedByChecks { failed };
+    if !hooks_allow(&checks, force, vetoed, Overridden::Checks) {
+        return None;
     }
-    let pre_on = hooks::run_phase(&ctx.root, HookPhase::PreOn, Some(Reason::Manual), t);
+    let pre_on = hooks::run_phase(&ctx.root, HookPhase::PreOn, reason, t);
     let ran: Vec<_> = pre_on.iter().map(|h| h.name.as_str()).collect();
-    let failed_pre_on = |f: &str| {
-        format!(
-            "umm on: refused: {f} failed; nothing was requested (pre-on hooks that ran: {}; undo them by hand) (--force overrides)",
-            ran.join(", ")
-        )
+    let ran = ran.join(", ");
+    let failed = |failed| Message::PreOnFailed {
+        failed,
+        ran: ran.clone(),
     };
-    if !hooks_allow(
-        &pre_on,
-        force,
-        failed_pre_on,
-        "Going on despite the failed pre-on hooks",
-    ) {
-        return Ok(ExitCode::from(1));
+    if !hooks_allow(&pre_on, force, failed, Overridden::PreOn) {
+        return None;
     }
-    let services_before = match ctx.init.services() {
+    Some(checks.into_iter().chain(pre_on).collect())
+}
+
+/// The services running now, to check after `umm off` that they came back
+/// (None: the init system could not say; the enabled ones are used then).
+fn active_services(ctx: &Context) -> Option<Vec<String>> {
+    match ctx.init.services() {
         Ok(services) => Some(
             services
                 .into_iter()
@@ -87,83 +132,12 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<ExitCode> {
             log::warn!("cannot list the active services (verify after umm off will use the enabled ones): {e:#}");
             None
         }
-    };
-
-    let mut locked = store::lock(&ctx.root)?;
-    warn_problem("on", &locked);
-    locked.record_config(&settings, &sources, ctx.clock.now());
-    let who = requester();
-    let mut next = match rules::request(
-        &locked.state,
-        settings.policy(),
-        ctx.clock.now(),
-        Some(who.clone()),
-        argv,
-    ) {
-        Ok(next) => next,
-        Err(r) => return Ok(refused("on", &r)),
-    };
-    // `request` always sets the maintenance it returns.
-    let mut scheduled = String::new();
-    if let Some(m) = next.maintenance.as_mut() {
-        m.services_before = services_before;
-        m.hooks = checks.into_iter().chain(pre_on).collect();
-        if let Some(c) = &m.command {
-            scheduled = format!("; scheduled command: {}", shell_words(&c.argv));
-        }
-    }
-    save(&mut locked, next)?;
-    drop(locked);
-    let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
-    log::info!(
-        "maintenance requested by {}{from} for the next boot{scheduled}",
-        who.user
-    );
-    outln!("Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode.");
-    if let Err(e) = ctx.init.reboot() {
-        log::error!("reboot into maintenance failed: {e:#}");
-        bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A hook phase that may stop the command (check, pre-on, pre-off): prints
-/// the failures; without --force, refuses with `refusal(failed hooks)` and
-/// returns false; with it, says it goes on anyway. Both are logged.
-pub(super) fn hooks_allow(
-    records: &[HookRecord],
-    force: bool,
-    refusal: impl Fn(&str) -> String,
-    overriding: &str,
-) -> bool {
-    let failed = hooks::failed_names(records).join(", ");
-    if failed.is_empty() {
-        return true;
-    }
-    print_failures(records);
-    if !force {
-        let message = refusal(&failed);
-        log::warn!("{message}");
-        errln!("{message}");
-        return false;
-    }
-    log::warn!("--force: {overriding}: {failed}");
-    outln!("{overriding}: {failed}");
-    true
-}
-
-pub(super) fn print_failures(records: &[HookRecord]) {
-    for r in records.iter().filter(|r| !r.ok) {
-        errln!("{}/{}: {}", r.phase, r.name, r.result);
-        for line in &r.output_tail {
-            errln!("    {line}");
-        }
     }
 }
 
 /// `umm check` and `umm on --dry-run`: the checks, and what entering would
 /// do, without changing anything.
-pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<ExitCode> {
+pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Outcome> {
     let (settings, _) = config::load(&ctx.root)?;
     let state = store::read(&ctx.root.path(paths::STATE)).state;
     let refusal = rules::request(&state, settings.policy(), 0, None, vec![]).err();
@@ -211,8 +185,8 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Exi
         outln!("{}", view.text());
     }
     Ok(if allowed {
-        ExitCode::SUCCESS
+        Outcome::Done
     } else {
-        ExitCode::from(1)
+        Outcome::Refused
     })
 }

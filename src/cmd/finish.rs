@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::enter::print_failures;
-use super::{save, Context};
+use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::settings::Settings;
-use crate::model::state::{Claim, Episode, Phase};
+use crate::model::state::{Claim, Episode, Maintenance, Phase};
+use crate::model::verify::VerifyResult;
+use crate::output::message::{say, Message};
 use crate::rules::{self, ClaimOutcome, NotFinished};
 use crate::sys::paths;
 use crate::sys::{config, store};
@@ -87,55 +88,9 @@ pub(super) fn finish_leaving(
         since: ctx.clock.now(),
         extra: Default::default(),
     };
-    let until = Instant::now() + wait_for_other;
-    let m = loop {
-        let mut locked = store::lock(&ctx.root)?;
-        let state = rules::upgrade(locked.state.clone());
-        let holder_alive = state
-            .maintenance
-            .as_ref()
-            .and_then(|m| m.leaving.as_ref())
-            .and_then(|l| l.finisher.as_ref())
-            .is_some_and(claim_alive);
-        match rules::claim_finish(&state, &me, holder_alive) {
-            (_, ClaimOutcome::NothingToFinish) => {
-                let closed = state
-                    .history
-                    .iter()
-                    .rev()
-                    .find(|e| episode.is_some_and(|id| id == e.id))
-                    .cloned();
-                return Ok(match closed {
-                    Some(episode) => Finish::Done(Box::new(Closed {
-                        episode,
-                        finished_here: false,
-                    })),
-                    None => Finish::Nothing,
-                });
-            }
-            (_, ClaimOutcome::HeldBy(c)) => {
-                drop(locked);
-                if Instant::now() >= until {
-                    return Ok(Finish::HeldBy(c));
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            (next, ClaimOutcome::Claimed { took_over }) => {
-                if let Some(c) = took_over {
-                    log::warn!(
-                        "taking over leaving maintenance from pid {} (boot {}), which is gone",
-                        c.pid,
-                        c.boot_id
-                    );
-                }
-                let m = next.maintenance.clone();
-                save(&mut locked, next)?;
-                match m {
-                    Some(m) => break m,
-                    None => return Ok(Finish::Nothing),
-                }
-            }
-        }
+    let m = match claim(ctx, &me, episode, wait_for_other)? {
+        Claimed::Work(m) => m,
+        Claimed::Finished(finish) => return Ok(finish),
     };
     let off_hooks = hooks::run_phase(
         &ctx.root,
@@ -143,33 +98,8 @@ pub(super) fn finish_leaving(
         Some(m.reason),
         &settings.hook_timeouts,
     );
-    print_failures(&off_hooks);
-    let verify = match (ctx.init.services(), ctx.init.enabled_services()) {
-        (Ok(now), Ok(enabled)) => Some(rules::verify::compare(
-            m.services_before.as_deref(),
-            &enabled,
-            &now,
-        )),
-        (Err(e), _) | (_, Err(e)) => {
-            log::error!("cannot check that the services came back: {e:#}");
-            None
-        }
-    };
-    if let Some(v) = &verify {
-        if v.ok() {
-            log::info!(
-                "every service came back after maintenance ({})",
-                v.compared_with
-            );
-        } else {
-            log::error!(
-                "after maintenance, not running again ({}): {:?}; failed: {:?}",
-                v.compared_with,
-                v.not_back,
-                v.failed
-            );
-        }
-    }
+    say(&Message::HookFailures(&off_hooks));
+    let verify = check_services(ctx, &m);
     let mut locked = store::lock(&ctx.root)?;
     match rules::finish(&locked.state, &me, ctx.clock.now(), off_hooks, verify) {
         Ok(next) => {
@@ -200,6 +130,105 @@ pub(super) fn finish_leaving(
     }
 }
 
+/// What claiming the work gave.
+enum Claimed {
+    /// `me` is the finisher of this episode now.
+    Work(Box<Maintenance>),
+    /// Nothing for `me` to do: see why.
+    Finished(Finish),
+}
+
+/// Claims the work under the lock: waits (up to `wait_for_other`) while a
+/// live finisher holds it, takes it over from a gone one.
+fn claim(
+    ctx: &Context,
+    me: &Claim,
+    episode: Option<u64>,
+    wait_for_other: Duration,
+) -> Result<Claimed> {
+    let until = Instant::now() + wait_for_other;
+    loop {
+        let mut locked = store::lock(&ctx.root)?;
+        let state = rules::upgrade(locked.state.clone());
+        let holder_alive = state
+            .maintenance
+            .as_ref()
+            .and_then(|m| m.leaving.as_ref())
+            .and_then(|l| l.finisher.as_ref())
+            .is_some_and(claim_alive);
+        match rules::claim_finish(&state, me, holder_alive) {
+            (_, ClaimOutcome::NothingToFinish) => {
+                // Closed by another finisher: the caller reports it.
+                let closed = state
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|e| episode.is_some_and(|id| id == e.id))
+                    .cloned();
+                return Ok(Claimed::Finished(match closed {
+                    Some(episode) => Finish::Done(Box::new(Closed {
+                        episode,
+                        finished_here: false,
+                    })),
+                    None => Finish::Nothing,
+                }));
+            }
+            (_, ClaimOutcome::HeldBy(c)) => {
+                drop(locked);
+                if Instant::now() >= until {
+                    return Ok(Claimed::Finished(Finish::HeldBy(c)));
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (next, ClaimOutcome::Claimed { took_over }) => {
+                if let Some(c) = took_over {
+                    log::warn!(
+                        "taking over leaving maintenance from pid {} (boot {}), which is gone",
+                        c.pid,
+                        c.boot_id
+                    );
+                }
+                let m = next.maintenance.clone();
+                save(&mut locked, next)?;
+                return Ok(match m {
+                    Some(m) => Claimed::Work(Box::new(m)),
+                    None => Claimed::Finished(Finish::Nothing),
+                });
+            }
+        }
+    }
+}
+
+/// Did every service come back? Against what ran before `umm on`, or the
+/// enabled services after an unplanned maintenance. Logged either way.
+fn check_services(ctx: &Context, m: &Maintenance) -> Option<VerifyResult> {
+    let verify = match (ctx.init.services(), ctx.init.enabled_services()) {
+        (Ok(now), Ok(enabled)) => Some(rules::verify::compare(
+            m.services_before.as_deref(),
+            &enabled,
+            &now,
+        )),
+        (Err(e), _) | (_, Err(e)) => {
+            log::error!("cannot check that the services came back: {e:#}");
+            None
+        }
+    };
+    match &verify {
+        Some(v) if v.ok() => log::info!(
+            "every service came back after maintenance ({})",
+            v.compared_with
+        ),
+        Some(v) => log::error!(
+            "after maintenance, not running again ({}): {:?}; failed: {:?}",
+            v.compared_with,
+            v.not_back,
+            v.failed
+        ),
+        None => {}
+    }
+    verify
+}
+
 /// How long umm-after.service waits for the default target: it is ordered
 /// after multi-user.target and graphical.target, so this is only a margin.
 const AFTER_RESUME_REACH: Duration = Duration::from_secs(60);
@@ -211,20 +240,20 @@ const AFTER_RESUME_OTHERS: Duration = Duration::from_secs(3600);
 /// `umm internal after-resume` (umm-after.service, in every normal boot):
 /// finishes leaving maintenance when an episode is leaving and the normal
 /// target is reached; a finisher that is gone is taken over.
-pub fn after_resume(ctx: &Context) -> Result<()> {
+pub fn after_resume(ctx: &Context) -> Result<Outcome> {
     let state = rules::upgrade(store::read(&ctx.root.path(paths::STATE)).state);
     if !state
         .maintenance
         .as_ref()
         .is_some_and(|m| m.phase == Phase::Resuming)
     {
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     if !ctx.init.normal_reached(AFTER_RESUME_REACH)? {
         log::warn!(
             "leaving maintenance is not finished: the normal target is not reached; `umm off` again (or the next boot) finishes it"
         );
-        return Ok(());
+        return Ok(Outcome::Done);
     }
     let settings = config::load_or_defaults(&ctx.root);
     match finish_leaving(ctx, &settings, None, AFTER_RESUME_OTHERS)? {
@@ -234,5 +263,5 @@ pub fn after_resume(ctx: &Context) -> Result<()> {
         ),
         Finish::Done(_) | Finish::Nothing => {}
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

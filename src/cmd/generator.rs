@@ -9,12 +9,11 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
 use super::boot::read_cmdline;
-use super::Context;
+use super::{Context, Outcome};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::Mode;
@@ -31,7 +30,7 @@ const UNIT_DIRS: &[&str] = &[
     "/lib/systemd/system",
 ];
 
-pub fn run(ctx: &Context, normal_dir: &Path, early_dir: &Path) -> Result<ExitCode> {
+pub fn run(ctx: &Context, normal_dir: &Path, early_dir: &Path) -> Result<Outcome> {
     let settings = config::load_or_defaults(&ctx.root);
     write_timer_dropin(normal_dir, &settings)?;
     let boot_id = ctx.clock.boot_id()?;
@@ -45,7 +44,7 @@ pub fn run(ctx: &Context, normal_dir: &Path, early_dir: &Path) -> Result<ExitCod
     if mode == Mode::Maintenance {
         redirect_to_maintenance(&ctx.root, early_dir, &settings)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }
 
 fn decide_now(ctx: &Context, settings: &Settings, boot_id: &str) -> Result<Mode> {

@@ -2,20 +2,21 @@
 //! (or retry) leaving maintenance; after a resume, wait for the normal
 //! target and finish leaving (`finish`).
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::enter::{hooks_allow, print_failures};
 use super::finish::{finish_leaving, process_alive, Finish};
-use super::{refused, require_root, save, settings_or_fallback, warn_problem, Context};
+use super::{
+    hooks_allow, lock, refused, require_root, save, settings_or_fallback, Context, Outcome,
+};
 use crate::hooks;
 use crate::model::boot_decision::{BootDecision, DecidedBy};
-use crate::model::hook::HookPhase;
+use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::settings::Settings;
 use crate::model::state::{Mode, OffAction, Phase};
 use crate::model::timefmt::{rfc3339, seconds_tenths};
+use crate::output::message::{say, Message, Overridden};
 use crate::rules::{self, Leave};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, store};
@@ -32,49 +33,26 @@ pub fn off(
     action: OffAction,
     force: bool,
     wait: Option<Duration>,
-) -> Result<ExitCode> {
+) -> Result<Outcome> {
     require_root("off")?;
-    let what = if action == OffAction::Reboot {
+    let command = if action == OffAction::Reboot {
         "off reboot"
     } else {
         "off"
     };
-    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, what);
+    let (settings, sources, loaded) = settings_or_fallback(&ctx.root, command);
     let boot_id = ctx.clock.boot_id()?;
-    let current = rules::upgrade(store::read(&ctx.root.path(paths::STATE)).state);
-    let mut pre_off = Vec::new();
-    if let Some(m) = current
-        .maintenance
-        .as_ref()
-        .filter(|m| m.phase == Phase::Active)
-    {
-        pre_off = hooks::run_phase(
-            &ctx.root,
-            HookPhase::PreOff,
-            Some(m.reason),
-            &settings.hook_timeouts,
-        );
-        let vetoed = |f: &str| {
-            format!("umm {what}: refused: vetoed by {f}; still in maintenance (--force overrides)")
-        };
-        if !hooks_allow(
-            &pre_off,
-            force,
-            vetoed,
-            "Overriding the failed pre-off hooks",
-        ) {
-            return Ok(ExitCode::from(1));
-        }
-    }
-    let mut locked = store::lock(&ctx.root)?;
-    warn_problem(what, &locked);
+    let Some(pre_off) = pre_off_hooks(ctx, &settings, force, command) else {
+        return Ok(Outcome::Refused);
+    };
+    let mut locked = lock(&ctx.root, command)?;
     if loaded {
         locked.record_config(&settings, &sources, ctx.clock.now());
     }
     let state = rules::upgrade(locked.state.clone());
     let (next, leave) = match rules::leave(&state, ctx.clock.now(), &boot_id, action, pre_off) {
         Ok(r) => r,
-        Err(r) => return Ok(refused(what, &r)),
+        Err(r) => return Ok(refused(command, r)),
     };
     let episode = next.maintenance.as_ref().map(|m| m.id);
     save(&mut locked, next)?;
@@ -83,19 +61,44 @@ pub fn off(
     match (leave, action) {
         (Leave::Cancelled, OffAction::Resume) => {
             log::info!("pending maintenance request cancelled by umm off");
-            outln!("Cancelled the maintenance request; the next boot will be normal.");
-            Ok(ExitCode::SUCCESS)
+            say(&Message::Cancelled);
+            Ok(Outcome::Done)
         }
         (_, OffAction::Reboot) => {
             log::info!("leaving maintenance by umm off reboot; rebooting into normal operation");
-            outln!(
-                "Leaving maintenance: rebooting cleanly into normal operation. The off.d hooks and the check run once the normal boot reaches its target."
-            );
+            say(&Message::RebootingOut);
             ctx.init.reboot()?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Done)
         }
         (_, OffAction::Resume) => resume(ctx, &settings, wait, leave, episode),
     }
+}
+
+/// The pre-off hooks, when maintenance is in force (not on a retry, nor
+/// for a pending request), able to stop `umm off` (unless --force): their
+/// records, or None when refused.
+fn pre_off_hooks(
+    ctx: &Context,
+    settings: &Settings,
+    force: bool,
+    command: &str,
+) -> Option<Vec<HookRecord>> {
+    let current = rules::upgrade(store::read(&ctx.root.path(paths::STATE)).state);
+    let Some(m) = current
+        .maintenance
+        .as_ref()
+        .filter(|m| m.phase == Phase::Active)
+    else {
+        return Some(Vec::new());
+    };
+    let pre_off = hooks::run_phase(
+        &ctx.root,
+        HookPhase::PreOff,
+        Some(m.reason),
+        &settings.hook_timeouts,
+    );
+    let vetoed = |failed| Message::VetoedByPreOff { command, failed };
+    hooks_allow(&pre_off, force, vetoed, Overridden::PreOff).then_some(pre_off)
 }
 
 /// How long `umm off` waits for another finisher (umm-after.service) that
@@ -110,8 +113,29 @@ fn resume(
     wait: Option<Duration>,
     leave: Leave,
     episode: Option<u64>,
-) -> Result<ExitCode> {
+) -> Result<Outcome> {
     let started = Instant::now();
+    let failed_units = match reach_normal_target(ctx, wait, leave)? {
+        Reach::Reached { failed_units } => failed_units,
+        Reach::Stopped(outcome) => return Ok(outcome),
+    };
+    report_running_command(ctx);
+    let others = wait
+        .map(|w| w.saturating_sub(started.elapsed()))
+        .unwrap_or_default()
+        .max(OTHER_FINISHER_WAIT);
+    finish_and_report(ctx, settings, episode, others, failed_units)
+}
+
+/// Where getting to the normal target left `umm off`.
+enum Reach {
+    /// There (units failed on the way, if any).
+    Reached { failed_units: Vec<String> },
+    /// Not there, or not waited for: the command ends here.
+    Stopped(Outcome),
+}
+
+fn reach_normal_target(ctx: &Context, wait: Option<Duration>, leave: Leave) -> Result<Reach> {
     let boot_id = ctx.clock.boot_id()?;
     // This boot is the paused one, unless its decision says normal: then
     // `umm off` had begun in an earlier boot, and this one boots normally.
@@ -121,98 +145,95 @@ fn resume(
     if retry {
         log::info!("umm off again: the node is still leaving maintenance");
     }
+    let reached_now = || ctx.init.normal_reached(Duration::ZERO).unwrap_or(false);
     // A retry after the normal target was reached (the first `umm off` was
     // interrupted after it) must not isolate the running system again.
-    let reached_already = retry && ctx.init.normal_reached(Duration::ZERO).unwrap_or(false);
-    let mut failed_units = Vec::new();
-    if reached_already {
-        outln!("The normal target is reached; finishing leaving maintenance.");
-    } else if paused_here {
-        mark_resumed(ctx)?;
-        log::info!("leaving maintenance (umm off): resuming the normal target");
-        outln!("Leaving maintenance: resuming the boot into the normal target...");
-        let r = ctx.init.resume(wait).map_err(|e| {
-            anyhow::anyhow!(
-                "{e:#}; the node is still leaving maintenance (umm status: resuming): run `umm off` again, or `umm off reboot`"
-            )
-        })?;
-        if !r.waited {
-            outln!(
-                "Resume started; not waiting (--no-wait). The off.d hooks and the check run once the normal target is reached (umm-after.service). Check with: umm status"
-            );
-            report_running_command(ctx);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let secs = seconds_tenths(r.elapsed);
-        if !r.reached {
-            log::error!(
-                "normal target not reached {secs}s after umm off; failed units: {:?}; still leaving maintenance",
-                r.failed_units
-            );
-            errln!(
-                "umm off: the normal target was not reached after {secs} s; failed units: {}; the node is still leaving maintenance (umm status: resuming): see `systemctl --failed` and the journal, then run `umm off` again, or `umm off reboot`",
-                if r.failed_units.is_empty() { "none".into() } else { r.failed_units.join(", ") }
-            );
-            report_running_command(ctx);
-            return Ok(ExitCode::from(1));
-        }
-        log::info!("normal target reached {secs}s after umm off");
-        outln!("Normal target reached in {secs} s.");
-        failed_units = r.failed_units;
-    } else if !ctx.init.normal_reached(Duration::ZERO).unwrap_or(false) {
-        errln!(
-            "umm off: this boot has not reached its normal target yet; umm-after.service finishes leaving maintenance once it has (or run `umm off` again then)"
-        );
-        return Ok(ExitCode::from(1));
+    if retry && reached_now() {
+        say(&Message::AlreadyReached);
+        return Ok(Reach::Reached {
+            failed_units: Vec::new(),
+        });
     }
-    report_running_command(ctx);
-    let others = wait
-        .map(|w| w.saturating_sub(started.elapsed()))
-        .unwrap_or_default()
-        .max(OTHER_FINISHER_WAIT);
-    let verify = match finish_leaving(ctx, settings, episode, others)? {
+    if paused_here {
+        return resume_here(ctx, wait);
+    }
+    if !reached_now() {
+        say(&Message::NotReachedYet);
+        return Ok(Reach::Stopped(Outcome::Failed));
+    }
+    Ok(Reach::Reached {
+        failed_units: Vec::new(),
+    })
+}
+
+/// Resumes this paused boot and waits for the normal target.
+fn resume_here(ctx: &Context, wait: Option<Duration>) -> Result<Reach> {
+    mark_resumed(ctx)?;
+    log::info!("leaving maintenance (umm off): resuming the normal target");
+    say(&Message::Resuming);
+    let r = ctx.init.resume(wait).map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}; the node is still leaving maintenance (umm status: resuming): run `umm off` again, or `umm off reboot`"
+        )
+    })?;
+    if !r.waited {
+        say(&Message::ResumeStarted);
+        report_running_command(ctx);
+        return Ok(Reach::Stopped(Outcome::Done));
+    }
+    let seconds = seconds_tenths(r.elapsed);
+    if !r.reached {
+        log::error!(
+            "normal target not reached {seconds}s after umm off; failed units: {:?}; still leaving maintenance",
+            r.failed_units
+        );
+        say(&Message::NotReached {
+            seconds: &seconds,
+            failed_units: &r.failed_units,
+        });
+        report_running_command(ctx);
+        return Ok(Reach::Stopped(Outcome::Failed));
+    }
+    log::info!("normal target reached {seconds}s after umm off");
+    say(&Message::Reached { seconds: &seconds });
+    Ok(Reach::Reached {
+        failed_units: r.failed_units,
+    })
+}
+
+/// Finishes leaving (here, or by waiting for another finisher) and says
+/// whether every service came back.
+fn finish_and_report(
+    ctx: &Context,
+    settings: &Settings,
+    episode: Option<u64>,
+    wait_for_other: Duration,
+    failed_units: Vec<String>,
+) -> Result<Outcome> {
+    let verify = match finish_leaving(ctx, settings, episode, wait_for_other)? {
         Finish::Done(e) => {
             if !e.finished_here {
                 let hooks: Vec<_> = e.off_hooks().cloned().collect();
-                print_failures(&hooks);
+                say(&Message::HookFailures(&hooks));
             }
             e.episode.verify
         }
         Finish::HeldBy(c) => {
-            outln!(
-                "The off.d hooks and the check are being run by pid {} (umm-after.service or another umm off); see `umm history` once they are done.",
-                c.pid
-            );
-            return Ok(ExitCode::SUCCESS);
+            say(&Message::FinishedElsewhere { pid: c.pid });
+            return Ok(Outcome::Done);
         }
         Finish::Nothing => None,
     };
-    let failed_units = match &verify {
-        Some(v) => v.failed.clone(),
-        None => failed_units,
-    };
-    outln!(
-        "Failed units: {}",
-        if failed_units.is_empty() {
-            "none".into()
-        } else {
-            failed_units.join(", ")
-        }
-    );
-    match verify {
-        Some(v) if !v.ok() => {
-            if !v.not_back.is_empty() {
-                outln!(
-                    "Not running again ({}): {}",
-                    v.compared_with,
-                    v.not_back.join(", ")
-                );
-            }
-            Ok(ExitCode::from(1))
-        }
-        _ if !failed_units.is_empty() => Ok(ExitCode::from(1)),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    let failed_units = verify.as_ref().map_or(failed_units, |v| v.failed.clone());
+    say(&Message::AfterLeaving {
+        failed_units: &failed_units,
+        verify: verify.as_ref(),
+    });
+    Ok(match verify {
+        Some(v) if !v.ok() => Outcome::Failed,
+        _ if !failed_units.is_empty() => Outcome::Failed,
+        _ => Outcome::Done,
+    })
 }
 
 /// Says so when the scheduled command is still running: leaving
@@ -230,14 +251,14 @@ pub(super) fn report_running_command(ctx: &Context) {
         return;
     };
     let pid = match run.pid {
-        Some(pid) if process_alive(pid) => format!("pid {pid}, "),
+        Some(pid) if process_alive(pid) => Some(pid),
         Some(_) => return, // gone without a result: a crashed worker
-        None => String::new(),
+        None => None,
     };
-    outln!(
-        "The scheduled command is still running ({pid}since {}); it keeps running. Its result: umm status, umm history.",
-        rfc3339(run.started)
-    );
+    say(&Message::CommandStillRunning {
+        pid,
+        since: &rfc3339(run.started),
+    });
 }
 
 /// Records in /run that this boot was resumed, so that the generator (run
@@ -256,6 +277,7 @@ fn mark_resumed(ctx: &Context) -> Result<()> {
     boot_decision::write(&ctx.root, &decision)
 }
 
+/// The maintenance banners go with the maintenance.
 pub fn remove_banners(root: &Root) {
     for banner in [paths::MOTD, paths::ISSUE] {
         let _ = std::fs::remove_file(root.path(banner));

@@ -3,47 +3,27 @@
 //! episode the on.d hooks and the scheduled command.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::{save, Context};
+use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::state::{CommandRun, Maintenance, Phase, ScheduledCommand, State};
-use crate::model::timefmt::rfc3339;
 use crate::output::history::shell_words;
+use crate::output::message::{banner_text, say, Message};
 use crate::rules;
 use crate::sys::paths::{self, Root};
 use crate::sys::run::{self, run_bounded_then, Finished};
 use crate::sys::{config, store};
 
-fn banner(m: &Maintenance) -> String {
-    let since = rfc3339(m.since.unwrap_or(m.requested));
-    // Not where from: the console banner is shown before anyone logs in,
-    // and the address is root's to see (`umm status`).
-    let by = m
-        .requested_by
-        .as_ref()
-        .map(|r| format!(", requested by {}", r.user))
-        .unwrap_or_default();
-    format!(
-        "\n*** MAINTENANCE MODE (umm) ***\n\
-         This node is in maintenance since {since}, reason: {}{by}.\n\
-         Only networking, sshd and console logins run; the normal services are NOT started.\n\
-         Leave with: umm off          (continue this boot into normal operation)\n\
-         \x20       or: umm off reboot   (reboot into normal operation)\n\
-         Details:    umm status\n\n",
-        m.reason.as_str()
-    )
-}
-
 /// The console (agetty's /run/issue.d) and ssh login (pam_motd's
 /// /run/motd.d) banners; both live in /run, so they vanish with the boot.
 pub(super) fn write_banners(root: &Root, m: &Maintenance) {
-    let text = banner(m);
+    let text = banner_text(m);
     for path in [paths::MOTD, paths::ISSUE] {
         let p = root.path(path);
         let written = p
@@ -59,7 +39,7 @@ pub(super) fn write_banners(root: &Root, m: &Maintenance) {
 /// `umm internal maintenance`: once maintenance is reached, show the
 /// banner, then, once per maintenance, run the on.d hooks and the scheduled
 /// command, recording their results.
-pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
+pub fn maintenance(ctx: &Context) -> Result<Outcome> {
     let settings = config::load_or_defaults(&ctx.root);
     let locked = store::lock(&ctx.root)?;
     let Some(m) = locked
@@ -69,14 +49,14 @@ pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
         .filter(|m| m.phase == Phase::Active)
     else {
         log::info!("not in maintenance; nothing to do");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Done);
     };
     write_banners(&ctx.root, &m);
-    out!("{}", banner(&m));
+    say(&Message::Banner(&banner_text(&m)));
     let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
         && !m.hooks.iter().any(|h| h.phase.is(HookPhase::On));
     if !first_time {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Done);
     }
     // The on.d hooks run once per maintenance, before the scheduled command.
     drop(locked);
@@ -86,13 +66,45 @@ pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
         Some(m.reason),
         &settings.hook_timeouts,
     );
+    let Some(started) = start_command(ctx, &m, on_hooks)? else {
+        return Ok(Outcome::Done);
+    };
+    log::info!(
+        "running the scheduled command: {}",
+        shell_words(&started.argv)
+    );
+    let result = run_command(
+        &started.argv,
+        &started.output,
+        settings.command_timeout,
+        |pid| record_pid(ctx, m.id, pid),
+    );
+    record_result(ctx, m.id, started.run, &result)?;
+    Ok(Outcome::Done)
+}
+
+/// The scheduled command, recorded as started.
+struct Started {
+    argv: Vec<String>,
+    /// Where its output goes (under the root prefix).
+    output: PathBuf,
+    run: CommandRun,
+}
+
+/// Records the on.d hooks' results and, under the same lock, decides again
+/// from the state as it is now whether the scheduled command starts: `umm
+/// off` may have ended this episode while the hooks ran, and then its
+/// command must not start. A command that starts is recorded first: a
+/// crash during it must not run it again.
+fn start_command(
+    ctx: &Context,
+    m: &Maintenance,
+    on_hooks: Vec<HookRecord>,
+) -> Result<Option<Started>> {
     let mut locked = store::lock(&ctx.root)?;
     let mut next = locked.state.clone();
     on_episode(&mut next, m.id, |hooks, _| hooks.extend(on_hooks));
-    // Decided again under the lock, from the state as it is now: `umm off`
-    // may have ended this episode while the hooks ran, and then its command
-    // must not start.
-    let command = m.command.filter(|c| c.run.is_none());
+    let command = m.command.as_ref().filter(|c| c.run.is_none());
     if command.is_some() && !rules::may_start_command(&next, m.id) {
         log::warn!(
             "maintenance ended while the on.d hooks ran (umm off): the scheduled command is not started"
@@ -100,9 +112,8 @@ pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
     }
     let Some(command) = command.filter(|_| rules::may_start_command(&next, m.id)) else {
         save(&mut locked, next)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(None);
     };
-    let output = ctx.root.path(paths::COMMAND_OUTPUT);
     let run = CommandRun {
         started: ctx.clock.now(),
         pid: None,
@@ -113,33 +124,41 @@ pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
         extra: Default::default(),
     };
     set_command_run(&mut next, m.id, run.clone());
-    // Recorded before it starts: a crash during the command must not run it again.
     save(&mut locked, next)?;
-    drop(locked);
-    log::info!(
-        "running the scheduled command: {}",
-        shell_words(&command.argv)
-    );
-    let record_pid = |pid: u32| {
-        let saved = store::lock(&ctx.root).and_then(|mut locked| {
-            let mut next = locked.state.clone();
-            on_episode(&mut next, m.id, |_, c| {
-                if let Some(r) = c.and_then(|c| c.run.as_mut()) {
-                    r.pid = Some(pid);
-                }
-            });
-            save(&mut locked, next)
+    Ok(Some(Started {
+        argv: command.argv.clone(),
+        output: ctx.root.path(paths::COMMAND_OUTPUT),
+        run,
+    }))
+}
+
+/// The running command's PID, for `umm status` and `umm off`.
+fn record_pid(ctx: &Context, id: u64, pid: u32) {
+    let saved = store::lock(&ctx.root).and_then(|mut locked| {
+        let mut next = locked.state.clone();
+        on_episode(&mut next, id, |_, c| {
+            if let Some(r) = c.and_then(|c| c.run.as_mut()) {
+                r.pid = Some(pid);
+            }
         });
-        if let Err(e) = saved {
-            log::warn!("cannot record the scheduled command's pid {pid}: {e:#}");
-        }
-    };
-    let result = run_command(&command.argv, &output, settings.command_timeout, record_pid);
+        save(&mut locked, next)
+    });
+    if let Err(e) = saved {
+        log::warn!("cannot record the scheduled command's pid {pid}: {e:#}");
+    }
+}
+
+/// How the scheduled command ended, on its episode.
+fn record_result(
+    ctx: &Context,
+    id: u64,
+    mut run: CommandRun,
+    result: &Result<Finished>,
+) -> Result<()> {
     let mut locked = store::lock(&ctx.root)?;
     let mut next = locked.state.clone();
-    let mut run = run;
     run.ended = Some(ctx.clock.now());
-    match &result {
+    match result {
         Ok(f) => {
             run.exit_code = f.exit_code;
             run.signal = f.signal;
@@ -154,9 +173,8 @@ pub fn maintenance(ctx: &Context) -> Result<ExitCode> {
             log::error!("the scheduled command could not run: {e:#}");
         }
     }
-    set_command_run(&mut next, m.id, run);
-    save(&mut locked, next)?;
-    Ok(ExitCode::SUCCESS)
+    set_command_run(&mut next, id, run);
+    save(&mut locked, next)
 }
 
 /// Changes episode `id`'s hooks and command wherever it is now: still

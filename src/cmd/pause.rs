@@ -1,12 +1,12 @@
 //! `umm internal pause` (sysvinit and upstart): hold a maintenance boot
 //! before the runlevel's services until `umm off`.
 
-use std::process::{ExitCode, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use super::Context;
+use super::{Context, Outcome};
 use crate::init::sysv::{self, Flavour, Sysv};
 use crate::model::state::Mode;
 use crate::sys::{boot_decision, config, run};
@@ -15,14 +15,14 @@ use crate::sys::{boot_decision, config, run};
 /// the keep-set and the maintenance work, then hold the boot until `umm off`
 /// marks it resumed. Returns at once in any other boot, and when the
 /// decision is missing: a broken umm never holds a boot.
-pub fn pause(ctx: &Context) -> Result<ExitCode> {
+pub fn pause(ctx: &Context) -> Result<Outcome> {
     let boot_id = ctx.clock.boot_id()?;
     let Some(decision) = boot_decision::read(&ctx.root, &boot_id) else {
         log::warn!("no decision recorded for this boot (did umm-boot run?); not pausing");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Done);
     };
     if decision.mode != Mode::Maintenance || decision.resumed {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::Done);
     }
     let settings = config::load_or_defaults(&ctx.root);
     let sysv = Sysv {
@@ -55,5 +55,5 @@ pub fn pause(ctx: &Context) -> Result<ExitCode> {
     // Ours, by PID: init starts its own gettys for the runlevel.
     gettys.stop();
     log::info!("resumed by umm off: the boot continues into the runlevel");
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }

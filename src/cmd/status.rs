@@ -2,12 +2,10 @@
 //! any user (who asked, the scheduled command and the hooks' results:
 //! root only).
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
 use super::boot::cmdline_text;
-use super::Context;
+use super::{Context, Outcome};
 use crate::bootmenu;
 use crate::output::history;
 use crate::output::json;
@@ -15,7 +13,7 @@ use crate::output::status::{self, StatusView};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, config, store};
 
-pub fn status(ctx: &Context, json: bool) -> Result<ExitCode> {
+pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
     // What the boot would use: with a broken configuration, the last one
     // that loaded, or counting only.
     let (settings, sources, in_use, config_error) = config::load_at_boot(&ctx.root);
@@ -51,7 +49,7 @@ pub fn status(ctx: &Context, json: bool) -> Result<ExitCode> {
     } else {
         outln!("{}", view.text());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }
 
 /// The state as a user who is not root may see it: the public summary
@@ -72,7 +70,7 @@ fn read_public(root: &Root) -> store::Loaded {
 }
 
 /// `umm history`: the last maintenance episodes, oldest first.
-pub fn history(ctx: &Context, json: bool) -> Result<ExitCode> {
+pub fn history(ctx: &Context, json: bool) -> Result<Outcome> {
     let restricted = !nix::unistd::geteuid().is_root();
     let state = if restricted {
         read_public(&ctx.root).state
@@ -85,5 +83,5 @@ pub fn history(ctx: &Context, json: bool) -> Result<ExitCode> {
     } else {
         outln!("{}", history::text(&episodes));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
 }

@@ -10,4 +10,5 @@ pub mod print;
 pub mod check;
 pub mod history;
 pub mod json;
+pub mod message;
 pub mod status;
