@@ -16,156 +16,32 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use nix::errno::Errno;
-use nix::fcntl::{fcntl, openat, FcntlArg, OFlag};
-use nix::sys::stat::{fstat, Mode, SFlag};
 use std::time::Duration;
+
+use nix::fcntl::{fcntl, FcntlArg};
 
 use crate::model::extra::Extra;
 use crate::model::hook::{HookPhase, HookRecord};
-use crate::model::limits;
 use crate::model::open::Named;
 use crate::model::settings::HookTimeouts;
 use crate::model::state::Reason;
 use crate::sys::paths::{self, Root};
-use crate::sys::run::{self, run_capturing};
+use crate::sys::run::run_capturing;
+
+mod capture;
+mod trust;
+
+use capture::Output;
+use trust::{names_in, open_hook, open_hook_dir, skipped_name, Opened};
 
 /// A phase's hook directory, as a system path (`/etc/umm/check.d`).
 pub fn dir(phase: HookPhase) -> PathBuf {
     Path::new(paths::HOOKS_DIR).join(format!("{}.d", phase.name()))
 }
 
-const TAIL_LINES: usize = limits::TAIL_LINES;
-
-/// Names run-parts also skips: editor and package-manager leftovers.
-fn skipped_name(name: &str) -> bool {
-    name.starts_with('.')
-        || name.ends_with('~')
-        || [
-            ".dpkg-old",
-            ".dpkg-dist",
-            ".dpkg-new",
-            ".dpkg-tmp",
-            ".rpmsave",
-            ".rpmnew",
-            ".disabled",
-        ]
-        .iter()
-        .any(|s| name.ends_with(s))
-}
-
-/// Why an opened file or directory may not be trusted to run as root, if
-/// it may not: checked on the open file (`fstat`), so what is checked is
-/// what is used.
-fn untrusted(fd: &OwnedFd, shown: &Path) -> Option<String> {
-    let st = match fstat(fd.as_raw_fd()) {
-        Ok(st) => st,
-        Err(e) => return Some(format!("{} cannot be examined: {e}", shown.display())),
-    };
-    if st.st_uid != 0 {
-        return Some(format!(
-            "{} is not owned by root; chown root it",
-            shown.display()
-        ));
-    }
-    if st.st_mode & 0o022 != 0 {
-        return Some(format!(
-            "{} is writable by group or others; chmod go-w it",
-            shown.display()
-        ));
-    }
-    None
-}
-
-/// Opens `name` in `dir` without following a symbolic link, and without
-/// blocking (a FIFO put there).
-fn open_at(dir: &OwnedFd, name: &str, flags: OFlag) -> nix::Result<OwnedFd> {
-    let fd = openat(
-        Some(dir.as_raw_fd()),
-        name,
-        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    )?;
-    // SAFETY: openat just returned this descriptor, owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The opened hook directory, each directory from `/` down to it checked
-/// (owned by root, not writable by group or others, not a symbolic link):
-/// whoever may change one of them may change the hooks. `None` when it
-/// does not exist: no hooks. Under a test root the walk starts at the root
-/// prefix (the system's /tmp above it is world-writable).
-fn open_hook_dir(root: &Root, dir: &Path) -> Result<Option<OwnedFd>, String> {
-    let top = root.path("/");
-    let mut fd = match nix::fcntl::open(
-        &top,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        // SAFETY: open just returned this descriptor, owned by no one else.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(e) => return Err(format!("/ cannot be opened: {e}")),
-    };
-    if let Some(why) = untrusted(&fd, Path::new("/")) {
-        return Err(why);
-    }
-    let mut shown = PathBuf::from("/");
-    for part in dir.components().skip(1) {
-        let name = part.as_os_str().to_string_lossy().into_owned();
-        shown.push(&name);
-        fd = match open_at(&fd, &name, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => {
-                return Err(format!(
-                    "{} is a symbolic link; hooks run only from the real directory",
-                    shown.display()
-                ))
-            }
-            // O_DIRECTORY | O_NOFOLLOW on a link says ENOTDIR: tell which.
-            Err(Errno::ENOTDIR) => {
-                let link = nix::sys::stat::fstatat(
-                    Some(fd.as_raw_fd()),
-                    name.as_str(),
-                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .is_ok_and(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits());
-                return Err(if link {
-                    format!(
-                        "{} is a symbolic link; hooks run only from the real directory",
-                        shown.display()
-                    )
-                } else {
-                    format!("{} is not a directory", shown.display())
-                });
-            }
-            Err(e) => return Err(format!("{} cannot be opened: {e}", shown.display())),
-        };
-        if let Some(why) = untrusted(&fd, &shown) {
-            return Err(why);
-        }
-    }
-    Ok(Some(fd))
-}
-
-/// The names in an opened directory, without `.` and `..`.
-fn names_in(dir: &OwnedFd) -> nix::Result<Vec<String>> {
-    let mut listing = nix::dir::Dir::openat(
-        Some(dir.as_raw_fd()),
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut names = Vec::new();
-    for entry in listing.iter() {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name != "." && name != ".." {
-            names.push(name);
-        }
-    }
-    Ok(names)
-}
+/// The record of a hook directory that cannot be used: it fails the phase
+/// (a check that cannot run is not a check that passed).
+pub const WHOLE_DIR: &str = "*";
 
 fn refused(phase: HookPhase, name: &str, why: String) -> HookRecord {
     log::error!("hook {}/{name} refused: {why}", phase.name());
@@ -178,10 +54,6 @@ fn refused(phase: HookPhase, name: &str, why: String) -> HookRecord {
         extra: Extra::new(),
     }
 }
-
-/// The record of a hook directory that cannot be used: it fails the phase
-/// (a check that cannot run is not a check that passed).
-pub const WHOLE_DIR: &str = "*";
 
 /// Runs every hook of `phase`, in lexical order, and says what each did.
 /// A missing directory means no hooks; a directory or hook that cannot be
@@ -201,88 +73,30 @@ pub fn run_phase(
     let mut names: Vec<String> = match names_in(&dir) {
         Ok(names) => names.into_iter().filter(|n| !skipped_name(n)).collect(),
         Err(e) => {
-            return vec![refused(
-                phase,
-                WHOLE_DIR,
-                format!("{} cannot be read: {e}", shown_dir.display()),
-            )]
+            let why = format!("{} cannot be read: {e}", shown_dir.display());
+            return vec![refused(phase, WHOLE_DIR, why)];
         }
     };
     names.sort();
     let mut records = Vec::new();
     for name in names {
-        let shown = shown_dir.join(&name);
-        let file = match open_at(&dir, &name, OFlag::O_RDONLY) {
-            Ok(file) => file,
-            Err(Errno::ELOOP) => {
-                records.push(refused(
-                    phase,
-                    &name,
-                    format!(
-                        "{} is a symbolic link; install the hook itself there, not a link",
-                        shown.display()
-                    ),
-                ));
-                continue;
+        match open_hook(&dir, &name, &shown_dir.join(&name)) {
+            Opened::Run(file) => {
+                let timeout = timeouts.of(phase);
+                records.push(run_one(root, phase, &name, file, reason, timeout));
             }
-            // Renamed away since the listing.
-            Err(Errno::ENOENT) => continue,
-            Err(e) => {
-                records.push(refused(
-                    phase,
-                    &name,
-                    format!("{} cannot be opened: {e}", shown.display()),
-                ));
-                continue;
+            Opened::Refused(why) => records.push(refused(phase, &name, why)),
+            Opened::NotExecutable => {
+                log::info!("hook {}/{name} skipped: not executable", phase.name())
             }
-        };
-        let st = match fstat(file.as_raw_fd()) {
-            Ok(st) => st,
-            Err(e) => {
-                records.push(refused(
-                    phase,
-                    &name,
-                    format!("{} cannot be examined: {e}", shown.display()),
-                ));
-                continue;
-            }
-        };
-        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-        if kind == SFlag::S_IFDIR {
-            continue;
+            Opened::Nothing => {}
         }
-        if kind != SFlag::S_IFREG {
-            records.push(refused(
-                phase,
-                &name,
-                format!("{} is not a regular file", shown.display()),
-            ));
-            continue;
-        }
-        if let Some(why) = untrusted(&file, &shown) {
-            records.push(refused(phase, &name, why));
-            continue;
-        }
-        if st.st_mode & 0o111 == 0 {
-            log::info!("hook {}/{name} skipped: not executable", phase.name());
-            continue;
-        }
-        records.push(run_one(
-            root,
-            phase,
-            &name,
-            file,
-            reason,
-            timeouts.of(phase),
-        ));
     }
     records
 }
 
 /// Runs the hook `file`, opened and checked by the caller: the very file
-/// that was checked runs, whatever happens to its name meanwhile. It is
-/// executed through /proc/self/fd/N, with N left open across exec (only in
-/// the child) so that a `#!` interpreter can open the script by that path.
+/// that was checked runs, whatever happens to its name meanwhile.
 fn run_one(
     root: &Root,
     phase: HookPhase,
@@ -293,11 +107,8 @@ fn run_one(
 ) -> HookRecord {
     let state_dir = root.path(paths::HOOK_STATE_DIR).join(name);
     if let Err(e) = prepare(&state_dir) {
-        return refused(
-            phase,
-            name,
-            format!("cannot prepare {}: {e}", state_dir.display()),
-        );
+        let why = format!("cannot prepare {}: {e}", state_dir.display());
+        return refused(phase, name, why);
     }
     // Above 2, where the child's stdin, stdout and stderr go.
     let file = match fcntl(file.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(3)) {
@@ -305,6 +116,41 @@ fn run_one(
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
         Err(e) => return refused(phase, name, format!("cannot keep it open: {e}")),
     };
+    let mut cmd = hook_command(&file, phase, name, reason);
+    if !root.is_system() {
+        // Under a test root the hook sees the real path of its state directory.
+        cmd.env("UMM_STATE_DIR", &state_dir);
+    }
+    let mut output = Output::new(phase, name);
+    let result = run_capturing(cmd, timeout, &mut |line, cut| output.line(line, cut));
+    drop(file);
+    let output_tail = output.finish(&state_dir.join(".last-output"));
+    let (ok, result) = match result {
+        Ok(f) => (f.success(), f.describe()),
+        Err(e) => (false, format!("could not run: {e}")),
+    };
+    let said = format!("hook {}/{name} {result}", phase.name());
+    if ok {
+        log::info!("{said}");
+    } else {
+        log::warn!("{said}");
+    }
+    HookRecord {
+        phase: phase.into(),
+        name: name.into(),
+        ok,
+        result,
+        output_tail,
+        extra: Extra::new(),
+    }
+}
+
+/// The hook's command: the open `file`, executed through /proc/self/fd/N,
+/// with N left open across exec (only in the child) so that a `#!`
+/// interpreter can open the script by that path; `$0` and `UMM_HOOK` name
+/// the hook, and its environment says the phase, the reason and its
+/// state directory.
+fn hook_command(file: &OwnedFd, phase: HookPhase, name: &str, reason: Option<Reason>) -> Command {
     let fd = file.as_raw_fd();
     let mut cmd = Command::new(format!("/proc/self/fd/{fd}"));
     // SAFETY: fcntl is async-signal-safe; it only touches the descriptor.
@@ -323,103 +169,7 @@ fn run_one(
         .env("UMM_STATE_DIR", Path::new(paths::HOOK_STATE_DIR).join(name))
         .stdin(Stdio::null())
         .current_dir("/");
-    if !root.is_system() {
-        // Under a test root the hook sees the real path of its state directory.
-        cmd.env("UMM_STATE_DIR", &state_dir);
-    }
-    let mut output = Output::new(phase, name);
-    let result = run_capturing(cmd, timeout, &mut |line, cut| output.line(line, cut));
-    drop(file);
-    let output_tail = output.finish(&state_dir.join(".last-output"));
-    let (ok, result) = match result {
-        Ok(f) => (f.success(), f.describe()),
-        Err(e) => (false, format!("could not run: {e}")),
-    };
-    let say = format!("hook {}/{name} {result}", phase.name());
-    if ok {
-        log::info!("{say}");
-    } else {
-        log::warn!("{say}");
-    }
-    HookRecord {
-        phase: phase.into(),
-        name: name.into(),
-        ok,
-        result,
-        output_tail,
-        extra: Extra::new(),
-    }
-}
-
-/// Lines of one hook run logged, at most: a hook that prints without end
-/// must not flood the log (the rest is counted, and its end kept).
-const MAX_LOGGED_LINES: usize = 1000;
-/// What `.last-output` keeps: the end of the output.
-const LAST_OUTPUT_MAX: usize = 64 * 1024;
-
-/// A hook's output as it comes: logged line by line, its end kept for
-/// `umm status` (the last `TAIL_LINES`) and `.last-output`. Bytes that are
-/// not UTF-8 are shown as U+FFFD, never dropped with the rest.
-struct Output {
-    prefix: String,
-    logged: usize,
-    /// The end of the output, whole lines, at most `LAST_OUTPUT_MAX` bytes.
-    end: std::collections::VecDeque<String>,
-    end_bytes: usize,
-}
-
-impl Output {
-    fn new(phase: HookPhase, name: &str) -> Output {
-        Output {
-            prefix: format!("hook {}/{name}", phase.name()),
-            logged: 0,
-            end: Default::default(),
-            end_bytes: 0,
-        }
-    }
-
-    fn line(&mut self, bytes: &[u8], cut: bool) {
-        let mut text = String::from_utf8_lossy(bytes).into_owned();
-        if cut {
-            text.push_str(" [line cut]");
-        }
-        if self.logged < MAX_LOGGED_LINES {
-            log::info!("{}: {text}", self.prefix);
-        } else if self.logged == MAX_LOGGED_LINES {
-            log::info!(
-                "{}: more output than {MAX_LOGGED_LINES} lines: not logged, its end is kept in .last-output",
-                self.prefix
-            );
-        }
-        self.logged += 1;
-        self.end_bytes += text.len() + 1;
-        self.end.push_back(text);
-        while self.end_bytes > LAST_OUTPUT_MAX {
-            match self.end.pop_front() {
-                Some(old) => self.end_bytes -= old.len() + 1,
-                None => break,
-            }
-        }
-    }
-
-    /// Writes `.last-output` (root's only) and returns the last lines.
-    fn finish(self, last_output: &Path) -> Vec<String> {
-        if self.logged > MAX_LOGGED_LINES {
-            log::info!("{}: {} lines of output in all", self.prefix, self.logged);
-        }
-        let mut text = String::with_capacity(self.end_bytes);
-        for l in &self.end {
-            text.push_str(l);
-            text.push('\n');
-        }
-        let written = run::create_private(last_output)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
-        if let Err(e) = written {
-            log::warn!("cannot write {}: {e}", last_output.display());
-        }
-        let skip = self.end.len().saturating_sub(TAIL_LINES);
-        self.end.into_iter().skip(skip).collect()
-    }
+    cmd
 }
 
 /// The hook's state directory, private to root.

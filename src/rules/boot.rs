@@ -111,111 +111,19 @@ pub fn effective_enabled(state: &State, policy: Policy) -> bool {
 /// this boot stops in maintenance. Running it twice in one boot (same boot
 /// id) changes nothing and returns the same mode.
 pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
-    if let Some(last) = state
-        .last_boot
-        .as_ref()
-        .filter(|b| b.boot_id == input.boot_id)
-    {
-        let reason = match last.mode {
-            Mode::Maintenance => state.maintenance.as_ref().map(|m| m.reason),
-            Mode::Normal => None,
-        };
-        let outcome = BootOutcome {
-            mode: last.mode,
-            reason,
-            events: vec![Event::AlreadyRecorded],
-        };
+    if let Some(outcome) = already_recorded(state, input.boot_id) {
         return (state.clone(), outcome);
     }
-
     let mut s = state.clone();
     let mut events = Vec::new();
     let enabled = effective_enabled(&s, input.policy);
-    let previous_unclean = s
-        .last_boot
-        .as_ref()
-        .filter(|b| !b.clean_shutdown && !b.reset_reached)
-        .map(|b| BootRecord {
-            boot_id: b.boot_id.clone(),
-            started: b.started,
-            extra: Default::default(),
-        });
-
-    if !enabled {
-        if s.unclean_boots > 0 {
-            events.push(Event::CounterReset(ResetCause::Disabled));
-        }
-        reset_counter(&mut s);
-        events.push(Event::Disabled);
-    } else if let Some(previous) = previous_unclean {
-        s.unclean_boots = s.unclean_boots.saturating_add(1);
-        s.unclean_records.push(previous);
-        let excess = s.unclean_records.len().saturating_sub(limits::BOOT_RECORDS);
-        s.unclean_records.drain(..excess);
-        events.push(Event::Counted(s.unclean_boots));
-    } else if s.unclean_boots > 0 {
-        // Normally reset when the clean shutdown was recorded; kept here so a
-        // state written by hand or by an older umm cannot carry a stale count.
-        reset_counter(&mut s);
-    }
-
-    // An episode `umm off` began leaving in an earlier boot (interrupted, or
-    // `umm off reboot`): this boot is normal and finishes it, unless this
-    // boot must stop in maintenance anyway (then that episode is over).
-    let mut leaving = false;
-    if let Some(m) = s.maintenance.take_if(|m| m.phase == Phase::Resuming) {
-        let again = enabled
-            && (input.cmdline == CmdlineRequest::On
-                || (input.cmdline == CmdlineRequest::None
-                    && s.unclean_boots > input.policy.reboot_count));
-        if again {
-            events.push(Event::LeavingInterrupted(m.reason));
-            close(&mut s, m, input.now, EpisodeEnd::Interrupted, None);
-        } else {
-            events.push(Event::StillLeaving(m.reason));
-            s.maintenance = Some(m);
-            leaving = true;
-        }
-    }
-
+    count_previous_boot(&mut s, enabled, &mut events);
+    let leaving = carry_leaving(&mut s, input, enabled, &mut events);
     let (mode, reason) = if leaving {
         (Mode::Normal, None)
-    } else if !enabled {
-        // Never delay a boot while disabled; a request (if any) keeps waiting.
-        if let Some(m) = s.maintenance.as_mut() {
-            m.phase = Phase::Pending;
-        }
-        (Mode::Normal, None)
-    } else if input.cmdline == CmdlineRequest::Off {
-        if let Some(m) = s.maintenance.as_mut() {
-            m.phase = Phase::Pending;
-            events.push(Event::SkippedByCmdline);
-        } else if s.unclean_boots > input.policy.reboot_count {
-            events.push(Event::SkippedByCmdline);
-        }
-        (Mode::Normal, None)
-    } else if let Some(m) = s.maintenance.as_mut() {
-        if m.phase == Phase::Active && m.since.is_some() {
-            events.push(Event::Held(m.reason));
-        } else {
-            events.push(Event::Entered(m.reason));
-        }
-        m.phase = Phase::Active;
-        m.since.get_or_insert(input.now);
-        (Mode::Maintenance, Some(m.reason))
-    } else if input.cmdline == CmdlineRequest::On {
-        s.maintenance = Some(entered(&mut s, Reason::Cmdline, input.now, Vec::new()));
-        events.push(Event::Entered(Reason::Cmdline));
-        (Mode::Maintenance, Some(Reason::Cmdline))
-    } else if s.unclean_boots > input.policy.reboot_count {
-        let crash_boots = s.unclean_records.clone();
-        s.maintenance = Some(entered(&mut s, Reason::CrashLoop, input.now, crash_boots));
-        events.push(Event::Entered(Reason::CrashLoop));
-        (Mode::Maintenance, Some(Reason::CrashLoop))
     } else {
-        (Mode::Normal, None)
+        decide_mode(&mut s, input, enabled, &mut events)
     };
-
     s.last_boot = Some(LastBoot {
         boot_id: input.boot_id.to_string(),
         started: input.now,
@@ -232,6 +140,126 @@ pub fn boot(state: &State, input: &BootInputs) -> (State, BootOutcome) {
             events,
         },
     )
+}
+
+/// A second run in the same boot: the decision already taken, unchanged.
+fn already_recorded(state: &State, boot_id: &str) -> Option<BootOutcome> {
+    let last = state.last_boot.as_ref().filter(|b| b.boot_id == boot_id)?;
+    let reason = match last.mode {
+        Mode::Maintenance => state.maintenance.as_ref().map(|m| m.reason),
+        Mode::Normal => None,
+    };
+    Some(BootOutcome {
+        mode: last.mode,
+        reason,
+        events: vec![Event::AlreadyRecorded],
+    })
+}
+
+/// The counting rules for the previous boot: unclean (no clean shutdown,
+/// no `counter_reset_time` of uptime) counts; nothing counts while disabled.
+fn count_previous_boot(s: &mut State, enabled: bool, events: &mut Vec<Event>) {
+    let previous_unclean = s
+        .last_boot
+        .as_ref()
+        .filter(|b| !b.clean_shutdown && !b.reset_reached)
+        .map(|b| BootRecord {
+            boot_id: b.boot_id.clone(),
+            started: b.started,
+            extra: Default::default(),
+        });
+    if !enabled {
+        if s.unclean_boots > 0 {
+            events.push(Event::CounterReset(ResetCause::Disabled));
+        }
+        reset_counter(s);
+        events.push(Event::Disabled);
+    } else if let Some(previous) = previous_unclean {
+        s.unclean_boots = s.unclean_boots.saturating_add(1);
+        s.unclean_records.push(previous);
+        let excess = s.unclean_records.len().saturating_sub(limits::BOOT_RECORDS);
+        s.unclean_records.drain(..excess);
+        events.push(Event::Counted(s.unclean_boots));
+    } else if s.unclean_boots > 0 {
+        // Normally reset when the clean shutdown was recorded; kept here so a
+        // state written by hand or by an older umm cannot carry a stale count.
+        reset_counter(s);
+    }
+}
+
+/// An episode `umm off` began leaving in an earlier boot (interrupted, or
+/// `umm off reboot`): this boot is normal and finishes it (true), unless
+/// this boot must stop in maintenance anyway (then that episode is over).
+fn carry_leaving(
+    s: &mut State,
+    input: &BootInputs,
+    enabled: bool,
+    events: &mut Vec<Event>,
+) -> bool {
+    let Some(m) = s.maintenance.take_if(|m| m.phase == Phase::Resuming) else {
+        return false;
+    };
+    let again = enabled
+        && (input.cmdline == CmdlineRequest::On
+            || (input.cmdline == CmdlineRequest::None
+                && s.unclean_boots > input.policy.reboot_count));
+    if again {
+        events.push(Event::LeavingInterrupted(m.reason));
+        close(s, m, input.now, EpisodeEnd::Interrupted, None);
+        false
+    } else {
+        events.push(Event::StillLeaving(m.reason));
+        s.maintenance = Some(m);
+        true
+    }
+}
+
+/// This boot's mode, once the previous one is counted: a request or a
+/// maintenance in force holds, `umm=on` and a crash loop enter, `umm=off`
+/// and a disabled umm never delay the boot.
+fn decide_mode(
+    s: &mut State,
+    input: &BootInputs,
+    enabled: bool,
+    events: &mut Vec<Event>,
+) -> (Mode, Option<Reason>) {
+    let crash_loop = s.unclean_boots > input.policy.reboot_count;
+    if !enabled {
+        // Never delay a boot while disabled; a request (if any) keeps waiting.
+        if let Some(m) = s.maintenance.as_mut() {
+            m.phase = Phase::Pending;
+        }
+        return (Mode::Normal, None);
+    }
+    if input.cmdline == CmdlineRequest::Off {
+        if let Some(m) = s.maintenance.as_mut() {
+            m.phase = Phase::Pending;
+            events.push(Event::SkippedByCmdline);
+        } else if crash_loop {
+            events.push(Event::SkippedByCmdline);
+        }
+        return (Mode::Normal, None);
+    }
+    if let Some(m) = s.maintenance.as_mut() {
+        if m.phase == Phase::Active && m.since.is_some() {
+            events.push(Event::Held(m.reason));
+        } else {
+            events.push(Event::Entered(m.reason));
+        }
+        m.phase = Phase::Active;
+        m.since.get_or_insert(input.now);
+        return (Mode::Maintenance, Some(m.reason));
+    }
+    let (reason, crash_boots) = if input.cmdline == CmdlineRequest::On {
+        (Reason::Cmdline, Vec::new())
+    } else if crash_loop {
+        (Reason::CrashLoop, s.unclean_records.clone())
+    } else {
+        return (Mode::Normal, None);
+    };
+    s.maintenance = Some(entered(s, reason, input.now, crash_boots));
+    events.push(Event::Entered(reason));
+    (Mode::Maintenance, Some(reason))
 }
 
 /// The systemd generator decided this boot's target from the early copy of
