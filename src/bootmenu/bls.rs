@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -127,41 +127,46 @@ pub fn bls_sync(root: &Root, remove: bool) -> Result<Report> {
         return Ok(report);
     }
     for base in names.iter().filter(|n| wants_variants(n)) {
-        let base_path = dir.join(base);
-        let (text, mode) = match fsread::read_string(&base_path, fsread::CONFIG_MAX)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                let mode = fs::metadata(&base_path)
-                    .map_err(|e| e.to_string())?
-                    .permissions()
-                    .mode()
-                    & 0o777;
-                Ok((text, mode))
-            }) {
-            Ok(read) => read,
-            Err(e) => {
-                log::warn!("skipping {}: {e}", base_path.display());
-                continue;
-            }
-        };
-        for kind in Kind::ALL {
-            let path = dir.join(bls_variant_name(base, kind));
-            let variant = bls_variant(&text, base, kind);
-            if fsread::read_string(&path, fsread::CONFIG_MAX)
-                .ok()
-                .as_deref()
-                == Some(variant.as_str())
-            {
-                report.unchanged += 1;
-                continue;
-            }
-            atomic_write(&path, variant.as_bytes(), mode)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            report.written.push(path);
-        }
+        write_variants(&dir, base, &mut report)?;
     }
     Ok(report)
 }
 
 // ---------------------------------------------------------------------------
 // Listing umm's entries
+
+/// Writes both variants of the entry `base` in `dir` where they differ
+/// from what is there; an entry that cannot be read is skipped (logged).
+fn write_variants(dir: &Path, base: &str, report: &mut Report) -> Result<()> {
+    let base_path = dir.join(base);
+    let read = fsread::read_string(&base_path, fsread::CONFIG_MAX)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            let mode = fs::metadata(&base_path)
+                .map_err(|e| e.to_string())?
+                .permissions()
+                .mode()
+                & 0o777;
+            Ok((text, mode))
+        });
+    let (text, mode) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            log::warn!("skipping {}: {e}", base_path.display());
+            return Ok(());
+        }
+    };
+    for kind in Kind::ALL {
+        let path = dir.join(bls_variant_name(base, kind));
+        let variant = bls_variant(&text, base, kind);
+        let current = fsread::read_string(&path, fsread::CONFIG_MAX).ok();
+        if current.as_deref() == Some(variant.as_str()) {
+            report.unchanged += 1;
+            continue;
+        }
+        atomic_write(&path, variant.as_bytes(), mode)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        report.written.push(path);
+    }
+    Ok(())
+}

@@ -13,7 +13,7 @@ use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::Mode;
 use crate::model::timefmt::format_span;
-use crate::rules::{self, BootInputs, CmdlineRequest, Event, ResetCause};
+use crate::rules::{self, BootInputs, BootOutcome, CmdlineRequest, Event, ResetCause};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, config, fsread, store};
 
@@ -29,6 +29,18 @@ pub fn cmdline_text(root: &Root) -> String {
             log::error!("{e}; going on without the kernel command line's umm= argument");
             String::new()
         })
+}
+
+/// This boot's decision as `rules::boot` took it.
+pub(super) fn decision(boot_id: String, outcome: &BootOutcome, by: DecidedBy) -> BootDecision {
+    BootDecision {
+        boot_id,
+        mode: outcome.mode,
+        reason: outcome.reason,
+        decided_by: by.into(),
+        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
+        resumed: false,
+    }
 }
 
 pub(super) fn log_events(events: &[Event]) {
@@ -101,20 +113,12 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     let state = locked.state.clone();
     drop(locked);
     log_events(&outcome.events);
-    let decision = BootDecision {
-        boot_id,
-        mode: outcome.mode,
-        reason: outcome.reason,
-        decided_by: if early.is_some() {
-            DecidedBy::Generator
-        } else {
-            DecidedBy::Boot
-        }
-        .into(),
-        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
-        resumed: false,
+    let decided_by = if early.is_some() {
+        DecidedBy::Generator
+    } else {
+        DecidedBy::Boot
     };
-    boot_decision::write(&ctx.root, &decision)?;
+    boot_decision::write(&ctx.root, &decision(boot_id, &outcome, decided_by))?;
     if outcome.mode == Mode::Maintenance {
         if let Some(m) = &state.maintenance {
             write_banners(&ctx.root, m);
@@ -156,14 +160,7 @@ fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i
         mode_name(outcome.mode),
         paths::EARLY_STATE
     );
-    let decision = BootDecision {
-        boot_id: boot_id.to_string(),
-        mode: outcome.mode,
-        reason: outcome.reason,
-        decided_by: DecidedBy::Boot.into(),
-        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
-        resumed: false,
-    };
+    let decision = decision(boot_id.to_string(), &outcome, DecidedBy::Boot);
     if let Err(e) = boot_decision::write(&ctx.root, &decision) {
         log::error!("{e:#}");
     }

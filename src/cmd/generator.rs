@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::boot::read_cmdline;
+use super::boot::{decision, read_cmdline};
 use super::{Context, Outcome};
-use crate::model::boot_decision::{BootDecision, DecidedBy};
+use crate::model::boot_decision::DecidedBy;
 use crate::model::settings::Settings;
 use crate::model::state::Mode;
-use crate::rules::{self, BootInputs, Event};
+use crate::rules::{self, BootInputs};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, config, fsread, store};
 
@@ -67,14 +67,7 @@ fn decide_now(ctx: &Context, settings: &Settings, boot_id: &str) -> Result<Mode>
     }
     boot_decision::write(
         &ctx.root,
-        &BootDecision {
-            boot_id: boot_id.to_string(),
-            mode: outcome.mode,
-            reason: outcome.reason,
-            decided_by: DecidedBy::Generator.into(),
-            skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
-            resumed: false,
-        },
+        &decision(boot_id.to_string(), &outcome, DecidedBy::Generator),
     )?;
     Ok(outcome.mode)
 }

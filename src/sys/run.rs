@@ -155,13 +155,7 @@ fn run(
     cmd.process_group(0);
     reset_signals(&mut cmd);
     let reader = match line {
-        Some(_) => {
-            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-            cmd.stdout(Stdio::from(w.try_clone()?))
-                .stderr(Stdio::from(w));
-            fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-            Some(r)
-        }
+        Some(_) => Some(output_pipe(&mut cmd)?),
         None => None,
     };
     let started = Instant::now();
@@ -170,13 +164,11 @@ fn run(
     // Our copies of the pipe's write end: without them, end of file comes
     // when the child and whatever it started have closed theirs.
     drop(cmd);
-    let pgid = Pid::from_raw(child.id() as i32);
+    let mut deadline = Escalation::new(Pid::from_raw(child.id() as i32), started + timeout);
     let mut lines = Lines::default();
     let mut eof = reader.is_none();
     let mut status: Option<ExitStatus> = None;
     let mut gone_at: Option<Instant> = None;
-    let mut term_at: Option<Instant> = None;
-    let mut kill_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
         if status.is_none() {
@@ -189,21 +181,8 @@ fn run(
             (true, Some(gone)) if eof || now >= gone + DRAIN => break,
             _ => {}
         }
-        if status.is_none() {
-            match (term_at, kill_at) {
-                (None, _) if now >= started + timeout => {
-                    let _ = killpg(pgid, Signal::SIGTERM);
-                    term_at = Some(now);
-                }
-                (Some(term), None) if now >= term + KILL_GRACE => {
-                    let _ = killpg(pgid, Signal::SIGKILL);
-                    kill_at = Some(now);
-                }
-                // Not even SIGKILL ended it (stuck in the kernel): stop
-                // waiting rather than hold umm, and say it was killed.
-                (_, Some(kill)) if now >= kill + KILL_GRACE => break,
-                _ => {}
-            }
+        if status.is_none() && deadline.tick(now) {
+            break;
         }
         match (&reader, &mut line) {
             (Some(r), Some(sink)) if !eof => {
@@ -215,11 +194,63 @@ fn run(
     if let Some(sink) = line {
         lines.finish(sink);
     }
-    if term_at.is_some() {
+    if deadline.timed_out() {
         // Children of the group that ignored SIGTERM.
-        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = killpg(deadline.pgid, Signal::SIGKILL);
     }
-    Ok(finished(status, term_at.is_some(), started))
+    Ok(finished(status, deadline.timed_out(), started))
+}
+
+/// One pipe for the child's stdout and stderr; our end, non-blocking.
+fn output_pipe(cmd: &mut Command) -> io::Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    cmd.stdout(Stdio::from(w.try_clone()?))
+        .stderr(Stdio::from(w));
+    fcntl(r.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok(r)
+}
+
+/// A running group's timeout: SIGTERM at the deadline, SIGKILL a grace
+/// later, and, should not even that end it (stuck in the kernel), giving
+/// up a grace after that rather than hold umm.
+struct Escalation {
+    pgid: Pid,
+    deadline: Instant,
+    term_sent: Option<Instant>,
+    kill_sent: Option<Instant>,
+}
+
+impl Escalation {
+    fn new(pgid: Pid, deadline: Instant) -> Escalation {
+        Escalation {
+            pgid,
+            deadline,
+            term_sent: None,
+            kill_sent: None,
+        }
+    }
+
+    /// Signals the group when its time has come; true once waiting for it
+    /// must stop (it is then reported as killed).
+    fn tick(&mut self, now: Instant) -> bool {
+        match (self.term_sent, self.kill_sent) {
+            (None, _) if now >= self.deadline => {
+                let _ = killpg(self.pgid, Signal::SIGTERM);
+                self.term_sent = Some(now);
+            }
+            (Some(term), None) if now >= term + KILL_GRACE => {
+                let _ = killpg(self.pgid, Signal::SIGKILL);
+                self.kill_sent = Some(now);
+            }
+            (_, Some(kill)) => return now >= kill + KILL_GRACE,
+            _ => {}
+        }
+        false
+    }
+
+    fn timed_out(&self) -> bool {
+        self.term_sent.is_some()
+    }
 }
 
 /// Waits up to 50 ms for output and reads what there is; true at end of file.

@@ -146,47 +146,7 @@ const TEMP_DIRS: &[&str] = &[paths::STATE_DIR, paths::HOOKS_DIR];
 /// Takes the writers' lock (waiting at most `LOCK_WAIT`) and loads the
 /// state, setting a corrupt file aside.
 pub fn lock(root: &Root) -> Result<Locked> {
-    let dir = root.path(paths::STATE_DIR);
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let lock_path = root.path(paths::LOCK);
-    // Read-write and non-blocking: opening a FIFO put there returns at once
-    // (and is then refused), it never waits for a writer.
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
-    let kind = file
-        .metadata()
-        .with_context(|| format!("cannot examine the lock file {}", lock_path.display()))?
-        .file_type();
-    if !kind.is_file() {
-        bail!(
-            "{} is {}, not a regular file; remove it and run umm again",
-            lock_path.display(),
-            fsread::kind_name(kind)
-        );
-    }
-    let deadline = Instant::now() + LOCK_WAIT;
-    let lock = loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => break lock,
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
-                file = f;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err((_, e)) => {
-                return Err(anyhow!(
-                    "another umm holds {} ({e}); wait for it to finish and try again",
-                    lock_path.display()
-                ))
-            }
-        }
-    };
+    let lock = take_lock(root)?;
     for dir in TEMP_DIRS {
         remove_stale_temp_files(&root.path(dir));
     }
@@ -213,6 +173,52 @@ pub fn lock(root: &Root) -> Result<Locked> {
         problem,
         notes: loaded.notes,
     })
+}
+
+/// The writers' exclusive lock on `/var/lib/umm/lock`, waiting at most
+/// `LOCK_WAIT` for another writer.
+fn take_lock(root: &Root) -> Result<Flock<File>> {
+    let dir = root.path(paths::STATE_DIR);
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock_path = root.path(paths::LOCK);
+    // Read-write and non-blocking: opening a FIFO put there returns at once
+    // (and is then refused), it never waits for a writer.
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    let kind = file
+        .metadata()
+        .with_context(|| format!("cannot examine the lock file {}", lock_path.display()))?
+        .file_type();
+    if !kind.is_file() {
+        bail!(
+            "{} is {}, not a regular file; remove it and run umm again",
+            lock_path.display(),
+            fsread::kind_name(kind)
+        );
+    }
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err((_, e)) => {
+                return Err(anyhow!(
+                    "another umm holds {} ({e}); wait for it to finish and try again",
+                    lock_path.display()
+                ))
+            }
+        }
+    }
 }
 
 /// Moves a corrupt file aside and says so.
