@@ -493,3 +493,27 @@ fn the_graph_has_the_known_edges() {
         );
     }
 }
+
+/// docs/ARCHITECTURE.md describes every family of `LAYERS`, and every
+/// module family under src/ is in `LAYERS`.
+#[test]
+fn the_architecture_document_names_every_family() {
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md"))
+            .unwrap();
+    for (family, _) in LAYERS {
+        let named = doc.contains(&format!("`src/{family}/`"))
+            || doc.contains(&format!("`src/{family}.rs`"));
+        assert!(named, "docs/ARCHITECTURE.md does not describe src/{family}");
+    }
+    let known: BTreeSet<&str> = LAYERS.iter().map(|(f, _)| *f).collect();
+    for m in modules() {
+        let fam = family(&m.path);
+        assert!(
+            m.path.is_empty() || known.contains(fam),
+            "{} ({}) is in no layer: add `{fam}` to LAYERS and docs/ARCHITECTURE.md",
+            m.path,
+            m.file.display()
+        );
+    }
+}
