@@ -342,9 +342,47 @@ fn graph(modules: &[Module]) -> BTreeMap<String, BTreeSet<String>> {
             }
             uses.insert(target);
         }
+        if m.is_dir {
+            uses.extend(children_named_in_code(m, &known));
+        }
         edges.insert(m.path.clone(), uses);
     }
     edges
+}
+
+/// The child modules a `mod.rs` names in its code by a relative path
+/// (`etcd::Etcd::new(...)`), not through `use`.
+fn children_named_in_code(m: &Module, known: &BTreeSet<String>) -> Vec<String> {
+    let prefix = if m.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}::", m.path)
+    };
+    let code: String = m
+        .code
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("use ")
+                || t.starts_with("pub use ")
+                || t.starts_with("pub(crate) use "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    known
+        .iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(|rest| (k, rest)))
+        .filter(|(_, rest)| !rest.is_empty() && !rest.contains("::"))
+        .filter(|(_, child)| {
+            code.match_indices(&format!("{child}::")).any(|(i, _)| {
+                !code[..i]
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            })
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 #[test]
@@ -516,4 +554,20 @@ fn the_architecture_document_names_every_family() {
             m.file.display()
         );
     }
+}
+
+/// The checker itself: a `mod.rs` that names a child in its code (not
+/// through `use`) depends on it.
+#[test]
+fn a_child_named_in_code_is_an_edge() {
+    let m = Module {
+        path: "fleet".into(),
+        file: PathBuf::from("src/fleet/mod.rs"),
+        code: "pub use etcd::Etcd;\nfn f() { Box::new(fleetlock::FleetLock::new()) }\n".into(),
+        is_dir: true,
+    };
+    let known: BTreeSet<String> = ["fleet", "fleet::etcd", "fleet::fleetlock", "fleet::http"]
+        .map(String::from)
+        .into();
+    assert_eq!(children_named_in_code(&m, &known), ["fleet::fleetlock"]);
 }

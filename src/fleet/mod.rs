@@ -29,6 +29,9 @@ use crate::sys::paths::Root;
 pub mod etcd;
 pub mod fleetlock;
 mod http;
+mod select;
+
+pub use select::from_settings;
 
 /// Where a node's default id comes from.
 pub const MACHINE_ID: &str = "/etc/machine-id";
@@ -630,19 +633,6 @@ pub trait Coordinator: Send + Sync {
     fn release(&self, id: &str) -> Result<Released, FleetError>;
     /// The group as far as the back-end can tell.
     fn status(&self) -> Result<GroupStatus, FleetError>;
-}
-
-/// The coordinator the settings describe (`None` for `backend = "none"`).
-/// Checks the settings and reads the TLS files; no network traffic.
-pub fn from_settings(settings: &FleetSettings) -> Result<Option<Box<dyn Coordinator>>, FleetError> {
-    settings
-        .validate()
-        .map_err(|e| FleetError::Settings(format!("{e}; fix it in umm.toml")))?;
-    Ok(match settings.backend {
-        Backend::None => None,
-        Backend::Etcd => Some(Box::new(etcd::Etcd::new(settings)?)),
-        Backend::FleetLock => Some(Box::new(fleetlock::FleetLock::new(settings)?)),
-    })
 }
 
 /// One deadline for a whole call.
