@@ -15,7 +15,7 @@
 //!   `init` (systemd, sysvinit, upstart behind the `InitSystem` trait),
 //!   `hooks` (operators' hook directories), `bootmenu` (GRUB and BLS
 //!   entries), and `fleet` (coordination back-ends behind a `Coordinator`
-//!   trait: etcd, FleetLock; added beside `init`).
+//!   trait: etcd, FleetLock; not wired into the commands yet).
 //! - `output`: what is printed: typed views rendered as text or JSON.
 //! - `cmd`: the operators' commands and the init system's entry points,
 //!   thin: load, apply a rule, save, act, report.
