@@ -153,5 +153,5 @@ pub enum Internal {
 
 /// The same rule as the spans of umm.toml (`timefmt::bounded`).
 fn parse_span_arg(text: &str) -> Result<std::time::Duration, String> {
-    crate::timefmt::parse_bounded_span(text)
+    crate::model::timefmt::parse_bounded_span(text)
 }

@@ -1,16 +1,31 @@
-//! umm: unified maintenance mode. See README.md for what it does and
-//! docs/boot-flow.md for how a boot is paused.
+//! umm: unified maintenance mode. See README.md for what it does,
+//! docs/boot-flow.md for how a boot is paused, and docs/ARCHITECTURE.md for
+//! the layers below and how a command flows through them.
 //!
-//! Layout: `decide` holds the rules as pure functions over `state::State`;
-//! `config` and `store` load and save their inputs; `init` talks to the init
-//! system; `commands` (operators) and `boot`/`generator` (init system) are
-//! the thin entry points that tie them together.
+//! The modules, from the bottom up; each may use only those below it
+//! (tests/architecture.rs checks that, and that no modules form a cycle):
+//!
+//! - `model`: the data umm keeps and passes around (state, episodes, hook
+//!   and verify records, this boot's decision, settings); no I/O.
+//! - `rules`: the rules as pure functions of the model and plain inputs
+//!   (counting, the boot decision, entering, leaving, the service check).
+//! - `sys`: system access: files, the state store, the configuration
+//!   files, the clock, logging, running processes.
+//! - The outside systems umm drives, one folder each behind a small API:
+//!   `init` (systemd, sysvinit, upstart behind the `InitSystem` trait),
+//!   `hooks` (operators' hook directories), `bootmenu` (GRUB and BLS
+//!   entries), and `fleet` (coordination back-ends behind a `Coordinator`
+//!   trait: etcd, FleetLock; not wired into the commands yet).
+//! - `output`: what is printed: typed views rendered as text or JSON.
+//! - `cmd`: the operators' commands and the init system's entry points,
+//!   thin: load, apply a rule, save, act, report.
+//! - `cli`: the command line (clap), for the binary and the man page.
 
 // Nothing read from outside (files, environment, arguments, peers) may
 // panic umm, and the release build aborts on a panic: no unwrap, expect,
 // indexing or panic outside tests; an exception is an `#[allow]` with the
-// reason it cannot fail. Printing goes through `output` (a closed pipe must
-// not panic either).
+// reason it cannot fail. Printing goes through `output::print` (a closed
+// pipe must not panic either).
 #![cfg_attr(
     not(test),
     deny(
@@ -23,27 +38,18 @@
     )
 )]
 
-// First, so that its printing macros are in scope in every module below.
+pub mod model;
+pub mod rules;
+pub mod sys;
+
+pub mod bootmenu;
+pub mod fleet;
+pub mod hooks;
+pub mod init;
+
+// Before `cmd`, so that its printing macros are in scope there.
 #[macro_use]
 pub mod output;
 
-pub mod boot;
 pub mod cli;
-pub mod clock;
-pub mod commands;
-pub mod config;
-pub mod decide;
-pub mod fleet;
-pub mod fsread;
-pub mod generator;
-pub mod grub;
-pub mod hooks;
-pub mod init;
-pub mod logging;
-pub mod paths;
-pub mod run;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod timefmt;
-pub mod verify;
+pub mod cmd;

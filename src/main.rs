@@ -14,10 +14,13 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 use umm::cli::{Cli, Command, Internal, OffArg};
-use umm::commands::{self, Ctx};
-use umm::decide::{OffAction, ResetCause};
-use umm::logging::{self, Target};
-use umm::{boot, clock, errln, generator, init, paths};
+use umm::cmd::{self, Context, Outcome};
+use umm::errln;
+use umm::init;
+use umm::model::state::OffAction;
+use umm::rules::ResetCause;
+use umm::sys::logging::{self, Target};
+use umm::sys::{clock, paths};
 
 /// A usage error: clap's own message, except for `umm on`, where a word
 /// clap did not expect is most likely a command written without `--` or a
@@ -50,37 +53,58 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Tests only: the fail points FAILPOINTS asks for (sys::failpoint).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = umm::sys::failpoint::setup();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
     let root = paths::Root::from_env();
-    logging::init(
-        &root,
-        match &cli.command {
-            Command::Internal {
-                command: Internal::Generator { .. },
-            } => Target::Kmsg,
-            Command::Internal { .. } => Target::Service,
-            _ => Target::Command,
-        },
-    );
-    let ctx = Ctx {
-        clock: Box::new(clock::SystemClock::new(&root)),
-        init: init::detect(&root),
-        root,
-    };
-    let result = match cli.command {
-        Command::Status { json } => commands::status(&ctx, json),
+    logging::init(&root, log_target(&cli.command));
+    let result = init::select(&root).and_then(|init| {
+        let ctx = Context {
+            clock: Box::new(clock::SystemClock::new(&root)),
+            init,
+            root,
+        };
+        run(&ctx, cli.command)
+    });
+    match result {
+        Ok(outcome) => outcome.into(),
+        Err(e) => {
+            log::error!("{e:#}");
+            errln!("umm: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Where log lines go: the generator runs before any log daemon (the
+/// kernel log); the units' entry points also show them on a console.
+fn log_target(command: &Command) -> Target {
+    match command {
+        Command::Internal {
+            command: Internal::Generator { .. },
+        } => Target::Kmsg,
+        Command::Internal { .. } => Target::Service,
+        _ => Target::Command,
+    }
+}
+
+/// The command line's command, to its entry point in `cmd`.
+fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Status { json } => cmd::status::status(ctx, json),
         Command::On {
             dry_run: true,
             json,
             command,
             ..
-        } => commands::check(&ctx, json, Some(command)),
-        Command::On { force, command, .. } => commands::on(&ctx, force, command),
-        Command::Check { json } => commands::check(&ctx, json, None),
-        Command::History { json } => commands::history(&ctx, json),
+        } => cmd::enter::check(ctx, json, Some(command)),
+        Command::On { force, command, .. } => cmd::enter::on(ctx, force, command),
+        Command::Check { json } => cmd::enter::check(ctx, json, None),
+        Command::History { json } => cmd::status::history(ctx, json),
         Command::Off {
             action,
             force,
@@ -91,38 +115,34 @@ fn main() -> ExitCode {
                 Some(OffArg::Reboot) => OffAction::Reboot,
                 None => OffAction::Resume,
             };
-            commands::off(&ctx, action, force, (!no_wait).then_some(timeout))
+            cmd::leave::off(ctx, action, force, (!no_wait).then_some(timeout))
         }
-        Command::Enable => commands::enable(&ctx),
-        Command::Disable => commands::disable(&ctx),
-        Command::Internal { command } => match command {
-            Internal::Boot => boot::boot(&ctx),
-            Internal::CleanShutdown => boot::record_reset(&ctx, ResetCause::CleanShutdown, false),
-            Internal::UptimeReached { wait } => {
-                boot::record_reset(&ctx, ResetCause::UptimeReached, wait)
-            }
-            Internal::Pause => boot::pause(&ctx),
-            Internal::Maintenance => boot::maintenance(&ctx),
-            Internal::AfterResume => {
-                commands::after_resume(&ctx).map(|_| std::process::ExitCode::SUCCESS)
-            }
-            Internal::BlsSync { remove } => umm::grub::bls_sync_command(&ctx, remove),
-            Internal::Generator {
-                normal_dir,
-                early_dir,
-                late_dir: _,
-            } => {
-                let early = early_dir.unwrap_or_else(|| normal_dir.clone());
-                generator::run(&ctx, &normal_dir, &early)
-            }
-        },
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            log::error!("{e:#}");
-            errln!("umm: {e:#}");
-            ExitCode::from(1)
+        Command::Enable => cmd::switch::enable(ctx),
+        Command::Disable => cmd::switch::disable(ctx),
+        Command::Internal { command } => run_internal(ctx, command),
+    }
+}
+
+/// `umm internal ...`: what the units, the generator and the boot-menu
+/// scripts run.
+fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<Outcome> {
+    match command {
+        Internal::Boot => cmd::boot::boot(ctx),
+        Internal::CleanShutdown => cmd::boot::record_reset(ctx, ResetCause::CleanShutdown, false),
+        Internal::UptimeReached { wait } => {
+            cmd::boot::record_reset(ctx, ResetCause::UptimeReached, wait)
+        }
+        Internal::Pause => cmd::pause::pause(ctx),
+        Internal::Maintenance => cmd::maintenance::maintenance(ctx),
+        Internal::AfterResume => cmd::finish::after_resume(ctx),
+        Internal::BlsSync { remove } => cmd::boot_entries::bls_sync(ctx, remove),
+        Internal::Generator {
+            normal_dir,
+            early_dir,
+            late_dir: _,
+        } => {
+            let early = early_dir.unwrap_or_else(|| normal_dir.clone());
+            cmd::generator::run(ctx, &normal_dir, &early)
         }
     }
 }

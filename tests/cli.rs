@@ -3,117 +3,16 @@
 //! simulated by changing the boot id in `<root>/proc` and running the same
 //! entry points the units run.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
+use common::Node;
 use rstest::rstest;
 use serde_json::Value;
-
-struct Node {
-    dir: tempfile::TempDir,
-    boots: u32,
-    env: Vec<(String, String)>,
-}
-
-impl Node {
-    fn new() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let node = Node {
-            dir,
-            boots: 0,
-            env: Vec::new(),
-        };
-        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
-        node.write("/proc/uptime", "12.50 20.00\n");
-        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
-        node
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p.trim_start_matches('/'))
-    }
-
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    fn read(&self, p: &str) -> String {
-        fs::read_to_string(self.path(p)).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
-        c.args(args)
-            .env("UMM_ROOT", self.dir.path())
-            .env("UMM_INIT", "record")
-            .env("UMM_NOW", "1795290120")
-            .env_remove("SUDO_USER")
-            .env_remove("SSH_CONNECTION")
-            .env_remove("UMM_FAILPOINT")
-            .env_remove("JOURNAL_STREAM");
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn umm(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs umm and expects the given exit code; returns stdout + stderr.
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let out = self.umm(args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(code), "umm {args:?} said:\n{text}");
-        text
-    }
-
-    fn status(&self) -> Value {
-        let out = self.expect(0, &["status", "--json"]);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    /// A new boot: what the boot unit runs early in every boot.
-    fn boot(&mut self) {
-        self.boots += 1;
-        self.write(
-            "/proc/sys/kernel/random/boot_id",
-            &format!("boot-{}\n", self.boots),
-        );
-        self.expect(0, &["internal", "boot"]);
-    }
-
-    fn crash_and_boot(&mut self) {
-        self.boot();
-    }
-
-    fn clean_reboot(&mut self) {
-        self.expect(0, &["internal", "clean-shutdown"]);
-        self.boot();
-    }
-
-    fn actions(&self) -> Vec<String> {
-        self.read("/run/umm/init-actions")
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn log(&self) -> String {
-        self.read("/run/umm/log")
-    }
-}
 
 #[test]
 fn status_of_a_fresh_node_has_the_documented_fields() {
@@ -424,22 +323,12 @@ fn enable_refused_when_the_configuration_disables_umm() {
 fn mutating_commands_need_root_and_status_does_not() {
     let mut node = Node::new();
     node.boot();
-    let as_nobody = |args: &[&str]| {
-        let mut c = node.command(args);
-        c.uid(65534).gid(65534);
-        c.output().unwrap()
-    };
-    let out = as_nobody(&["status", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = node.as_nobody(&["status", "--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.out);
     for cmd in [&["on"][..], &["off"], &["enable"], &["disable"]] {
-        let out = as_nobody(cmd);
-        assert_eq!(out.status.code(), Some(1));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = node.as_nobody(cmd);
+        assert_eq!(out.code, Some(1));
+        let err = out.out;
         assert!(err.contains("needs root"), "{cmd:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
@@ -544,49 +433,6 @@ fn corrupt_state_is_reported_set_aside_and_the_boot_is_normal(#[case] bytes: &[u
     );
 }
 
-/// A writer killed at each step of a state write leaves the old state or
-/// the new one, never a mix; the next writer goes on normally.
-#[rstest]
-fn a_writer_killed_mid_write_leaves_old_or_new_state(
-    #[values(
-        "before-write",
-        "mid-write",
-        "before-fsync",
-        "before-rename",
-        "before-dir-fsync"
-    )]
-    step: &str,
-) {
-    let mut node = Node::new();
-    node.boot();
-    node.crash_and_boot();
-    assert_eq!(node.status()["unclean_boots"], 1);
-    node.write("/proc/sys/kernel/random/boot_id", "boot-killed\n");
-    let out = node
-        .command(&["internal", "boot"])
-        .env("UMM_FAILPOINT", step)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.signal(),
-        Some(6),
-        "{step}: the writer was not killed"
-    );
-    let counter = node.status()["unclean_boots"].as_u64();
-    let expect_new = step == "before-dir-fsync";
-    assert_eq!(counter, Some(if expect_new { 2 } else { 1 }), "{step}");
-    assert!(
-        node.status()["state_problem"].is_null(),
-        "{step}: state unreadable"
-    );
-    // The next writer cleans up and carries on.
-    node.boot();
-    assert!(fs::read_dir(node.path("/var/lib/umm"))
-        .unwrap()
-        .flatten()
-        .all(|e| !e.file_name().to_string_lossy().starts_with(".tmp-")));
-}
-
 #[test]
 fn generator_points_default_target_at_maintenance_and_back() {
     let mut node = Node::new();
@@ -664,18 +510,6 @@ fn version_names_the_revision() {
     let out = Node::new().expect(0, &["--version"]);
     assert!(out.starts_with("umm 0."), "{out}");
     assert!(out.contains('('), "{out}");
-}
-
-impl Node {
-    fn hook(&self, phase: &str, name: &str, body: &str) {
-        let p = format!("/etc/umm/{phase}.d/{name}");
-        self.write(&p, &format!("#!/bin/sh\n{body}\n"));
-        fs::set_permissions(self.path(&p), fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn services(&self, lines: &str) {
-        self.write("/run/umm/init-services", lines);
-    }
 }
 
 #[test]
@@ -1123,16 +957,11 @@ fn two_finishers_never_both_run_the_off_hooks() {
     assert_eq!(node.status()["state"], "resuming");
     let first = node.command(&["internal", "after-resume"]).spawn().unwrap();
     let second = node.command(&["internal", "after-resume"]).spawn().unwrap();
-    let retry = node.umm(&["off"]);
+    let retry = node.run(&["off"]);
     for mut child in [first, second] {
         assert!(child.wait().unwrap().success());
     }
-    assert_eq!(
-        retry.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&retry.stderr)
-    );
+    assert_eq!(retry.code, Some(0), "{}", retry.out);
     assert_eq!(node.read("/trace"), "off\n", "the off.d hooks ran twice");
     assert_eq!(node.status()["state"], "operational");
     assert_eq!(node.status()["history_entries"], 1);
@@ -1238,21 +1067,15 @@ fn off_reports_a_scheduled_command_that_keeps_running() {
 fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
     let mut node = Node::new();
     let trace = node.path("/getty-starts");
-    node.write(
+    node.executable(
         "/sbin/fake-getty",
         &format!("#!/bin/sh\necho \"$$ $1\" >> {}\n", trace.display()),
     );
-    fs::set_permissions(
-        node.path("/sbin/fake-getty"),
-        fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    // Inittab's paths, as on the node: under a test root umm runs the
+    // root's programs, never the host's.
     node.write(
         "/etc/inittab",
-        &format!(
-            "id:2:initdefault:\n1:2345:respawn:{} tty1\n",
-            node.path("/sbin/fake-getty").display()
-        ),
+        "id:2:initdefault:\n1:2345:respawn:/sbin/fake-getty tty1\n",
     );
     node.write("/proc/cmdline", "umm\n");
     node.boot();
@@ -1284,4 +1107,74 @@ fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
     };
     assert!(status.success());
     assert!(node.log().contains("exited"), "{}", node.log());
+}
+
+/// Under a test root (UMM_ROOT) without a test init system, umm must never
+/// reach the host's: it refuses at once, in one line, and runs nothing
+/// (no shutdown, no init script, no update-grub: neither through PATH nor
+/// under the root).
+#[rstest]
+#[case::on(&["on", "--", "true"])]
+#[case::on_force(&["on", "--force"])]
+#[case::off_reboot(&["off", "reboot"])]
+#[case::enable(&["enable"])]
+#[case::boot(&["internal", "boot"])]
+#[case::pause(&["internal", "pause"])]
+fn a_test_root_without_a_test_init_system_runs_nothing(#[case] args: &[&str]) {
+    let node = Node::new();
+    let trace = node.path("/trapped");
+    let trap = format!("#!/bin/sh\necho \"$0 $*\" >> {}\n", trace.display());
+    let host_tools = [
+        "shutdown",
+        "reboot",
+        "systemctl",
+        "telinit",
+        "init",
+        "initctl",
+        "runlevel",
+        "service",
+        "invoke-rc.d",
+        "update-grub",
+        "grub-mkconfig",
+        "grub-reboot",
+    ];
+    for tool in host_tools {
+        node.executable(&format!("/trap-bin/{tool}"), &trap);
+    }
+    for program in [
+        "/sbin/shutdown",
+        "/sbin/initctl",
+        "/sbin/runlevel",
+        "/etc/init.d/ssh",
+        "/usr/sbin/update-grub",
+    ] {
+        node.executable(program, &trap);
+    }
+    // No /run/systemd/system here: should the refusal ever break, umm
+    // takes the root for sysvinit and runs the traps, never the host's
+    // systemd over D-Bus.
+    node.write(
+        "/etc/inittab",
+        "id:2:initdefault:\n1:2345:respawn:/sbin/shutdown\n",
+    );
+    let ran = node.run_cmd({
+        let mut c = node.command(args);
+        c.env_remove("UMM_INIT").env("PATH", node.path("/trap-bin"));
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{args:?}: {}", ran.out);
+    // One line (the init system's entry points also log it to a console).
+    let lines: std::collections::BTreeSet<&str> = ran.out.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", ran.out);
+    assert!(
+        ran.out.contains("test root") && ran.out.contains("UMM_INIT=record"),
+        "{}",
+        ran.out
+    );
+    assert_eq!(node.read("/trapped"), "", "{args:?} ran a program");
+    assert!(node.actions().is_empty());
+    assert!(
+        !node.exists("/var/lib/umm/state.json"),
+        "{args:?} changed the state"
+    );
 }

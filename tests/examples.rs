@@ -11,13 +11,17 @@
 //! `UMM_EXAMPLES_REQUIRE_REAL` requires it ("1" or "all", or a list such as
 //! "virsh,crm_mon,crm_standby"), as CI should.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Tree;
 use rstest::rstest;
 
 const EXAMPLES: [&str; 4] = [
@@ -195,7 +199,14 @@ const STUBS: [(&str, &str); 7] = [
 /// A temporary directory with the stubs in bin/, their state in stub/, the
 /// hook's UMM_STATE_DIR in state/ and the stubs' log in calls.
 struct Bed {
-    dir: tempfile::TempDir,
+    tree: Tree,
+}
+
+impl Deref for Bed {
+    type Target = Tree;
+    fn deref(&self) -> &Tree {
+        &self.tree
+    }
 }
 
 struct Run {
@@ -254,36 +265,14 @@ impl Run {
 
 impl Bed {
     fn new() -> Bed {
-        let bed = Bed {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let bed = Bed { tree: Tree::new() };
         for (name, body) in STUBS {
-            let path = bed.path(&format!("bin/{name}"));
-            bed.write(&format!("bin/{name}"), &format!("{LOG}{body}"));
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            bed.executable(&format!("bin/{name}"), &format!("{LOG}{body}"));
         }
         fs::create_dir_all(bed.path("state")).unwrap();
         bed.write("stub/hostname", "node7.example.org\n");
         bed.write("calls", "");
         bed
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    fn read(&self, p: &str) -> String {
-        fs::read_to_string(self.path(p)).unwrap_or_default()
-    }
-
-    fn exists(&self, p: &str) -> bool {
-        self.path(p).exists()
     }
 
     /// The logged calls starting with `prefix`, without it.
@@ -320,7 +309,7 @@ impl Bed {
         let mut cmd = Command::new(example(name));
         cmd.env_clear()
             .env("PATH", path)
-            .env("HOME", self.dir.path())
+            .env("HOME", self.root())
             .env("LC_ALL", "C")
             .env("UMM_PHASE", phase)
             .env("UMM_REASON", "manual")

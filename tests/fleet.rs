@@ -146,7 +146,7 @@ impl Etcds {
             .append(true)
             .open(self.dir.path().join(format!("m{i}.log")))
             .unwrap();
-        let mut cmd = umm::run::command(&self.binary);
+        let mut cmd = umm::sys::run::command(&self.binary);
         cmd.arg(format!("--name=m{i}"))
             .arg(format!(
                 "--data-dir={}",

@@ -3,13 +3,16 @@
 //! the host allows it, the real grub-mkconfig and 10_linux in a private mount
 //! namespace); grub.d/99-umm.install and `umm internal bls-sync` in a temp root.
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::Node;
 use rstest::rstest;
-use umm::grub::{grub_cfg_entries, Kind};
+use umm::bootmenu::{grub_cfg_entries, Kind};
 
 const UUID: &str = "0e9f3b4a-1111-2222-3333-444455556666";
 
@@ -68,44 +71,23 @@ fn source(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A node's root with a stand-in for 10_linux.
 struct Lab {
-    dir: tempfile::TempDir,
+    node: Node,
+}
+
+impl Deref for Lab {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
+    }
 }
 
 impl Lab {
     fn new() -> Lab {
-        let lab = Lab {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        lab.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
-        lab.write("/proc/uptime", "12.50 20.00\n");
-        lab.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
-        lab.write("/stub/10_linux", STUB_10_LINUX);
-        fs::set_permissions(
-            lab.path("/stub/10_linux"),
-            fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        let lab = Lab { node: Node::new() };
+        lab.executable("/stub/10_linux", STUB_10_LINUX);
         lab
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p.trim_start_matches('/'))
-    }
-
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    fn names(&self, dir: &str) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(self.path(dir))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
     }
 
     /// A command with only the environment grub-mkconfig would give it (plus
@@ -115,7 +97,7 @@ impl Lab {
         c.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("UMM_ROOT", self.dir.path())
+            .env("UMM_ROOT", self.root())
             .env("UMM_INIT", "record")
             .env("UMM_GRUB_BIN", env!("CARGO_BIN_EXE_umm"))
             .env("UMM_GRUB_LINUX_SCRIPT", self.path("/stub/10_linux"))

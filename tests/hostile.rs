@@ -2,168 +2,26 @@
 //! seem, state and configuration that cannot be used, hooks that cannot be
 //! trusted, children that must not inherit umm's signal handling. Each
 //! test runs the `umm` binary in a temporary root (`UMM_ROOT`) with the
-//! recording init system, as tests/cli.rs does.
+//! recording init system, through the shared harness (tests/common).
+
+mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Node;
 use rstest::rstest;
 use serde_json::Value;
-
-struct Node {
-    dir: tempfile::TempDir,
-    boots: u32,
-}
-
-/// What one run of umm did.
-#[derive(Debug)]
-struct Ran {
-    code: Option<i32>,
-    out: String,
-    elapsed: Duration,
-    /// Peak resident memory of umm and the children it waited for.
-    max_rss_kib: i64,
-}
 
 /// Bound on a run that should return at once: a hang fails the test
 /// instead of holding it forever.
 const HANG: Duration = Duration::from_secs(5);
 
-impl Node {
-    fn new() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let node = Node { dir, boots: 0 };
-        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
-        node.write("/proc/uptime", "12.50 20.00\n");
-        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
-        node
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p.trim_start_matches('/'))
-    }
-
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let _ = fs::remove_file(&path);
-        fs::write(path, text).unwrap();
-    }
-
-    fn read(&self, p: &str) -> String {
-        fs::read_to_string(self.path(p)).unwrap_or_default()
-    }
-
-    fn fifo(&self, p: &str) {
-        let path = self.path(p);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let _ = fs::remove_file(&path);
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
-        c.args(args)
-            .env("UMM_ROOT", self.dir.path())
-            .env("UMM_INIT", "record")
-            .env("UMM_NOW", "1795290120")
-            .env_remove("SUDO_USER")
-            .env_remove("SSH_CONNECTION")
-            .env_remove("UMM_FAILPOINT")
-            .env_remove("JOURNAL_STREAM")
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// Runs a command, killing it if it has not returned after `HANG`.
-    fn run_cmd(&self, mut c: Command) -> Ran {
-        let out_path = self.dir.path().join(".out");
-        let out = fs::File::create(&out_path).unwrap();
-        c.stdout(out.try_clone().unwrap()).stderr(out);
-        let started = Instant::now();
-        // Reaped by wait4 below (or killed and waited for on a hang).
-        #[allow(clippy::zombie_processes)]
-        let mut child = c.spawn().unwrap();
-        let pid = child.id() as i32;
-        // wait4, not Child::wait: it also gives the peak memory of umm and
-        // of what umm waited for (the hooks), and of nothing else.
-        let (code, max_rss_kib) = loop {
-            let mut status = 0;
-            // SAFETY: plain out-parameters.
-            let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
-            let r = unsafe { nix::libc::wait4(pid, &mut status, nix::libc::WNOHANG, &mut usage) };
-            if r == pid {
-                let code = nix::libc::WIFEXITED(status).then(|| nix::libc::WEXITSTATUS(status));
-                break (code, usage.ru_maxrss);
-            }
-            if started.elapsed() > HANG {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "umm hung for {HANG:?}; it said: {}",
-                    fs::read_to_string(&out_path).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let elapsed = started.elapsed();
-        Ran {
-            code,
-            out: fs::read_to_string(&out_path).unwrap_or_default(),
-            elapsed,
-            max_rss_kib,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Ran {
-        self.run_cmd(self.command(args))
-    }
-
-    fn as_nobody(&self, args: &[&str]) -> Ran {
-        let mut c = self.command(args);
-        c.uid(65534).gid(65534);
-        self.run_cmd(c)
-    }
-
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let r = self.run(args);
-        assert_eq!(r.code, Some(code), "umm {args:?} said:\n{}", r.out);
-        r.out
-    }
-
-    fn status(&self) -> Value {
-        let out = self.expect(0, &["status", "--json"]);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    }
-
-    fn boot(&mut self) {
-        self.boots += 1;
-        self.write(
-            "/proc/sys/kernel/random/boot_id",
-            &format!("boot-{}\n", self.boots),
-        );
-        self.expect(0, &["internal", "boot"]);
-    }
-
-    fn log(&self) -> String {
-        self.read("/run/umm/log")
-    }
-
-    fn generator(&self) -> Ran {
-        let gen = self.path("/run/systemd/generator");
-        let early = self.path("/run/systemd/generator.early");
-        self.run(&[
-            "internal",
-            "generator",
-            gen.to_str().unwrap(),
-            early.to_str().unwrap(),
-        ])
-    }
+/// A node whose every run must return within `HANG`.
+fn bounded_node() -> Node {
+    Node::new().bounded(HANG)
 }
 
 // ---------------------------------------------------------------------------
@@ -191,7 +49,7 @@ impl Node {
 #[case::lock_boot("/var/lib/umm/lock", "boot")]
 #[case::lock_enable("/var/lib/umm/lock", "enable")]
 fn a_fifo_never_hangs_umm(#[case] file: &str, #[case] entry: &str) {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.write("/usr/lib/systemd/system/umm.target", "[Unit]\n");
     node.boot();
     node.expect(0, &["disable"]);
@@ -226,7 +84,7 @@ fn a_fifo_never_hangs_umm(#[case] file: &str, #[case] entry: &str) {
 
 #[test]
 fn a_config_linked_to_dev_zero_is_refused_quickly_in_bounded_memory() {
-    let node = Node::new();
+    let node = bounded_node();
     fs::create_dir_all(node.path("/etc/umm")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", node.path("/etc/umm/umm.toml")).unwrap();
     let ran = node.run(&["status"]);
@@ -247,7 +105,7 @@ fn a_config_linked_to_dev_zero_is_refused_quickly_in_bounded_memory() {
 
 #[test]
 fn a_config_larger_than_the_cap_is_refused() {
-    let node = Node::new();
+    let node = bounded_node();
     node.write("/etc/umm/umm.toml", &"# padding\n".repeat(40_000));
     let out = node.expect(1, &["on"]);
     assert!(out.contains("umm.toml is larger than 256 KiB"), "{out}");
@@ -261,7 +119,7 @@ fn a_config_larger_than_the_cap_is_refused() {
 #[case::dangling(false)]
 #[case::looping(true)]
 fn a_broken_config_symlink_is_reported_not_ignored(#[case] looping: bool) {
-    let node = Node::new();
+    let node = bounded_node();
     // The legacy file would be used if umm.toml counted as absent.
     node.write("/etc/umm.conf", "UMM=no\n");
     fs::create_dir_all(node.path("/etc/umm")).unwrap();
@@ -290,74 +148,15 @@ fn a_broken_config_symlink_is_reported_not_ignored(#[case] looping: bool) {
 // ---------------------------------------------------------------------------
 // Item 6: setting the state aside only for content that cannot be parsed
 
-fn mode_of(node: &Node, p: &str) -> u32 {
-    fs::metadata(node.path(p)).unwrap().permissions().mode() & 0o777
-}
-
-fn files_starting(node: &Node, dir: &str, prefix: &str) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(node.path(dir))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(prefix))
-        .collect();
-    names.sort();
-    names
-}
-
 /// A node in a crash-loop maintenance (the state holds something to lose).
 fn node_in_maintenance() -> Node {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.boot();
     for _ in 0..3 {
         node.boot();
     }
     assert_eq!(node.status()["state"], "maintenance");
     node
-}
-
-#[test]
-fn an_io_error_on_the_state_is_reported_and_changes_nothing() {
-    let mut node = node_in_maintenance();
-    let before = fs::read(node.path("/var/lib/umm/state.json")).unwrap();
-    node.boots += 1;
-    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
-    let ran = node.run_cmd({
-        let mut c = node.command(&["internal", "boot"]);
-        c.env("UMM_FAILPOINT", "read-state:eio");
-        c
-    });
-    assert_eq!(ran.code, Some(1), "{}", ran.out);
-    assert!(ran.out.contains("Input/output error"), "{}", ran.out);
-    assert_eq!(
-        fs::read(node.path("/var/lib/umm/state.json")).unwrap(),
-        before,
-        "the state was rewritten"
-    );
-    assert!(
-        files_starting(&node, "/var/lib/umm", "state.json.corrupt").is_empty(),
-        "an unreadable state was set aside"
-    );
-    // The boot went the way the early copy says: still maintenance.
-    assert!(
-        node.read("/run/umm/boot.json").contains("\"maintenance\""),
-        "{}",
-        node.read("/run/umm/boot.json")
-    );
-    // Commands refuse in one line and change nothing.
-    let ran = node.run_cmd({
-        let mut c = node.command(&["off"]);
-        c.env("UMM_FAILPOINT", "read-state:eio");
-        c
-    });
-    assert_eq!(ran.code, Some(1), "{}", ran.out);
-    assert!(
-        ran.out.contains("changes nothing until it can be read"),
-        "{}",
-        ran.out
-    );
-    // Once readable again, the maintenance is still there.
-    assert_eq!(node.status()["state"], "maintenance");
 }
 
 #[test]
@@ -379,12 +178,14 @@ fn a_state_from_a_newer_umm_is_used_and_its_fields_kept() {
     assert_eq!(v["fleet_lock"]["group"], "controllers", "{v}");
     assert_eq!(v["maintenance"]["ticket"], "OPS-42", "{v}");
     assert!(node.log().contains("newer umm"), "{}", node.log());
-    assert!(files_starting(&node, "/var/lib/umm", "state.json.corrupt").is_empty());
+    assert!(node
+        .names_starting("/var/lib/umm", "state.json.corrupt")
+        .is_empty());
 }
 
 #[test]
 fn set_aside_never_replaces_an_earlier_file() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.boot();
     // Files set aside earlier, under every name the next seconds could give.
     let now = std::time::SystemTime::now()
@@ -398,7 +199,8 @@ fn set_aside_never_replaces_an_earlier_file() {
         node.write("/var/lib/umm/state.json", garbage);
         node.boot();
     }
-    let mut kept: Vec<String> = files_starting(&node, "/var/lib/umm", "state.json.corrupt")
+    let mut kept: Vec<String> = node
+        .names_starting("/var/lib/umm", "state.json.corrupt")
         .iter()
         .map(|n| node.read(&format!("/var/lib/umm/{n}")))
         .collect();
@@ -414,7 +216,7 @@ fn set_aside_never_replaces_an_earlier_file() {
 
 #[test]
 fn an_oversized_state_is_bounded_on_load_and_saved_small() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.boot();
     let path = node.path("/var/lib/umm/state.json");
     let mut v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -455,7 +257,7 @@ fn an_oversized_state_is_bounded_on_load_and_saved_small() {
 
 #[test]
 fn a_state_larger_than_the_cap_is_set_aside() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.boot();
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(5 << 20));
     node.write("/var/lib/umm/state.json", &big);
@@ -463,7 +265,8 @@ fn a_state_larger_than_the_cap_is_set_aside() {
     node.boot();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
-        files_starting(&node, "/var/lib/umm", "state.json.corrupt").len(),
+        node.names_starting("/var/lib/umm", "state.json.corrupt")
+            .len(),
         1
     );
     assert!(
@@ -475,16 +278,16 @@ fn a_state_larger_than_the_cap_is_set_aside() {
 
 #[test]
 fn stale_temporary_files_are_swept_from_both_directories() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.boot();
     node.write("/etc/umm/.tmp-early1", "half an early copy");
     node.write("/var/lib/umm/.tmp-state1", "half a state");
     node.boot();
     assert!(
-        files_starting(&node, "/etc/umm", ".tmp-").is_empty(),
+        node.names_starting("/etc/umm", ".tmp-").is_empty(),
         "left in /etc/umm"
     );
-    assert!(files_starting(&node, "/var/lib/umm", ".tmp-").is_empty());
+    assert!(node.names_starting("/var/lib/umm", ".tmp-").is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -492,7 +295,7 @@ fn stale_temporary_files_are_swept_from_both_directories() {
 
 #[test]
 fn state_files_are_root_only_and_status_shows_others_the_public_part() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.boot();
     node.write(
         "/etc/umm/check.d/10-secret",
@@ -518,10 +321,10 @@ fn state_files_are_root_only_and_status_shows_others_the_public_part() {
         "/etc/umm/early-state.json",
         "/var/lib/umm/command.log",
     ] {
-        assert_eq!(mode_of(&node, file), 0o600, "{file}");
+        assert_eq!(node.mode(file), 0o600, "{file}");
     }
     assert_eq!(
-        mode_of(&node, "/var/lib/umm/hooks/10-secret/.last-output"),
+        node.mode("/var/lib/umm/hooks/10-secret/.last-output"),
         0o600
     );
     // Root sees everything.
@@ -562,20 +365,12 @@ fn state_files_are_root_only_and_status_shows_others_the_public_part() {
     assert!(text.contains("umm off"), "{text}");
 }
 
-impl Node {
-    fn hook(&self, phase: &str, name: &str, body: &str) {
-        let p = format!("/etc/umm/{phase}.d/{name}");
-        self.write(&p, &format!("#!/bin/sh\n{body}\n"));
-        fs::set_permissions(self.path(&p), fs::Permissions::from_mode(0o755)).unwrap();
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Item 3: children start with default signal handling
 
 #[test]
 fn hooks_start_with_default_signal_dispositions_and_an_empty_mask() {
-    let node = Node::new();
+    let node = bounded_node();
     let trace = node.path("/trace");
     node.hook(
         "check",
@@ -612,7 +407,7 @@ fn hooks_start_with_default_signal_dispositions_and_an_empty_mask() {
 
 #[test]
 fn a_byte_that_is_not_utf8_does_not_hide_the_veto() {
-    let node = Node::new();
+    let node = bounded_node();
     node.hook(
         "check",
         "10-quorum",
@@ -624,7 +419,7 @@ fn a_byte_that_is_not_utf8_does_not_hide_the_veto() {
 
 #[test]
 fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
-    let node = Node::new();
+    let node = bounded_node();
     node.hook(
         "check",
         "10-chatty",
@@ -654,9 +449,9 @@ fn a_hook_printing_100_mb_runs_in_bounded_memory_and_files() {
 // ---------------------------------------------------------------------------
 // Item 1: what is checked is what runs
 
-fn timeouts(secs: u64) -> umm::config::HookTimeouts {
+fn timeouts(secs: u64) -> umm::model::settings::HookTimeouts {
     let d = Duration::from_secs(secs);
-    umm::config::HookTimeouts {
+    umm::model::settings::HookTimeouts {
         check: d,
         pre_on: d,
         on: d,
@@ -665,10 +460,10 @@ fn timeouts(secs: u64) -> umm::config::HookTimeouts {
     }
 }
 
-fn check_hooks(node: &Node) -> Vec<umm::hooks::HookRecord> {
+fn check_hooks(node: &Node) -> Vec<umm::model::hook::HookRecord> {
     umm::hooks::run_phase(
-        &umm::paths::Root::new(node.dir.path()),
-        umm::hooks::HookPhase::Check,
+        &umm::sys::paths::Root::new(node.root()),
+        umm::model::hook::HookPhase::Check,
         None,
         &timeouts(10),
     )
@@ -676,7 +471,7 @@ fn check_hooks(node: &Node) -> Vec<umm::hooks::HookRecord> {
 
 #[test]
 fn a_symlinked_hook_is_refused_even_to_a_root_script() {
-    let node = Node::new();
+    let node = bounded_node();
     let trace = node.path("/trace");
     node.hook("check", "00-real", "exit 0");
     node.write(
@@ -705,7 +500,7 @@ fn a_symlinked_hook_is_refused_even_to_a_root_script() {
 #[case::etc_umm_group("/etc/umm", 0o775)]
 #[case::etc("/etc", 0o757)]
 fn a_hook_under_a_writable_directory_is_refused(#[case] dir: &str, #[case] mode: u32) {
-    let node = Node::new();
+    let node = bounded_node();
     let trace = node.path("/trace");
     node.hook("check", "10-fine", &format!("touch {}", trace.display()));
     fs::set_permissions(node.path(dir), fs::Permissions::from_mode(mode)).unwrap();
@@ -724,7 +519,7 @@ fn a_hook_under_a_writable_directory_is_refused(#[case] dir: &str, #[case] mode:
 
 #[test]
 fn a_symlinked_hook_directory_is_refused() {
-    let node = Node::new();
+    let node = bounded_node();
     let trace = node.path("/trace");
     node.write(
         "/srv/hooks/10-x",
@@ -746,7 +541,7 @@ fn a_symlinked_hook_directory_is_refused() {
 /// times: a foreign script never runs, and the checks never vanish.
 #[test]
 fn swapping_hooks_during_the_check_never_runs_a_foreign_script() {
-    let node = Node::new();
+    let node = bounded_node();
     let marker = node.path("/foreign-ran");
     let good = "#!/bin/sh\nexit 0\n";
     let bad = format!("#!/bin/sh\ntouch {}\nexit 0\n", marker.display());
@@ -822,7 +617,7 @@ fn swapping_hooks_during_the_check_never_runs_a_foreign_script() {
 
 #[test]
 fn a_broken_dropin_keeps_a_disabled_umm_disabled() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.write("/etc/umm/umm.toml", "enabled = false\n");
     node.boot();
     // Later, a drop-in with a typo.
@@ -854,7 +649,7 @@ fn a_broken_dropin_keeps_a_disabled_umm_disabled() {
 
 #[test]
 fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
-    let mut node = Node::new();
+    let mut node = bounded_node();
     node.write("/etc/umm/umm.toml", "enabled = fals\n");
     node.boot();
     for _ in 0..5 {
@@ -882,45 +677,6 @@ fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
     );
 }
 
-// ---------------------------------------------------------------------------
-// Item 10: a full or read-only root filesystem is said where the operator looks
-
-#[rstest]
-#[case::full("enospc", "free space on / (the root filesystem)")]
-#[case::read_only("erofs", "/ is read-only: remount it read-write")]
-fn an_early_copy_that_cannot_be_refreshed_is_said_on_stderr(
-    #[case] errno: &str,
-    #[case] hint: &str,
-) {
-    let mut node = Node::new();
-    node.boot();
-    let ran = node.run_cmd({
-        let mut c = node.command(&["disable"]);
-        c.env("UMM_FAILPOINT", format!("early-copy:{errno}"));
-        c
-    });
-    assert_eq!(ran.code, Some(0), "{}", ran.out);
-    assert!(ran.out.contains("cannot refresh"), "{}", ran.out);
-    assert!(ran.out.contains("early-state.json"), "{}", ran.out);
-    assert!(ran.out.contains(hint), "{}", ran.out);
-}
-
-#[test]
-fn a_full_var_is_one_line_saying_what_to_do() {
-    let mut node = Node::new();
-    node.boot();
-    let ran = node.run_cmd({
-        let mut c = node.command(&["disable"]);
-        c.env("UMM_FAILPOINT", "before-write:enospc");
-        c
-    });
-    assert_eq!(ran.code, Some(1), "{}", ran.out);
-    assert_eq!(ran.out.trim().lines().count(), 1, "{}", ran.out);
-    assert!(
-        ran.out
-            .contains("No space left on device (os error 28); free space"),
-        "{}",
-        ran.out
-    );
-    assert_eq!(node.status()["enabled"], true);
-}
+// Item 10 (a full or read-only root filesystem is said where the operator
+// looks) and the I/O errors of item 6 are injected at fail points:
+// tests/failpoints.rs.

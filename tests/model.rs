@@ -1,9 +1,9 @@
 //! A model test of the boot rules (issue #11): random sequences of what
 //! happens to a node (clean reboots, crashes, uptime resets, `umm on`,
 //! `umm off`, `enable`, `disable`, `umm=on`/`umm=off` on the kernel command
-//! line, configuration changes) run through `umm::decide` and through a
+//! line, configuration changes) run through `umm::rules` and through a
 //! small model written from the README's "Counting rules", independently of
-//! decide.rs. After every step both must agree on the mode of each boot,
+//! src/rules. After every step both must agree on the mode of each boot,
 //! the counter and the maintenance; and two properties are checked on their
 //! own: a disabled umm never enters maintenance, and maintenance holds
 //! across crashes until `umm off`.
@@ -14,8 +14,10 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
-use umm::decide::{self, BootInputs, ClaimOutcome, CmdlineRequest, OffAction, Policy, ResetCause};
-use umm::state::{Claim, Mode, Phase, Reason, State};
+use umm::model::settings::Policy;
+use umm::model::state::OffAction;
+use umm::model::state::{Claim, Mode, Phase, Reason, State};
+use umm::rules::{self, BootInputs, ClaimOutcome, CmdlineRequest, ResetCause};
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -207,14 +209,14 @@ impl Node {
             cmdline,
             policy,
         };
-        let (next, outcome) = decide::boot(&self.state, &input);
+        let (next, outcome) = rules::boot(&self.state, &input);
         self.state = next;
         outcome.mode
     }
 
     fn reset(&mut self, cause: ResetCause) {
         let id = self.id();
-        self.state = decide::record_reset(&self.state, &id, self.boot as i64 * 100 + 1, cause).0;
+        self.state = rules::record_reset(&self.state, &id, self.boot as i64 * 100 + 1, cause).0;
     }
 }
 
@@ -260,7 +262,7 @@ fn run_sequence(steps: &[Step]) -> Result<(), TestCaseError> {
                 model.uptime_reached();
             }
             Step::On => {
-                let real = decide::request(&node.state, policy, now, None, vec![]);
+                let real = rules::request(&node.state, policy, now, None, vec![]);
                 prop_assert_eq!(real.is_ok(), model.on(policy), "umm on at step {}", i);
                 if let Ok(next) = real {
                     node.state = next;
@@ -268,7 +270,7 @@ fn run_sequence(steps: &[Step]) -> Result<(), TestCaseError> {
             }
             Step::Off => {
                 let id = node.id();
-                let real = decide::leave(&node.state, now, &id, OffAction::Resume, vec![]);
+                let real = rules::leave(&node.state, now, &id, OffAction::Resume, vec![]);
                 prop_assert_eq!(real.is_ok(), model.off(), "umm off at step {}", i);
                 if let Ok((next, _)) = real {
                     node.state = next;
@@ -283,15 +285,15 @@ fn run_sequence(steps: &[Step]) -> Result<(), TestCaseError> {
                     extra: Default::default(),
                 };
                 if let (next, ClaimOutcome::Claimed { .. }) =
-                    decide::claim_finish(&node.state, &me, false)
+                    rules::claim_finish(&node.state, &me, false)
                 {
-                    node.state = decide::finish(&next, &me, now, vec![], None)
+                    node.state = rules::finish(&next, &me, now, vec![], None)
                         .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
                 }
                 model.finish();
             }
             Step::Disable => {
-                let real = decide::disable(&node.state);
+                let real = rules::disable(&node.state);
                 prop_assert_eq!(real.is_ok(), model.disable(), "umm disable at step {}", i);
                 if let Ok(next) = real {
                     node.state = next;
@@ -300,7 +302,7 @@ fn run_sequence(steps: &[Step]) -> Result<(), TestCaseError> {
             Step::Enable => {
                 // As `umm enable` does: refused while the configuration disables umm.
                 if model.enable(policy) {
-                    node.state = decide::enable(&node.state);
+                    node.state = rules::enable(&node.state);
                 }
             }
             Step::Cmdline(c) => cmdline = c,

@@ -5,8 +5,11 @@
 //! same inputs (a failure is reproducible); each test prints how many
 //! cases it ran.
 
+mod common;
+
 use std::path::Path;
 
+use common::Tree;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
@@ -74,7 +77,7 @@ fn the_configuration_parsers_never_panic_and_name_the_file() {
         "umm.toml",
         3000,
         config_text(),
-        |text| match umm::config::parse_toml(file, &text) {
+        |text| match umm::sys::config::parse_toml(file, &text) {
             Ok(settings) => {
                 prop_assert!(settings.counter_reset_time.as_secs() >= 1);
                 Ok(())
@@ -87,7 +90,7 @@ fn the_configuration_parsers_never_panic_and_name_the_file() {
         "umm.conf",
         2000,
         config_text(),
-        |text| match umm::config::parse_legacy(legacy, &text) {
+        |text| match umm::sys::config::parse_legacy(legacy, &text) {
             Ok(_) => Ok(()),
             Err(e) => one_line_naming(&e, "umm.conf"),
         },
@@ -151,9 +154,9 @@ fn damaged_state() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn the_state_reader_never_panics() {
     let check = |bytes: Vec<u8>| -> Result<(), TestCaseError> {
-        match umm::store::parse_state(&bytes) {
+        match umm::sys::store::parse_state(&bytes) {
             Ok((state, notes)) => {
-                prop_assert!(state.history.len() <= umm::state::limits::HISTORY);
+                prop_assert!(state.history.len() <= umm::model::limits::HISTORY);
                 for n in notes {
                     prop_assert!(!n.contains('\n'), "{n:?}");
                 }
@@ -170,11 +173,11 @@ fn the_state_reader_never_panics() {
     );
     run("state.json, damaged", 3000, damaged_state(), check);
     // Through the file, as status reads it: the message names the file.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.json");
+    let tree = Tree::new();
+    let path = tree.path("state.json");
     run("state.json, as a file", 200, damaged_state(), |bytes| {
         std::fs::write(&path, &bytes).unwrap();
-        let loaded = umm::store::read(&path);
+        let loaded = umm::sys::store::read(&path);
         if let Some(p) = loaded.problem {
             one_line_naming(&p, "state.json")?;
         }
@@ -210,10 +213,10 @@ fn time_spans_never_panic_and_round_trip() {
         .prop_map(|p| p.concat()),
     ];
     run("time span", 5000, span, |text| {
-        match umm::timefmt::parse_span(&text) {
+        match umm::model::timefmt::parse_span(&text) {
             Ok(d) => {
-                let shown = umm::timefmt::format_span(d);
-                prop_assert_eq!(umm::timefmt::parse_span(&shown), Ok(d));
+                let shown = umm::model::timefmt::format_span(d);
+                prop_assert_eq!(umm::model::timefmt::parse_span(&shown), Ok(d));
             }
             Err(e) => prop_assert!(!e.contains('\n'), "{e:?}"),
         }
@@ -247,9 +250,9 @@ fn the_kernel_command_line_never_panics() {
         .prop_map(|p| p.concat()),
     ];
     run("kernel command line", 5000, line, |text| {
-        let request = umm::decide::CmdlineRequest::parse(&text);
-        let arg = umm::grub::boot_from_entry(&text);
-        if request == umm::decide::CmdlineRequest::None {
+        let request = umm::rules::CmdlineRequest::parse(&text);
+        let arg = umm::bootmenu::boot_from_entry(&text);
+        if request == umm::rules::CmdlineRequest::None {
             prop_assert!(!text
                 .split_ascii_whitespace()
                 .any(|w| w == "umm" || w == "umm=on"));

@@ -487,7 +487,7 @@ impl Etcd {
         let record = HolderRecord {
             id: id.to_string(),
             host: self.host.clone(),
-            since: crate::timefmt::rfc3339(since),
+            since: crate::model::timefmt::rfc3339(since),
             since_unix: since,
         };
         let text = serde_json::to_vec(&record).unwrap_or_default();

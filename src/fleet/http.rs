@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::tls::{ClientCert, PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use super::{one_line, FleetError, FleetSettings};
-use crate::fsread;
+use crate::sys::fsread;
 
 /// CA bundles of the distributions, for https without `ca_file`.
 const SYSTEM_BUNDLES: &[&str] = &[

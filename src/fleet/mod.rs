@@ -23,12 +23,15 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::fsread;
-use crate::paths::Root;
+use crate::sys::fsread;
+use crate::sys::paths::Root;
 
 pub mod etcd;
 pub mod fleetlock;
 mod http;
+mod select;
+
+pub use select::from_settings;
 
 /// Where a node's default id comes from.
 pub const MACHINE_ID: &str = "/etc/machine-id";
@@ -463,7 +466,7 @@ impl fmt::Display for GroupStatus {
                         write!(f, " on {host}")?;
                     }
                     if let Some(since) = h.since {
-                        write!(f, " since {}", crate::timefmt::rfc3339(since))?;
+                        write!(f, " since {}", crate::model::timefmt::rfc3339(since))?;
                     }
                 }
                 Ok(())
@@ -483,7 +486,7 @@ impl fmt::Display for GroupStatus {
                         "\n  {}: {} at {}",
                         k.id,
                         k.last,
-                        crate::timefmt::rfc3339(k.at)
+                        crate::model::timefmt::rfc3339(k.at)
                     )?;
                 }
                 Ok(())
@@ -560,7 +563,7 @@ impl fmt::Display for FleetError {
                     f,
                     "no {} endpoint answered within {}: ",
                     backend.name(),
-                    crate::timefmt::seconds_tenths(*deadline) + "s"
+                    crate::model::timefmt::seconds_tenths(*deadline) + "s"
                 )?;
                 let each: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
                 write!(
@@ -600,7 +603,7 @@ impl fmt::Display for FleetError {
             } => write!(
                 f,
                 "{key} changed under each of {attempts} attempts in {}s (too many nodes at once); try again",
-                crate::timefmt::seconds_tenths(*elapsed)
+                crate::model::timefmt::seconds_tenths(*elapsed)
             ),
             FleetError::Protocol { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
         }
@@ -630,19 +633,6 @@ pub trait Coordinator: Send + Sync {
     fn release(&self, id: &str) -> Result<Released, FleetError>;
     /// The group as far as the back-end can tell.
     fn status(&self) -> Result<GroupStatus, FleetError>;
-}
-
-/// The coordinator the settings describe (`None` for `backend = "none"`).
-/// Checks the settings and reads the TLS files; no network traffic.
-pub fn from_settings(settings: &FleetSettings) -> Result<Option<Box<dyn Coordinator>>, FleetError> {
-    settings
-        .validate()
-        .map_err(|e| FleetError::Settings(format!("{e}; fix it in umm.toml")))?;
-    Ok(match settings.backend {
-        Backend::None => None,
-        Backend::Etcd => Some(Box::new(etcd::Etcd::new(settings)?)),
-        Backend::FleetLock => Some(Box::new(fleetlock::FleetLock::new(settings)?)),
-    })
 }
 
 /// One deadline for a whole call.

@@ -5,17 +5,15 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::paths::Root;
-use crate::verify::Service;
+use crate::model::verify::Service;
 
 pub mod dbus;
-mod record;
-mod systemd;
+pub mod record;
+mod select;
+pub mod systemd;
 pub mod sysv;
 
-pub use record::Recorder;
-pub use systemd::Systemd;
-use sysv::{Flavour, Sysv};
+pub use select::select;
 
 /// What `umm off` saw while resuming.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,23 +60,4 @@ pub trait InitSystem {
     /// Of `units`, those a maintenance boot would not start (they come
     /// after the system's basic initialisation).
     fn outside_maintenance(&self, units: &[String]) -> Result<Vec<String>>;
-}
-
-/// The init system of the running machine (of the root prefix under tests).
-pub fn detect(root: &Root) -> Box<dyn InitSystem> {
-    if !root.is_system() && std::env::var("UMM_INIT").as_deref() == Ok("record") {
-        return Box::new(Recorder::new(root));
-    }
-    if root.path("/run/systemd/system").is_dir() {
-        return Box::new(Systemd);
-    }
-    let flavour = if sysv::is_upstart(root) {
-        Flavour::Upstart
-    } else {
-        Flavour::Sysvinit
-    };
-    Box::new(Sysv {
-        flavour,
-        root: root.clone(),
-    })
 }

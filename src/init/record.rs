@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{InitSystem, Resumed};
-use crate::paths::Root;
-use crate::verify::Service;
+use crate::model::open::Open;
+use crate::model::verify::Service;
+use crate::sys::paths::Root;
 
 pub struct Recorder {
     log: PathBuf,
@@ -96,7 +97,7 @@ impl InitSystem for Recorder {
             .filter_map(|words| {
                 Some(Service {
                     name: words.first()?.clone(),
-                    active: words.get(1).cloned().unwrap_or_default(),
+                    active: Open::parse(words.get(1).map_or("", String::as_str)),
                     finished_ok: words.iter().any(|w| w == "finished-ok"),
                 })
             })

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue, Type};
 
 use super::dbus::Bus;
 use super::{InitSystem, Resumed};
-use crate::verify::Service;
+use crate::model::open::Open;
+use crate::model::verify::{ActiveState, Service};
 
 pub struct Systemd;
 
@@ -37,7 +38,7 @@ fn is_umm_unit(unit: &str) -> bool {
 pub fn settled(jobs: &[JobInfo], pulled: &HashSet<String>) -> bool {
     !jobs
         .iter()
-        .any(|job| pulled.contains(&job.1) && !is_umm_unit(&job.1))
+        .any(|job| pulled.contains(&job.unit) && !is_umm_unit(&job.unit))
 }
 
 /// The systemd manager on the system bus.
@@ -123,29 +124,39 @@ impl Manager {
     }
 }
 
-/// What ListJobs returns for each job: id, unit, type, state, job, unit path.
-pub type JobInfo = (
-    u32,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    OwnedObjectPath,
-);
+/// A job, as ListJobs returns it (`a(usssoo)`).
+// The reply's layout: every field is read, only some are used.
+#[allow(dead_code)]
+#[derive(Deserialize, Type, Debug)]
+pub struct JobInfo {
+    pub id: u32,
+    /// The unit the job is for.
+    pub unit: String,
+    /// start, stop, restart, ...
+    pub kind: String,
+    /// waiting or running.
+    pub state: String,
+    pub path: OwnedObjectPath,
+    pub unit_path: OwnedObjectPath,
+}
 
-/// What ListUnits returns for each unit.
-type UnitInfo = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
+/// A unit, as ListUnits and ListUnitsFiltered return it (`a(ssssssouso)`).
+#[allow(dead_code)]
+#[derive(Deserialize, Type, Debug)]
+struct UnitInfo {
+    name: String,
+    description: String,
+    load_state: String,
+    /// ActiveState: active, inactive, failed, ...
+    active_state: String,
+    sub_state: String,
+    /// The unit this one follows (a device's alias), or empty.
+    following: String,
+    path: OwnedObjectPath,
+    job_id: u32,
+    job_type: String,
+    job_path: OwnedObjectPath,
+}
 
 impl InitSystem for Systemd {
     fn name(&self) -> &'static str {
@@ -191,7 +202,7 @@ impl InitSystem for Systemd {
         let reached = m.unit_active("default.target").unwrap_or(false);
         let failed_units = m
             .units("ListUnitsFiltered", vec!["failed"])
-            .map(|units| units.into_iter().map(|u| u.0).collect())
+            .map(|units| units.into_iter().map(|u| u.name).collect())
             .unwrap_or_default();
         Ok(Resumed {
             reached,
@@ -225,11 +236,12 @@ impl InitSystem for Systemd {
         let mut m = Manager::connect()?;
         let units = m.units("ListUnits", vec![])?;
         let mut services = Vec::new();
-        for u in units.into_iter().filter(|u| u.0.ends_with(".service")) {
+        for u in units.into_iter().filter(|u| u.name.ends_with(".service")) {
+            let active = Open::parse(&u.active_state);
             // Inactive and fine: a oneshot that finished successfully, or a
             // unit its own conditions skipped (systemd-pstore without pstore).
-            let finished_ok = u.3 == "inactive" && {
-                let path = u.6.as_str();
+            let finished_ok = active.is(ActiveState::Inactive) && {
+                let path = u.path.as_str();
                 let result: Result<String> =
                     m.property(path, "org.freedesktop.systemd1.Service", "Result");
                 let ended: Result<u64> = m.property(
@@ -243,8 +255,8 @@ impl InitSystem for Systemd {
                     && (matches!(ended, Ok(t) if t > 0) || matches!(condition, Ok(false)))
             };
             services.push(Service {
-                name: u.0,
-                active: u.3,
+                name: u.name,
+                active,
                 finished_ok,
             });
         }
@@ -284,14 +296,14 @@ mod tests {
     use super::*;
 
     fn job(unit: &str) -> JobInfo {
-        (
-            7,
-            unit.into(),
-            "start".into(),
-            "running".into(),
-            OwnedObjectPath::try_from("/org/freedesktop/systemd1/job/7").unwrap(),
-            OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap(),
-        )
+        JobInfo {
+            id: 7,
+            unit: unit.into(),
+            kind: "start".into(),
+            state: "running".into(),
+            path: OwnedObjectPath::try_from("/org/freedesktop/systemd1/job/7").unwrap(),
+            unit_path: OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap(),
+        }
     }
 
     /// Issue #16 item 3: `umm off` waited its whole --timeout while the

@@ -17,7 +17,7 @@ use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
 use clap_mangen::Man;
 
 /// The source of the counting rules, quoted verbatim into the man page.
-const DECIDE_RS: &str = include_str!("../../../src/decide.rs");
+const RULES_RS: &str = include_str!("../../../src/rules/boot.rs");
 
 /// One key of umm.toml, as the man page and packaging/umm.toml document it.
 pub struct Key {
@@ -30,7 +30,7 @@ pub struct Key {
 }
 
 /// Every key of umm.toml. A test checks the defaults against
-/// `umm::config::Settings::default()` and against packaging/umm.toml.
+/// `umm::model::settings::Settings::default()` and against packaging/umm.toml.
 pub const KEYS: &[Key] = &[
     Key {
         table: "",
@@ -263,7 +263,7 @@ fn man_date() -> String {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0)
         });
-    umm::timefmt::rfc3339(epoch)[..10].to_string()
+    umm::model::timefmt::rfc3339(epoch)[..10].to_string()
 }
 
 /// Text with `code` spans set in bold.
@@ -283,11 +283,11 @@ fn paragraphs(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The counting rules, from the doc comment at the top of src/decide.rs.
+/// The counting rules, from the doc comment at the top of src/rules/boot.rs.
 pub fn counting_rules() -> Vec<String> {
     let mut rules: Vec<String> = Vec::new();
     let mut inside = false;
-    for line in DECIDE_RS.lines() {
+    for line in RULES_RS.lines() {
         let Some(doc) = line.strip_prefix("//!") else {
             break;
         };
@@ -593,10 +593,10 @@ pub fn man_page(date: &str) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use umm::config::Settings;
+    use umm::model::settings::Settings;
 
     fn span(toml_value: &str) -> Duration {
-        umm::timefmt::parse_span(toml_value.trim_matches('"')).unwrap()
+        umm::model::timefmt::parse_span(toml_value.trim_matches('"')).unwrap()
     }
 
     #[test]
@@ -672,12 +672,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("etc/umm")).unwrap();
         fs::write(dir.path().join("etc/umm/umm.toml"), &uncommented).unwrap();
-        let (settings, _) = umm::config::load(&umm::paths::Root::new(dir.path())).unwrap();
+        let (settings, _) =
+            umm::sys::config::load(&umm::sys::paths::Root::new(dir.path())).unwrap();
         assert_eq!(settings, Settings::default());
     }
 
     #[test]
-    fn counting_rules_are_quoted_from_decide_rs() {
+    fn counting_rules_are_quoted_from_the_rules() {
         let rules = counting_rules();
         assert_eq!(rules.len(), 4, "{rules:#?}");
         assert!(rules[0].contains("counter_reset_time"));

@@ -1,0 +1,208 @@
+//! The init system's entry points around every boot: the boot-time
+//! decision and counting (`umm internal boot`), and the clean-shutdown and
+//! uptime records. None of them may stop a boot: a broken configuration
+//! falls back to the last one that loaded (or counting only), and failures
+//! are logged and reported in the exit status of the unit, which nothing
+//! else depends on.
+
+use anyhow::Result;
+
+use super::maintenance::write_banners;
+use super::{save, Context, Outcome};
+use crate::model::boot_decision::{BootDecision, DecidedBy};
+use crate::model::settings::Settings;
+use crate::model::state::Mode;
+use crate::model::timefmt::format_span;
+use crate::rules::{self, BootInputs, BootOutcome, CmdlineRequest, Event, ResetCause};
+use crate::sys::paths::{self, Root};
+use crate::sys::{boot_decision, config, fsread, store};
+
+pub fn read_cmdline(root: &Root) -> CmdlineRequest {
+    CmdlineRequest::parse(&cmdline_text(root))
+}
+
+/// The kernel command line; when it cannot be read (logged), an empty one.
+pub fn cmdline_text(root: &Root) -> String {
+    fsread::read(&root.path(paths::CMDLINE), fsread::SMALL_MAX)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_else(|e| {
+            log::error!("{e}; going on without the kernel command line's umm= argument");
+            String::new()
+        })
+}
+
+/// This boot's decision as `rules::boot` took it.
+pub(super) fn decision(boot_id: String, outcome: &BootOutcome, by: DecidedBy) -> BootDecision {
+    BootDecision {
+        boot_id,
+        mode: outcome.mode,
+        reason: outcome.reason,
+        decided_by: by.into(),
+        skipped_by_cmdline: outcome.events.contains(&Event::SkippedByCmdline),
+        resumed: false,
+    }
+}
+
+pub(super) fn log_events(events: &[Event]) {
+    for e in events {
+        match e {
+            Event::AlreadyRecorded => log::info!("this boot was already recorded; nothing to do"),
+            Event::Counted(n) => {
+                log::warn!("the previous boot ended uncleanly; {n} unclean boot(s) in a row")
+            }
+            Event::CounterReset(cause) => log::info!("unclean-boot counter reset to 0 ({cause})"),
+            Event::Entered(r) => log::warn!("entering maintenance mode (reason {})", r.as_str()),
+            Event::Held(r) => log::warn!(
+                "maintenance mode (reason {}) holds until umm off",
+                r.as_str()
+            ),
+            Event::SkippedByCmdline => {
+                log::warn!("maintenance skipped for this boot by umm=off on the kernel command line; the request is kept")
+            }
+            Event::Disabled => log::info!("umm is disabled: nothing counted or enforced"),
+            Event::StillLeaving(r) => log::warn!(
+                "maintenance (reason {}) was being left when the last boot ended: this boot is normal, and umm-after finishes leaving once the normal target is reached",
+                r.as_str()
+            ),
+            Event::LeavingInterrupted(r) => log::warn!(
+                "maintenance (reason {}) was being left, but this boot stops in maintenance again: that episode is closed as interrupted (its off.d hooks did not run)",
+                r.as_str()
+            ),
+        }
+    }
+}
+
+/// `umm internal boot`: count the previous boot, decide this one, record.
+pub fn boot(ctx: &Context) -> Result<Outcome> {
+    let (settings, sources, in_use, _) = config::load_logged(&ctx.root);
+    let boot_id = ctx.clock.boot_id()?;
+    let now = ctx.clock.now();
+    let mut locked = match store::lock(&ctx.root) {
+        Ok(locked) => locked,
+        Err(e) => {
+            keep_early_decision(ctx, &settings, &boot_id, now);
+            return Err(e.context("this boot was not counted and the state was not changed"));
+        }
+    };
+    if in_use == config::InUse::Loaded {
+        locked.record_config(&settings, &sources, now);
+    }
+    let input = BootInputs {
+        boot_id: &boot_id,
+        now,
+        cmdline: read_cmdline(&ctx.root),
+        policy: settings.policy(),
+    };
+    let (next, outcome) = rules::boot(&locked.state, &input);
+    let early =
+        boot_decision::read(&ctx.root, &boot_id).filter(|d| d.decided_by.is(DecidedBy::Generator));
+    let (next, outcome, late) = match &early {
+        Some(e) => rules::adopt_early_decision(next, outcome, e.mode, e.reason, now),
+        None => (next, outcome, false),
+    };
+    if early
+        .as_ref()
+        .is_some_and(|e| e.mode != outcome.mode || late)
+    {
+        log::warn!(
+            "the early copy of the state ({}) was stale or missing",
+            paths::EARLY_STATE
+        );
+    }
+    save(&mut locked, next)?;
+    let state = locked.state.clone();
+    drop(locked);
+    log_events(&outcome.events);
+    let decided_by = if early.is_some() {
+        DecidedBy::Generator
+    } else {
+        DecidedBy::Boot
+    };
+    boot_decision::write(&ctx.root, &decision(boot_id, &outcome, decided_by))?;
+    if outcome.mode == Mode::Maintenance {
+        if let Some(m) = &state.maintenance {
+            write_banners(&ctx.root, m);
+        }
+    }
+    if late {
+        log::warn!("entering maintenance late: isolating the maintenance target");
+        ctx.init.enter_maintenance_late()?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// The state cannot be read (an I/O error, a FIFO put there) or locked:
+/// nothing is counted or written, and this boot goes the way the early
+/// decision says. Under systemd the generator took it from the early copy;
+/// elsewhere it is taken here from the same copy, so that sysvinit and
+/// systemd agree.
+fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i64) {
+    if let Some(d) = boot_decision::read(&ctx.root, boot_id) {
+        log::error!(
+            "the state cannot be used: this boot stays {} as the generator decided from the early copy",
+            mode_name(d.mode)
+        );
+        return;
+    }
+    let early = store::read(&ctx.root.path(paths::EARLY_STATE));
+    if let Some(p) = &early.problem {
+        log::error!("{p}; this boot is a normal one");
+    }
+    let input = BootInputs {
+        boot_id,
+        now,
+        cmdline: read_cmdline(&ctx.root),
+        policy: settings.policy(),
+    };
+    let (_, outcome) = rules::boot(&early.state, &input);
+    log::error!(
+        "the state cannot be used: this boot is {} as decided from the early copy {}",
+        mode_name(outcome.mode),
+        paths::EARLY_STATE
+    );
+    let decision = decision(boot_id.to_string(), &outcome, DecidedBy::Boot);
+    if let Err(e) = boot_decision::write(&ctx.root, &decision) {
+        log::error!("{e:#}");
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Normal => "normal",
+        Mode::Maintenance => "in maintenance",
+    }
+}
+
+/// `umm internal clean-shutdown` and `umm internal uptime-reached`. With
+/// `wait` (init systems without timers), first sleeps until the uptime
+/// reaches counter_reset_time.
+pub fn record_reset(ctx: &Context, cause: ResetCause, wait: bool) -> Result<Outcome> {
+    let boot_id = ctx.clock.boot_id()?;
+    if cause == ResetCause::UptimeReached {
+        let settings = config::load_or_defaults(&ctx.root);
+        let mut uptime = ctx.clock.uptime()?;
+        if wait && uptime < settings.counter_reset_time {
+            std::thread::sleep(
+                settings.counter_reset_time - uptime + std::time::Duration::from_secs(1),
+            );
+            uptime = ctx.clock.uptime()?;
+        }
+        if uptime < settings.counter_reset_time {
+            log::info!(
+                "uptime {} has not reached counter_reset_time {} yet",
+                format_span(uptime),
+                format_span(settings.counter_reset_time)
+            );
+            return Ok(Outcome::Done);
+        }
+    }
+    let mut locked = store::lock(&ctx.root)?;
+    let was = locked.state.unclean_boots;
+    let (next, events) = rules::record_reset(&locked.state, &boot_id, ctx.clock.now(), cause);
+    save(&mut locked, next)?;
+    log_events(&events);
+    if events.is_empty() {
+        log::info!("{cause} recorded (unclean-boot counter was {was})");
+    }
+    Ok(Outcome::Done)
+}

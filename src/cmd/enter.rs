@@ -1,0 +1,192 @@
+//! Entering maintenance: `umm on` (the checks, the pre-on hooks, the
+//! request, the reboot), and `umm check` / `umm on --dry-run` (what `umm
+//! on` would do, changing nothing).
+
+use anyhow::{bail, Result};
+
+use super::{hooks_allow, lock, refused, require_root, save, Context, Outcome};
+use crate::hooks;
+use crate::model::hook::{HookPhase, HookRecord};
+use crate::model::limits;
+use crate::model::settings::Settings;
+use crate::model::state::{Reason, Requester};
+use crate::model::verify::ActiveState;
+use crate::output::check::CheckView;
+use crate::output::history::shell_words;
+use crate::output::json;
+use crate::output::message::{say, Message, Overridden};
+use crate::rules;
+use crate::sys::paths;
+use crate::sys::{config, store};
+
+/// Who asked: the user behind sudo, and the ssh client's address.
+fn requester() -> Requester {
+    let user = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()));
+    let from = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|c| c.split_whitespace().next().map(str::to_string));
+    Requester {
+        user,
+        from,
+        extra: Default::default(),
+    }
+}
+
+/// `umm on`: the checks and the pre-on hooks, then the request, saved,
+/// then a clean reboot into maintenance.
+pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
+    require_root("on")?;
+    if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
+        bail!(
+            "umm on: the command is longer than umm keeps ({} arguments of at most {} bytes); put it in a script and schedule the script",
+            limits::ARGS,
+            limits::ARG
+        );
+    }
+    let (settings, sources) = config::load(&ctx.root)?;
+    // Refuse before running any hook if the request cannot be taken.
+    let current = store::read(&ctx.root.path(paths::STATE)).state;
+    if let Err(r) = rules::request(&current, settings.policy(), 0, None, vec![]) {
+        return Ok(refused("on", r));
+    }
+    let Some(hooks) = entry_hooks(ctx, &settings, force) else {
+        return Ok(Outcome::Refused);
+    };
+    let services_before = active_services(ctx);
+    let mut locked = lock(&ctx.root, "on")?;
+    locked.record_config(&settings, &sources, ctx.clock.now());
+    let who = requester();
+    let now = ctx.clock.now();
+    let policy = settings.policy();
+    let mut next = match rules::request(&locked.state, policy, now, Some(who.clone()), argv) {
+        Ok(next) => next,
+        Err(r) => return Ok(refused("on", r)),
+    };
+    // `request` always sets the maintenance it returns.
+    let mut command = None;
+    if let Some(m) = next.maintenance.as_mut() {
+        m.services_before = services_before;
+        m.hooks = hooks;
+        command = m.command.as_ref().map(|c| c.argv.clone());
+    }
+    save(&mut locked, next)?;
+    drop(locked);
+    let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
+    let scheduled = command
+        .as_deref()
+        .map(|c| format!("; scheduled command: {}", shell_words(c)))
+        .unwrap_or_default();
+    log::info!(
+        "maintenance requested by {}{from} for the next boot{scheduled}",
+        who.user
+    );
+    say(&Message::Requested {
+        command: command.as_deref(),
+    });
+    if let Err(e) = ctx.init.reboot() {
+        log::error!("reboot into maintenance failed: {e:#}");
+        bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
+    }
+    Ok(Outcome::Done)
+}
+
+/// The check.d hooks, then the pre-on.d hooks, each able to stop `umm on`
+/// (unless --force): their records, or None when refused.
+fn entry_hooks(ctx: &Context, settings: &Settings, force: bool) -> Option<Vec<HookRecord>> {
+    let t = &settings.hook_timeouts;
+    let reason = Some(Reason::Manual);
+    let checks = hooks::run_phase(&ctx.root, HookPhase::Check, reason, t);
+    let vetoed = |failed| Message::VetoedByChecks { failed };
+    if !hooks_allow(&checks, force, vetoed, Overridden::Checks) {
+        return None;
+    }
+    let pre_on = hooks::run_phase(&ctx.root, HookPhase::PreOn, reason, t);
+    let ran: Vec<_> = pre_on.iter().map(|h| h.name.as_str()).collect();
+    let ran = ran.join(", ");
+    let failed = |failed| Message::PreOnFailed {
+        failed,
+        ran: ran.clone(),
+    };
+    if !hooks_allow(&pre_on, force, failed, Overridden::PreOn) {
+        return None;
+    }
+    Some(checks.into_iter().chain(pre_on).collect())
+}
+
+/// The services running now, to check after `umm off` that they came back
+/// (None: the init system could not say; the enabled ones are used then).
+fn active_services(ctx: &Context) -> Option<Vec<String>> {
+    match ctx.init.services() {
+        Ok(services) => Some(
+            services
+                .into_iter()
+                .filter(|s| s.active.is(ActiveState::Active))
+                .map(|s| s.name)
+                .collect(),
+        ),
+        Err(e) => {
+            log::warn!("cannot list the active services (verify after umm off will use the enabled ones): {e:#}");
+            None
+        }
+    }
+}
+
+/// `umm check` and `umm on --dry-run`: the checks, and what entering would
+/// do, without changing anything.
+pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Outcome> {
+    let (settings, _) = config::load(&ctx.root)?;
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let refusal = rules::request(&state, settings.policy(), 0, None, vec![]).err();
+    let checks = if nix::unistd::geteuid().is_root() {
+        hooks::run_phase(
+            &ctx.root,
+            HookPhase::Check,
+            Some(Reason::Manual),
+            &settings.hook_timeouts,
+        )
+    } else {
+        bail!("the checks run as root; try: sudo umm check");
+    };
+    let keep = settings.all_keep_units();
+    let stopped = ctx
+        .init
+        .services()
+        .and_then(|all| {
+            let active: Vec<String> = all
+                .into_iter()
+                .filter(|s| s.active.is(ActiveState::Active) && !keep.contains(&s.name))
+                .map(|s| s.name)
+                .collect();
+            ctx.init.outside_maintenance(&active)
+        })
+        .map_err(|e| format!("{e:#}"));
+    let allowed = refusal.is_none() && checks.iter().all(|c| c.ok);
+    let argv = argv.filter(|a| !a.is_empty());
+    let (services, services_error) = match stopped {
+        Ok(units) => (Some(units), None),
+        Err(e) => (None, Some(e)),
+    };
+    let view = CheckView {
+        allowed,
+        refused: refusal.as_ref().map(|r| r.to_string()),
+        checks,
+        services_not_running_in_maintenance: services,
+        services_error,
+        keep_units: keep,
+        command: argv,
+    };
+    if json {
+        outln!("{}", json::pretty(&view)?);
+    } else {
+        outln!("{}", view.text());
+    }
+    Ok(if allowed {
+        Outcome::Done
+    } else {
+        Outcome::Refused
+    })
+}

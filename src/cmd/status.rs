@@ -1,0 +1,87 @@
+//! `umm status` and `umm history`: what the node is doing, and did, for
+//! any user (who asked, the scheduled command and the hooks' results:
+//! root only).
+
+use anyhow::Result;
+
+use super::boot::cmdline_text;
+use super::{Context, Outcome};
+use crate::bootmenu;
+use crate::output::history;
+use crate::output::json;
+use crate::output::status::{self, StatusView};
+use crate::sys::paths::{self, Root};
+use crate::sys::{boot_decision, config, store};
+
+pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
+    // What the boot would use: with a broken configuration, the last one
+    // that loaded, or counting only.
+    let (settings, sources, in_use, config_error) = config::load_at_boot(&ctx.root);
+    let restricted = !nix::unistd::geteuid().is_root();
+    let loaded = if restricted {
+        read_public(&ctx.root)
+    } else {
+        store::read(&ctx.root.path(paths::STATE))
+    };
+    let this_boot = ctx
+        .clock
+        .boot_id()
+        .ok()
+        .and_then(|id| boot_decision::read(&ctx.root, &id));
+    let menu = bootmenu::menu_entries(&ctx.root);
+    let cmdline = cmdline_text(&ctx.root);
+    let inputs = status::Inputs {
+        menu: &menu,
+        cmdline_arg: bootmenu::boot_from_entry(&cmdline),
+        state: &loaded.state,
+        state_problem: loaded.problem.as_deref(),
+        settings: &settings,
+        sources: &sources,
+        config_error: config_error.map(|e| e.to_string()),
+        config_in_use: &in_use,
+        this_boot: this_boot.as_ref(),
+        init: ctx.init.name(),
+        restricted,
+    };
+    let view = StatusView::new(&inputs);
+    if json {
+        outln!("{}", json::pretty(&view)?);
+    } else {
+        outln!("{}", view.text());
+    }
+    Ok(Outcome::Done)
+}
+
+/// The state as a user who is not root may see it: the public summary
+/// every save writes; before the first save by this umm, the public part
+/// of state.json if it is readable (older umm wrote it for everyone).
+fn read_public(root: &Root) -> store::Loaded {
+    let public = store::read(&root.path(paths::PUBLIC_STATUS));
+    if public.problem.is_some() || root.path(paths::PUBLIC_STATUS).exists() {
+        return public;
+    }
+    let mut loaded = store::read(&root.path(paths::STATE));
+    if loaded.unreadable {
+        // Not readable by this user, and nothing public written yet.
+        return store::Loaded::default();
+    }
+    loaded.state = loaded.state.public();
+    loaded
+}
+
+/// `umm history`: the last maintenance episodes, oldest first.
+pub fn history(ctx: &Context, json: bool) -> Result<Outcome> {
+    let restricted = !nix::unistd::geteuid().is_root();
+    let state = if restricted {
+        read_public(&ctx.root).state
+    } else {
+        store::read(&ctx.root.path(paths::STATE)).state
+    };
+    let episodes = history::episodes(&state.history, restricted);
+    if json {
+        outln!("{}", json::pretty(&episodes)?);
+    } else {
+        outln!("{}", history::text(&episodes));
+    }
+    Ok(Outcome::Done)
+}

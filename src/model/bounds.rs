@@ -1,0 +1,169 @@
+//! Bounds applied to a state as it is loaded (`model::limits`): lists are
+//! cut (keeping the newest) and strings shortened, each with a note;
+//! nothing is rejected for being long, except a scheduled command, which
+//! is dropped rather than cut.
+
+use super::hook::HookRecord;
+use super::limits;
+use super::open::Open;
+use super::state::{BootRecord, Requester, ScheduledCommand, State};
+
+/// Shortens `s` to at most `max` bytes (at a character boundary); true if cut.
+fn cut(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str("...");
+    true
+}
+
+/// Keeps the last `max` items; true if any were dropped.
+fn keep_last<T>(v: &mut Vec<T>, max: usize) -> bool {
+    let excess = v.len().saturating_sub(max);
+    v.drain(..excess);
+    excess > 0
+}
+
+/// Counts what had to be cut while bounding one state.
+#[derive(Default)]
+struct Cuts {
+    lists: Vec<String>,
+    strings: usize,
+}
+
+impl Cuts {
+    fn list<T>(&mut self, what: &str, v: &mut Vec<T>, max: usize) {
+        let len = v.len();
+        if keep_last(v, max) {
+            self.lists
+                .push(format!("{what}: kept the last {max} of {len}"));
+        }
+    }
+
+    fn string(&mut self, s: &mut String, max: usize) {
+        if cut(s, max) {
+            self.strings += 1;
+        }
+    }
+
+    /// A value of an open set that this umm does not know.
+    fn open<T>(&mut self, v: &mut Open<T>) {
+        if let Open::Other(text) = v {
+            self.string(text, limits::STRING);
+        }
+    }
+
+    fn strings(&mut self, v: &mut [String], max: usize) {
+        for s in v {
+            self.string(s, max);
+        }
+    }
+
+    fn boots(&mut self, what: &str, v: &mut Vec<BootRecord>) {
+        self.list(what, v, limits::BOOT_RECORDS);
+        for b in v {
+            self.string(&mut b.boot_id, limits::STRING);
+        }
+    }
+
+    fn hooks(&mut self, what: &str, v: &mut Vec<HookRecord>) {
+        self.list(what, v, limits::HOOKS);
+        for h in v {
+            self.open(&mut h.phase);
+            self.string(&mut h.name, limits::STRING);
+            self.string(&mut h.result, limits::STRING);
+            self.list("a hook's output", &mut h.output_tail, limits::TAIL_LINES);
+            self.strings(&mut h.output_tail, limits::TAIL_LINE);
+        }
+    }
+
+    fn requester(&mut self, r: &mut Option<Requester>) {
+        if let Some(r) = r {
+            self.string(&mut r.user, limits::STRING);
+            if let Some(from) = &mut r.from {
+                self.string(from, limits::STRING);
+            }
+        }
+    }
+
+    /// A scheduled command too long to keep whole is dropped, never cut:
+    /// a shortened argv would run something the operator did not ask for.
+    fn command(&mut self, c: &mut Option<ScheduledCommand>) {
+        let too_long = c.as_ref().is_some_and(|c| {
+            c.argv.len() > limits::ARGS || c.argv.iter().any(|a| a.len() > limits::ARG)
+        });
+        if too_long {
+            self.lists.push(format!(
+                "the scheduled command is longer than {} arguments of {} bytes: dropped, it will not run",
+                limits::ARGS,
+                limits::ARG
+            ));
+            *c = None;
+        }
+        if let Some(run) = c.as_mut().and_then(|c| c.run.as_mut()) {
+            self.string(&mut run.output, limits::ARG);
+        }
+    }
+
+    fn services(&mut self, v: &mut Option<Vec<String>>) {
+        if let Some(v) = v {
+            self.list("services before maintenance", v, limits::SERVICES);
+            self.strings(v, limits::STRING);
+        }
+    }
+}
+
+impl State {
+    /// Applies `limits` in place; returns one note per kind of cut.
+    pub fn bound(&mut self) -> Vec<String> {
+        let mut c = Cuts::default();
+        c.boots("unclean boot records", &mut self.unclean_records);
+        if let Some(b) = &mut self.last_boot {
+            c.string(&mut b.boot_id, limits::STRING);
+        }
+        if let Some(m) = &mut self.maintenance {
+            c.boots("crash-loop boots", &mut m.crash_boots);
+            c.requester(&mut m.requested_by);
+            c.command(&mut m.command);
+            c.services(&mut m.services_before);
+            c.hooks("hook results of the maintenance", &mut m.hooks);
+            if let Some(l) = &mut m.leaving {
+                c.string(&mut l.boot_id, limits::STRING);
+                if let Some(f) = &mut l.finisher {
+                    c.string(&mut f.boot_id, limits::STRING);
+                }
+            }
+        }
+        c.list("history", &mut self.history, limits::HISTORY);
+        for e in &mut self.history {
+            c.requester(&mut e.requested_by);
+            c.command(&mut e.command);
+            c.open(&mut e.end);
+            c.hooks("hook results of an episode", &mut e.hooks);
+            if let Some(v) = &mut e.verify {
+                c.list("services not back", &mut v.not_back, limits::SERVICES);
+                c.list("failed services", &mut v.failed, limits::SERVICES);
+                c.strings(&mut v.not_back, limits::STRING);
+                c.strings(&mut v.failed, limits::STRING);
+                c.string(&mut v.compared_with, limits::STRING);
+            }
+        }
+        if let Some(a) = &mut self.after_resume {
+            c.services(&mut a.services_before);
+        }
+        let mut notes = c.lists;
+        notes.dedup();
+        if c.strings > 0 {
+            notes.push(format!(
+                "{} strings longer than umm keeps were shortened",
+                c.strings
+            ));
+        }
+        notes
+    }
+}

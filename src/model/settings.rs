@@ -1,0 +1,217 @@
+//! The settings in force, as the rules, the commands and the boot use them:
+//! validated values, whatever file they came from (loading them is
+//! `sys::config`); what the rules need of them (`Policy`); and the record
+//! of the last configuration that loaded (`LastGood`), for boots that find
+//! the configuration broken.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::hook::HookPhase;
+
+/// Units a maintenance boot keeps (when they exist and are enabled) besides
+/// the system's own initialisation (sysinit.target): networking, sshd,
+/// logins on the consoles, and what logins need.
+pub const DEFAULT_KEEP_UNITS: &[&str] = &[
+    "networking.service",
+    "systemd-networkd.service",
+    "NetworkManager.service",
+    "systemd-resolved.service",
+    "ssh.service",
+    "sshd.service",
+    // sshd started by its socket (Debian: `systemctl enable ssh.socket`).
+    // Kept only where enabled; the per-connection ssh@.service it starts is
+    // ordered after basic.target but does not pull it in, so nothing
+    // outside the keep-set starts with it.
+    "ssh.socket",
+    "sshd.socket",
+    "getty.target",
+    "dbus.socket",
+    "systemd-logind.service",
+    "systemd-user-sessions.service",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub enabled: bool,
+    pub reboot_count: u32,
+    pub counter_reset_time: Duration,
+    /// Extra units kept in a maintenance boot, added to `DEFAULT_KEEP_UNITS`.
+    pub keep_units: Vec<String>,
+    pub hook_timeouts: HookTimeouts,
+    /// Bound on the scheduled command.
+    pub command_timeout: Duration,
+    /// Keep the GRUB maintenance entries while umm is disabled.
+    pub grub_entries_when_disabled: bool,
+    /// The configuration is broken and none ever loaded: count, but never
+    /// enter maintenance for a crash loop (see `InUse::CountingOnly`).
+    pub counting_only: bool,
+}
+
+/// A bound on each phase's hooks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookTimeouts {
+    pub check: Duration,
+    pub pre_on: Duration,
+    pub on: Duration,
+    pub pre_off: Duration,
+    pub off: Duration,
+}
+
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl HookTimeouts {
+    /// The same bound for every phase (`[hooks] timeout`).
+    pub fn all(d: Duration) -> HookTimeouts {
+        HookTimeouts {
+            check: d,
+            pre_on: d,
+            on: d,
+            pre_off: d,
+            off: d,
+        }
+    }
+
+    /// The bound on `phase`'s hooks.
+    pub fn of(&self, phase: HookPhase) -> Duration {
+        match phase {
+            HookPhase::Check => self.check,
+            HookPhase::PreOn => self.pre_on,
+            HookPhase::On => self.on,
+            HookPhase::PreOff => self.pre_off,
+            HookPhase::Off => self.off,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: true,
+            reboot_count: 2,
+            counter_reset_time: Duration::from_secs(600),
+            keep_units: Vec::new(),
+            hook_timeouts: HookTimeouts::all(DEFAULT_HOOK_TIMEOUT),
+            command_timeout: Duration::from_secs(6 * 3600),
+            grub_entries_when_disabled: false,
+            counting_only: false,
+        }
+    }
+}
+
+impl Settings {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            enabled: self.enabled,
+            // No count is ever greater: no crash loop is ever enforced.
+            reboot_count: if self.counting_only {
+                u32::MAX
+            } else {
+                self.reboot_count
+            },
+        }
+    }
+
+    /// The full keep-set: defaults plus the configured extras.
+    pub fn all_keep_units(&self) -> Vec<String> {
+        let mut units: Vec<String> = DEFAULT_KEEP_UNITS.iter().map(|s| s.to_string()).collect();
+        for u in &self.keep_units {
+            if !units.contains(u) {
+                units.push(u.clone());
+            }
+        }
+        units
+    }
+}
+
+/// What the site configuration says, as far as the rules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// `enabled` in umm.toml (the site's policy; the operator's switch is in the state).
+    pub enabled: bool,
+    pub reboot_count: u32,
+}
+
+/// The settings as recorded after a configuration loaded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LastGood {
+    /// When it was recorded, seconds since the epoch.
+    pub recorded: i64,
+    pub files: Vec<PathBuf>,
+    pub enabled: bool,
+    pub reboot_count: u32,
+    pub counter_reset_time: u64,
+    pub keep_units: Vec<String>,
+    pub command_timeout: u64,
+    pub hook_timeouts: [u64; 5],
+    pub grub_entries_when_disabled: bool,
+}
+
+impl LastGood {
+    /// `files`: the configuration files the settings were read from.
+    pub fn new(settings: &Settings, files: &[PathBuf], recorded: i64) -> LastGood {
+        let t = &settings.hook_timeouts;
+        LastGood {
+            recorded,
+            files: files.to_vec(),
+            enabled: settings.enabled,
+            reboot_count: settings.reboot_count,
+            counter_reset_time: settings.counter_reset_time.as_secs(),
+            keep_units: settings.keep_units.clone(),
+            command_timeout: settings.command_timeout.as_secs(),
+            hook_timeouts: [t.check, t.pre_on, t.on, t.pre_off, t.off].map(|d| d.as_secs()),
+            grub_entries_when_disabled: settings.grub_entries_when_disabled,
+        }
+    }
+
+    /// The settings it records; what was recorded is checked again (the
+    /// file may have been edited), values out of range fall back.
+    pub fn settings(&self) -> Settings {
+        let d = Settings::default();
+        let span = |secs: u64, default: Duration| {
+            if secs >= 1 {
+                Duration::from_secs(secs)
+            } else {
+                default
+            }
+        };
+        let [check, pre_on, on, pre_off, off] =
+            self.hook_timeouts.map(|s| span(s, d.hook_timeouts.check));
+        Settings {
+            enabled: self.enabled,
+            reboot_count: self.reboot_count,
+            counter_reset_time: span(self.counter_reset_time, d.counter_reset_time),
+            keep_units: self
+                .keep_units
+                .iter()
+                .filter(|u| is_unit_name(u))
+                .cloned()
+                .collect(),
+            hook_timeouts: HookTimeouts {
+                check,
+                pre_on,
+                on,
+                pre_off,
+                off,
+            },
+            command_timeout: span(self.command_timeout, d.command_timeout),
+            grub_entries_when_disabled: self.grub_entries_when_disabled,
+            counting_only: false,
+        }
+    }
+}
+
+/// A systemd unit name (`zabbix-agent.service`): what `keep_units` may hold.
+pub fn is_unit_name(name: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        ".service", ".socket", ".target", ".mount", ".path", ".timer", ".device", ".swap",
+        ".slice", ".scope",
+    ];
+    SUFFIXES
+        .iter()
+        .any(|s| name.len() > s.len() && name.ends_with(s))
+        && !name.contains('/')
+        && !name.chars().any(char::is_whitespace)
+}

@@ -1,0 +1,348 @@
+//! The persistent state: what umm remembers across boots. Pure data; the
+//! durable store is `sys::store` and the rules that change it are in `rules`.
+
+use serde::{Deserialize, Serialize};
+
+use super::extra::Extra;
+use super::hook::HookRecord;
+use super::open::{Named, Open};
+use super::verify::VerifyResult;
+
+/// Version of the on-disk format. A file from a newer umm (a higher
+/// version) is read with what this umm knows and written back with its
+/// version and every field this umm does not know kept (`extra`): a package
+/// downgrade must not drop a maintenance in force.
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub version: u32,
+    /// The operator's switch (`umm enable` / `umm disable`). The site policy
+    /// (`enabled` in umm.toml) is separate; umm acts only when both are on.
+    pub switch_on: bool,
+    /// Consecutive unclean boots (the counter of the counting rules).
+    pub unclean_boots: u32,
+    /// The boots counted in the current streak, oldest first.
+    pub unclean_records: Vec<BootRecord>,
+    /// The boot that is running now, or the last one that ran.
+    pub last_boot: Option<LastBoot>,
+    /// A maintenance request (pending) or the maintenance in force (active).
+    pub maintenance: Option<Maintenance>,
+    /// Finished maintenance episodes, newest last, bounded.
+    #[serde(default)]
+    pub history: Vec<Episode>,
+    /// Written by umm before 0.2 for the work left after `umm off`; now
+    /// that work belongs to the episode (phase `resuming`). Read so that an
+    /// upgrade keeps it (`rules::upgrade`), never written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_resume: Option<AfterResume>,
+    /// The id of the last maintenance episode begun. Ids are never reused,
+    /// so work started for one episode (the scheduled command) is never
+    /// mistaken for another's.
+    #[serde(default)]
+    pub episodes: u64,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            version: STATE_VERSION,
+            switch_on: true,
+            unclean_boots: 0,
+            unclean_records: Vec::new(),
+            last_boot: None,
+            maintenance: None,
+            history: Vec::new(),
+            after_resume: None,
+            episodes: 0,
+            extra: Extra::new(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BootRecord {
+    pub boot_id: String,
+    /// Wall-clock start of that boot, seconds since the epoch.
+    pub started: i64,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LastBoot {
+    pub boot_id: String,
+    pub started: i64,
+    pub mode: Mode,
+    /// A clean shutdown or reboot was recorded for this boot.
+    pub clean_shutdown: bool,
+    /// This boot reached `counter_reset_time` of uptime.
+    pub reset_reached: bool,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Normal,
+    Maintenance,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Requested; takes effect at the next boot.
+    Pending,
+    /// In force: this boot is (or the next boot will be) a maintenance boot,
+    /// until `umm off`.
+    Active,
+    /// `umm off` ran: the episode stays open until the normal target is
+    /// reached and the off.d hooks and the check have run (see
+    /// `Maintenance::leaving`). A boot that finds it boots normally.
+    Resuming,
+}
+
+/// How `umm off` ends a maintenance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffAction {
+    /// Continue this boot into the normal target.
+    Resume,
+    /// Reboot into normal operation.
+    Reboot,
+}
+
+impl OffAction {
+    /// How the episode ends in the history.
+    pub fn end(self) -> EpisodeEnd {
+        match self {
+            OffAction::Resume => EpisodeEnd::Resumed,
+            OffAction::Reboot => EpisodeEnd::Rebooted,
+        }
+    }
+}
+
+/// How a maintenance episode ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpisodeEnd {
+    /// `umm off` resumed the normal target in the maintenance boot.
+    Resumed,
+    /// `umm off reboot`, or a boot while leaving: the normal boot finished it.
+    Rebooted,
+    /// Only a request was pending; `umm off` cancelled it.
+    Cancelled,
+    /// `umm off` had begun, then a boot had to stop in maintenance again
+    /// before the normal target was reached: the off.d hooks and the check
+    /// never ran.
+    Interrupted,
+}
+
+impl Named for EpisodeEnd {
+    const ALL: &'static [EpisodeEnd] = &[
+        EpisodeEnd::Resumed,
+        EpisodeEnd::Rebooted,
+        EpisodeEnd::Cancelled,
+        EpisodeEnd::Interrupted,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            EpisodeEnd::Resumed => "resumed",
+            EpisodeEnd::Rebooted => "rebooted",
+            EpisodeEnd::Cancelled => "cancelled",
+            EpisodeEnd::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// `umm on`.
+    Manual,
+    /// More than `reboot_count` unclean boots in a row.
+    CrashLoop,
+    /// `umm` or `umm=on` on the kernel command line.
+    Cmdline,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Manual => "manual",
+            Reason::CrashLoop => "crash-loop",
+            Reason::Cmdline => "cmdline",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Maintenance {
+    /// This episode's id (0: begun by an umm that had no ids).
+    #[serde(default)]
+    pub id: u64,
+    pub phase: Phase,
+    pub reason: Reason,
+    /// When it was asked for (`umm on`, or the boot that decided it).
+    pub requested: i64,
+    /// When maintenance was reached (the boot that entered it).
+    pub since: Option<i64>,
+    pub requested_by: Option<Requester>,
+    pub command: Option<ScheduledCommand>,
+    /// For a crash loop: the unclean boots that caused it.
+    pub crash_boots: Vec<BootRecord>,
+    /// Services active when `umm on` was run, to check after `umm off`.
+    #[serde(default)]
+    pub services_before: Option<Vec<String>>,
+    /// Hooks run for this maintenance so far.
+    #[serde(default)]
+    pub hooks: Vec<HookRecord>,
+    /// Set by `umm off` (phase `resuming`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaving: Option<Leaving>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// An episode `umm off` is ending: open until the normal target is reached
+/// and the off.d hooks and the check have run, once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Leaving {
+    pub action: OffAction,
+    /// The first `umm off` of this episode.
+    pub started: i64,
+    /// The latest `umm off` (a retry re-issues the resume).
+    pub last_try: i64,
+    pub tries: u32,
+    /// The boot the latest `umm off` ran in.
+    pub boot_id: String,
+    /// Who runs the off.d hooks and the check (one finisher only).
+    pub finisher: Option<Claim>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// A process that took on some work, as the state remembers it: a claim
+/// whose process is gone (another boot, or no such process now) may be
+/// taken over.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub boot_id: String,
+    pub pid: u32,
+    /// The process's start time (clock ticks after boot, /proc/PID/stat),
+    /// so that a reused PID is not taken for the claimer.
+    pub pid_start: Option<u64>,
+    pub since: i64,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Requester {
+    /// The user behind sudo (SUDO_USER), else the user who ran umm.
+    pub user: String,
+    /// The ssh client address (from SSH_CONNECTION), when there was one.
+    pub from: Option<String>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledCommand {
+    /// The command as an argv list; no shell unless the user wrote one.
+    pub argv: Vec<String>,
+    pub run: Option<CommandRun>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CommandRun {
+    pub started: i64,
+    /// Its process (and process group) while it runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    pub ended: Option<i64>,
+    /// Exit code; None while running, or when killed by a signal.
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Where its output (stdout and stderr) was written.
+    pub output: String,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// One finished maintenance, for `umm history`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Episode {
+    #[serde(default)]
+    pub id: u64,
+    pub reason: Reason,
+    pub requested: i64,
+    pub since: Option<i64>,
+    pub ended: i64,
+    pub requested_by: Option<Requester>,
+    pub command: Option<ScheduledCommand>,
+    /// How it ended (an end of a newer umm is kept as it was written).
+    pub end: Open<EpisodeEnd>,
+    #[serde(default)]
+    pub hooks: Vec<HookRecord>,
+    /// Did every service come back (None until checked).
+    #[serde(default)]
+    pub verify: Option<VerifyResult>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// The format before episodes stayed open while leaving (see `State`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AfterResume {
+    pub reason: Reason,
+    pub services_before: Option<Vec<String>>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+impl State {
+    /// What any user may see (`/var/lib/umm/status.json`): the state, its
+    /// reason and times, the counter and the boots behind it. Not who asked
+    /// or from where, the scheduled command or its output, the hooks'
+    /// results and output, the services, nor fields of a newer umm.
+    pub fn public(&self) -> State {
+        let mut s = self.clone();
+        s.extra.clear();
+        if let Some(m) = &mut s.maintenance {
+            m.requested_by = None;
+            m.command = None;
+            m.hooks.clear();
+            m.services_before = None;
+            m.extra.clear();
+        }
+        for e in &mut s.history {
+            e.requested_by = None;
+            e.command = None;
+            e.hooks.clear();
+            e.verify = None;
+            e.extra.clear();
+        }
+        if let Some(a) = &mut s.after_resume {
+            a.services_before = None;
+            a.extra.clear();
+        }
+        s
+    }
+}

@@ -1,0 +1,130 @@
+//! The rules, as pure functions from a `State` (and plain inputs) to a new
+//! `State`. No I/O, no clock, no configuration files: every input is a
+//! parameter (`model::settings::Policy`, the boot id, the time, the hook
+//! and verify records the caller got), so the tables in the tests cover
+//! them exhaustively.
+//!
+//! - `boot`: the counting rules (README, "Counting rules", quoted in the
+//!   man page from that file) and the boot-time decision.
+//! - `request`: what operators ask (`umm on`, `enable`, `disable`).
+//! - `leave`: leaving is a transaction (`leave`, `claim_finish`, `finish`):
+//!   `umm off` puts the episode in phase `resuming`, and it stays open until
+//!   the normal target is reached and one finisher has run the off.d hooks
+//!   and the check; a boot that finds it `resuming` boots normally and
+//!   finishes it there.
+//! - `verify`: did every service come back?
+
+use crate::model::limits;
+use crate::model::state::{BootRecord, Episode, EpisodeEnd, Maintenance, Phase, Reason, State};
+use crate::model::verify::VerifyResult;
+
+pub mod boot;
+pub mod leave;
+pub mod request;
+pub mod verify;
+
+pub use boot::{
+    adopt_early_decision, boot, effective_enabled, record_reset, BootInputs, BootOutcome,
+    CmdlineRequest, Event, ResetCause,
+};
+pub use leave::{
+    claim_finish, finish, leave, may_start_command, upgrade, ClaimOutcome, Leave, NotFinished,
+};
+pub use request::{disable, enable, request};
+
+/// Why a command was refused; each says what to do instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    DisabledByPolicy,
+    DisabledBySwitch,
+    AlreadyPending,
+    AlreadyInMaintenance,
+    NotInMaintenance,
+    DisableInMaintenance,
+    StillLeaving,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::DisabledByPolicy => {
+                "umm is disabled by the configuration (enabled = false); set enabled = true first"
+            }
+            Refusal::DisabledBySwitch => "umm is disabled; run `umm enable` first",
+            Refusal::AlreadyPending => {
+                "maintenance is already requested for the next boot; `umm off` cancels the request"
+            }
+            Refusal::AlreadyInMaintenance => {
+                "the node is already in maintenance; `umm off` resumes normal operation"
+            }
+            Refusal::NotInMaintenance => "the node is not in maintenance and none is pending",
+            Refusal::DisableInMaintenance => {
+                "maintenance is pending or in force; run `umm off` first, then `umm disable`"
+            }
+            Refusal::StillLeaving => {
+                "the node is still leaving maintenance (umm status: resuming); run `umm off` to finish leaving first"
+            }
+        })
+    }
+}
+
+/// A new episode's id.
+pub(crate) fn next_episode(s: &mut State) -> u64 {
+    s.episodes = s.episodes.saturating_add(1);
+    s.episodes
+}
+
+pub(crate) fn entered(
+    s: &mut State,
+    reason: Reason,
+    now: i64,
+    crash_boots: Vec<BootRecord>,
+) -> Maintenance {
+    Maintenance {
+        id: next_episode(s),
+        phase: Phase::Active,
+        reason,
+        requested: now,
+        since: Some(now),
+        requested_by: None,
+        command: None,
+        crash_boots,
+        services_before: None,
+        hooks: Vec::new(),
+        leaving: None,
+        extra: Default::default(),
+    }
+}
+
+/// Moves an episode to the history (bounded), ended at `now` as `end`.
+pub(crate) fn close(
+    s: &mut State,
+    m: Maintenance,
+    now: i64,
+    end: EpisodeEnd,
+    verify: Option<VerifyResult>,
+) {
+    s.history.push(Episode {
+        id: m.id,
+        reason: m.reason,
+        requested: m.requested,
+        since: m.since,
+        ended: now,
+        requested_by: m.requested_by,
+        command: m.command,
+        end: end.into(),
+        hooks: m.hooks,
+        verify,
+        extra: Default::default(),
+    });
+    let excess = s.history.len().saturating_sub(limits::HISTORY);
+    s.history.drain(..excess);
+}
+
+pub(crate) fn reset_counter(s: &mut State) {
+    s.unclean_boots = 0;
+    s.unclean_records.clear();
+}
+
+#[cfg(test)]
+mod testing;

@@ -1,0 +1,475 @@
+//! One umm.toml file (the main file or a drop-in), as serde structures:
+//! what a file may say (`Fragment`; an unknown key is an error), each value
+//! checked as it is read, and every error one line naming the file, the
+//! line and the key. `apply_toml_text` merges a file over the settings so
+//! far: the keys it sets replace theirs.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::{ConfigError, Sources};
+use crate::model::settings::{is_unit_name, HookTimeouts, Settings};
+use crate::model::timefmt::{bounded, parse_span};
+
+/// The keys of the top level, for the error that names an unknown one.
+const KNOWN_KEYS: &str =
+    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub]";
+
+/// What one umm.toml file may set.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Fragment {
+    /// Spanned: `umm enable` names the line that disables umm.
+    enabled: Option<Spanned<Flag>>,
+    reboot_count: Option<Count>,
+    counter_reset_time: Option<Span>,
+    keep_units: Option<UnitNames>,
+    command_timeout: Option<Span>,
+    hooks: Option<Table<HooksFragment>>,
+    grub: Option<Table<GrubFragment>>,
+}
+
+/// `[hooks]`: `timeout` for every phase, then a phase's own.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct HooksFragment {
+    timeout: Option<Span>,
+    check_timeout: Option<Span>,
+    pre_on_timeout: Option<Span>,
+    on_timeout: Option<Span>,
+    pre_off_timeout: Option<Span>,
+    off_timeout: Option<Span>,
+}
+
+/// `[grub]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct GrubFragment {
+    entries_when_disabled: Option<Flag>,
+}
+
+impl Fragment {
+    /// The keys this file sets replace the settings' (`file` and `text`
+    /// place `enabled` for `Sources::enabled_from`).
+    fn apply(self, file: &Path, text: &str, settings: &mut Settings, sources: &mut Sources) {
+        if let Some(enabled) = self.enabled {
+            sources.enabled_from = Some((file.to_path_buf(), line_of(text, enabled.span().start)));
+            settings.enabled = enabled.into_inner().0;
+        }
+        if let Some(Count(n)) = self.reboot_count {
+            settings.reboot_count = n;
+        }
+        if let Some(Span(d)) = self.counter_reset_time {
+            settings.counter_reset_time = d;
+        }
+        if let Some(UnitNames(units)) = self.keep_units {
+            settings.keep_units = units;
+        }
+        if let Some(Span(d)) = self.command_timeout {
+            settings.command_timeout = d;
+        }
+        if let Some(Table(hooks)) = self.hooks {
+            hooks.apply(&mut settings.hook_timeouts);
+        }
+        if let Some(Flag(keep)) = self.grub.and_then(|g| g.0.entries_when_disabled) {
+            settings.grub_entries_when_disabled = keep;
+        }
+    }
+}
+
+impl HooksFragment {
+    /// `timeout` first: the per-phase keys override it whatever their
+    /// order in the file.
+    fn apply(self, t: &mut HookTimeouts) {
+        if let Some(Span(d)) = self.timeout {
+            *t = HookTimeouts::all(d);
+        }
+        for (value, slot) in [
+            (self.check_timeout, &mut t.check),
+            (self.pre_on_timeout, &mut t.pre_on),
+            (self.on_timeout, &mut t.on),
+            (self.pre_off_timeout, &mut t.pre_off),
+            (self.off_timeout, &mut t.off),
+        ] {
+            if let Some(Span(d)) = value {
+                *slot = d;
+            }
+        }
+    }
+}
+
+/// Parses one TOML file's text as `file` and applies it over the defaults
+/// (for tests and fuzzing: the same code path as `load`).
+pub fn parse_toml(file: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    apply_toml_text(file, text, &mut settings, &mut Sources::default())?;
+    Ok(settings)
+}
+
+/// Reads one file's text and applies the keys it sets.
+pub(super) fn apply_toml_text(
+    file: &Path,
+    text: &str,
+    settings: &mut Settings,
+    sources: &mut Sources,
+) -> Result<(), ConfigError> {
+    let fragment: Fragment = toml::from_str(text).map_err(|e| located(file, text, &e))?;
+    fragment.apply(file, text, settings, sources);
+    sources.files.push(file.to_path_buf());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Values, checked as they are read
+
+/// Any TOML value, with what the checks need of it: a value of the wrong
+/// type is an error that says what was found.
+enum Raw {
+    Bool(bool),
+    /// TOML integers are 64-bit; a larger literal is kept to say so.
+    Int(i128),
+    Float,
+    Str(String),
+    Array(Vec<Raw>),
+    Datetime,
+    Table,
+}
+
+impl Raw {
+    /// What a value of this kind is called in messages (as toml names it).
+    fn kind(&self) -> &'static str {
+        match self {
+            Raw::Bool(_) => "boolean",
+            Raw::Int(_) => "integer",
+            Raw::Float => "float",
+            Raw::Str(_) => "string",
+            Raw::Array(_) => "array",
+            Raw::Datetime => "datetime",
+            Raw::Table => "table",
+        }
+    }
+
+    /// A whole number that fits TOML's (and umm's) 64 bits.
+    fn integer(&self) -> Result<i64, String> {
+        match self {
+            Raw::Int(n) => i64::try_from(*n).map_err(|_| "number too large".to_string()),
+            other => Err(format!("expected a whole number, found a {}", other.kind())),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Raw, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a TOML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+        Ok(Raw::Int(i128::try_from(v).unwrap_or(i128::MAX)))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Raw, E> {
+        Ok(Raw::Float)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_string()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Raw::Array(items))
+    }
+
+    /// A table, or a datetime (which toml hands over as a map with one
+    /// private key).
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut raw = Raw::Table;
+        while let Some(key) = map.next_key::<String>()? {
+            if key.contains("toml") && key.contains("datetime") {
+                raw = Raw::Datetime;
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(raw)
+    }
+}
+
+/// `true` or `false`.
+#[derive(Debug)]
+struct Flag(bool);
+
+impl TryFrom<Raw> for Flag {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Flag, String> {
+        match raw {
+            Raw::Bool(b) => Ok(Flag(b)),
+            other => Err(format!("expected true or false, found a {}", other.kind())),
+        }
+    }
+}
+
+/// A count: 0 or more.
+#[derive(Debug)]
+struct Count(u32);
+
+impl TryFrom<Raw> for Count {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Count, String> {
+        let n = raw.integer()?;
+        u32::try_from(n)
+            .map(Count)
+            .map_err(|_| format!("{n} is not a count (use 0 or more)"))
+    }
+}
+
+/// Seconds, or a time span such as "10min", within the one rule for spans
+/// (`timefmt::bounded`: 1 s to 30 d) that the command-line flags follow too.
+#[derive(Debug)]
+struct Span(Duration);
+
+impl TryFrom<Raw> for Span {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Span, String> {
+        let (d, written) = match &raw {
+            Raw::Int(_) => {
+                let n = raw.integer()?;
+                let d = u64::try_from(n)
+                    .map(Duration::from_secs)
+                    .map_err(|_| format!("{n} is negative"))?;
+                (d, format!("{n} seconds"))
+            }
+            Raw::Str(s) => (parse_span(s)?, format!("{s:?}")),
+            other => {
+                return Err(format!(
+                    "expected seconds or a time span such as \"10min\", found a {}",
+                    other.kind()
+                ))
+            }
+        };
+        bounded(d, &written).map(Span)
+    }
+}
+
+/// A list of unit names (`["zabbix-agent.service"]`).
+#[derive(Debug)]
+struct UnitNames(Vec<String>);
+
+impl TryFrom<Raw> for UnitNames {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<UnitNames, String> {
+        let Raw::Array(items) = raw else {
+            return Err(format!(
+                "expected a list of unit names, found a {}",
+                raw.kind()
+            ));
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                Raw::Str(unit) if is_unit_name(&unit) => Ok(unit),
+                Raw::Str(unit) => Err(format!(
+                    "{unit:?} is not a unit name (like \"zabbix-agent.service\")"
+                )),
+                other => Err(format!("expected unit names, found a {}", other.kind())),
+            })
+            .collect::<Result<_, _>>()
+            .map(UnitNames)
+    }
+}
+
+/// A `[table]` of keys `T` knows; anything else where a table belongs is
+/// an error that says what was found.
+#[derive(Debug)]
+struct Table<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Table<T>, D::Error> {
+        deserializer.deserialize_any(TableVisitor(std::marker::PhantomData))
+    }
+}
+
+struct TableVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T> TableVisitor<T> {
+    fn found<E: de::Error>(kind: &str) -> E {
+        E::custom(format!("expected a table, found a {kind}"))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for TableVisitor<T> {
+    type Value = Table<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Table<T>, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Table)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Table<T>, E> {
+        Err(Self::found("boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Table<T>, E> {
+        Err(Self::found("integer"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Table<T>, E> {
+        Err(Self::found("integer"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Table<T>, E> {
+        Err(Self::found("float"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Table<T>, E> {
+        Err(Self::found("string"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Table<T>, A::Error> {
+        Err(Self::found("array"))
+    }
+}
+
+/// The value types read through `Raw`: an error is a message toml places
+/// at the value (its span, hence its line).
+macro_rules! from_raw {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$t, D::Error> {
+                <$t>::try_from(Raw::deserialize(deserializer)?).map_err(de::Error::custom)
+            }
+        }
+    )*};
+}
+
+from_raw!(Flag, Count, Span, UnitNames);
+
+// ---------------------------------------------------------------------------
+// Errors, placed at their file, line and key
+
+/// A toml error as one line: the line from its span, and the key from the
+/// document's own spans (the key whose name or value holds the error).
+fn located(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let offset = e.span().map(|s| s.start);
+    let line = offset.map(|o| line_of(text, o));
+    let found = offset.and_then(|o| {
+        let doc = DeTable::parse(text).ok()?;
+        key_at(doc.get_ref(), o, &[])
+    });
+    let (key, message) = match found {
+        // The span is a key's own: a key no fragment has.
+        Some(Found { path, on_key: true }) => {
+            let message = match path.split_last() {
+                Some((_, [])) | None => format!("unknown key (known: {KNOWN_KEYS})"),
+                Some((_, table)) => format!("unknown key in [{}]", table.join(".")),
+            };
+            (Some(path.join(".")), message)
+        }
+        Some(Found { path, .. }) => (Some(path.join(".")), one_line(e.message())),
+        // Not even TOML: the key written on that line, if any.
+        None => (
+            line.and_then(|l| key_on_line(text, l)),
+            one_line(e.message()),
+        ),
+    };
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        key,
+        message,
+        unreadable: false,
+    }
+}
+
+/// Where in the document an offset is.
+struct Found {
+    /// The keys down to it (`["hooks", "check_timeout"]`).
+    path: Vec<String>,
+    /// On the key itself, not its value.
+    on_key: bool,
+}
+
+/// The deepest key whose name or value holds `offset`.
+fn key_at(table: &DeTable, offset: usize, above: &[String]) -> Option<Found> {
+    for (key, value) in table {
+        let mut path = above.to_vec();
+        path.push(key.get_ref().to_string());
+        if key.span().contains(&offset) {
+            return Some(Found { path, on_key: true });
+        }
+        // A table's own span may not cover its keys (a [header] section).
+        if let DeValue::Table(inner) = value.get_ref() {
+            if let Some(found) = key_at(inner, offset, &path) {
+                return Some(found);
+            }
+        }
+        if value.span().contains(&offset) {
+            return Some(Found {
+                path,
+                on_key: false,
+            });
+        }
+    }
+    None
+}
+
+/// A message of several lines as one.
+fn one_line(message: &str) -> String {
+    message
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The line (from 1) that byte `offset` is on.
+fn line_of(text: &str, offset: usize) -> usize {
+    let before = text.as_bytes().get(..offset).unwrap_or(text.as_bytes());
+    before.iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// The key written on `line` (`key = ...`), for a syntax error.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let (key, _) = l.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('#')).then(|| key.to_string())
+}

@@ -1,0 +1,23 @@
+//! System access: every file umm reads or writes and every process it
+//! starts goes through here, under one root prefix (`paths::Root`, a
+//! temporary directory under tests).
+//!
+//! - `paths`: where each file is; `fsread`: reading a file that may not be
+//!   what it seems (FIFO, device, too big); `atomic`: replacing one safely;
+//! - `store`: the state file, under a lock; `boot_decision`: this boot's
+//!   decision in /run; `config`: the configuration files, read into
+//!   `model::settings::Settings`;
+//! - `clock`: wall-clock time, uptime and the boot id; `logging`: where log
+//!   lines go; `run`: starting children bounded, with clean signals;
+//!   `failpoint`: fault injection for tests.
+
+pub mod atomic;
+pub mod boot_decision;
+pub mod clock;
+pub mod config;
+pub mod failpoint;
+pub mod fsread;
+pub mod logging;
+pub mod paths;
+pub mod run;
+pub mod store;

@@ -1,0 +1,302 @@
+//! The harness every integration test shares.
+//!
+//! - `Tree`: a temporary directory and the file operations tests make on it.
+//! - `Node`: a `Tree` that is a node's root for the `umm` binary
+//!   (`UMM_ROOT`): its /proc files (boot id, uptime, kernel command line),
+//!   the recording init system (`UMM_INIT=record`: what umm asks of init is
+//!   appended to `/run/umm/init-actions`), a fixed wall clock (`UMM_NOW`),
+//!   and boots simulated by changing the boot id and running the entry
+//!   points the units run.
+
+// Each test crate uses its own part of the harness.
+#![allow(dead_code)]
+
+use std::fs;
+use std::ops::Deref;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temporary directory, removed when dropped.
+pub struct Tree {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `p` inside the tree (with or without a leading `/`).
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    /// Writes `text` to `p`, creating its directories; whatever was there
+    /// (a FIFO, a link) is replaced.
+    pub fn write(&self, p: &str, text: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        fs::write(path, text).unwrap();
+    }
+
+    /// `write`, then mode 0755.
+    pub fn executable(&self, p: &str, text: &str) {
+        self.write(p, text);
+        fs::set_permissions(self.path(p), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The text of `p`; empty when it does not exist.
+    pub fn read(&self, p: &str) -> String {
+        fs::read_to_string(self.path(p)).unwrap_or_default()
+    }
+
+    pub fn exists(&self, p: &str) -> bool {
+        self.path(p).exists()
+    }
+
+    /// A FIFO at `p`, in place of whatever was there.
+    pub fn fifo(&self, p: &str) {
+        let path = self.path(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    }
+
+    /// The permission bits of `p`.
+    pub fn mode(&self, p: &str) -> u32 {
+        fs::metadata(self.path(p)).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The names in directory `dir`, sorted.
+    pub fn names(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The names in `dir` that start with `prefix`, sorted.
+    pub fn names_starting(&self, dir: &str, prefix: &str) -> Vec<String> {
+        self.names(dir)
+            .into_iter()
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    }
+}
+
+/// What one run of umm did.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: Option<i32>,
+    /// Killed by this signal.
+    pub signal: Option<i32>,
+    /// stdout and stderr, in the order written.
+    pub out: String,
+    pub elapsed: Duration,
+    /// Peak resident memory of umm and the children it waited for.
+    pub max_rss_kib: i64,
+}
+
+/// A node's root for the `umm` binary.
+pub struct Node {
+    pub tree: Tree,
+    /// Boots simulated so far (the boot ids are `boot-<n>`).
+    pub boots: u32,
+    /// More environment for every run.
+    pub env: Vec<(String, String)>,
+    /// When set, a run that has not returned after this long is killed and
+    /// fails the test (a hang is the failure).
+    pub hang: Option<Duration>,
+}
+
+impl Deref for Node {
+    type Target = Tree;
+    fn deref(&self) -> &Tree {
+        &self.tree
+    }
+}
+
+/// The wall clock every run sees (2026-11-21T19:42:00Z).
+pub const NOW: &str = "1795290120";
+
+impl Node {
+    pub fn new() -> Node {
+        let tree = Tree::new();
+        // Hooks refuse directories others may write; the walk starts here.
+        fs::set_permissions(tree.root(), fs::Permissions::from_mode(0o755)).unwrap();
+        let node = Node {
+            tree,
+            boots: 0,
+            env: Vec::new(),
+            hang: None,
+        };
+        node.write("/proc/sys/kernel/random/boot_id", "boot-0\n");
+        node.write("/proc/uptime", "12.50 20.00\n");
+        node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
+        node
+    }
+
+    /// Every run of this node must return within `hang`.
+    pub fn bounded(mut self, hang: Duration) -> Node {
+        self.hang = Some(hang);
+        self
+    }
+
+    /// The `umm` binary with this node's environment and nothing of the
+    /// caller's that would change what umm does.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_umm"));
+        c.args(args)
+            .env("UMM_ROOT", self.root())
+            .env("UMM_INIT", "record")
+            .env("UMM_NOW", NOW)
+            .env_remove("SUDO_USER")
+            .env_remove("SSH_CONNECTION")
+            .env_remove("FAILPOINTS")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `c`, its output (stdout and stderr) into a file: a child that
+    /// umm leaves holding it never blocks the test.
+    pub fn run_cmd(&self, mut c: Command) -> Ran {
+        let out_path = self.path("/.out");
+        let out = fs::File::create(&out_path).unwrap();
+        c.stdout(out.try_clone().unwrap()).stderr(out);
+        let started = Instant::now();
+        // Reaped by wait4 below (or killed and waited for on a hang).
+        #[allow(clippy::zombie_processes)]
+        let mut child = c.spawn().unwrap();
+        let pid = child.id() as i32;
+        // wait4, not Child::wait: it also gives the peak memory of umm and
+        // of what umm waited for (the hooks), and of nothing else.
+        let (status, max_rss_kib) = loop {
+            let mut status = 0;
+            // SAFETY: plain out-parameters.
+            let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+            let r = unsafe { nix::libc::wait4(pid, &mut status, nix::libc::WNOHANG, &mut usage) };
+            if r == pid {
+                break (status, usage.ru_maxrss);
+            }
+            if self.hang.is_some_and(|hang| started.elapsed() > hang) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "umm hung for {:?}; it said: {}",
+                    self.hang.unwrap(),
+                    fs::read_to_string(&out_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = started.elapsed();
+        Ran {
+            code: nix::libc::WIFEXITED(status).then(|| nix::libc::WEXITSTATUS(status)),
+            signal: nix::libc::WIFSIGNALED(status).then(|| nix::libc::WTERMSIG(status)),
+            out: fs::read_to_string(&out_path).unwrap_or_default(),
+            elapsed,
+            max_rss_kib,
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.run_cmd(self.command(args))
+    }
+
+    /// Runs umm as user and group 65534 (nobody).
+    pub fn as_nobody(&self, args: &[&str]) -> Ran {
+        let mut c = self.command(args);
+        c.uid(65534).gid(65534);
+        self.run_cmd(c)
+    }
+
+    /// Runs umm and expects the given exit code; returns what it said.
+    pub fn expect(&self, code: i32, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, Some(code), "umm {args:?} said:\n{}", r.out);
+        r.out
+    }
+
+    /// `umm status --json`.
+    pub fn status(&self) -> Value {
+        let out = self.expect(0, &["status", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// A new boot: what the boot unit runs early in every boot.
+    pub fn boot(&mut self) {
+        self.boots += 1;
+        self.write(
+            "/proc/sys/kernel/random/boot_id",
+            &format!("boot-{}\n", self.boots),
+        );
+        self.expect(0, &["internal", "boot"]);
+    }
+
+    /// A boot after a crash: nothing recorded the end of the last one.
+    pub fn crash_and_boot(&mut self) {
+        self.boot();
+    }
+
+    pub fn clean_reboot(&mut self) {
+        self.expect(0, &["internal", "clean-shutdown"]);
+        self.boot();
+    }
+
+    /// The systemd generator, into `/run/systemd/generator{,.early}`.
+    pub fn generator(&self) -> Ran {
+        let gen = self.path("/run/systemd/generator");
+        let early = self.path("/run/systemd/generator.early");
+        self.run(&[
+            "internal",
+            "generator",
+            gen.to_str().unwrap(),
+            early.to_str().unwrap(),
+        ])
+    }
+
+    /// What umm asked of the (recording) init system, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.read("/run/umm/init-actions")
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// umm's log lines (under a test root they go to a file).
+    pub fn log(&self) -> String {
+        self.read("/run/umm/log")
+    }
+
+    /// A hook `name` in `/etc/umm/<phase>.d` running `body` under sh.
+    pub fn hook(&self, phase: &str, name: &str, body: &str) {
+        self.executable(
+            &format!("/etc/umm/{phase}.d/{name}"),
+            &format!("#!/bin/sh\n{body}\n"),
+        );
+    }
+
+    /// The services the recording init system reports, one per line:
+    /// `name state [finished-ok] [enabled] [early]`.
+    pub fn services(&self, lines: &str) {
+        self.write("/run/umm/init-services", lines);
+    }
+}
