@@ -17,6 +17,7 @@ use crate::sys::paths::Root;
 pub struct Recorder {
     log: PathBuf,
     /// The services "running": one per line, `name state [finished-ok]
+    /// [on-demand]
     /// [enabled] [early]` (early: started before basic.target, so kept in
     /// maintenance).
     services: PathBuf,
@@ -99,6 +100,7 @@ impl InitSystem for Recorder {
                     name: words.first()?.clone(),
                     active: Open::parse(words.get(1).map_or("", String::as_str)),
                     finished_ok: words.iter().any(|w| w == "finished-ok"),
+                    on_demand: words.iter().any(|w| w == "on-demand"),
                 })
             })
             .collect())

@@ -235,6 +235,11 @@ impl InitSystem for Systemd {
     fn services(&self) -> Result<Vec<Service>> {
         let mut m = Manager::connect()?;
         let units = m.units("ListUnits", vec![])?;
+        let active_units: std::collections::HashSet<String> = units
+            .iter()
+            .filter(|u| Open::parse(&u.active_state).is(ActiveState::Active))
+            .map(|u| u.name.clone())
+            .collect();
         let mut services = Vec::new();
         for u in units.into_iter().filter(|u| u.name.ends_with(".service")) {
             let active = Open::parse(&u.active_state);
@@ -254,10 +259,20 @@ impl InitSystem for Systemd {
                 matches!(result, Ok(r) if r == "success")
                     && (matches!(ended, Ok(t) if t > 0) || matches!(condition, Ok(false)))
             };
+            // Inactive, with a socket, path or timer listening for it.
+            let on_demand = active.is(ActiveState::Inactive) && {
+                let triggers: Result<Vec<String>> = m.property(
+                    u.path.as_str(),
+                    "org.freedesktop.systemd1.Unit",
+                    "TriggeredBy",
+                );
+                triggers.is_ok_and(|t| t.iter().any(|t| active_units.contains(t)))
+            };
             services.push(Service {
                 name: u.name,
                 active,
                 finished_ok,
+                on_demand,
             });
         }
         Ok(services)

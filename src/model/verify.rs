@@ -17,6 +17,10 @@ pub struct Service {
     /// Inactive and fine: ran to completion with success (a finished
     /// oneshot), or was skipped by its own start conditions.
     pub finished_ok: bool,
+    /// Inactive, but a socket, path or timer that starts it on demand is
+    /// active: it runs when it is asked for (systemd-fsckd, a
+    /// socket-activated sshd), so it is back.
+    pub on_demand: bool,
 }
 
 /// systemd's ActiveState of a unit (org.freedesktop.systemd1.Unit).

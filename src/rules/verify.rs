@@ -4,22 +4,31 @@
 
 use crate::model::verify::{ActiveState, Service, VerifyResult};
 
+/// umm's own units (umm-after.service may be running this very check):
+/// their state is umm's business, not a service of the node coming back.
+fn is_umms_own(name: &str) -> bool {
+    name.starts_with("umm-") || name == "umm.target"
+}
+
 /// Compares the expected services with the services now. With a list of
 /// services that were active before (a planned maintenance), each of them
-/// must be active again; with the enabled services instead (a crash loop),
-/// each must be active or have finished successfully.
+/// must be active again, or ready to start on demand; with the enabled
+/// services instead (a crash loop), each must be active, ready on demand,
+/// or have finished successfully.
 pub fn compare(
     active_before: Option<&[String]>,
     enabled: &[String],
     now: &[Service],
 ) -> VerifyResult {
     let state = |name: &str| now.iter().find(|s| s.name == name);
+    let running = |s: &Service| s.active.is(ActiveState::Active) || s.on_demand;
     let (compared_with, not_back) = match active_before {
         Some(before) => (
             "active before maintenance",
             before
                 .iter()
-                .filter(|n| state(n).is_none_or(|s| !s.active.is(ActiveState::Active)))
+                .filter(|n| !is_umms_own(n))
+                .filter(|n| state(n).is_none_or(|s| !running(s)))
                 .cloned()
                 .collect(),
         ),
@@ -27,10 +36,8 @@ pub fn compare(
             "enabled services",
             enabled
                 .iter()
-                .filter(|n| !n.contains('@'))
-                .filter(|n| {
-                    state(n).is_none_or(|s| !s.active.is(ActiveState::Active) && !s.finished_ok)
-                })
+                .filter(|n| !n.contains('@') && !is_umms_own(n))
+                .filter(|n| state(n).is_none_or(|s| !running(s) && !s.finished_ok))
                 .cloned()
                 .collect::<Vec<_>>(),
         ),
@@ -60,6 +67,7 @@ mod tests {
             name: name.into(),
             active: Open::parse(active),
             finished_ok,
+            on_demand: false,
         }
     }
 
@@ -102,5 +110,28 @@ mod tests {
         let r = compare(None, &enabled, &now);
         assert_eq!(r.compared_with, "enabled services");
         assert_eq!(r.not_back, ["broken.service"]);
+    }
+
+    /// Seen on real boots: systemd-fsckd (started by its socket at boot,
+    /// gone once idle) was active at `umm on` and reported "not running
+    /// again" after `umm off`; umm-after.service, still queued behind the
+    /// normal target, was reported among the enabled services not back.
+    #[test]
+    fn on_demand_services_and_umms_own_units_are_not_missing() {
+        let fsckd = Service {
+            on_demand: true,
+            ..svc("systemd-fsckd.service", "inactive", false)
+        };
+        let now = vec![fsckd, svc("umm-after.service", "inactive", false)];
+        let before = names(&["systemd-fsckd.service", "umm-maintenance.service"]);
+        let r = compare(Some(&before), &[], &now);
+        assert!(r.ok(), "{r:?}");
+        let enabled = names(&["systemd-fsckd.service", "umm-after.service"]);
+        let r = compare(None, &enabled, &now);
+        assert!(r.ok(), "{r:?}");
+        // Not on demand, not umm's: still missing.
+        let gone = vec![svc("systemd-fsckd.service", "inactive", false)];
+        let r = compare(Some(&before), &[], &gone);
+        assert_eq!(r.not_back, ["systemd-fsckd.service"]);
     }
 }

@@ -266,6 +266,7 @@ impl InitSystem for Sysv {
                 name,
                 active,
                 finished_ok: false,
+                on_demand: false,
             });
         }
         if self.flavour == Flavour::Upstart {
@@ -280,6 +281,7 @@ impl InitSystem for Sysv {
                     }
                     .into(),
                     finished_ok: false,
+                    on_demand: false,
                 });
             }
         }
