@@ -17,9 +17,8 @@ use crate::sys::paths::Root;
 pub struct Recorder {
     log: PathBuf,
     /// The services "running": one per line, `name state [finished-ok]
-    /// [on-demand]
-    /// [enabled] [early]` (early: started before basic.target, so kept in
-    /// maintenance).
+    /// [on-demand] [enabled] [early]` (early: started before basic.target,
+    /// so kept in maintenance).
     services: PathBuf,
     /// If this file exists, resuming "fails" (the normal target is not reached).
     fail_resume: PathBuf,
