@@ -157,6 +157,13 @@ const SCENARIOS: &[Scenario] = &[
         run: scenarios::broken_dropin,
     },
     Scenario {
+        name: "fleet",
+        variant: "systemd",
+        ready: true,
+        about: "two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off",
+        run: scenarios::fleet,
+    },
+    Scenario {
         name: "demo",
         variant: "systemd",
         ready: true,
@@ -218,6 +225,31 @@ impl Ctx {
         });
         self.replace_vm(Some(vm));
         self.vm()
+    }
+
+    /// A second guest resumed from the same ready state, on its own
+    /// overlays (under `label/`), for scenarios about several nodes. Hand
+    /// it back with [`Ctx::absorb`] so that its boots are counted.
+    pub fn resume_another(&mut self, label: &str) -> Result<Vm> {
+        let ready = self
+            .ready
+            .clone()
+            .context("this scenario has no ready state (ready: false in SCENARIOS)")?;
+        let work = self.work.join(label);
+        let machine = Machine {
+            disks: image::overlays_over(&ready.disks, &work)?,
+            boot: ready.boot.clone(),
+            incoming: Some(ready.state.clone()),
+        };
+        let mut vm = Vm::start(&work, &machine, &self.base.key)?;
+        vm.wait_ssh(BOOT_TIMEOUT)?;
+        Ok(vm)
+    }
+
+    /// Counts the boots and commands of a guest from [`Ctx::resume_another`]
+    /// (and stops it).
+    pub fn absorb(&mut self, vm: Vm) {
+        self.stats.add(&vm.stats());
     }
 
     /// Boots fresh overlays of the bare base image through the BIOS and

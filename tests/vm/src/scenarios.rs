@@ -1272,3 +1272,156 @@ pub fn broken_dropin(ctx: &mut Ctx) -> Result<()> {
     ensure!(is_active(vm, "cron")? == "active", "cron is not running");
     Ok(())
 }
+
+// ----------------------------------------------------------------- fleet
+
+/// An etcd on the host's loopback, which the guests reach at 10.0.2.2
+/// (qemu's user network), from a temporary data directory; killed by its
+/// PID when dropped.
+struct HostEtcd {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl HostEtcd {
+    fn start(work: &std::path::Path) -> Result<HostEtcd> {
+        let free = || -> Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let (port, peer) = (free()?, free()?);
+        let dir = work.join("etcd");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let client = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(work.join("etcd.log"))?;
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "lab", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("lab={peer_url}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting etcd on the host (Debian's etcd-server; make deps installs it)")?;
+        let etcd = HostEtcd { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while etcd.ctl(&["endpoint", "health"]).is_err() {
+            ensure!(Instant::now() < deadline, "etcd did not come up");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(etcd)
+    }
+
+    fn ctl(&self, args: &[&str]) -> Result<String> {
+        let out = crate::vm::run_with_deadline(
+            std::process::Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints=http://127.0.0.1:{}", self.port))
+                .args(args),
+            Duration::from_secs(20),
+        )?;
+        ensure!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// The holders of `group`'s semaphore, as airlock stores it.
+    fn holders(&self, group: &str) -> Result<Vec<String>> {
+        let key = format!("com.coreos.airlock/groups/{group}/v1/semaphore");
+        let out = self.ctl(&["get", "--print-value-only", &key])?;
+        if out.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let v: Value = serde_json::from_str(out.trim())
+            .with_context(|| format!("the semaphore is not JSON: {out}"))?;
+        Ok(v["holders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(String::from))
+            .collect())
+    }
+}
+
+impl Drop for HostEtcd {
+    fn drop(&mut self) {
+        let _ = crate::vm::wait_or_kill(&mut self.child, Duration::ZERO, Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The [fleet] drop-in for a lab guest: both guests are resumed from the
+/// same saved VM (same /etc/machine-id), so each gets its own id.
+fn join_fleet(vm: &Vm, id: &str, port: u16) -> Result<()> {
+    vm.ssh_ok(&format!(
+        "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"lab\"\\nid = \"{id}\"\\nendpoints = [\"http://10.0.2.2:{port}\"]\\nslots = 1\\n' \
+         > /etc/umm/umm.toml.d/60-fleet.toml && umm fleet status && sync"
+    ))
+    .map(|_| ())
+}
+
+/// Two nodes of one group with one slot, an etcd on the host: `umm on` on
+/// A takes the slot and enters; on B it is refused naming A; B's `umm on
+/// --wait`, started while A holds it, enters once A's `umm off` has
+/// brought A back (normal target, verify clean) and released the slot.
+pub fn fleet(ctx: &mut Ctx) -> Result<()> {
+    let etcd = HostEtcd::start(&ctx.work_dir())?;
+    let mut b = ctx.resume_another("b")?;
+    let a = installed(ctx)?;
+    join_fleet(a, "node-a", etcd.port)?;
+    join_fleet(&b, "node-b", etcd.port)?;
+
+    run_then_wait_reboot(a, "umm on")?;
+    expect_state(a, "maintenance", Some("manual"))?;
+    ensure!(
+        etcd.holders("lab")? == ["node-a"],
+        "holders after A entered: {:?}",
+        etcd.holders("lab")?
+    );
+    let before = b.boot_id()?;
+    let out = b.ssh("umm on")?;
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1) && said.contains("node-a"),
+        "umm on on B while A holds the only slot: exit {:?}: {said}",
+        out.status.code()
+    );
+    ensure!(b.boot_id()? == before, "B rebooted although refused");
+    expect_state(&b, "operational", None)?;
+
+    // B waits for a slot, detached from this ssh session.
+    b.ssh_ok("nohup umm on --wait 15min > /root/wait.log 2>&1 &")?;
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(b.boot_id()? == before, "B entered while A held the slot");
+
+    let said = umm_off_resumes(a)?;
+    eprintln!("  A: {}", said.lines().last().unwrap_or_default());
+    // B got the slot and rebooted into maintenance.
+    b.wait_new_boot(&before, Duration::from_secs(600))?;
+    expect_state(&b, "maintenance", Some("manual"))?;
+    ensure!(
+        etcd.holders("lab")? == ["node-b"],
+        "holders after B entered: {:?}",
+        etcd.holders("lab")?
+    );
+    umm_off_resumes(&b)?;
+    ensure!(
+        etcd.holders("lab")?.is_empty(),
+        "holders after both are back: {:?}",
+        etcd.holders("lab")?
+    );
+    ctx.absorb(b);
+    Ok(())
+}
