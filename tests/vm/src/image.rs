@@ -133,7 +133,10 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         .arg(recipe_path())
         .arg(&dir)
         .arg(variant)
-        .env("UMM_LAB_DEB_CACHE", root.join("debs"))
+        // One cache per variant: images build in parallel, and two
+        // debootstraps sharing a --cache-dir remove each other's downloads
+        // (seen in CI: "cannot open .../debs/cron_...deb").
+        .env("UMM_LAB_DEB_CACHE", root.join(format!("debs-{variant}")))
         // debootstrap, sfdisk, mke2fs live in /usr/sbin, not on every user's PATH.
         .env("PATH", sbin_path())
         .stdin(Stdio::null())
