@@ -766,6 +766,22 @@ fn print_timing(prepared: &Prepared, outcomes: &[Outcome], total: f64, jobs: usi
         sum.ssh_time.as_secs_f64()
     );
     println!("  lab total (wall clock): {total:.1} s");
+    // Set by `make test` (Makefile): CI has room for 45 minutes of it.
+    let started = std::env::var("UMM_TEST_STARTED")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if let Some(started) = started.filter(|&s| s > 0 && s <= now) {
+        let secs = now - started;
+        println!(
+            "  make test so far: {} min {} s (budget 45 min)",
+            secs / 60,
+            secs % 60
+        );
+    }
 }
 
 /// `make bench`: the figures of bench.rs on the systemd image, printed and
