@@ -305,11 +305,12 @@ test: cargo-checks
 # client's test, libvirt-clients/pacemaker-cli-utils for the example hooks'
 # tests against real tools, grub-common for the GRUB snippet's test against
 # the real grub-mkconfig, shellcheck and systemd (systemd-analyze) for
-# `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab.
+# `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab, prometheus
+# (promtool) for the metrics' and the example alerts' tests.
 DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhelper lintian rpm \
 	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common shellcheck systemd \
 	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs \
-	etcd-server etcd-client openssl
+	etcd-server etcd-client openssl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs whatever of DEPS is missing (nothing when all are there).

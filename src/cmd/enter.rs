@@ -68,6 +68,7 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
     };
     // `request` always sets the maintenance it returns.
     let mut command = None;
+    next.counters.hook_failures.add_failed(&hooks);
     if let Some(m) = next.maintenance.as_mut() {
         m.services_before = services_before;
         m.hooks = hooks;

@@ -114,10 +114,30 @@ fn lock(root: &Root, command: &str) -> Result<store::Locked> {
 /// know now (the early copy could not be refreshed).
 fn save(locked: &mut store::Locked, next: State) -> Result<()> {
     let saved = locked.save(next)?;
+    refresh_metrics(locked.root(), &locked.state);
     if let Some(problem) = saved.early_copy_problem {
         say(&Message::EarlyCopyStale(&problem));
     }
     Ok(())
+}
+
+/// Rewrites `umm.prom` for node_exporter from the state just saved (every
+/// state change, and every boot, goes through `save`). The settings are
+/// read again, quietly: the command said already what is wrong with them.
+/// A failure is logged, never the command's.
+fn refresh_metrics(root: &Root, state: &State) {
+    let settings = config::load_at_boot(root).0;
+    let Some(dir) = settings.metrics_dir.as_deref() else {
+        return;
+    };
+    let text = crate::output::metrics::render(state, &settings);
+    if let Err(e) = crate::sys::textfile::write(root, dir, &text) {
+        log::warn!(
+            "cannot write the metrics in {}: {e}{}",
+            root.join(dir).display(),
+            store::hint(&e)
+        );
+    }
 }
 
 /// A hook phase that may stop the command (check, pre-on, pre-off): says

@@ -9,7 +9,8 @@
 //!   `model::settings::Settings`;
 //! - `clock`: wall-clock time, uptime and the boot id; `logging`: where log
 //!   lines go; `run`: starting children bounded, with clean signals;
-//!   `failpoint`: fault injection for tests.
+//!   `failpoint`: fault injection for tests;
+//! - `textfile`: `umm.prom` for node_exporter's textfile collector.
 
 pub mod atomic;
 pub mod boot_decision;
@@ -21,3 +22,4 @@ pub mod logging;
 pub mod paths;
 pub mod run;
 pub mod store;
+pub mod textfile;
