@@ -25,6 +25,7 @@ use crate::model::state::State;
 use crate::output::message::{say, Message, Overridden};
 use crate::sys::clock::Clock;
 use crate::sys::config::{self, InUse, Sources};
+use crate::sys::journal;
 use crate::sys::paths::Root;
 use crate::sys::store;
 
@@ -70,11 +71,13 @@ impl From<Outcome> for ExitCode {
 
 /// A refusal: logged, and said in one line.
 fn refused(command: &str, why: impl std::fmt::Display) -> Outcome {
-    log::warn!("refused umm {command}: {why}");
-    say(&Message::Refused {
-        command,
-        why: why.to_string(),
-    });
+    let why = why.to_string();
+    journal::log(
+        log::Level::Warn,
+        &journal::Change::Refused { command, why: &why },
+        format_args!("refused umm {command}: {why}"),
+    );
+    say(&Message::Refused { command, why });
     Outcome::Refused
 }
 
@@ -157,7 +160,18 @@ fn hooks_allow<'a>(
     say(&Message::HookFailures(records));
     if !force {
         let message = refusal(failed);
-        log::warn!("{message}");
+        let command = match &message {
+            Message::VetoedByPreOff { command, .. } => *command,
+            _ => "on",
+        };
+        journal::log(
+            log::Level::Warn,
+            &journal::Change::Refused {
+                command,
+                why: &message.to_string(),
+            },
+            format_args!("{message}"),
+        );
         say(&message);
         return false;
     }
