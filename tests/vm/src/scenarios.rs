@@ -244,12 +244,56 @@ fn umm_off_resumes(vm: &Vm) -> Result<String> {
 
 // ----------------------------------------------------------------- systemd
 
+/// `MESSAGE_ID` of umm's journal entries (src/sys/journal.rs, `Kind`).
+const ENTERED_ID: &str = "705a2a9089de48c1a261e47f58e427f8";
+const RESUMED_ID: &str = "99959cd78dc54e20a8705c065d7312de";
+
+/// The journal entries of this boot with `message_id`, as `journalctl -o json`
+/// gives them.
+fn journal_entries(vm: &Vm, message_id: &str) -> Result<Vec<Value>> {
+    let out = vm.ssh_ok(&format!(
+        "journalctl -b -o json --no-pager MESSAGE_ID={message_id}"
+    ))?;
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("journalctl -o json: {l}")))
+        .collect()
+}
+
+/// The directory node_exporter's textfile collector reads (created by
+/// hand: the image has no prometheus-node-exporter), and umm's file in it.
+const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+
+/// The value of `series` in the guest's umm.prom.
+fn metric(vm: &Vm, series: &str) -> Result<Option<String>> {
+    let text = vm.ssh_ok(&format!("cat {TEXTFILE_DIR}/umm.prom"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .map(|(_, v)| v.to_string()))
+}
+
+fn expect_metric(vm: &Vm, series: &str, value: &str) -> Result<()> {
+    let got = metric(vm, series)?;
+    ensure!(
+        got.as_deref() == Some(value),
+        "umm.prom: {series} is {got:?}, expected {value}"
+    );
+    Ok(())
+}
+
 /// Crash loop -> maintenance with nothing outside the keep-set started ->
-/// `umm off` -> every enabled service running.
+/// `umm off` -> every enabled service running. On the way: the journal's
+/// crash-loop entry with its MESSAGE_ID and fields, and umm.prom.
 pub fn crash_loop(ctx: &mut Ctx) -> Result<()> {
     let vm = installed(ctx)?;
+    vm.ssh_ok(&format!("mkdir -p {TEXTFILE_DIR} && sync"))?;
     crash_times(vm, 2)?;
     expect_state(vm, "operational", None)?;
+    expect_metric(vm, "umm_unclean_boots", "2")?;
+    expect_metric(vm, r#"umm_state{state="operational",reason=""}"#, "1")?;
     ensure!(
         status(vm)?["unclean_boots"] == 2,
         "two crashes were not counted"
@@ -268,13 +312,51 @@ pub fn crash_loop(ctx: &mut Ctx) -> Result<()> {
         motd.contains("MAINTENANCE MODE") && motd.contains("crash-loop"),
         "banner: {motd}"
     );
+    let entered = journal_entries(vm, ENTERED_ID)?;
+    ensure!(
+        entered.iter().any(|e| e["UMM_REASON"] == "crash-loop"
+            && e["UMM_STATE"] == "maintenance"
+            && e["UMM_EPISODE"].is_string()
+            && e["UMM_UNCLEAN_BOOTS"] == "3"
+            && e["SYSLOG_IDENTIFIER"] == "umm"),
+        "journalctl MESSAGE_ID={ENTERED_ID}: no crash-loop entry with its fields: {entered:?}"
+    );
+    expect_metric(
+        vm,
+        r#"umm_state{state="maintenance",reason="crash-loop"}"#,
+        "1",
+    )?;
+    expect_metric(
+        vm,
+        r#"umm_maintenance_entered_total{reason="crash-loop"}"#,
+        "1",
+    )?;
+    ensure!(
+        metric(vm, "umm_maintenance_start_timestamp_seconds")?.is_some(),
+        "umm.prom has no start time in maintenance"
+    );
     // A crash during maintenance boots back into maintenance.
     vm.crash()?;
     expect_state(vm, "maintenance", Some("crash-loop"))?;
     assert_nothing_else_started(vm)?;
+    expect_metric(
+        vm,
+        r#"umm_maintenance_entered_total{reason="crash-loop"}"#,
+        "1",
+    )?;
     let said = umm_off_resumes(vm)?;
     eprintln!("  umm off: {}", said.lines().last().unwrap_or_default());
     expect_state(vm, "operational", None)?;
+    let resumed = journal_entries(vm, RESUMED_ID)?;
+    ensure!(
+        resumed
+            .iter()
+            .any(|e| e["UMM_REASON"] == "crash-loop" && e["UMM_STATE"] == "operational"),
+        "journalctl MESSAGE_ID={RESUMED_ID}: no entry for the closed episode: {resumed:?}"
+    );
+    expect_metric(vm, r#"umm_state{state="operational",reason=""}"#, "1")?;
+    expect_metric(vm, "umm_unclean_boots", "0")?;
+    expect_metric(vm, "umm_services_not_back", "0")?;
     ensure!(
         is_active(vm, "cron")? == "active",
         "cron is not running after umm off"
