@@ -35,6 +35,8 @@ fn a_crash_loop_is_counted_entered_and_left_with_ids_and_fields() {
     assert_eq!(counted.len(), 3, "{counted:?}");
     assert_eq!(counted[2]["UMM_UNCLEAN_BOOTS"], "3");
     assert_eq!(counted[2]["UMM_REBOOT_COUNT"], "2");
+    assert_eq!(counted[1]["UMM_STATE"], "operational");
+    assert_eq!(counted[2]["UMM_STATE"], "maintenance");
     let entered = entries(&node, Kind::Entered);
     assert_eq!(entered.len(), 1, "{entered:?}");
     let e = &entered[0];

@@ -12,7 +12,7 @@ use super::maintenance::write_banners;
 use super::{save, Context, Outcome};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
-use crate::model::state::{Mode, State};
+use crate::model::state::{Mode, NodeState, State};
 use crate::model::timefmt::format_span;
 use crate::rules::{self, BootInputs, BootOutcome, CmdlineRequest, Event, ResetCause};
 use crate::sys::journal::{self, Change};
@@ -49,6 +49,7 @@ pub(super) fn decision(boot_id: String, outcome: &BootOutcome, by: DecidedBy) ->
 /// (the episode's id), `threshold` the reboot_count in force.
 pub(super) fn log_events(events: &[Event], state: &State, threshold: u32) {
     let episode = state.maintenance.as_ref().map_or(0, |m| m.id);
+    let node = NodeState::of(state.maintenance.as_ref());
     for e in events {
         match e {
             Event::AlreadyRecorded => log::info!("this boot was already recorded; nothing to do"),
@@ -57,6 +58,7 @@ pub(super) fn log_events(events: &[Event], state: &State, threshold: u32) {
                 &Change::Counted {
                     unclean_boots: *n,
                     threshold,
+                    state: node,
                 },
                 format_args!("the previous boot ended uncleanly; {n} unclean boot(s) in a row"),
             ),
@@ -64,6 +66,7 @@ pub(super) fn log_events(events: &[Event], state: &State, threshold: u32) {
                 Level::Info,
                 &Change::CounterReset {
                     cause: &cause.to_string(),
+                    state: node,
                 },
                 format_args!("unclean-boot counter reset to 0 ({cause})"),
             ),

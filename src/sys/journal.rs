@@ -102,14 +102,16 @@ pub enum Change<'a> {
         reason: Reason,
         episode: u64,
     },
-    /// The previous boot was unclean.
+    /// The previous boot was unclean (`state`: the node's, once decided).
     Counted {
         unclean_boots: u32,
         threshold: u32,
+        state: NodeState,
     },
     /// The counter went back to 0.
     CounterReset {
         cause: &'a str,
+        state: NodeState,
     },
     /// `umm on`: maintenance requested for the next boot.
     Requested {
@@ -172,6 +174,7 @@ impl Change<'_> {
             Change::Requested { .. } => Some(NodeState::Pending),
             Change::Cancelled { .. } | Change::Resumed { .. } => Some(NodeState::Operational),
             Change::Resuming { .. } => Some(NodeState::Resuming),
+            Change::Counted { state, .. } | Change::CounterReset { state, .. } => Some(*state),
             _ => None,
         }
     }
@@ -203,11 +206,12 @@ impl Change<'_> {
             Change::Counted {
                 unclean_boots,
                 threshold,
+                ..
             } => {
                 f.push(("UMM_UNCLEAN_BOOTS", unclean_boots.to_string()));
                 f.push(("UMM_REBOOT_COUNT", threshold.to_string()));
             }
-            Change::CounterReset { cause } => f.push(("UMM_CAUSE", (*cause).into())),
+            Change::CounterReset { cause, .. } => f.push(("UMM_CAUSE", (*cause).into())),
             Change::Requested { episode, by } => {
                 f.push(("UMM_REASON", Reason::Manual.as_str().into()));
                 f.push(("UMM_EPISODE", episode.to_string()));
@@ -284,9 +288,11 @@ mod tests {
             Kind::Counted => Change::Counted {
                 unclean_boots: 1,
                 threshold: 2,
+                state: NodeState::Operational,
             },
             Kind::CounterReset => Change::CounterReset {
                 cause: "clean shutdown",
+                state: NodeState::Operational,
             },
             Kind::Requested => Change::Requested {
                 episode: 4,
@@ -346,8 +352,11 @@ mod tests {
                 ],
             ),
             (Kind::Held, &["UMM_STATE", "UMM_REASON", "UMM_EPISODE"]),
-            (Kind::Counted, &["UMM_UNCLEAN_BOOTS", "UMM_REBOOT_COUNT"]),
-            (Kind::CounterReset, &["UMM_CAUSE"]),
+            (
+                Kind::Counted,
+                &["UMM_STATE", "UMM_UNCLEAN_BOOTS", "UMM_REBOOT_COUNT"],
+            ),
+            (Kind::CounterReset, &["UMM_STATE", "UMM_CAUSE"]),
             (
                 Kind::Requested,
                 &["UMM_STATE", "UMM_REASON", "UMM_EPISODE", "UMM_REQUESTED_BY"],
