@@ -4,9 +4,17 @@
 //! and the settings in, the exposition text out (format 0.0.4, checked by
 //! `promtool check metrics` in `tests/metrics.rs`).
 //!
-//! Written by hand rather than with a metrics crate: umm renders a handful
-//! of values once per state change and exits, so a registry of live metric
-//! objects (what `prometheus-client` is built around) would only add code.
+//! Written by hand rather than with a metrics crate. `prometheus-client`
+//! (0.23, the well-kept one) would fit the size budget (39.6 KiB in a
+//! static test binary built like umm's), but it writes OpenMetrics text:
+//! `# TYPE umm_maintenance_entered counter` over samples named
+//! `umm_maintenance_entered_total`, and `# EOF`. node_exporter's textfile
+//! collector reads the Prometheus text format (0.0.4), where those samples
+//! are another, untyped metric: `promtool check metrics` says "no help
+//! text" for each counter. The `prometheus` crate writes 0.0.4 but brings
+//! a registry of live metrics (parking_lot, lazy_static, fnv, protobuf by
+//! default) for what is ten values rendered once per state change; the
+//! format is small, and promtool checks what this writes.
 //!
 //! The counters (`_total`) come from the state (`State::counters`), which
 //! is persisted, so they never go back to 0 at a reboot.
