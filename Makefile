@@ -40,6 +40,9 @@ BINDIR := $(PREFIX)/bin
 SBINDIR := $(PREFIX)/sbin
 UNITDIR := $(PREFIX)/lib/systemd/system
 GENERATORDIR := $(PREFIX)/lib/systemd/system-generators
+# The journal catalog (journalctl -x); systemd's packages rebuild its
+# database on their own (dpkg trigger, rpm file trigger).
+CATALOGDIR := $(PREFIX)/lib/systemd/catalog
 MANDIR := $(PREFIX)/share/man
 DOCDIR := $(PREFIX)/share/doc/umm
 EXAMPLEDIR := $(PREFIX)/share/umm/examples
@@ -157,7 +160,7 @@ install: build gen
 
 install-files:
 	install -d -m0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
-		$(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(GENERATORDIR) $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) \
 		$(DESTDIR)$(CONFDIR) $(addprefix $(DESTDIR)$(CONFDIR)/,$(HOOKDIRS)) $(DESTDIR)$(STATEDIR)
 	install -m0755 $(BIN) $(DESTDIR)$(BINDIR)/umm
@@ -167,6 +170,7 @@ install-files:
 		ln -sfn ../bin/umm $(DESTDIR)$(SBINDIR)/umm; fi
 	$(foreach u,$(UNITS),$(call install_subst,0644,units/systemd/$(u),$(DESTDIR)$(UNITDIR)/$(u));)
 	$(call install_subst,0755,units/systemd/umm-generator,$(DESTDIR)$(GENERATORDIR)/umm-generator)
+	install -m0644 packaging/systemd/umm.catalog $(DESTDIR)$(CATALOGDIR)/umm.catalog
 ifneq ($(SYSVINIT),)
 	install -d -m0755 $(DESTDIR)$(INITDDIR)
 	$(foreach s,$(SYSVINIT),$(call install_subst,0755,units/sysvinit/$(s),$(DESTDIR)$(INITDDIR)/$(s));)
@@ -214,6 +218,7 @@ uninstall:
 	if [ "$$(readlink $(DESTDIR)$(SBINDIR)/umm)" = ../bin/umm ]; then rm -f $(DESTDIR)$(SBINDIR)/umm; fi
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -f $(DESTDIR)$(GENERATORDIR)/umm-generator
+	rm -f $(DESTDIR)$(CATALOGDIR)/umm.catalog
 	rm -f $(addprefix $(DESTDIR)$(INITDDIR)/,$(SYSVINIT)) $(addprefix $(DESTDIR)$(UPSTARTDIR)/,$(UPSTART))
 	for s in $(SYSVINIT_ONLY); do \
 		if [ "$$(readlink $(DESTDIR)$(UNITDIR)/$$s.service)" = /dev/null ]; then \
@@ -307,11 +312,12 @@ test: cargo-checks
 # client's test, libvirt-clients/pacemaker-cli-utils for the example hooks'
 # tests against real tools, grub-common for the GRUB snippet's test against
 # the real grub-mkconfig, shellcheck and systemd (systemd-analyze) for
-# `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab.
+# `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab, prometheus
+# (promtool) for the metrics' and the example alerts' tests.
 DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhelper lintian rpm \
 	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common shellcheck systemd \
 	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs \
-	etcd-server etcd-client openssl
+	etcd-server etcd-client openssl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Installs whatever of DEPS is missing (nothing when all are there).

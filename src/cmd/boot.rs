@@ -6,14 +6,16 @@
 //! else depends on.
 
 use anyhow::Result;
+use log::Level;
 
 use super::maintenance::write_banners;
 use super::{save, Context, Outcome};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
-use crate::model::state::Mode;
+use crate::model::state::{Mode, NodeState, State};
 use crate::model::timefmt::format_span;
 use crate::rules::{self, BootInputs, BootOutcome, CmdlineRequest, Event, ResetCause};
+use crate::sys::journal::{self, Change};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, config, fsread, store};
 
@@ -43,18 +45,50 @@ pub(super) fn decision(boot_id: String, outcome: &BootOutcome, by: DecidedBy) ->
     }
 }
 
-pub(super) fn log_events(events: &[Event]) {
+/// Logs what the boot rules did; `state` is the state saved after them
+/// (the episode's id), `threshold` the reboot_count in force.
+pub(super) fn log_events(events: &[Event], state: &State, threshold: u32) {
+    let episode = state.maintenance.as_ref().map_or(0, |m| m.id);
+    let node = NodeState::of(state.maintenance.as_ref());
     for e in events {
         match e {
             Event::AlreadyRecorded => log::info!("this boot was already recorded; nothing to do"),
-            Event::Counted(n) => {
-                log::warn!("the previous boot ended uncleanly; {n} unclean boot(s) in a row")
-            }
-            Event::CounterReset(cause) => log::info!("unclean-boot counter reset to 0 ({cause})"),
-            Event::Entered(r) => log::warn!("entering maintenance mode (reason {})", r.as_str()),
-            Event::Held(r) => log::warn!(
-                "maintenance mode (reason {}) holds until umm off",
-                r.as_str()
+            Event::Counted(n) => journal::log(
+                Level::Warn,
+                &Change::Counted {
+                    unclean_boots: *n,
+                    threshold,
+                    state: node,
+                },
+                format_args!("the previous boot ended uncleanly; {n} unclean boot(s) in a row"),
+            ),
+            Event::CounterReset(cause) => journal::log(
+                Level::Info,
+                &Change::CounterReset {
+                    cause: &cause.to_string(),
+                    state: node,
+                },
+                format_args!("unclean-boot counter reset to 0 ({cause})"),
+            ),
+            Event::Entered(r) => journal::log(
+                Level::Warn,
+                &Change::Entered {
+                    reason: *r,
+                    episode,
+                    unclean_boots: state.unclean_boots,
+                },
+                format_args!("entering maintenance mode (reason {})", r.as_str()),
+            ),
+            Event::Held(r) => journal::log(
+                Level::Warn,
+                &Change::Held {
+                    reason: *r,
+                    episode,
+                },
+                format_args!(
+                    "maintenance mode (reason {}) holds until umm off",
+                    r.as_str()
+                ),
             ),
             Event::SkippedByCmdline => {
                 log::warn!("maintenance skipped for this boot by umm=off on the kernel command line; the request is kept")
@@ -112,7 +146,7 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     save(&mut locked, next)?;
     let state = locked.state.clone();
     drop(locked);
-    log_events(&outcome.events);
+    log_events(&outcome.events, &state, settings.reboot_count);
     let decided_by = if early.is_some() {
         DecidedBy::Generator
     } else {
@@ -200,7 +234,8 @@ pub fn record_reset(ctx: &Context, cause: ResetCause, wait: bool) -> Result<Outc
     let was = locked.state.unclean_boots;
     let (next, events) = rules::record_reset(&locked.state, &boot_id, ctx.clock.now(), cause);
     save(&mut locked, next)?;
-    log_events(&events);
+    // Records of a shutdown or of uptime reset the counter, never count.
+    log_events(&events, &locked.state, 0);
     if events.is_empty() {
         log::info!("{cause} recorded (unclean-boot counter was {was})");
     }

@@ -68,6 +68,8 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
     };
     // `request` always sets the maintenance it returns.
     let mut command = None;
+    let episode = next.maintenance.as_ref().map_or(0, |m| m.id);
+    next.counters.hook_failures.add_failed(&hooks);
     if let Some(m) = next.maintenance.as_mut() {
         m.services_before = services_before;
         m.hooks = hooks;
@@ -80,9 +82,16 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
         .as_deref()
         .map(|c| format!("; scheduled command: {}", shell_words(c)))
         .unwrap_or_default();
-    log::info!(
-        "maintenance requested by {}{from} for the next boot{scheduled}",
-        who.user
+    crate::sys::journal::log(
+        log::Level::Info,
+        &crate::sys::journal::Change::Requested {
+            episode,
+            by: &who.user,
+        },
+        format_args!(
+            "maintenance requested by {}{from} for the next boot{scheduled}",
+            who.user
+        ),
     );
     say(&Message::Requested {
         command: command.as_deref(),

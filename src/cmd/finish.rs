@@ -105,9 +105,21 @@ pub(super) fn finish_leaving(
         Ok(next) => {
             let episode = next.history.last().cloned();
             save(&mut locked, next)?;
-            log::info!(
-                "left maintenance (reason {}): episode closed",
-                m.reason.as_str()
+            let not_back = episode
+                .as_ref()
+                .and_then(|e| e.verify.as_ref())
+                .map_or(0, |v| v.not_back.len());
+            crate::sys::journal::log(
+                log::Level::Info,
+                &crate::sys::journal::Change::Resumed {
+                    reason: m.reason,
+                    episode: m.id,
+                    not_back,
+                },
+                format_args!(
+                    "left maintenance (reason {}): episode closed",
+                    m.reason.as_str()
+                ),
             );
             Ok(match episode {
                 Some(episode) => Finish::Done(Box::new(Closed {

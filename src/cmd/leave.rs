@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use log::Level;
 
 use super::finish::{finish_leaving, process_alive, Finish};
 use super::{
@@ -14,10 +15,11 @@ use crate::hooks;
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::settings::Settings;
-use crate::model::state::{Mode, OffAction, Phase};
+use crate::model::state::{Mode, OffAction, Phase, Reason, State};
 use crate::model::timefmt::{rfc3339, seconds_tenths};
 use crate::output::message::{say, Message, Overridden};
 use crate::rules::{self, Leave};
+use crate::sys::journal::{self, Change};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, store};
 
@@ -55,23 +57,66 @@ pub fn off(
         Err(r) => return Ok(refused(command, r)),
     };
     let episode = next.maintenance.as_ref().map(|m| m.id);
+    let reason = next
+        .maintenance
+        .as_ref()
+        .map_or(state_reason(&state), |m| m.reason);
     save(&mut locked, next)?;
     drop(locked);
     remove_banners(&ctx.root);
     match (leave, action) {
         (Leave::Cancelled, OffAction::Resume) => {
-            log::info!("pending maintenance request cancelled by umm off");
+            journal::log(
+                Level::Info,
+                &Change::Cancelled {
+                    episode: state.maintenance.as_ref().map_or(0, |m| m.id),
+                },
+                format_args!("pending maintenance request cancelled by umm off"),
+            );
             say(&Message::Cancelled);
             Ok(Outcome::Done)
         }
         (_, OffAction::Reboot) => {
-            log::info!("leaving maintenance by umm off reboot; rebooting into normal operation");
+            journal::log(
+                Level::Info,
+                &Change::Resuming {
+                    reason,
+                    episode: episode.unwrap_or(0),
+                    action: "reboot",
+                },
+                format_args!(
+                    "leaving maintenance by umm off reboot; rebooting into normal operation"
+                ),
+            );
             say(&Message::RebootingOut);
             ctx.init.reboot()?;
             Ok(Outcome::Done)
         }
-        (_, OffAction::Resume) => resume(ctx, &settings, wait, leave, episode),
+        (_, OffAction::Resume) => {
+            journal::log(
+                Level::Info,
+                &Change::Resuming {
+                    reason,
+                    episode: episode.unwrap_or(0),
+                    action: "resume",
+                },
+                format_args!(
+                    "leaving maintenance (reason {}, episode {}) by umm off: resuming",
+                    reason.as_str(),
+                    episode.unwrap_or(0)
+                ),
+            );
+            resume(ctx, &settings, wait, leave, episode)
+        }
     }
+}
+
+/// The reason of the episode in `state` (manual when there is none).
+fn state_reason(state: &State) -> Reason {
+    state
+        .maintenance
+        .as_ref()
+        .map_or(Reason::Manual, |m| m.reason)
 }
 
 /// The pre-off hooks, when maintenance is in force (not on a retry, nor

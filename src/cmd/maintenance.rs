@@ -103,6 +103,7 @@ fn start_command(
 ) -> Result<Option<Started>> {
     let mut locked = store::lock(&ctx.root)?;
     let mut next = locked.state.clone();
+    next.counters.hook_failures.add_failed(&on_hooks);
     on_episode(&mut next, m.id, |hooks, _| hooks.extend(on_hooks));
     let command = m.command.as_ref().filter(|c| c.run.is_none());
     if command.is_some() && !rules::may_start_command(&next, m.id) {

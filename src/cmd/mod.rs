@@ -25,6 +25,7 @@ use crate::model::state::State;
 use crate::output::message::{say, Message, Overridden};
 use crate::sys::clock::Clock;
 use crate::sys::config::{self, InUse, Sources};
+use crate::sys::journal;
 use crate::sys::paths::Root;
 use crate::sys::store;
 
@@ -70,11 +71,13 @@ impl From<Outcome> for ExitCode {
 
 /// A refusal: logged, and said in one line.
 fn refused(command: &str, why: impl std::fmt::Display) -> Outcome {
-    log::warn!("refused umm {command}: {why}");
-    say(&Message::Refused {
-        command,
-        why: why.to_string(),
-    });
+    let why = why.to_string();
+    journal::log(
+        log::Level::Warn,
+        &journal::Change::Refused { command, why: &why },
+        format_args!("refused umm {command}: {why}"),
+    );
+    say(&Message::Refused { command, why });
     Outcome::Refused
 }
 
@@ -114,10 +117,30 @@ fn lock(root: &Root, command: &str) -> Result<store::Locked> {
 /// know now (the early copy could not be refreshed).
 fn save(locked: &mut store::Locked, next: State) -> Result<()> {
     let saved = locked.save(next)?;
+    refresh_metrics(locked.root(), &locked.state);
     if let Some(problem) = saved.early_copy_problem {
         say(&Message::EarlyCopyStale(&problem));
     }
     Ok(())
+}
+
+/// Rewrites `umm.prom` for node_exporter from the state just saved (every
+/// state change, and every boot, goes through `save`). The settings are
+/// read again, quietly: the command said already what is wrong with them.
+/// A failure is logged, never the command's.
+fn refresh_metrics(root: &Root, state: &State) {
+    let settings = config::load_at_boot(root).0;
+    let Some(dir) = settings.metrics_dir.as_deref() else {
+        return;
+    };
+    let text = crate::output::metrics::render(state, &settings);
+    if let Err(e) = crate::sys::textfile::write(root, dir, &text) {
+        log::warn!(
+            "cannot write the metrics in {}: {e}{}",
+            root.join(dir).display(),
+            store::hint(&e)
+        );
+    }
 }
 
 /// A hook phase that may stop the command (check, pre-on, pre-off): says
@@ -137,7 +160,18 @@ fn hooks_allow<'a>(
     say(&Message::HookFailures(records));
     if !force {
         let message = refusal(failed);
-        log::warn!("{message}");
+        let command = match &message {
+            Message::VetoedByPreOff { command, .. } => *command,
+            _ => "on",
+        };
+        journal::log(
+            log::Level::Warn,
+            &journal::Change::Refused {
+                command,
+                why: &message.to_string(),
+            },
+            format_args!("{message}"),
+        );
         say(&message);
         return false;
     }

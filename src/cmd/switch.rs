@@ -1,11 +1,13 @@
 //! The operator's switch: `umm enable` and `umm disable`.
 
 use anyhow::Result;
+use log::Level;
 
 use super::boot_entries::refresh_boot_menu;
 use super::{lock, refused, require_root, save, settings_or_fallback, Context, Outcome};
 use crate::output::message::{say, Message};
 use crate::rules;
+use crate::sys::journal::{self, Change};
 
 pub fn enable(ctx: &Context) -> Result<Outcome> {
     require_root("enable")?;
@@ -28,7 +30,11 @@ pub fn enable(ctx: &Context) -> Result<Outcome> {
     }
     let next = rules::enable(&locked.state);
     save(&mut locked, next)?;
-    log::info!("umm enabled: unclean boots are counted from now on");
+    journal::log(
+        Level::Info,
+        &Change::Enabled,
+        format_args!("umm enabled: unclean boots are counted from now on"),
+    );
     say(&Message::Enabled);
     refresh_boot_menu(&ctx.root);
     Ok(Outcome::Done)
@@ -50,7 +56,11 @@ pub fn disable(ctx: &Context) -> Result<Outcome> {
         Err(r) => return Ok(refused("disable", r)),
     };
     save(&mut locked, next)?;
-    log::info!("umm disabled: nothing is counted or enforced, boots are not delayed");
+    journal::log(
+        Level::Info,
+        &Change::Disabled,
+        format_args!("umm disabled: nothing is counted or enforced, boots are not delayed"),
+    );
     say(&Message::Disabled);
     refresh_boot_menu(&ctx.root);
     Ok(Outcome::Done)

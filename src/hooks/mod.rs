@@ -25,6 +25,7 @@ use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::open::Named;
 use crate::model::settings::HookTimeouts;
 use crate::model::state::Reason;
+use crate::sys::journal;
 use crate::sys::paths::{self, Root};
 use crate::sys::run::run_capturing;
 
@@ -44,7 +45,15 @@ pub fn dir(phase: HookPhase) -> PathBuf {
 pub const WHOLE_DIR: &str = "*";
 
 fn refused(phase: HookPhase, name: &str, why: String) -> HookRecord {
-    log::error!("hook {}/{name} refused: {why}", phase.name());
+    journal::log(
+        log::Level::Error,
+        &journal::Change::HookFailed {
+            phase: phase.name(),
+            hook: name,
+            result: &format!("refused: {why}"),
+        },
+        format_args!("hook {}/{name} refused: {why}", phase.name()),
+    );
     HookRecord {
         phase: phase.into(),
         name: name.into(),
@@ -133,7 +142,15 @@ fn run_one(
     if ok {
         log::info!("{said}");
     } else {
-        log::warn!("{said}");
+        journal::log(
+            log::Level::Warn,
+            &journal::Change::HookFailed {
+                phase: phase.name(),
+                hook: name,
+                result: &result,
+            },
+            format_args!("{said}"),
+        );
     }
     HookRecord {
         phase: phase.into(),

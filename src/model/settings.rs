@@ -48,7 +48,14 @@ pub struct Settings {
     /// The configuration is broken and none ever loaded: count, but never
     /// enter maintenance for a crash loop (see `InUse::CountingOnly`).
     pub counting_only: bool,
+    /// The node_exporter textfile collector directory umm writes `umm.prom`
+    /// into (`[metrics] textfile_dir`; `None`: no metrics). Nothing is
+    /// written while the directory does not exist.
+    pub metrics_dir: Option<PathBuf>,
 }
+
+/// Where Debian's prometheus-node-exporter reads `*.prom` files.
+pub const DEFAULT_METRICS_DIR: &str = "/var/lib/prometheus/node-exporter";
 
 /// A bound on each phase's hooks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +104,7 @@ impl Default for Settings {
             command_timeout: Duration::from_secs(6 * 3600),
             grub_entries_when_disabled: false,
             counting_only: false,
+            metrics_dir: Some(PathBuf::from(DEFAULT_METRICS_DIR)),
         }
     }
 }
@@ -199,6 +207,8 @@ impl LastGood {
             command_timeout: span(self.command_timeout, d.command_timeout),
             grub_entries_when_disabled: self.grub_entries_when_disabled,
             counting_only: false,
+            // Not recorded: the default directory (only a file there).
+            metrics_dir: d.metrics_dir,
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::extra::Extra;
-use super::hook::HookRecord;
+use super::hook::{HookPhase, HookRecord};
 use super::open::{Named, Open};
 use super::verify::VerifyResult;
 
@@ -41,6 +41,10 @@ pub struct State {
     /// mistaken for another's.
     #[serde(default)]
     pub episodes: u64,
+    /// What happened since umm was installed, counted across reboots (the
+    /// metrics' counters: they must not go back to 0 at a reboot).
+    #[serde(default)]
+    pub counters: Counters,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -58,7 +62,152 @@ impl Default for State {
             history: Vec::new(),
             after_resume: None,
             episodes: 0,
+            counters: Counters::default(),
             extra: Extra::new(),
+        }
+    }
+}
+
+/// Counts kept in the state, for `umm_maintenance_entered_total` and
+/// `umm_hook_failures_total`. They only go up (saturating).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Maintenance episodes entered (a boot that stopped in maintenance
+    /// for a new episode), by reason.
+    #[serde(default)]
+    pub entered: ByReason,
+    /// Hook runs that failed (or were refused), by phase; the runs of
+    /// `umm check` and `umm on --dry-run` change nothing and are not counted.
+    #[serde(default)]
+    pub hook_failures: ByPhase,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// A count per maintenance reason.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct ByReason {
+    #[serde(default)]
+    pub manual: u64,
+    #[serde(default)]
+    pub crash_loop: u64,
+    #[serde(default)]
+    pub cmdline: u64,
+    /// Reasons of a newer umm, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+impl ByReason {
+    pub const REASONS: [Reason; 3] = [Reason::Manual, Reason::CrashLoop, Reason::Cmdline];
+
+    pub fn get(&self, reason: Reason) -> u64 {
+        match reason {
+            Reason::Manual => self.manual,
+            Reason::CrashLoop => self.crash_loop,
+            Reason::Cmdline => self.cmdline,
+        }
+    }
+
+    pub fn add(&mut self, reason: Reason) {
+        let n = match reason {
+            Reason::Manual => &mut self.manual,
+            Reason::CrashLoop => &mut self.crash_loop,
+            Reason::Cmdline => &mut self.cmdline,
+        };
+        *n = n.saturating_add(1);
+    }
+}
+
+/// A count per hook phase.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct ByPhase {
+    #[serde(default)]
+    pub check: u64,
+    #[serde(default)]
+    pub pre_on: u64,
+    #[serde(default)]
+    pub on: u64,
+    #[serde(default)]
+    pub pre_off: u64,
+    #[serde(default)]
+    pub off: u64,
+    /// Phases of a newer umm, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+impl ByPhase {
+    fn slot(&mut self, phase: HookPhase) -> &mut u64 {
+        match phase {
+            HookPhase::Check => &mut self.check,
+            HookPhase::PreOn => &mut self.pre_on,
+            HookPhase::On => &mut self.on,
+            HookPhase::PreOff => &mut self.pre_off,
+            HookPhase::Off => &mut self.off,
+        }
+    }
+
+    pub fn get(&self, phase: HookPhase) -> u64 {
+        match phase {
+            HookPhase::Check => self.check,
+            HookPhase::PreOn => self.pre_on,
+            HookPhase::On => self.on,
+            HookPhase::PreOff => self.pre_off,
+            HookPhase::Off => self.off,
+        }
+    }
+
+    /// Counts the failed runs among `records` (a phase of a newer umm is
+    /// not counted).
+    pub fn add_failed(&mut self, records: &[HookRecord]) {
+        for r in records.iter().filter(|r| !r.ok) {
+            if let Some(phase) = r.phase.known() {
+                let n = self.slot(phase);
+                *n = n.saturating_add(1);
+            }
+        }
+    }
+}
+
+/// The node's state, as `umm status`, the metrics and the journal name it.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeState {
+    Operational,
+    /// A request waits for the next boot.
+    Pending,
+    Maintenance,
+    /// `umm off` began; leaving is not finished.
+    Resuming,
+}
+
+impl NodeState {
+    pub const ALL: [NodeState; 4] = [
+        NodeState::Operational,
+        NodeState::Pending,
+        NodeState::Maintenance,
+        NodeState::Resuming,
+    ];
+
+    pub fn of(m: Option<&Maintenance>) -> NodeState {
+        match m.map(|m| m.phase) {
+            None => NodeState::Operational,
+            Some(Phase::Pending) => NodeState::Pending,
+            Some(Phase::Active) => NodeState::Maintenance,
+            Some(Phase::Resuming) => NodeState::Resuming,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Operational => "operational",
+            NodeState::Pending => "pending",
+            NodeState::Maintenance => "maintenance",
+            NodeState::Resuming => "resuming",
         }
     }
 }

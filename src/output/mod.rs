@@ -11,4 +11,5 @@ pub mod check;
 pub mod history;
 pub mod json;
 pub mod message;
+pub mod metrics;
 pub mod status;

@@ -241,14 +241,16 @@ fn decide_mode(
         return (Mode::Normal, None);
     }
     if let Some(m) = s.maintenance.as_mut() {
-        if m.phase == Phase::Active && m.since.is_some() {
-            events.push(Event::Held(m.reason));
-        } else {
-            events.push(Event::Entered(m.reason));
-        }
+        let reason = m.reason;
+        let held = m.phase == Phase::Active && m.since.is_some();
         m.phase = Phase::Active;
         m.since.get_or_insert(input.now);
-        return (Mode::Maintenance, Some(m.reason));
+        if held {
+            events.push(Event::Held(reason));
+        } else {
+            entered_now(s, reason, events);
+        }
+        return (Mode::Maintenance, Some(reason));
     }
     let (reason, crash_boots) = if input.cmdline == CmdlineRequest::On {
         (Reason::Cmdline, Vec::new())
@@ -258,8 +260,15 @@ fn decide_mode(
         return (Mode::Normal, None);
     };
     s.maintenance = Some(entered(s, reason, input.now, crash_boots));
-    events.push(Event::Entered(reason));
+    entered_now(s, reason, events);
     (Mode::Maintenance, Some(reason))
+}
+
+/// An episode reached maintenance in this boot: said, and counted (the
+/// count survives reboots: `umm_maintenance_entered_total`).
+fn entered_now(s: &mut State, reason: Reason, events: &mut Vec<Event>) {
+    s.counters.entered.add(reason);
+    events.push(Event::Entered(reason));
 }
 
 /// The systemd generator decided this boot's target from the early copy of
@@ -277,6 +286,8 @@ pub fn adopt_early_decision(
     match (early_mode, outcome.mode) {
         (Mode::Maintenance, Mode::Normal) => {
             let reason = early_reason.unwrap_or(Reason::Cmdline);
+            // An episode that had reached maintenance before is not entered again.
+            let new = state.maintenance.as_ref().is_none_or(|m| m.since.is_none());
             match state.maintenance.as_mut() {
                 // The copy missed an `umm off` (it was not refreshed): the
                 // same episode goes on, in force again.
@@ -295,7 +306,11 @@ pub fn adopt_early_decision(
             }
             outcome.mode = Mode::Maintenance;
             outcome.reason = Some(reason);
-            outcome.events.push(Event::Entered(reason));
+            if new {
+                entered_now(&mut state, reason, &mut outcome.events);
+            } else {
+                outcome.events.push(Event::Entered(reason));
+            }
             (state, outcome, false)
         }
         (Mode::Normal, Mode::Maintenance) => (state, outcome, true),

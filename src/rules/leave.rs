@@ -32,6 +32,7 @@ pub fn leave(
 ) -> Result<(State, Leave), Refusal> {
     let mut s = state.clone();
     let mut m = s.maintenance.take().ok_or(Refusal::NotInMaintenance)?;
+    s.counters.hook_failures.add_failed(&pre_off);
     m.hooks.extend(pre_off);
     let leave = match (m.phase, m.leaving.as_mut()) {
         (Phase::Pending, _) => {
@@ -132,6 +133,7 @@ pub fn finish(
     let Some(leaving) = m.leaving.take().filter(|l| l.finisher.as_ref() == Some(me)) else {
         return Err(NotFinished::TakenOver);
     };
+    s.counters.hook_failures.add_failed(&off_hooks);
     m.hooks.extend(off_hooks);
     close(&mut s, m, now, leaving.action.end(), verify);
     Ok(s)

@@ -5,8 +5,9 @@
 //!
 //! 1. the journal, by its native protocol, when its socket
 //!    (`/run/systemd/journal/socket`) answers: records with fields
-//!    (`SYSLOG_IDENTIFIER=umm`, the priority; more for issue #12), through
-//!    the `systemd-journal-logger` crate;
+//!    (`SYSLOG_IDENTIFIER=umm`, the priority, and a state change's
+//!    `MESSAGE_ID` and `UMM_*` fields: `journal`), through the
+//!    `systemd-journal-logger` crate;
 //! 2. syslog on `/dev/log`, datagram or stream socket (the `syslog` crate);
 //! 3. the kernel log, `/dev/kmsg`, which the journal or syslog read later.
 //!
@@ -16,7 +17,9 @@
 //! is checked, not trusted), so a console shows them once. The generator,
 //! which runs before any log daemon, writes to /dev/kmsg. Under a test root
 //! the lines go to `<root>/run/umm/log` instead, so tests can read them and
-//! the host's log stays clean.
+//! the host's log stays clean; the fields of a state change go to
+//! `<root>/run/umm/journal.log` then, one JSON object a line, as
+//! `journalctl -o json` would show them.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -113,10 +116,15 @@ struct Sinks {
     fallback: Option<Sink>,
     /// The tag of kmsg lines ("umm", "umm-generator").
     tag: &'static str,
+    /// Under a test root: the fields of records that have some.
+    fields: Option<File>,
 }
 
 impl Sinks {
     fn write(&mut self, record: &Record, msg: &str) {
+        if let Some(f) = self.fields.as_mut() {
+            write_fields(f, record, msg);
+        }
         if send(&mut self.primary, record, msg, self.tag).is_ok() {
             return;
         }
@@ -151,6 +159,27 @@ fn send(sink: &mut Sink, record: &Record, msg: &str, tag: &str) -> std::io::Resu
         Sink::File(f) => writeln!(f, "{}{msg}", kmsg_priority(record.level())),
         Sink::Nowhere => Err(std::io::Error::other("no log")),
     }
+}
+
+/// A record's key-values and its message as one JSON line (test roots).
+fn write_fields(f: &mut File, record: &Record, msg: &str) {
+    struct Collect(serde_json::Map<String, serde_json::Value>);
+    impl<'kvs> log::kv::VisitSource<'kvs> for Collect {
+        fn visit_pair(
+            &mut self,
+            key: log::kv::Key<'kvs>,
+            value: log::kv::Value<'kvs>,
+        ) -> Result<(), log::kv::Error> {
+            self.0.insert(key.to_string(), value.to_string().into());
+            Ok(())
+        }
+    }
+    let mut fields = Collect(serde_json::Map::new());
+    if record.key_values().visit(&mut fields).is_err() || fields.0.is_empty() {
+        return;
+    }
+    fields.0.insert("MESSAGE".into(), msg.into());
+    let _ = writeln!(f, "{}", serde_json::Value::Object(fields.0));
 }
 
 struct Logger {
@@ -203,8 +232,14 @@ pub enum Target {
 
 /// Chooses and opens the sinks for `target`; returns what was chosen.
 fn sinks_for(root: &Root, target: &Target, paths: Paths) -> Sinks {
+    let mut fields = None;
     let (primary, tag) = if !root.is_system() {
         let _ = std::fs::create_dir_all(root.path(paths::RUN_DIR));
+        fields = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.path("/run/umm/journal.log"))
+            .ok();
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -225,6 +260,7 @@ fn sinks_for(root: &Root, target: &Target, paths: Paths) -> Sinks {
         primary,
         fallback: None,
         tag,
+        fields,
     }
 }
 

@@ -8,8 +8,9 @@
 //!   decision in /run; `config`: the configuration files, read into
 //!   `model::settings::Settings`;
 //! - `clock`: wall-clock time, uptime and the boot id; `logging`: where log
-//!   lines go; `run`: starting children bounded, with clean signals;
-//!   `failpoint`: fault injection for tests.
+//!   lines go; `journal`: the state changes' MESSAGE_IDs and fields; `run`: starting children bounded, with clean signals;
+//!   `failpoint`: fault injection for tests;
+//! - `textfile`: `umm.prom` for node_exporter's textfile collector.
 
 pub mod atomic;
 pub mod boot_decision;
@@ -17,7 +18,9 @@ pub mod clock;
 pub mod config;
 pub mod failpoint;
 pub mod fsread;
+pub mod journal;
 pub mod logging;
 pub mod paths;
 pub mod run;
 pub mod store;
+pub mod textfile;

@@ -274,6 +274,11 @@ fn remove_stale_temp_files(dir: &Path) {
 }
 
 impl Locked {
+    /// The root prefix the state is under.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
     /// Records settings that just loaded as the last good configuration
     /// (both copies), when they differ from what is recorded; under the
     /// lock, so that no writer sweeps the temporary files of another.

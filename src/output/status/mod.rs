@@ -15,7 +15,8 @@ use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::hook::HookRecord;
 use crate::model::open::Open;
 use crate::model::settings::Settings;
-use crate::model::state::{Leaving, Maintenance, Mode, OffAction, Phase, Reason, State};
+pub use crate::model::state::NodeState;
+use crate::model::state::{Leaving, Mode, OffAction, Phase, Reason, State};
 use crate::sys::config::{InUse, Sources};
 
 mod text;
@@ -38,29 +39,6 @@ pub struct Inputs<'a> {
     /// The caller is not root: `state` is the public part of the state
     /// (`State::public`), and the root-only fields are left out.
     pub restricted: bool,
-}
-
-/// The node's state, as `umm status` names it.
-#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum NodeState {
-    Operational,
-    /// A request waits for the next boot.
-    Pending,
-    Maintenance,
-    /// `umm off` began; leaving is not finished.
-    Resuming,
-}
-
-impl NodeState {
-    pub fn of(m: Option<&Maintenance>) -> NodeState {
-        match m.map(|m| m.phase) {
-            None => NodeState::Operational,
-            Some(Phase::Pending) => NodeState::Pending,
-            Some(Phase::Active) => NodeState::Maintenance,
-            Some(Phase::Resuming) => NodeState::Resuming,
-        }
-    }
 }
 
 /// The operator's switch.

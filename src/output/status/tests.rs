@@ -5,7 +5,8 @@ use super::*;
 use crate::bootmenu::Kind;
 use crate::model::hook::HookPhase;
 use crate::model::state::{
-    BootRecord, Claim, CommandRun, Episode, EpisodeEnd, Leaving, Requester, ScheduledCommand,
+    BootRecord, Claim, CommandRun, Episode, EpisodeEnd, Leaving, Maintenance, Requester,
+    ScheduledCommand,
 };
 use crate::model::verify::VerifyResult;
 use serde_json::Value;

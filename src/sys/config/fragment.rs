@@ -19,7 +19,7 @@ use crate::model::timefmt::{bounded, parse_span};
 
 /// The keys of the top level, for the error that names an unknown one.
 const KNOWN_KEYS: &str =
-    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub]";
+    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics]";
 
 /// What one umm.toml file may set.
 #[derive(Deserialize, Debug)]
@@ -33,6 +33,7 @@ struct Fragment {
     command_timeout: Option<Span>,
     hooks: Option<Table<HooksFragment>>,
     grub: Option<Table<GrubFragment>>,
+    metrics: Option<Table<MetricsFragment>>,
 }
 
 /// `[hooks]`: `timeout` for every phase, then a phase's own.
@@ -52,6 +53,13 @@ struct HooksFragment {
 #[serde(deny_unknown_fields)]
 struct GrubFragment {
     entries_when_disabled: Option<Flag>,
+}
+
+/// `[metrics]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct MetricsFragment {
+    textfile_dir: Option<Dir>,
 }
 
 impl Fragment {
@@ -79,6 +87,9 @@ impl Fragment {
         }
         if let Some(Flag(keep)) = self.grub.and_then(|g| g.0.entries_when_disabled) {
             settings.grub_entries_when_disabled = keep;
+        }
+        if let Some(Dir(dir)) = self.metrics.and_then(|m| m.0.textfile_dir) {
+            settings.metrics_dir = dir;
         }
     }
 }
@@ -312,6 +323,25 @@ impl TryFrom<Raw> for UnitNames {
     }
 }
 
+/// An absolute directory, or "" for none.
+#[derive(Debug)]
+struct Dir(Option<std::path::PathBuf>);
+
+impl TryFrom<Raw> for Dir {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Dir, String> {
+        match raw {
+            Raw::Str(s) if s.is_empty() => Ok(Dir(None)),
+            Raw::Str(s) if s.starts_with('/') && !s.contains('\0') => Ok(Dir(Some(s.into()))),
+            Raw::Str(s) => Err(format!("{s:?} is not an absolute path (or \"\" for none)")),
+            other => Err(format!(
+                "expected a directory such as \"/var/lib/prometheus/node-exporter\", found a {}",
+                other.kind()
+            )),
+        }
+    }
+}
+
 /// A `[table]` of keys `T` knows; anything else where a table belongs is
 /// an error that says what was found.
 #[derive(Debug)]
@@ -379,7 +409,7 @@ macro_rules! from_raw {
     )*};
 }
 
-from_raw!(Flag, Count, Span, UnitNames);
+from_raw!(Flag, Count, Span, UnitNames, Dir);
 
 // ---------------------------------------------------------------------------
 // Errors, placed at their file, line and key

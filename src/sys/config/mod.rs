@@ -162,6 +162,24 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_directory_is_node_exporters_unless_set_or_emptied() {
+        let (_d, root) = root_with(&[]);
+        let dir = load(&root).unwrap().0.metrics_dir.unwrap();
+        assert_eq!(
+            dir,
+            std::path::Path::new("/var/lib/prometheus/node-exporter")
+        );
+        let (_d, root) = root_with(&[(
+            "/etc/umm/umm.toml",
+            "[metrics]\ntextfile_dir = \"/srv/prom\"\n",
+        )]);
+        let dir = load(&root).unwrap().0.metrics_dir.unwrap();
+        assert_eq!(dir, std::path::Path::new("/srv/prom"));
+        let (_d, root) = root_with(&[("/etc/umm/umm.toml", "[metrics]\ntextfile_dir = \"\"\n")]);
+        assert_eq!(load(&root).unwrap().0.metrics_dir, None);
+    }
+
+    #[test]
     fn legacy_file_is_read_only_without_umm_toml() {
         let legacy = "# old\nUMM=no\nREBOOT_COUNT=4\nCOUNTER_RESET_TIME=15\n";
         let (_d, root) = root_with(&[("/etc/umm.conf", legacy)]);
@@ -226,6 +244,12 @@ mod tests {
         "not a unit name"
     )]
     #[case::unknown_table("[hooks]\nfoo = 1\n", 2, "hooks.foo", "unknown key in [hooks]")]
+    #[case::relative_metrics_dir(
+        "[metrics]\ntextfile_dir = \"prom\"\n",
+        2,
+        "metrics.textfile_dir",
+        "not an absolute path"
+    )]
     #[case::not_a_table("hooks = 5\n", 1, "hooks", "expected a table, found a integer")]
     #[case::in_a_dotted_table("grub.x = 1\n", 1, "grub.x", "unknown key in [grub]")]
     #[case::a_datetime(

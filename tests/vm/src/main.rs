@@ -45,6 +45,13 @@ const SCENARIOS: &[Scenario] = &[
         run: scenarios::crash_loop,
     },
     Scenario {
+        name: "node-exporter",
+        variant: "systemd",
+        ready: true,
+        about: "Debian's node_exporter serves umm.prom: scraped through a crash loop and umm off",
+        run: scenarios::node_exporter,
+    },
+    Scenario {
         name: "clean-reboots",
         variant: "systemd",
         ready: true,

@@ -244,12 +244,56 @@ fn umm_off_resumes(vm: &Vm) -> Result<String> {
 
 // ----------------------------------------------------------------- systemd
 
+/// `MESSAGE_ID` of umm's journal entries (src/sys/journal.rs, `Kind`).
+const ENTERED_ID: &str = "705a2a9089de48c1a261e47f58e427f8";
+const RESUMED_ID: &str = "99959cd78dc54e20a8705c065d7312de";
+
+/// The journal entries of this boot with `message_id`, as `journalctl -o json`
+/// gives them.
+fn journal_entries(vm: &Vm, message_id: &str) -> Result<Vec<Value>> {
+    let out = vm.ssh_ok(&format!(
+        "journalctl -b -o json --no-pager MESSAGE_ID={message_id}"
+    ))?;
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("journalctl -o json: {l}")))
+        .collect()
+}
+
+/// The directory node_exporter's textfile collector reads (created by
+/// hand: the image has no prometheus-node-exporter), and umm's file in it.
+const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+
+/// The value of `series` in the guest's umm.prom.
+fn metric(vm: &Vm, series: &str) -> Result<Option<String>> {
+    let text = vm.ssh_ok(&format!("cat {TEXTFILE_DIR}/umm.prom"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .map(|(_, v)| v.to_string()))
+}
+
+fn expect_metric(vm: &Vm, series: &str, value: &str) -> Result<()> {
+    let got = metric(vm, series)?;
+    ensure!(
+        got.as_deref() == Some(value),
+        "umm.prom: {series} is {got:?}, expected {value}"
+    );
+    Ok(())
+}
+
 /// Crash loop -> maintenance with nothing outside the keep-set started ->
-/// `umm off` -> every enabled service running.
+/// `umm off` -> every enabled service running. On the way: the journal's
+/// crash-loop entry with its MESSAGE_ID and fields, and umm.prom.
 pub fn crash_loop(ctx: &mut Ctx) -> Result<()> {
     let vm = installed(ctx)?;
+    vm.ssh_ok(&format!("mkdir -p {TEXTFILE_DIR} && sync"))?;
     crash_times(vm, 2)?;
     expect_state(vm, "operational", None)?;
+    expect_metric(vm, "umm_unclean_boots", "2")?;
+    expect_metric(vm, r#"umm_state{state="operational",reason=""}"#, "1")?;
     ensure!(
         status(vm)?["unclean_boots"] == 2,
         "two crashes were not counted"
@@ -268,13 +312,51 @@ pub fn crash_loop(ctx: &mut Ctx) -> Result<()> {
         motd.contains("MAINTENANCE MODE") && motd.contains("crash-loop"),
         "banner: {motd}"
     );
+    let entered = journal_entries(vm, ENTERED_ID)?;
+    ensure!(
+        entered.iter().any(|e| e["UMM_REASON"] == "crash-loop"
+            && e["UMM_STATE"] == "maintenance"
+            && e["UMM_EPISODE"].is_string()
+            && e["UMM_UNCLEAN_BOOTS"] == "3"
+            && e["SYSLOG_IDENTIFIER"] == "umm"),
+        "journalctl MESSAGE_ID={ENTERED_ID}: no crash-loop entry with its fields: {entered:?}"
+    );
+    expect_metric(
+        vm,
+        r#"umm_state{state="maintenance",reason="crash-loop"}"#,
+        "1",
+    )?;
+    expect_metric(
+        vm,
+        r#"umm_maintenance_entered_total{reason="crash-loop"}"#,
+        "1",
+    )?;
+    ensure!(
+        metric(vm, "umm_maintenance_start_timestamp_seconds")?.is_some(),
+        "umm.prom has no start time in maintenance"
+    );
     // A crash during maintenance boots back into maintenance.
     vm.crash()?;
     expect_state(vm, "maintenance", Some("crash-loop"))?;
     assert_nothing_else_started(vm)?;
+    expect_metric(
+        vm,
+        r#"umm_maintenance_entered_total{reason="crash-loop"}"#,
+        "1",
+    )?;
     let said = umm_off_resumes(vm)?;
     eprintln!("  umm off: {}", said.lines().last().unwrap_or_default());
     expect_state(vm, "operational", None)?;
+    let resumed = journal_entries(vm, RESUMED_ID)?;
+    ensure!(
+        resumed
+            .iter()
+            .any(|e| e["UMM_REASON"] == "crash-loop" && e["UMM_STATE"] == "operational"),
+        "journalctl MESSAGE_ID={RESUMED_ID}: no entry for the closed episode: {resumed:?}"
+    );
+    expect_metric(vm, r#"umm_state{state="operational",reason=""}"#, "1")?;
+    expect_metric(vm, "umm_unclean_boots", "0")?;
+    expect_metric(vm, "umm_services_not_back", "0")?;
     ensure!(
         is_active(vm, "cron")? == "active",
         "cron is not running after umm off"
@@ -1440,5 +1522,145 @@ pub fn fleet(ctx: &mut Ctx) -> Result<()> {
         etcd.holders("lab")?
     );
     ctx.absorb(b);
+    Ok(())
+}
+
+// ---------------------------------------------------------- node_exporter
+
+/// Debian's prometheus-node-exporter .deb, fetched on the host with
+/// `apt-get download` into `dir` once (the base image does not have it,
+/// and adding it there would rebuild every variant's image).
+fn node_exporter_deb(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let find = || -> Result<Option<std::path::PathBuf>> {
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("prometheus-node-exporter_") && n.ends_with(".deb")
+                })
+            }))
+    };
+    std::fs::create_dir_all(dir)?;
+    if let Some(deb) = find()? {
+        return Ok(deb);
+    }
+    let out = std::process::Command::new("apt-get")
+        .args(["download", "prometheus-node-exporter"])
+        .current_dir(dir)
+        .output()
+        .context("apt-get download prometheus-node-exporter")?;
+    ensure!(
+        out.status.success(),
+        "apt-get download prometheus-node-exporter failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    find()?.context("apt-get download left no prometheus-node-exporter .deb")
+}
+
+/// `GET http://localhost:9100/metrics` in the guest (bash's /dev/tcp: the
+/// image has no curl), retried until node_exporter answers (60 s at most).
+fn scrape(vm: &Vm) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = vm.ssh(
+            "exec 3<>/dev/tcp/127.0.0.1/9100 && printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && cat <&3",
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && text.contains("\nnode_textfile_scrape_error") {
+            return Ok(text);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "node_exporter did not answer on localhost:9100: {}{text}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The value of the series `name` whose labels include every `labels`
+/// pair (written as `key="value"`), as node_exporter serves it.
+fn scraped(text: &str, name: &str, labels: &[&str]) -> Option<String> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.to_string())
+}
+
+fn expect_scraped(text: &str, name: &str, labels: &[&str], value: &str) -> Result<()> {
+    let got = scraped(text, name, labels);
+    ensure!(
+        got.as_deref() == Some(value),
+        "node_exporter: {name}{labels:?} is {got:?}, expected {value}; umm's series:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("umm_") || l.starts_with("node_textfile"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(())
+}
+
+/// node_exporter (Debian's package) serves umm.prom through its textfile
+/// collector: scraped at localhost:9100 through a crash loop and a resume.
+/// node_exporter is kept in maintenance (`keep_units`), as a fleet that
+/// watches its nodes in maintenance would configure it.
+pub fn node_exporter(ctx: &mut Ctx) -> Result<()> {
+    let deb = node_exporter_deb(&ctx.work_dir())?;
+    let vm = installed(ctx)?;
+    crate::install_deb(vm, &deb, false)?;
+    vm.ssh_ok(
+        "test -d /var/lib/prometheus/node-exporter && \
+         printf 'keep_units = [\"prometheus-node-exporter.service\"]\\n' > /etc/umm/umm.toml.d/50-node-exporter.toml && sync",
+    )?;
+    // umm writes umm.prom at its next state change: this boot.
+    vm.reboot_clean()?;
+    let m = scrape(vm)?;
+    expect_scraped(&m, "node_textfile_scrape_error", &[], "0")?;
+    expect_scraped(&m, "umm_state", &[r#"state="operational""#], "1")?;
+    expect_scraped(&m, "umm_state", &[r#"state="maintenance""#], "0")?;
+    expect_scraped(&m, "umm_enabled", &[], "1")?;
+    expect_scraped(&m, "umm_unclean_boots_threshold", &[], "2")?;
+    crash_times(vm, 2)?;
+    let m = scrape(vm)?;
+    expect_scraped(&m, "umm_unclean_boots", &[], "2")?;
+    vm.crash()?;
+    expect_state(vm, "maintenance", Some("crash-loop"))?;
+    let m = scrape(vm)?;
+    expect_scraped(
+        &m,
+        "umm_state",
+        &[r#"state="maintenance""#, r#"reason="crash-loop""#],
+        "1",
+    )?;
+    expect_scraped(&m, "umm_state", &[r#"state="operational""#], "0")?;
+    expect_scraped(
+        &m,
+        "umm_maintenance_entered_total",
+        &[r#"reason="crash-loop""#],
+        "1",
+    )?;
+    expect_scraped(&m, "umm_unclean_boots", &[], "3")?;
+    ensure!(
+        scraped(&m, "umm_maintenance_start_timestamp_seconds", &[]).is_some(),
+        "no umm_maintenance_start_timestamp_seconds in maintenance"
+    );
+    umm_off_resumes(vm)?;
+    expect_state(vm, "operational", None)?;
+    let m = scrape(vm)?;
+    expect_scraped(&m, "umm_state", &[r#"state="operational""#], "1")?;
+    expect_scraped(&m, "umm_unclean_boots", &[], "0")?;
+    expect_scraped(&m, "umm_services_not_back", &[], "0")?;
+    expect_scraped(
+        &m,
+        "umm_maintenance_entered_total",
+        &[r#"reason="crash-loop""#],
+        "1",
+    )?;
+    ensure!(
+        scraped(&m, "umm_maintenance_start_timestamp_seconds", &[]).is_none(),
+        "umm_maintenance_start_timestamp_seconds still served after umm off"
+    );
     Ok(())
 }

@@ -112,6 +112,59 @@ pub const KEYS: &[Key] = &[
         default: "false",
         about: "Keep the GRUB menu entries for maintenance mode while umm is disabled.",
     },
+    Key {
+        table: "metrics",
+        name: "textfile_dir",
+        default: "\"/var/lib/prometheus/node-exporter\"",
+        about: "node_exporter's textfile collector directory: umm writes umm.prom there \
+                at every state change and at boot (see MONITORING), only while the \
+                directory exists; \"\" turns the metrics off.",
+    },
+];
+
+/// The fields of `umm status --json`, for the man page (README: Commands).
+/// A test checks that `StatusView` has each.
+pub const STATUS_FIELDS: &[(&str, &str)] = &[
+    ("state", "operational, pending, maintenance or resuming."),
+    ("enabled", "umm acts: umm.toml's enabled and the operator's switch are both on."),
+    ("enabled_by_config", "umm.toml's enabled."),
+    ("switch", "The operator's switch (umm enable, umm disable): on or off."),
+    ("reason", "Why maintenance is pending or in force: manual, crash-loop or cmdline; null when operational."),
+    ("since", "When maintenance was reached, or requested while pending."),
+    ("requested_at", "When maintenance was requested or decided, or null."),
+    ("requested_by", "Who asked (user) and from where (from) (root only)."),
+    ("unclean_boots", "Unclean boots in a row."),
+    ("reboot_count", "The setting in force: more unclean boots in a row than this stop the node in maintenance."),
+    ("counter_reset_time", "The setting in force, in seconds."),
+    ("unclean_boot_records", "The unclean boots counted (boot_id, started)."),
+    ("crash_boots", "The unclean boots behind a crash loop (boot_id, started)."),
+    ("command", "The scheduled command (root only): argv, started, ended, exit_code, signal, pid while it runs, output; null when none."),
+    ("leaving", "While resuming: action (resume or reboot), started, last_try, tries, boot_id, finisher (boot_id, pid, since); else null."),
+    ("this_boot", "This boot's decision: boot_id, mode, reason, decided_by, skipped_by_cmdline, resumed."),
+    ("init", "The init system umm drives: systemd, sysvinit or upstart."),
+    ("boot_menu", "umm's boot-menu entries (entries: title, kind, id) and this_boot_cmdline."),
+    ("config", "files, legacy, error, in_use (loaded, last-good or counting-only), last_good_recorded."),
+    ("hooks", "The hook runs of the current episode: phase, name, ok, result, output_tail (root only)."),
+    ("last_episode", "The last finished episode, as in umm history --json, or null."),
+    ("after_resume_pending", "Work left by an umm before 0.2 after umm off is still to run."),
+    ("state_problem", "What was wrong with the state file (set aside, unreadable), or null."),
+    ("history_entries", "Episodes in umm history."),
+    ("restricted", "Present, and true, when the caller is not root: the root-only keys are then omitted, not null."),
+];
+
+/// The fields of each episode in `umm history --json` (an array, oldest
+/// first). A test checks that `EpisodeView` has each.
+pub const HISTORY_FIELDS: &[(&str, &str)] = &[
+    ("reason", "manual, crash-loop or cmdline."),
+    ("requested_at", "When it was requested or decided."),
+    ("since", "When maintenance was reached, or null (a request cancelled before)."),
+    ("ended", "When it ended."),
+    ("end", "How: resumed, rebooted, cancelled or interrupted."),
+    ("requested_by", "Who asked, and from where (root only)."),
+    ("command", "The scheduled command and its result, as in umm status --json (root only)."),
+    ("hooks", "Its hook runs (root only)."),
+    ("hook_failures", "phase/name of each hook that failed (root only)."),
+    ("verify", "The check after leaving (root only): compared_with, not_back (services not running again), failed; null until checked."),
 ];
 
 /// (path, description) for the FILES section.
@@ -188,6 +241,18 @@ const FILES: &[(&str, &str)] = &[
     (
         "/etc/grub.d/42_umm",
         "Adds maintenance-mode entries to the GRUB menu.",
+    ),
+    (
+        "/var/lib/prometheus/node-exporter/umm.prom",
+        "The metrics, for node_exporter's textfile collector (see MONITORING).",
+    ),
+    (
+        "/usr/lib/systemd/catalog/umm.catalog",
+        "The journal catalog: what each of umm's journal messages means and what to do (journalctl -x).",
+    ),
+    (
+        "/usr/share/umm/examples/",
+        "Example hooks, and example Prometheus alerting rules (umm-alerts.yml) with their tests.",
     ),
 ];
 
@@ -541,6 +606,49 @@ pub fn man_page(date: &str) -> String {
          or others, is refused and never run. Examples are in /usr/share/umm/examples.",
     ));
 
+    // JSON OUTPUT
+    r.control("SH", ["JSON OUTPUT"]);
+    r.text(inline(
+        "umm status --json prints one object, umm history --json an array of \
+         episodes; keys come out sorted. Times are RFC 3339; a key that does not \
+         apply is null. A caller that is not root gets the keys marked root only \
+         omitted, and \"restricted\": true.",
+    ));
+    r.control("SS", ["umm status --json"]);
+    for (key, about) in STATUS_FIELDS {
+        r.control("TP", []);
+        r.text([bold(*key)]);
+        r.text(inline(about));
+    }
+    r.control("SS", ["umm history --json"]);
+    for (key, about) in HISTORY_FIELDS {
+        r.control("TP", []);
+        r.text([bold(*key)]);
+        r.text(inline(about));
+    }
+
+    // MONITORING
+    r.control("SH", ["MONITORING"]);
+    r.text(inline(
+        "At every state change and at boot, umm writes umm.prom (Prometheus text \
+         format) into node_exporter's textfile collector directory ([metrics] \
+         textfile_dir), when that directory exists: umm_state{state,reason}, \
+         umm_enabled, umm_unclean_boots, umm_unclean_boots_threshold, \
+         umm_maintenance_entered_total{reason}, \
+         umm_maintenance_start_timestamp_seconds, \
+         umm_maintenance_end_timestamp_seconds, umm_scheduled_command_exit_code, \
+         umm_services_not_back and umm_hook_failures_total{phase}. Example alerting \
+         rules: /usr/share/umm/examples/umm-alerts.yml.",
+    ));
+    r.control("PP", []);
+    r.text(inline(
+        "Every state change umm logs carries a MESSAGE_ID and the fields UMM_EVENT, \
+         UMM_STATE, UMM_REASON, UMM_EPISODE and others in the journal; \
+         journalctl -x explains them (/usr/lib/systemd/catalog/umm.catalog). \
+         Crash-loop entries: journalctl MESSAGE_ID=705a2a9089de48c1a261e47f58e427f8 \
+         UMM_REASON=crash-loop. Without the journal the same lines go to syslog.",
+    ));
+
     // COUNTING RULES
     r.control("SH", ["COUNTING RULES"]);
     for rule in counting_rules() {
@@ -625,6 +733,34 @@ mod tests {
             get("grub", "entries_when_disabled"),
             d.grub_entries_when_disabled.to_string()
         );
+        assert_eq!(
+            Some(std::path::Path::new(
+                get("metrics", "textfile_dir").trim_matches('"')
+            )),
+            d.metrics_dir.as_deref()
+        );
+    }
+
+    /// The JSON fields the man page documents are the ones umm prints.
+    #[test]
+    fn documented_json_fields_are_printed() {
+        let status = include_str!("../../../src/output/status/mod.rs");
+        for (keys, _) in STATUS_FIELDS {
+            for key in keys.split(", ") {
+                assert!(
+                    status.contains(&format!("pub {key}:"))
+                        || status.contains(&format!("\"{key}\"")),
+                    "umm status --json has no {key}"
+                );
+            }
+        }
+        let history = include_str!("../../../src/output/history.rs");
+        for (key, _) in HISTORY_FIELDS {
+            assert!(
+                history.contains(&format!("pub {key}:")) || history.contains(&format!("\"{key}\"")),
+                "umm history --json has no {key}"
+            );
+        }
     }
 
     /// packaging/umm.toml documents every key, commented out, with its
@@ -697,6 +833,8 @@ mod tests {
             "CONFIGURATION",
             "HOOKS",
             "\"COUNTING RULES\"",
+            "\"JSON OUTPUT\"",
+            "MONITORING",
             "FILES",
             "\"EXIT STATUS\"",
         ] {

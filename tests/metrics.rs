@@ -1,0 +1,266 @@
+//! `umm.prom`, the metrics umm writes for node_exporter's textfile
+//! collector, through a crash loop, an `umm on` with a failing on.d hook and
+//! services that do not come back; and the example alerting rules
+//! (`packaging/examples/umm-alerts.yml`).
+//!
+//! Every file umm writes is checked with `promtool check metrics`, and the
+//! rules with `promtool check rules` and `promtool test rules`. When
+//! promtool is not installed (Debian package `prometheus`), those checks
+//! print a SKIPPED line and pass, unless `UMM_METRICS_REQUIRE_PROMTOOL=1`
+//! (as CI sets it), when they fail.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::Node;
+
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const PROM: &str = "/var/lib/prometheus/node-exporter/umm.prom";
+
+/// promtool, or `None` (after a SKIPPED line) when it is missing and not required.
+fn promtool(test: &str) -> Option<PathBuf> {
+    if let Some(p) = SYSTEM_PATH
+        .split(':')
+        .map(|d| Path::new(d).join("promtool"))
+        .find(|p| p.is_file())
+    {
+        return Some(p);
+    }
+    if std::env::var("UMM_METRICS_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
+        panic!("promtool is not installed (Debian package prometheus) and UMM_METRICS_REQUIRE_PROMTOOL=1");
+    }
+    // Not eprintln!, which the test harness captures: this must be seen.
+    let mut terminal = std::io::stderr();
+    writeln!(
+        terminal,
+        "SKIPPED {test}: promtool is not installed (Debian package prometheus)"
+    )
+    .unwrap();
+    None
+}
+
+/// `promtool check metrics` on `text` (its lint included): panics with
+/// what promtool said when it finds a problem.
+fn check_metrics(promtool: &Path, text: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of `series` (name and labels, as written) in `text`.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .map(|(_, v)| v.parse().unwrap())
+}
+
+fn node_with_collector() -> Node {
+    let node = Node::new();
+    std::fs::create_dir_all(node.path("/var/lib/prometheus/node-exporter")).unwrap();
+    node
+}
+
+/// The file as umm wrote it last, checked by promtool when it is there.
+fn metrics(node: &Node, promtool: Option<&Path>) -> String {
+    let text = node.read(PROM);
+    if let Some(p) = promtool {
+        check_metrics(p, &text);
+    }
+    text
+}
+
+#[test]
+fn a_crash_loop_and_its_resume_show_in_the_metrics() {
+    let promtool = promtool("a_crash_loop_and_its_resume_show_in_the_metrics");
+    let p = promtool.as_deref();
+    let mut node = node_with_collector();
+    node.services("cron.service active enabled\ndb.service active enabled\n");
+    node.boot();
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_state{state="operational",reason=""}"#),
+        Some(1.0)
+    );
+    assert_eq!(value(&m, "umm_enabled"), Some(1.0));
+    assert_eq!(value(&m, "umm_unclean_boots_threshold"), Some(2.0));
+    for n in 1..=2 {
+        node.crash_and_boot();
+        let m = metrics(&node, p);
+        assert_eq!(value(&m, "umm_unclean_boots"), Some(f64::from(n)));
+        assert_eq!(
+            value(&m, r#"umm_state{state="operational",reason=""}"#),
+            Some(1.0)
+        );
+    }
+    node.crash_and_boot();
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_state{state="maintenance",reason="crash-loop"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, r#"umm_state{state="operational",reason=""}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&m, r#"umm_maintenance_entered_total{reason="crash-loop"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, "umm_maintenance_start_timestamp_seconds"),
+        Some(common::NOW.parse().unwrap())
+    );
+    // A crash in maintenance holds it: the same episode, not counted again.
+    node.crash_and_boot();
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_maintenance_entered_total{reason="crash-loop"}"#),
+        Some(1.0)
+    );
+    // db.service does not come back.
+    node.services("cron.service active enabled\ndb.service inactive enabled\n");
+    node.expect(1, &["off"]);
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_state{state="operational",reason=""}"#),
+        Some(1.0)
+    );
+    assert_eq!(value(&m, "umm_services_not_back"), Some(1.0));
+    assert_eq!(value(&m, "umm_unclean_boots"), Some(0.0));
+    assert_eq!(value(&m, "umm_maintenance_start_timestamp_seconds"), None);
+    assert_eq!(
+        value(&m, "umm_maintenance_end_timestamp_seconds"),
+        Some(common::NOW.parse().unwrap())
+    );
+    // The counter survives the reboots (it is kept in the state).
+    node.clean_reboot();
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_maintenance_entered_total{reason="crash-loop"}"#),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_scheduled_command_and_a_failing_on_hook_show_in_the_metrics() {
+    let promtool = promtool("a_scheduled_command_and_a_failing_on_hook_show_in_the_metrics");
+    let p = promtool.as_deref();
+    let mut node = node_with_collector();
+    node.hook("on", "10-fails", "exit 3");
+    node.boot();
+    node.expect(0, &["on", "--", "sh", "-c", "exit 7"]);
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_state{state="pending",reason="manual"}"#),
+        Some(1.0)
+    );
+    node.clean_reboot();
+    node.expect(0, &["internal", "maintenance"]);
+    let m = metrics(&node, p);
+    assert_eq!(
+        value(&m, r#"umm_state{state="maintenance",reason="manual"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, r#"umm_maintenance_entered_total{reason="manual"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&m, r#"umm_hook_failures_total{phase="on"}"#),
+        Some(1.0)
+    );
+    assert_eq!(value(&m, "umm_scheduled_command_exit_code"), Some(7.0));
+    node.expect(0, &["off"]);
+    let m = metrics(&node, p);
+    // Still the last command's, after the episode closed.
+    assert_eq!(value(&m, "umm_scheduled_command_exit_code"), Some(7.0));
+    assert_eq!(
+        value(&m, r#"umm_hook_failures_total{phase="on"}"#),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn nothing_is_written_without_the_collector_directory_or_when_turned_off() {
+    let mut node = Node::new();
+    node.boot();
+    assert!(!node.exists("/var/lib/prometheus"));
+    let mut node = node_with_collector();
+    node.write("/etc/umm/umm.toml", "[metrics]\ntextfile_dir = \"\"\n");
+    node.boot();
+    assert!(!node.exists(PROM));
+    let mut node = Node::new();
+    std::fs::create_dir_all(node.path("/srv/prom")).unwrap();
+    node.write(
+        "/etc/umm/umm.toml",
+        "[metrics]\ntextfile_dir = \"/srv/prom\"\n",
+    );
+    node.boot();
+    assert!(node.read("/srv/prom/umm.prom").contains("umm_state{"));
+}
+
+fn examples(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging/examples")
+        .join(name)
+}
+
+/// `promtool <args>`; panics with what it said when it fails.
+fn promtool_ok(promtool: &Path, args: &[&str]) {
+    let out = Command::new(promtool)
+        .args(args)
+        .current_dir(examples(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_example_alerting_rules_check_and_pass_their_tests() {
+    let Some(p) = promtool("the_example_alerting_rules_check_and_pass_their_tests") else {
+        return;
+    };
+    promtool_ok(&p, &["check", "rules", "umm-alerts.yml"]);
+    promtool_ok(&p, &["test", "rules", "umm-alerts.test.yml"]);
+}
+
+#[test]
+fn the_example_rules_name_only_metrics_umm_writes() {
+    let rules = std::fs::read_to_string(examples("umm-alerts.yml")).unwrap();
+    let names: Vec<&str> = umm::output::metrics::METRICS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect();
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("umm_") {
+            assert!(names.contains(&word), "{word} is not a metric umm writes");
+        }
+    }
+}
