@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::fleet::FleetSettings;
 use super::hook::HookPhase;
 
 /// Units a maintenance boot keeps (when they exist and are enabled) besides
@@ -48,6 +49,8 @@ pub struct Settings {
     /// The configuration is broken and none ever loaded: count, but never
     /// enter maintenance for a crash loop (see `InUse::CountingOnly`).
     pub counting_only: bool,
+    /// `[fleet]`: the coordinator of the node's group, if any.
+    pub fleet: FleetSettings,
 }
 
 /// A bound on each phase's hooks.
@@ -97,6 +100,7 @@ impl Default for Settings {
             command_timeout: Duration::from_secs(6 * 3600),
             grub_entries_when_disabled: false,
             counting_only: false,
+            fleet: FleetSettings::default(),
         }
     }
 }
@@ -199,6 +203,9 @@ impl LastGood {
             command_timeout: span(self.command_timeout, d.command_timeout),
             grub_entries_when_disabled: self.grub_entries_when_disabled,
             counting_only: false,
+            // Not recorded: with a broken configuration, no coordinator is
+            // asked (a pending release stays pending until it loads).
+            fleet: FleetSettings::default(),
         }
     }
 }
