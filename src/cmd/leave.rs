@@ -55,6 +55,13 @@ pub fn off(
         Err(r) => return Ok(refused(command, r)),
     };
     let episode = next.maintenance.as_ref().map(|m| m.id);
+    // A cancelled request gives its fleet slot back.
+    let next = if leave == Leave::Cancelled {
+        rules::fleet::cancelled(&next, ctx.clock.now())
+    } else {
+        next
+    };
+    let owed = next.fleet.pending_release.is_some();
     save(&mut locked, next)?;
     drop(locked);
     remove_banners(&ctx.root);
@@ -62,6 +69,9 @@ pub fn off(
         (Leave::Cancelled, OffAction::Resume) => {
             log::info!("pending maintenance request cancelled by umm off");
             say(&Message::Cancelled);
+            if owed {
+                super::fleet::release_owed(ctx, &settings, super::fleet::Loud::Stdout)?;
+            }
             Ok(Outcome::Done)
         }
         (_, OffAction::Reboot) => {

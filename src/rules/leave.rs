@@ -176,6 +176,7 @@ pub fn upgrade(state: State) -> State {
             finisher: None,
             extra: Default::default(),
         }),
+        fleet: e.fleet,
         extra: Default::default(),
     });
     s
@@ -430,6 +431,7 @@ mod tests {
             end: EpisodeEnd::Rebooted.into(),
             hooks: vec![],
             verify: None,
+            fleet: None,
             extra: Default::default(),
         });
         state.after_resume = Some(crate::model::state::AfterResume {

@@ -74,6 +74,7 @@ fn busy_state() -> State {
             }),
             extra: Default::default(),
         }),
+        fleet: None,
         extra: Default::default(),
     });
     state.history.push(Episode {
@@ -92,6 +93,7 @@ fn busy_state() -> State {
             failed: vec!["x.service".into()],
             extra: Default::default(),
         }),
+        fleet: None,
         extra: Default::default(),
     });
     state
