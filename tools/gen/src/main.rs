@@ -112,7 +112,50 @@ pub const KEYS: &[Key] = &[
         default: "false",
         about: "Keep the GRUB menu entries for maintenance mode while umm is disabled.",
     },
+    Key {
+        table: "fleet",
+        name: "backend",
+        default: "\"none\"",
+        about: "Fleet coordination: \"none\" (this node decides alone, nothing is ever \
+                sent), \"etcd\" (a semaphore in etcd v3, stored as airlock stores it) \
+                or \"fleetlock\" (a FleetLock server such as airlock). With a back-end, \
+                `umm on` takes a slot of the group before the request is saved, and the \
+                node gives it back once it is back in service (normal target reached, \
+                every service back).",
+    },
+    Key {
+        table: "fleet",
+        name: "group",
+        default: "\"default\"",
+        about: "The group: at most its number of slots of its nodes are in maintenance at once.",
+    },
+    Key {
+        table: "fleet",
+        name: "endpoints",
+        default: "[]",
+        about: "etcd: the members' client URLs, e.g. [\"https://10.0.0.1:2379\"], tried in turn.",
+    },
+    Key {
+        table: "fleet",
+        name: "slots",
+        default: "1",
+        about: "etcd: the group's size when its key does not exist yet (an existing key keeps its own).",
+    },
+    Key {
+        table: "fleet",
+        name: "timeout",
+        default: "\"10s\"",
+        about: "Bound on one call to the coordinator, across endpoints and retries.",
+    },
 ];
+
+/// `[fleet]` keys with no default value to show.
+const FLEET_MORE: &str = "Also under [fleet], with no default: id, this node's id in the \
+    group (default: the content of /etc/machine-id); url, the FleetLock server's base URL; \
+    ca_file, cert_file and key_file, for https: the CA certificates the server must chain \
+    to (default: the system's), and a client certificate and its key (PEM). The key file \
+    must be root's and readable by nobody else, the others root's and writable by nobody \
+    else: otherwise the call is refused with a line saying so.";
 
 /// (path, description) for the FILES section.
 const FILES: &[(&str, &str)] = &[
@@ -529,6 +572,8 @@ pub fn man_page(date: &str) -> String {
         r.text([bold(key.name), roman(" = "), roman(key.default)]);
         r.text(inline(key.about));
     }
+    r.control("PP", []);
+    r.text(inline(FLEET_MORE));
 
     // HOOKS
     r.control("SH", ["HOOKS"]);
@@ -625,6 +670,13 @@ mod tests {
             get("grub", "entries_when_disabled"),
             d.grub_entries_when_disabled.to_string()
         );
+        let f = &d.fleet;
+        assert_eq!(get("fleet", "backend"), format!("{:?}", f.backend.name()));
+        assert_eq!(get("fleet", "group"), format!("{:?}", f.group));
+        assert_eq!(get("fleet", "endpoints"), "[]");
+        assert!(f.endpoints.is_empty());
+        assert_eq!(get("fleet", "slots"), f.slots.to_string());
+        assert_eq!(span(get("fleet", "timeout")), f.timeout);
     }
 
     /// packaging/umm.toml documents every key, commented out, with its
