@@ -402,3 +402,35 @@ fn take_and_release_on_loopback_timing() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_check_that_is_not_clean_keeps_the_slot_until_fleet_release() {
+    let Some(bin) = etcd_binary("not_clean") else {
+        return;
+    };
+    let etcd = OneEtcd::start(bin);
+    let mut a = fleet_node(&etcd.endpoint(), "k", "node-a", 1, "10s");
+    let b = fleet_node(&etcd.endpoint(), "k", "node-b", 1, "10s");
+    a.services("cron.service active enabled\n");
+    a.expect(0, &["on"]);
+    a.clean_reboot();
+    a.services("cron.service failed enabled\n");
+    let out = a.expect(1, &["off"]);
+    assert!(out.contains("is kept"), "{out}");
+    assert_eq!(a.status()["state"], "operational");
+    assert_eq!(etcd.holders("k"), ["node-a"]);
+    assert_eq!(state(&a)["fleet"]["held"]["id"], "node-a");
+    // Not root: refused.
+    let r = a.as_nobody(&["fleet", "release"]);
+    assert_eq!(r.code, Some(1), "{}", r.out);
+    let out = a.expect(0, &["fleet", "release"]);
+    assert!(out.contains("Gave back the slot"), "{out}");
+    assert!(etcd.holders("k").is_empty());
+    assert_eq!(state(&a).get("fleet"), None);
+    // A dead node's slot, given back from another node.
+    b.expect(0, &["on"]);
+    assert_eq!(etcd.holders("k"), ["node-b"]);
+    let out = a.expect(0, &["fleet", "release", "--id", "node-b"]);
+    assert!(out.contains("node-b"), "{out}");
+    assert!(etcd.holders("k").is_empty());
+}
