@@ -42,9 +42,18 @@ fn owe(s: &mut State, now: i64) {
     }
 }
 
-/// A slot was taken for a maintenance (or found held).
+/// A slot was taken for a maintenance (or found held): a release of the
+/// same slot still owed is dropped (it would give back the slot this
+/// maintenance needs).
 pub fn taken(state: &State, slot: FleetSlot) -> State {
     let mut s = state.clone();
+    if s.fleet
+        .pending_release
+        .as_ref()
+        .is_some_and(|p| same_slot(&p.slot, &slot))
+    {
+        s.fleet.pending_release = None;
+    }
     s.fleet.held = Some(slot);
     s
 }
@@ -170,6 +179,11 @@ mod tests {
         assert_eq!(s.fleet.pending_release.unwrap().tries, 2);
         let s = release_failed(&owed, &slot("b"), 9, "down");
         assert_eq!(s.fleet.pending_release.unwrap().tries, 0);
+        // Taken again while its release is owed: held, nothing owed.
+        let s = taken(&owed, slot("a"));
+        assert!(s.fleet.held.is_some() && s.fleet.pending_release.is_none());
+        let s = taken(&owed, slot("b"));
+        assert!(s.fleet.held.is_some() && s.fleet.pending_release.is_some());
     }
 
     #[test]
