@@ -384,7 +384,10 @@ fn synopsis_word(arg: &clap::Arg) -> String {
             (Some(short), None) => format!("-{short}"),
             (None, None) => String::new(),
         };
-        if takes_value {
+        let optional_value = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+        if takes_value && optional_value {
+            format!("{flag} [<{}>]", names.join(" "))
+        } else if takes_value {
             format!("{flag} <{}>", names.join(" "))
         } else {
             flag
@@ -521,8 +524,27 @@ pub fn man_page(date: &str) -> String {
     // COMMANDS: each visible subcommand, with its own options.
     let mut r = Roff::new();
     r.control("SH", ["COMMANDS"]);
+    // A command with subcommands of its own (`umm fleet`) is shown as
+    // each of them (`umm fleet status`, `umm fleet release`).
+    let mut shown: Vec<(String, clap::Command)> = Vec::new();
     for sub in &visible {
-        let mut head = format!("umm {}", sub.get_name());
+        let nested: Vec<_> = sub
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+            .collect();
+        if nested.is_empty() {
+            shown.push((format!("umm {}", sub.get_name()), (*sub).clone()));
+        } else {
+            for n in nested {
+                shown.push((
+                    format!("umm {} {}", sub.get_name(), n.get_name()),
+                    n.clone(),
+                ));
+            }
+        }
+    }
+    for (name, sub) in &shown {
+        let mut head = name.clone();
         for arg in sub
             .get_arguments()
             .filter(|a| !a.is_hide_set() && !is_help_or_version(a))
