@@ -62,6 +62,11 @@ pub enum Command {
         /// With --dry-run: machine-readable output
         #[arg(long, requires = "dry_run")]
         json: bool,
+        /// With a fleet back-end ([fleet] in umm.toml): when no slot of the
+        /// group is free, try again (backoff with jitter, progress shown)
+        /// for up to SPAN (default 30min; 1s to 30d)
+        #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "30min", value_parser = parse_span_arg)]
+        wait: Option<std::time::Duration>,
         /// Command to run once maintenance is reached, after `--` (an argv
         /// list: no shell unless you write `sh -c '...'`). Without `--`,
         /// every word is an option: a mistyped one is a usage error, never a
@@ -101,6 +106,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fleet coordination ([fleet] in umm.toml): the group's slots, and
+    /// giving one back
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Turn umm on (counting, enforcement, `umm on`)
     Enable,
     /// Turn umm off: nothing is counted or enforced, boots are never delayed
@@ -110,6 +121,24 @@ pub enum Command {
     Internal {
         #[command(subcommand)]
         command: Internal,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// Show the back-end, the group, its slots and holders, whether this
+    /// node holds one, and a release still pending (any user)
+    Status {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give back this node's slot (kept after a check that was not clean,
+    /// or still pending), or with --id a dead node's
+    Release {
+        /// The id of the node whose slot to give back
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
     },
 }
 

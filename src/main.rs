@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
-use umm::cli::{Cli, Command, Internal, OffArg};
+use umm::cli::{Cli, Command, FleetCommand, Internal, OffArg};
 use umm::cmd::{self, Context, Outcome};
 use umm::errln;
 use umm::init;
@@ -34,7 +34,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     match unexpected {
         Some(arg) if subcommand.as_deref() == Some("on") && arg.starts_with('-') => {
             errln!(
-                "umm on: unknown option {arg}; the options are --force, --dry-run and --json, and a command to schedule goes after -- (umm on -- COMMAND ...); nothing was changed"
+                "umm on: unknown option {arg}; the options are --force, --wait [SPAN], --dry-run and --json, and a command to schedule goes after -- (umm on -- COMMAND ...); nothing was changed"
             );
         }
         Some(arg) if subcommand.as_deref() == Some("on") => {
@@ -94,6 +94,12 @@ fn log_target(command: &Command) -> Target {
 
 /// The command line's command, to its entry point in `cmd`.
 fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
+    // A fleet slot still owed is given back by any command run as root
+    // (not the init system's entry points, which do it where they may).
+    let retries = !matches!(command, Command::Internal { .. } | Command::Fleet { .. });
+    if retries && nix::unistd::geteuid().is_root() {
+        cmd::fleet::retry_owed(ctx);
+    }
     match command {
         Command::Status { json } => cmd::status::status(ctx, json),
         Command::On {
@@ -102,7 +108,18 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             command,
             ..
         } => cmd::enter::check(ctx, json, Some(command)),
-        Command::On { force, command, .. } => cmd::enter::on(ctx, force, command),
+        Command::On {
+            force,
+            wait,
+            command,
+            ..
+        } => cmd::enter::on(ctx, force, wait, command),
+        Command::Fleet {
+            command: FleetCommand::Status { json },
+        } => cmd::fleet::status(ctx, json),
+        Command::Fleet {
+            command: FleetCommand::Release { id },
+        } => cmd::fleet::release(ctx, id),
         Command::Check { json } => cmd::enter::check(ctx, json, None),
         Command::History { json } => cmd::status::history(ctx, json),
         Command::Off {

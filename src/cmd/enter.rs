@@ -38,7 +38,12 @@ fn requester() -> Requester {
 
 /// `umm on`: the checks and the pre-on hooks, then the request, saved,
 /// then a clean reboot into maintenance.
-pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
+pub fn on(
+    ctx: &Context,
+    force: bool,
+    wait: Option<std::time::Duration>,
+    argv: Vec<String>,
+) -> Result<Outcome> {
     require_root("on")?;
     if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
         bail!(
@@ -56,16 +61,33 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
     let Some(hooks) = entry_hooks(ctx, &settings, force) else {
         return Ok(Outcome::Refused);
     };
+    // A slot of the fleet group, before anything is saved.
+    let Some(taking) = super::fleet::take_for_on(ctx, &settings, &current, force, wait) else {
+        return Ok(Outcome::Refused);
+    };
     let services_before = active_services(ctx);
-    let mut locked = lock(&ctx.root, "on")?;
+    let mut locked = match lock(&ctx.root, "on") {
+        Ok(l) => l,
+        Err(e) => {
+            super::fleet::undo_take(ctx, &settings, &taking);
+            return Err(e);
+        }
+    };
     locked.record_config(&settings, &sources, ctx.clock.now());
     let who = requester();
     let now = ctx.clock.now();
     let policy = settings.policy();
     let mut next = match rules::request(&locked.state, policy, now, Some(who.clone()), argv) {
         Ok(next) => next,
-        Err(r) => return Ok(refused("on", r)),
+        Err(r) => {
+            drop(locked);
+            super::fleet::undo_take(ctx, &settings, &taking);
+            return Ok(refused("on", r));
+        }
     };
+    if let Some(slot) = taking.slot.clone() {
+        next = rules::fleet::taken(&next, slot);
+    }
     // `request` always sets the maintenance it returns.
     let mut command = None;
     let episode = next.maintenance.as_ref().map_or(0, |m| m.id);
@@ -73,9 +95,14 @@ pub fn on(ctx: &Context, force: bool, argv: Vec<String>) -> Result<Outcome> {
     if let Some(m) = next.maintenance.as_mut() {
         m.services_before = services_before;
         m.hooks = hooks;
+        m.fleet = taking.note.clone();
         command = m.command.as_ref().map(|c| c.argv.clone());
     }
-    save(&mut locked, next)?;
+    if let Err(e) = save(&mut locked, next) {
+        drop(locked);
+        super::fleet::undo_take(ctx, &settings, &taking);
+        return Err(e);
+    }
     drop(locked);
     let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
     let scheduled = command

@@ -100,11 +100,19 @@ pub(super) fn finish_leaving(
     );
     say(&Message::HookFailures(&off_hooks));
     let verify = check_services(ctx, &m);
+    let clean = verify.as_ref().is_some_and(VerifyResult::ok);
     let mut locked = store::lock(&ctx.root)?;
-    match rules::finish(&locked.state, &me, ctx.clock.now(), off_hooks, verify) {
+    let now = ctx.clock.now();
+    match rules::finish(&locked.state, &me, now, off_hooks, verify) {
         Ok(next) => {
             let episode = next.history.last().cloned();
+            // Back in service: a fleet slot held is owed back, in the same
+            // save that closes the episode (a crash after it leaves the
+            // release pending, never lost), when the check was clean.
+            let held = next.fleet.held.clone();
+            let next = rules::fleet::back_in_service(&next, clean, now);
             save(&mut locked, next)?;
+            drop(locked);
             let not_back = episode
                 .as_ref()
                 .and_then(|e| e.verify.as_ref())
@@ -121,6 +129,13 @@ pub(super) fn finish_leaving(
                     m.reason.as_str()
                 ),
             );
+            match held {
+                Some(_) if clean => {
+                    super::fleet::release_owed(ctx, settings, super::fleet::Loud::Stdout)?;
+                }
+                Some(slot) => say(&Message::FleetKept { group: &slot.group }),
+                None => {}
+            }
             Ok(match episode {
                 Some(episode) => Finish::Done(Box::new(Closed {
                     episode,
@@ -259,6 +274,11 @@ pub fn after_resume(ctx: &Context) -> Result<Outcome> {
         .as_ref()
         .is_some_and(|m| m.phase == Phase::Resuming)
     {
+        if state.maintenance.is_none() && state.fleet.pending_release.is_some() {
+            // A fleet release still owed: tried again, bounded.
+            let settings = config::load_or_defaults(&ctx.root);
+            super::fleet::retry_owed_at_boot(ctx, &settings);
+        }
         return Ok(Outcome::Done);
     }
     if !ctx.init.normal_reached(AFTER_RESUME_REACH)? {
@@ -273,7 +293,12 @@ pub fn after_resume(ctx: &Context) -> Result<Outcome> {
             "pid {} still runs the off.d hooks and the check; leaving the work to it",
             c.pid
         ),
-        Finish::Done(_) | Finish::Nothing => {}
+        Finish::Done(_) | Finish::Nothing => {
+            let state = store::read(&ctx.root.path(paths::STATE)).state;
+            if state.maintenance.is_none() && state.fleet.pending_release.is_some() {
+                super::fleet::retry_owed_at_boot(ctx, &settings);
+            }
+        }
     }
     Ok(Outcome::Done)
 }

@@ -61,6 +61,13 @@ pub fn off(
         .maintenance
         .as_ref()
         .map_or(state_reason(&state), |m| m.reason);
+    // A cancelled request gives its fleet slot back.
+    let next = if leave == Leave::Cancelled {
+        rules::fleet::cancelled(&next, ctx.clock.now())
+    } else {
+        next
+    };
+    let owed = next.fleet.pending_release.is_some();
     save(&mut locked, next)?;
     drop(locked);
     remove_banners(&ctx.root);
@@ -74,6 +81,9 @@ pub fn off(
                 format_args!("pending maintenance request cancelled by umm off"),
             );
             say(&Message::Cancelled);
+            if owed {
+                super::fleet::release_owed(ctx, &settings, super::fleet::Loud::Stdout)?;
+            }
             Ok(Outcome::Done)
         }
         (_, OffAction::Reboot) => {

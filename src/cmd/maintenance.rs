@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _, Result};
 use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
-use crate::model::state::{CommandRun, Maintenance, Phase, ScheduledCommand, State};
+use crate::model::state::{CommandRun, Maintenance, Phase, Reason, ScheduledCommand, State};
 use crate::output::history::shell_words;
 use crate::output::message::{banner_text, say, Message};
 use crate::rules;
@@ -55,11 +55,22 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
     say(&Message::Banner(&banner_text(&m)));
     let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
         && !m.hooks.iter().any(|h| h.phase.is(HookPhase::On));
+    drop(locked);
+    // A crash loop: the node is out of service anyway; the group is told
+    // (a slot taken if one is free), bounded, after the on.d hooks, never
+    // a reason to leave maintenance.
+    let crash_loop_take = || {
+        if m.reason == Reason::CrashLoop {
+            if let Err(e) = super::fleet::take_in_crash_loop(ctx, &settings) {
+                log::warn!("fleet: crash-loop maintenance: {e:#}");
+            }
+        }
+    };
     if !first_time {
+        crash_loop_take();
         return Ok(Outcome::Done);
     }
     // The on.d hooks run once per maintenance, before the scheduled command.
-    drop(locked);
     let on_hooks = hooks::run_phase(
         &ctx.root,
         HookPhase::On,
@@ -67,6 +78,7 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
         &settings.hook_timeouts,
     );
     let Some(started) = start_command(ctx, &m, on_hooks)? else {
+        crash_loop_take();
         return Ok(Outcome::Done);
     };
     log::info!(

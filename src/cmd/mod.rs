@@ -26,13 +26,14 @@ use crate::output::message::{say, Message, Overridden};
 use crate::sys::clock::Clock;
 use crate::sys::config::{self, InUse, Sources};
 use crate::sys::journal;
-use crate::sys::paths::Root;
+use crate::sys::paths::{self, Root};
 use crate::sys::store;
 
 pub mod boot;
 pub mod boot_entries;
 pub mod enter;
 pub mod finish;
+pub mod fleet;
 pub mod generator;
 pub mod leave;
 pub mod maintenance;
@@ -182,4 +183,21 @@ fn hooks_allow<'a>(
     log::warn!("--force: {message}");
     say(&message);
     true
+}
+
+/// The state as a user who is not root may see it: the public summary
+/// every save writes; before the first save by this umm, the public part
+/// of state.json if it is readable (older umm wrote it for everyone).
+fn read_public(root: &Root) -> store::Loaded {
+    let public = store::read(&root.path(paths::PUBLIC_STATUS));
+    if public.problem.is_some() || root.path(paths::PUBLIC_STATUS).exists() {
+        return public;
+    }
+    let mut loaded = store::read(&root.path(paths::STATE));
+    if loaded.unreadable {
+        // Not readable by this user, and nothing public written yet.
+        return store::Loaded::default();
+    }
+    loaded.state = loaded.state.public();
+    loaded
 }

@@ -5,12 +5,12 @@
 use anyhow::Result;
 
 use super::boot::cmdline_text;
-use super::{Context, Outcome};
+use super::{read_public, Context, Outcome};
 use crate::bootmenu;
 use crate::output::history;
 use crate::output::json;
 use crate::output::status::{self, StatusView};
-use crate::sys::paths::{self, Root};
+use crate::sys::paths;
 use crate::sys::{boot_decision, config, store};
 
 pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
@@ -50,23 +50,6 @@ pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         outln!("{}", view.text());
     }
     Ok(Outcome::Done)
-}
-
-/// The state as a user who is not root may see it: the public summary
-/// every save writes; before the first save by this umm, the public part
-/// of state.json if it is readable (older umm wrote it for everyone).
-fn read_public(root: &Root) -> store::Loaded {
-    let public = store::read(&root.path(paths::PUBLIC_STATUS));
-    if public.problem.is_some() || root.path(paths::PUBLIC_STATUS).exists() {
-        return public;
-    }
-    let mut loaded = store::read(&root.path(paths::STATE));
-    if loaded.unreadable {
-        // Not readable by this user, and nothing public written yet.
-        return store::Loaded::default();
-    }
-    loaded.state = loaded.state.public();
-    loaded
 }
 
 /// `umm history`: the last maintenance episodes, oldest first.

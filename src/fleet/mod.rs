@@ -31,219 +31,20 @@ pub mod fleetlock;
 mod http;
 mod select;
 
+use crate::model::fleet::is_https;
+pub use crate::model::fleet::{
+    check_name, Backend, FleetSettings, SettingsError, DEFAULT_GROUP, DEFAULT_SLOTS,
+    DEFAULT_TIMEOUT, MACHINE_ID, MAX_NAME,
+};
 pub use select::from_settings;
 
-/// Where a node's default id comes from.
-pub const MACHINE_ID: &str = "/etc/machine-id";
-/// The group when none is configured (airlock's default too).
-pub const DEFAULT_GROUP: &str = "default";
-/// The bound on one call (take, release, status) when none is configured.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// etcd: the size of a group whose key does not exist yet.
-pub const DEFAULT_SLOTS: u64 = 1;
-/// The longest group name or node id accepted (bytes).
-pub const MAX_NAME: usize = 253;
-
-/// Which coordinator, if any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// No fleet coordination: a node decides alone.
-    None,
-    /// A semaphore in etcd v3, airlock's layout.
-    Etcd,
-    /// A FleetLock server (airlock, fleetlock).
-    #[serde(rename = "fleetlock")]
-    FleetLock,
-}
-
-impl Backend {
-    /// The name used in umm.toml and in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::None => "none",
-            Backend::Etcd => "etcd",
-            Backend::FleetLock => "fleetlock",
-        }
+/// This node's id: `fleet.id` when set, else /etc/machine-id (under `root`).
+pub fn node_id(settings: &FleetSettings, root: &Root) -> Result<String, FleetError> {
+    if let Some(id) = &settings.id {
+        check_name(id).map_err(|e| FleetError::Settings(format!("fleet.id: {e}")))?;
+        return Ok(id.clone());
     }
-
-    /// Parses the name used in umm.toml.
-    pub fn parse(text: &str) -> Result<Backend, String> {
-        match text {
-            "none" => Ok(Backend::None),
-            "etcd" => Ok(Backend::Etcd),
-            "fleetlock" => Ok(Backend::FleetLock),
-            other => Err(format!(
-                "unknown back-end {other:?} (use \"none\", \"etcd\" or \"fleetlock\")"
-            )),
-        }
-    }
-}
-
-/// `[fleet]` in umm.toml, once parsed: what `validate` checks and
-/// `from_settings` uses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FleetSettings {
-    pub backend: Backend,
-    /// The group this node belongs to.
-    pub group: String,
-    /// This node's id in the group; `None`: /etc/machine-id.
-    pub id: Option<String>,
-    /// etcd: client URLs of the cluster's members, tried in turn.
-    pub endpoints: Vec<String>,
-    /// FleetLock: the server's base URL (`/v1/pre-reboot` is added).
-    pub url: Option<String>,
-    /// etcd: the group's size when its key does not exist yet (an existing
-    /// key keeps the size stored in it, as with airlock).
-    pub slots: u64,
-    /// The CA certificates that https servers must chain to (PEM); `None`:
-    /// the system's bundle.
-    pub ca_file: Option<PathBuf>,
-    /// A client certificate (PEM), with `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// The client certificate's private key (PEM): root's only (0600).
-    pub key_file: Option<PathBuf>,
-    /// The bound on one call, across endpoints and retries.
-    pub timeout: Duration,
-}
-
-impl Default for FleetSettings {
-    fn default() -> Self {
-        FleetSettings {
-            backend: Backend::None,
-            group: DEFAULT_GROUP.into(),
-            id: None,
-            endpoints: Vec::new(),
-            url: None,
-            slots: DEFAULT_SLOTS,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-}
-
-/// A setting that is wrong: which key (under `[fleet]`) and why, for the
-/// configuration loader to place at the key's line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SettingsError {
-    /// The key under `[fleet]`, e.g. `endpoints`.
-    pub key: &'static str,
-    pub message: String,
-}
-
-impl fmt::Display for SettingsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fleet.{}: {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for SettingsError {}
-
-impl FleetSettings {
-    /// Checks the settings without touching a file or the network.
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        let err = |key: &'static str, message: String| Err(SettingsError { key, message });
-        if self.backend == Backend::None {
-            return Ok(());
-        }
-        if let Err(e) = check_name(&self.group) {
-            return err("group", e);
-        }
-        if let Some(id) = &self.id {
-            if let Err(e) = check_name(id) {
-                return err("id", e);
-            }
-        }
-        if self.timeout < Duration::from_secs(1) {
-            return err("timeout", "is shorter than 1s".into());
-        }
-        let urls: Vec<&str> = match self.backend {
-            Backend::Etcd => {
-                if self.url.is_some() {
-                    return err(
-                        "url",
-                        "is for the fleetlock back-end; give etcd's client URLs in endpoints"
-                            .into(),
-                    );
-                }
-                if self.endpoints.is_empty() {
-                    return err(
-                        "endpoints",
-                        "is empty: give the etcd members' client URLs, e.g. [\"https://10.0.0.1:2379\"]"
-                            .into(),
-                    );
-                }
-                if self.slots == 0 {
-                    return err("slots", "is 0: a group needs at least 1 slot".into());
-                }
-                self.endpoints.iter().map(String::as_str).collect()
-            }
-            Backend::FleetLock => {
-                if !self.endpoints.is_empty() {
-                    return err(
-                        "endpoints",
-                        "is for the etcd back-end; give the FleetLock server's base URL in url"
-                            .into(),
-                    );
-                }
-                match &self.url {
-                    Some(url) => vec![url.as_str()],
-                    None => {
-                        return err(
-                            "url",
-                            "is missing: give the FleetLock server's base URL, e.g. \"https://airlock.example:3333\""
-                                .into(),
-                        )
-                    }
-                }
-            }
-            Backend::None => Vec::new(),
-        };
-        let key = match self.backend {
-            Backend::Etcd => "endpoints",
-            _ => "url",
-        };
-        for url in &urls {
-            if let Err(e) = check_url(url) {
-                return err(key, e);
-            }
-        }
-        if self.cert_file.is_some() != self.key_file.is_some() {
-            let missing = if self.cert_file.is_some() {
-                "key_file"
-            } else {
-                "cert_file"
-            };
-            return err(
-                missing,
-                "is missing: a client certificate needs both cert_file and key_file".into(),
-            );
-        }
-        let tls_files = self.ca_file.is_some() || self.cert_file.is_some();
-        if tls_files && !urls.iter().any(|u| is_https(u)) {
-            let which = if self.ca_file.is_some() {
-                "ca_file"
-            } else {
-                "cert_file"
-            };
-            return err(
-                which,
-                format!("is set but no {key} URL uses https: the file would not be used"),
-            );
-        }
-        Ok(())
-    }
-
-    /// This node's id: `id` when set, else /etc/machine-id (under `root`).
-    pub fn node_id(&self, root: &Root) -> Result<String, FleetError> {
-        if let Some(id) = &self.id {
-            check_name(id).map_err(|e| FleetError::Settings(format!("fleet.id: {e}")))?;
-            return Ok(id.clone());
-        }
-        machine_id(&root.path(MACHINE_ID))
-    }
+    machine_id(&root.path(MACHINE_ID))
 }
 
 /// Reads a machine id file: 32 lowercase hexadecimal digits.
@@ -262,47 +63,6 @@ pub fn machine_id(path: &Path) -> Result<String, FleetError> {
             path.display()
         )))
     }
-}
-
-/// A group name or node id: 1 to `MAX_NAME` bytes, no spaces or control
-/// characters at either end, no control characters at all.
-pub fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("is empty".into());
-    }
-    if name.len() > MAX_NAME {
-        return Err(format!("is longer than {MAX_NAME} bytes"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(format!("{name:?} holds control characters"));
-    }
-    if name.trim() != name {
-        return Err(format!("{name:?} starts or ends with a space"));
-    }
-    Ok(())
-}
-
-fn is_https(url: &str) -> bool {
-    url.get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-}
-
-/// An http or https URL with a host and nothing after the path.
-fn check_url(url: &str) -> Result<(), String> {
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| format!("{url:?} is not a URL (like \"https://10.0.0.1:2379\")"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(format!("{url:?}: use an http:// or https:// URL")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    if uri.query().is_some() || url.contains('#') {
-        return Err(format!("{url:?}: a query or fragment is not allowed here"));
-    }
-    Ok(())
 }
 
 /// The outcome of a take.
@@ -743,165 +503,28 @@ mod tests {
     }
 
     #[test]
-    fn backend_names_round_trip() {
-        for b in [Backend::None, Backend::Etcd, Backend::FleetLock] {
-            assert_eq!(Backend::parse(b.name()), Ok(b));
-        }
-        let e = Backend::parse("zookeeper").unwrap_err();
-        assert!(e.contains("\"etcd\""), "{e}");
-    }
-
-    #[test]
-    fn validate_names_the_key_at_fault() {
-        let cases: Vec<(FleetSettings, &str, &str)> = vec![
-            (
-                FleetSettings {
-                    endpoints: vec![],
-                    ..etcd()
-                },
-                "endpoints",
-                "is empty",
-            ),
-            (
-                FleetSettings {
-                    endpoints: vec!["10.0.0.1:2379".into()],
-                    ..etcd()
-                },
-                "endpoints",
-                "http",
-            ),
-            (
-                FleetSettings {
-                    endpoints: vec!["ftp://10.0.0.1".into()],
-                    ..etcd()
-                },
-                "endpoints",
-                "http",
-            ),
-            (
-                FleetSettings {
-                    endpoints: vec!["http://h:1/?a=b".into()],
-                    ..etcd()
-                },
-                "endpoints",
-                "query",
-            ),
-            (
-                FleetSettings {
-                    url: Some("http://h".into()),
-                    ..etcd()
-                },
-                "url",
-                "fleetlock",
-            ),
-            (FleetSettings { slots: 0, ..etcd() }, "slots", "at least 1"),
-            (
-                FleetSettings {
-                    group: String::new(),
-                    ..etcd()
-                },
-                "group",
-                "empty",
-            ),
-            (
-                FleetSettings {
-                    group: "a\nb".into(),
-                    ..etcd()
-                },
-                "group",
-                "control",
-            ),
-            (
-                FleetSettings {
-                    id: Some(" x".into()),
-                    ..etcd()
-                },
-                "id",
-                "space",
-            ),
-            (
-                FleetSettings {
-                    timeout: Duration::from_millis(500),
-                    ..etcd()
-                },
-                "timeout",
-                "1s",
-            ),
-            (
-                FleetSettings {
-                    cert_file: Some("/c".into()),
-                    endpoints: vec!["https://h:2379".into()],
-                    ..etcd()
-                },
-                "key_file",
-                "both",
-            ),
-            (
-                FleetSettings {
-                    ca_file: Some("/ca".into()),
-                    ..etcd()
-                },
-                "ca_file",
-                "https",
-            ),
-            (
-                FleetSettings {
-                    backend: Backend::FleetLock,
-                    ..FleetSettings::default()
-                },
-                "url",
-                "missing",
-            ),
-            (
-                FleetSettings {
-                    backend: Backend::FleetLock,
-                    url: Some("http://h".into()),
-                    ..etcd()
-                },
-                "endpoints",
-                "url",
-            ),
-        ];
-        for (s, key, words) in cases {
-            let e = s.validate().unwrap_err();
-            assert_eq!(e.key, key, "{e}");
-            assert!(e.to_string().contains(words), "{e} lacks {words:?}");
-            assert_eq!(e.to_string().lines().count(), 1);
-        }
-        assert!(etcd().validate().is_ok());
-        let https = FleetSettings {
-            endpoints: vec!["http://a:2379".into(), "https://b:2379".into()],
-            ca_file: Some("/ca".into()),
-            cert_file: Some("/c".into()),
-            key_file: Some("/k".into()),
-            ..etcd()
-        };
-        assert!(https.validate().is_ok());
-    }
-
-    #[test]
     fn the_node_id_comes_from_the_machine_id() {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let s = etcd();
-        let e = s.node_id(&root).unwrap_err().to_string();
+        let e = node_id(&s, &root).unwrap_err().to_string();
         assert!(e.contains("/etc/machine-id does not exist"), "{e}");
         assert!(e.contains("set id under [fleet]"), "{e}");
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         let file = dir.path().join("etc/machine-id");
         std::fs::write(&file, "uninitialized\n").unwrap();
-        let e = s.node_id(&root).unwrap_err().to_string();
+        let e = node_id(&s, &root).unwrap_err().to_string();
         assert!(e.contains("does not hold a machine id"), "{e}");
         std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").unwrap();
         assert_eq!(
-            s.node_id(&root).unwrap(),
+            node_id(&s, &root).unwrap(),
             "0123456789abcdef0123456789abcdef"
         );
         let named = FleetSettings {
             id: Some("node-7".into()),
             ..etcd()
         };
-        assert_eq!(named.node_id(&root).unwrap(), "node-7");
+        assert_eq!(node_id(&named, &root).unwrap(), "node-7");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::hook::HookRecord;
 use super::limits;
 use super::open::Open;
-use super::state::{BootRecord, Requester, ScheduledCommand, State};
+use super::state::{BootRecord, FleetSlot, Requester, ScheduledCommand, State};
 
 /// Shortens `s` to at most `max` bytes (at a character boundary); true if cut.
 fn cut(s: &mut String, max: usize) -> bool {
@@ -110,6 +110,12 @@ impl Cuts {
         }
     }
 
+    fn slot(&mut self, s: &mut FleetSlot) {
+        self.string(&mut s.backend, limits::STRING);
+        self.string(&mut s.group, limits::STRING);
+        self.string(&mut s.id, limits::STRING);
+    }
+
     fn services(&mut self, v: &mut Option<Vec<String>>) {
         if let Some(v) = v {
             self.list("services before maintenance", v, limits::SERVICES);
@@ -155,6 +161,28 @@ impl State {
         }
         if let Some(a) = &mut self.after_resume {
             c.services(&mut a.services_before);
+        }
+        let f = &mut self.fleet;
+        if let Some(slot) = &mut f.held {
+            c.slot(slot);
+        }
+        if let Some(p) = &mut f.pending_release {
+            c.slot(&mut p.slot);
+            if let Some(e) = &mut p.last_error {
+                c.string(e, limits::STRING);
+            }
+        }
+        if let Some(a) = &mut f.last_attempt {
+            c.string(&mut a.result, limits::STRING);
+            c.string(&mut a.detail, limits::STRING);
+        }
+        if let Some(n) = self.maintenance.as_mut().and_then(|m| m.fleet.as_mut()) {
+            c.string(&mut n.detail, limits::STRING);
+        }
+        for e in &mut self.history {
+            if let Some(n) = &mut e.fleet {
+                c.string(&mut n.detail, limits::STRING);
+            }
         }
         let mut notes = c.lists;
         notes.dedup();

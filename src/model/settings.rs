@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::fleet::FleetSettings;
 use super::hook::HookPhase;
 
 /// Units a maintenance boot keeps (when they exist and are enabled) besides
@@ -52,6 +53,8 @@ pub struct Settings {
     /// into (`[metrics] textfile_dir`; `None`: no metrics). Nothing is
     /// written while the directory does not exist.
     pub metrics_dir: Option<PathBuf>,
+    /// `[fleet]`: the coordinator of the node's group, if any.
+    pub fleet: FleetSettings,
 }
 
 /// Where Debian's prometheus-node-exporter reads `*.prom` files.
@@ -105,6 +108,7 @@ impl Default for Settings {
             grub_entries_when_disabled: false,
             counting_only: false,
             metrics_dir: Some(PathBuf::from(DEFAULT_METRICS_DIR)),
+            fleet: FleetSettings::default(),
         }
     }
 }
@@ -209,6 +213,9 @@ impl LastGood {
             counting_only: false,
             // Not recorded: the default directory (only a file there).
             metrics_dir: d.metrics_dir,
+            // Not recorded: with a broken configuration, no coordinator is
+            // asked (a pending release stays pending until it loads).
+            fleet: FleetSettings::default(),
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct State {
     /// metrics' counters: they must not go back to 0 at a reboot).
     #[serde(default)]
     pub counters: Counters,
+    /// Fleet coordination: the slot this node holds, a release it owes.
+    #[serde(default, skip_serializing_if = "FleetState::is_empty")]
+    pub fleet: FleetState,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -63,6 +66,7 @@ impl Default for State {
             after_resume: None,
             episodes: 0,
             counters: Counters::default(),
+            fleet: FleetState::default(),
             extra: Extra::new(),
         }
     }
@@ -355,6 +359,10 @@ pub struct Maintenance {
     /// Set by `umm off` (phase `resuming`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaving: Option<Leaving>,
+    /// What fleet coordination did for this maintenance (none configured:
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetNote>,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -451,6 +459,93 @@ pub struct Episode {
     /// Did every service come back (None until checked).
     #[serde(default)]
     pub verify: Option<VerifyResult>,
+    /// What fleet coordination did for this maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetNote>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// Fleet coordination, as this node remembers it across boots.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetState {
+    /// The slot this node holds: taken by `umm on` (or in a crash-loop
+    /// maintenance boot), kept through maintenance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<FleetSlot>,
+    /// A slot to give back: the node is back in service, the release has
+    /// not landed yet (retried at boot and by every `umm` run as root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_release: Option<PendingRelease>,
+    /// The last try to take a slot in a crash-loop maintenance boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<FleetAttempt>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+impl FleetState {
+    pub fn is_empty(&self) -> bool {
+        *self == FleetState::default()
+    }
+}
+
+/// A slot of a group, as taken.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FleetSlot {
+    /// `etcd` or `fleetlock`.
+    pub backend: String,
+    pub group: String,
+    /// The id it was taken as.
+    pub id: String,
+    /// When, seconds since the epoch.
+    pub since: i64,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// A release owed to the coordinator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PendingRelease {
+    pub slot: FleetSlot,
+    /// When the node was back in service (the release became due).
+    pub due: i64,
+    #[serde(default)]
+    pub tries: u32,
+    #[serde(default)]
+    pub last_try: Option<i64>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// A try to take a slot in a crash-loop maintenance boot.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FleetAttempt {
+    pub at: i64,
+    /// `granted`, `refused` or `failed`.
+    pub result: String,
+    /// The holders, the server's answer or the error, in one line.
+    pub detail: String,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// What fleet coordination did for one maintenance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FleetNote {
+    /// A slot was held for it.
+    pub slot: bool,
+    /// `umm on --force` went on without a slot.
+    pub forced: bool,
+    /// One line: the group and what happened.
+    pub detail: String,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,

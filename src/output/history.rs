@@ -303,6 +303,7 @@ mod tests {
                 extra: Default::default(),
             }],
             verify: None,
+            fleet: None,
             extra: Default::default(),
         }
     }

@@ -123,6 +123,45 @@ pub enum Message<'a> {
     // -- a maintenance boot --------------------------------------------
     /// The maintenance banner (also in /run/motd.d and /run/issue.d).
     Banner(&'a str),
+
+    // -- fleet coordination --------------------------------------------
+    /// A slot of the group is this node's (`already`: it held it).
+    FleetTaken {
+        group: &'a str,
+        backend: &'a str,
+        id: &'a str,
+        already: bool,
+    },
+    /// `umm on --wait`: no slot yet; the next try.
+    FleetWaiting {
+        group: &'a str,
+        why: String,
+        next_in: String,
+        left: String,
+    },
+    /// `umm on --force` goes on without a slot.
+    FleetForced {
+        why: String,
+    },
+    /// The slot went back to the group.
+    FleetReleased {
+        group: &'a str,
+        id: &'a str,
+    },
+    /// A release that was pending landed (any command run as root).
+    FleetReleasedLate {
+        group: &'a str,
+        id: &'a str,
+    },
+    /// The release failed: it stays pending.
+    FleetReleasePending {
+        group: &'a str,
+        error: String,
+    },
+    /// The check was not clean: the slot is kept.
+    FleetKept {
+        group: &'a str,
+    },
 }
 
 impl Message<'_> {
@@ -142,6 +181,10 @@ impl Message<'_> {
                 | Message::NotReachedYet
                 | Message::EnableRefusedByConfig { .. }
                 | Message::MenuNotUpdated(_)
+                | Message::FleetForced { .. }
+                | Message::FleetReleasePending { .. }
+                | Message::FleetReleasedLate { .. }
+                | Message::FleetKept { .. }
         )
     }
 }
@@ -159,6 +202,44 @@ impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Refused { command, why } => write!(f, "umm {command}: refused: {why}"),
+            Message::FleetTaken {
+                group,
+                backend,
+                id,
+                already,
+            } => write!(
+                f,
+                "{} a slot of fleet group {group:?} ({backend}) as {id}.",
+                if *already { "Holding" } else { "Took" }
+            ),
+            Message::FleetWaiting {
+                group,
+                why,
+                next_in,
+                left,
+            } => write!(
+                f,
+                "Waiting for a slot of fleet group {group:?}: {why}; next try in {next_in} ({left} left)."
+            ),
+            Message::FleetForced { why } => write!(
+                f,
+                "umm on: --force: going into maintenance without a fleet slot ({why}); recorded in the episode"
+            ),
+            Message::FleetReleased { group, id } => {
+                write!(f, "Gave back the slot of fleet group {group:?} ({id}).")
+            }
+            Message::FleetReleasedLate { group, id } => write!(
+                f,
+                "umm: the pending release of the slot of fleet group {group:?} ({id}) landed"
+            ),
+            Message::FleetReleasePending { group, error } => write!(
+                f,
+                "umm: warning: the slot of fleet group {group:?} could not be given back: {error}; the release stays pending and is retried at every boot and every umm run as root (umm fleet release tries now)"
+            ),
+            Message::FleetKept { group } => write!(
+                f,
+                "umm: the slot of fleet group {group:?} is kept: not every service came back; fix the node, then `umm fleet release` gives it back"
+            ),
             Message::ConfigFallback {
                 command,
                 error,

@@ -79,6 +79,16 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "counter",
         "Hook runs that failed or were refused, by phase, of those an episode records (a umm on that its checks refuse, umm check and umm on --dry-run change nothing and are not counted).",
     ),
+    (
+        "umm_fleet_slot_held",
+        "gauge",
+        "1 while this node holds a slot of its fleet group (from umm on, or a crash-loop maintenance boot, until it is back in service), else 0.",
+    ),
+    (
+        "umm_fleet_release_pending",
+        "gauge",
+        "1 while giving this node's fleet slot back has failed and is retried (the group has one slot fewer), else 0.",
+    ),
 ];
 
 /// The hook phases, as the `phase` label names them.
@@ -157,6 +167,13 @@ pub fn render(state: &State, settings: &Settings) -> String {
                     let _ = writeln!(out, "{name}{{phase=\"{}\"}} {n}", p.name());
                 }
             }
+            "umm_fleet_slot_held" => {
+                let _ = writeln!(out, "{name} {}", u8::from(state.fleet.held.is_some()));
+            }
+            "umm_fleet_release_pending" => {
+                let held = state.fleet.pending_release.is_some();
+                let _ = writeln!(out, "{name} {}", u8::from(held));
+            }
             _ => {}
         }
     }
@@ -215,6 +232,7 @@ mod tests {
                 services_before: None,
                 hooks: Vec::new(),
                 leaving: None,
+                fleet: None,
                 extra: Default::default(),
             }),
             ..State::default()
@@ -331,6 +349,43 @@ mod tests {
         assert_eq!(
             sample(&text, "umm_hook_failures_total{phase=\"check\"}").as_deref(),
             Some("0")
+        );
+    }
+
+    #[test]
+    fn a_held_slot_and_a_pending_release_show() {
+        use crate::model::state::{FleetSlot, PendingRelease};
+        let slot = FleetSlot {
+            backend: "etcd".into(),
+            group: "ctl".into(),
+            id: "node-a".into(),
+            since: 1_700_000_000,
+            extra: Default::default(),
+        };
+        let text = render(&State::default(), &Settings::default());
+        assert_eq!(sample(&text, "umm_fleet_slot_held").as_deref(), Some("0"));
+        assert_eq!(
+            sample(&text, "umm_fleet_release_pending").as_deref(),
+            Some("0")
+        );
+        let mut s = State::default();
+        s.fleet.held = Some(slot.clone());
+        let text = render(&s, &Settings::default());
+        assert_eq!(sample(&text, "umm_fleet_slot_held").as_deref(), Some("1"));
+        let mut s = State::default();
+        s.fleet.pending_release = Some(PendingRelease {
+            slot,
+            due: 1_700_000_500,
+            tries: 1,
+            last_try: Some(1_700_000_500),
+            last_error: Some("connection refused".into()),
+            extra: Default::default(),
+        });
+        let text = render(&s, &Settings::default());
+        assert_eq!(sample(&text, "umm_fleet_slot_held").as_deref(), Some("0"));
+        assert_eq!(
+            sample(&text, "umm_fleet_release_pending").as_deref(),
+            Some("1")
         );
     }
 }

@@ -8,6 +8,7 @@
 pub mod print;
 
 pub mod check;
+pub mod fleet;
 pub mod history;
 pub mod json;
 pub mod message;

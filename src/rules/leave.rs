@@ -178,6 +178,7 @@ pub fn upgrade(state: State) -> State {
             finisher: None,
             extra: Default::default(),
         }),
+        fleet: e.fleet,
         extra: Default::default(),
     });
     s
@@ -432,6 +433,7 @@ mod tests {
             end: EpisodeEnd::Rebooted.into(),
             hooks: vec![],
             verify: None,
+            fleet: None,
             extra: Default::default(),
         });
         state.after_resume = Some(crate::model::state::AfterResume {

@@ -19,6 +19,7 @@ use crate::model::state::{BootRecord, Episode, EpisodeEnd, Maintenance, Phase, R
 use crate::model::verify::VerifyResult;
 
 pub mod boot;
+pub mod fleet;
 pub mod leave;
 pub mod request;
 pub mod verify;
@@ -92,6 +93,7 @@ pub(crate) fn entered(
         services_before: None,
         hooks: Vec::new(),
         leaving: None,
+        fleet: None,
         extra: Default::default(),
     }
 }
@@ -115,6 +117,7 @@ pub(crate) fn close(
         end: end.into(),
         hooks: m.hooks,
         verify,
+        fleet: m.fleet,
         extra: Default::default(),
     });
     let excess = s.history.len().saturating_sub(limits::HISTORY);

@@ -42,6 +42,7 @@ pub fn request(
         services_before: None,
         hooks: Vec::new(),
         leaving: None,
+        fleet: None,
         extra: Default::default(),
     });
     Ok(s)

@@ -32,10 +32,13 @@ pub enum Kind {
     HookFailed,
     Enabled,
     Disabled,
+    FleetSlotTaken,
+    FleetSlotReleased,
+    FleetReleasePending,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Entered,
         Kind::Held,
         Kind::Counted,
@@ -48,6 +51,9 @@ impl Kind {
         Kind::HookFailed,
         Kind::Enabled,
         Kind::Disabled,
+        Kind::FleetSlotTaken,
+        Kind::FleetSlotReleased,
+        Kind::FleetReleasePending,
     ];
 
     /// The journal's MESSAGE_ID: 128 bits as 32 lowercase hex digits
@@ -66,6 +72,9 @@ impl Kind {
             Kind::HookFailed => "62f6b50155ce4ea694db36677c3750f2",
             Kind::Enabled => "a3a1e865e00944ed82f29d3342d432e2",
             Kind::Disabled => "88ef6cfe60e643b6a773fe3c13b05311",
+            Kind::FleetSlotTaken => "de68416c8b7448b2bafcd19480512bd3",
+            Kind::FleetSlotReleased => "83c4d3f2552047c1b68519e8aea7d16c",
+            Kind::FleetReleasePending => "c7d75d17f1e14ab9944d5842b2a7c2f2",
         }
     }
 
@@ -84,6 +93,9 @@ impl Kind {
             Kind::HookFailed => "hook-failed",
             Kind::Enabled => "enabled",
             Kind::Disabled => "disabled",
+            Kind::FleetSlotTaken => "fleet-slot-taken",
+            Kind::FleetSlotReleased => "fleet-slot-released",
+            Kind::FleetReleasePending => "fleet-release-pending",
         }
     }
 }
@@ -147,6 +159,22 @@ pub enum Change<'a> {
     },
     Enabled,
     Disabled,
+    /// A fleet slot taken (`umm on`, or a crash-loop maintenance boot).
+    FleetSlotTaken {
+        group: &'a str,
+        id: &'a str,
+    },
+    /// A fleet slot given back.
+    FleetSlotReleased {
+        group: &'a str,
+        id: &'a str,
+    },
+    /// Giving a slot back failed: it stays owed and is retried.
+    FleetReleasePending {
+        group: &'a str,
+        id: &'a str,
+        error: &'a str,
+    },
 }
 
 impl Change<'_> {
@@ -164,6 +192,9 @@ impl Change<'_> {
             Change::HookFailed { .. } => Kind::HookFailed,
             Change::Enabled => Kind::Enabled,
             Change::Disabled => Kind::Disabled,
+            Change::FleetSlotTaken { .. } => Kind::FleetSlotTaken,
+            Change::FleetSlotReleased { .. } => Kind::FleetSlotReleased,
+            Change::FleetReleasePending { .. } => Kind::FleetReleasePending,
         }
     }
 
@@ -250,6 +281,15 @@ impl Change<'_> {
                 f.push(("UMM_RESULT", (*result).into()));
             }
             Change::Enabled | Change::Disabled => {}
+            Change::FleetSlotTaken { group, id } | Change::FleetSlotReleased { group, id } => {
+                f.push(("UMM_FLEET_GROUP", (*group).into()));
+                f.push(("UMM_FLEET_ID", (*id).into()));
+            }
+            Change::FleetReleasePending { group, id, error } => {
+                f.push(("UMM_FLEET_GROUP", (*group).into()));
+                f.push(("UMM_FLEET_ID", (*id).into()));
+                f.push(("UMM_WHY", (*error).into()));
+            }
         }
         f
     }
@@ -320,6 +360,19 @@ mod tests {
             },
             Kind::Enabled => Change::Enabled,
             Kind::Disabled => Change::Disabled,
+            Kind::FleetSlotTaken => Change::FleetSlotTaken {
+                group: "ctl",
+                id: "node-a",
+            },
+            Kind::FleetSlotReleased => Change::FleetSlotReleased {
+                group: "ctl",
+                id: "node-a",
+            },
+            Kind::FleetReleasePending => Change::FleetReleasePending {
+                group: "ctl",
+                id: "node-a",
+                error: "connection refused",
+            },
         }
     }
 
@@ -379,6 +432,15 @@ mod tests {
             (Kind::HookFailed, &["UMM_PHASE", "UMM_HOOK", "UMM_RESULT"]),
             (Kind::Enabled, &[]),
             (Kind::Disabled, &[]),
+            (Kind::FleetSlotTaken, &["UMM_FLEET_GROUP", "UMM_FLEET_ID"]),
+            (
+                Kind::FleetSlotReleased,
+                &["UMM_FLEET_GROUP", "UMM_FLEET_ID"],
+            ),
+            (
+                Kind::FleetReleasePending,
+                &["UMM_FLEET_GROUP", "UMM_FLEET_ID", "UMM_WHY"],
+            ),
         ];
         assert_eq!(must.len(), Kind::ALL.len());
         for (kind, names) in must {

@@ -9,6 +9,7 @@
 
 use serde::{Serialize, Serializer};
 
+use super::fleet::LocalView;
 use super::history::{time, BootView, CommandView, EpisodeView, RequesterView, RootOnly};
 use crate::bootmenu::MenuEntry;
 use crate::model::boot_decision::{BootDecision, DecidedBy};
@@ -84,6 +85,10 @@ pub struct StatusView {
     pub after_resume_pending: bool,
     pub state_problem: Option<String>,
     pub history_entries: usize,
+    /// Fleet coordination, from this node's state (present when a back-end
+    /// is configured or the state remembers a slot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<LocalView>,
     /// Present (and true) only for a caller who is not root.
     #[serde(skip_serializing_if = "is_false")]
     pub restricted: bool,
@@ -199,6 +204,7 @@ impl StatusView {
                 || m.is_some_and(|m| m.phase == Phase::Resuming),
             state_problem: i.state_problem.map(String::from),
             history_entries: i.state.history.len(),
+            fleet: LocalView::for_status(&i.settings.fleet, i.state),
             restricted,
         }
     }

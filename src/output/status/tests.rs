@@ -75,6 +75,7 @@ fn busy_state() -> State {
             }),
             extra: Default::default(),
         }),
+        fleet: None,
         extra: Default::default(),
     });
     state.history.push(Episode {
@@ -93,6 +94,7 @@ fn busy_state() -> State {
             failed: vec!["x.service".into()],
             extra: Default::default(),
         }),
+        fleet: None,
         extra: Default::default(),
     });
     state

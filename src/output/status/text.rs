@@ -21,6 +21,15 @@ impl StatusView {
         out.push(format!("Init system:  {}", self.init));
         out.push(self.boot_menu.line());
         out.extend(self.config.lines());
+        if let Some(f) = &self.fleet {
+            let mut lines = f.status_lines().into_iter();
+            out.extend(
+                lines
+                    .next()
+                    .map(|l| format!("Fleet:        {}", l.trim_start_matches("Fleet: "))),
+            );
+            out.extend(lines.map(|l| format!("              {l}")));
+        }
         out.extend(
             self.state_problem
                 .as_ref()

@@ -14,12 +14,13 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::{ConfigError, Sources};
+use crate::model::fleet::{check_name, check_url, Backend, FleetSettings};
 use crate::model::settings::{is_unit_name, HookTimeouts, Settings};
 use crate::model::timefmt::{bounded, parse_span};
 
 /// The keys of the top level, for the error that names an unknown one.
 const KNOWN_KEYS: &str =
-    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics]";
+    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics], [fleet]";
 
 /// What one umm.toml file may set.
 #[derive(Deserialize, Debug)]
@@ -34,6 +35,24 @@ struct Fragment {
     hooks: Option<Table<HooksFragment>>,
     grub: Option<Table<GrubFragment>>,
     metrics: Option<Table<MetricsFragment>>,
+    fleet: Option<Table<FleetFragment>>,
+}
+
+/// `[fleet]`: each value checked as read; how the keys fit together
+/// (`FleetSettings::validate`) once every file is merged (`load`).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FleetFragment {
+    backend: Option<Spanned<BackendName>>,
+    group: Option<Spanned<Name>>,
+    id: Option<Spanned<Name>>,
+    endpoints: Option<Spanned<Urls>>,
+    url: Option<Spanned<Url>>,
+    slots: Option<Spanned<Slots>>,
+    ca_file: Option<Spanned<FilePath>>,
+    cert_file: Option<Spanned<FilePath>>,
+    key_file: Option<Spanned<FilePath>>,
+    timeout: Option<Spanned<Span>>,
 }
 
 /// `[hooks]`: `timeout` for every phase, then a phase's own.
@@ -91,7 +110,81 @@ impl Fragment {
         if let Some(Dir(dir)) = self.metrics.and_then(|m| m.0.textfile_dir) {
             settings.metrics_dir = dir;
         }
+        if let Some(Table(fleet)) = self.fleet {
+            fleet.apply(file, text, &mut settings.fleet, sources);
+        }
     }
+}
+
+impl FleetFragment {
+    fn apply(self, file: &Path, text: &str, f: &mut FleetSettings, sources: &mut Sources) {
+        let mut at = |key: &'static str, start: usize| {
+            sources.fleet_keys.retain(|(k, _, _)| *k != key);
+            sources
+                .fleet_keys
+                .push((key, file.to_path_buf(), line_of(text, start)));
+        };
+        if let Some(v) = self.backend {
+            at("backend", v.span().start);
+            f.backend = v.into_inner().0;
+        }
+        if let Some(v) = self.group {
+            at("group", v.span().start);
+            f.group = v.into_inner().0;
+        }
+        if let Some(v) = self.id {
+            at("id", v.span().start);
+            f.id = Some(v.into_inner().0);
+        }
+        if let Some(v) = self.endpoints {
+            at("endpoints", v.span().start);
+            f.endpoints = v.into_inner().0;
+        }
+        if let Some(v) = self.url {
+            at("url", v.span().start);
+            f.url = Some(v.into_inner().0);
+        }
+        if let Some(v) = self.slots {
+            at("slots", v.span().start);
+            f.slots = v.into_inner().0;
+        }
+        if let Some(v) = self.ca_file {
+            at("ca_file", v.span().start);
+            f.ca_file = Some(v.into_inner().0.into());
+        }
+        if let Some(v) = self.cert_file {
+            at("cert_file", v.span().start);
+            f.cert_file = Some(v.into_inner().0.into());
+        }
+        if let Some(v) = self.key_file {
+            at("key_file", v.span().start);
+            f.key_file = Some(v.into_inner().0.into());
+        }
+        if let Some(v) = self.timeout {
+            at("timeout", v.span().start);
+            f.timeout = v.into_inner().0;
+        }
+    }
+}
+
+/// The merged `[fleet]` settings checked as a whole: an error is placed
+/// at the file and line that set the key at fault (or the last file read).
+pub(super) fn check_fleet(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
+    let Err(e) = settings.fleet.validate() else {
+        return Ok(());
+    };
+    let placed = sources.fleet_keys.iter().find(|(k, _, _)| *k == e.key);
+    let (file, line) = match placed.or_else(|| sources.fleet_keys.last()) {
+        Some((_, file, line)) => (file.clone(), Some(*line)),
+        None => (sources.files.last().cloned().unwrap_or_default(), None),
+    };
+    Err(ConfigError {
+        file,
+        line,
+        key: Some(format!("fleet.{}", e.key)),
+        message: e.message,
+        unreadable: false,
+    })
 }
 
 impl HooksFragment {
@@ -119,7 +212,9 @@ impl HooksFragment {
 /// (for tests and fuzzing: the same code path as `load`).
 pub fn parse_toml(file: &Path, text: &str) -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
-    apply_toml_text(file, text, &mut settings, &mut Sources::default())?;
+    let mut sources = Sources::default();
+    apply_toml_text(file, text, &mut settings, &mut sources)?;
+    check_fleet(&settings, &sources)?;
     Ok(settings)
 }
 
@@ -409,7 +504,124 @@ macro_rules! from_raw {
     )*};
 }
 
-from_raw!(Flag, Count, Span, UnitNames, Dir);
+/// `[fleet] backend`.
+#[derive(Debug)]
+struct BackendName(Backend);
+
+impl TryFrom<Raw> for BackendName {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<BackendName, String> {
+        match raw {
+            Raw::Str(s) => Backend::parse(&s).map(BackendName),
+            other => Err(format!(
+                "expected \"none\", \"etcd\" or \"fleetlock\", found a {}",
+                other.kind()
+            )),
+        }
+    }
+}
+
+/// A group name or node id.
+#[derive(Debug)]
+struct Name(String);
+
+impl TryFrom<Raw> for Name {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Name, String> {
+        match raw {
+            Raw::Str(s) => check_name(&s).map(|()| Name(s)),
+            other => Err(format!("expected a string, found a {}", other.kind())),
+        }
+    }
+}
+
+/// An http or https URL.
+#[derive(Debug)]
+struct Url(String);
+
+impl TryFrom<Raw> for Url {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Url, String> {
+        match raw {
+            Raw::Str(s) => check_url(&s).map(|()| Url(s)),
+            other => Err(format!(
+                "expected a URL such as \"https://10.0.0.1:2379\", found a {}",
+                other.kind()
+            )),
+        }
+    }
+}
+
+/// A list of URLs (etcd's client URLs), at most 16.
+#[derive(Debug)]
+struct Urls(Vec<String>);
+
+impl TryFrom<Raw> for Urls {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Urls, String> {
+        let Raw::Array(items) = raw else {
+            return Err(format!(
+                "expected a list of URLs such as [\"https://10.0.0.1:2379\"], found a {}",
+                raw.kind()
+            ));
+        };
+        if items.len() > 16 {
+            return Err(format!("{} endpoints: at most 16", items.len()));
+        }
+        items
+            .into_iter()
+            .map(|item| Url::try_from(item).map(|u| u.0))
+            .collect::<Result<_, _>>()
+            .map(Urls)
+    }
+}
+
+/// A group's size: 1 to 1,000,000.
+#[derive(Debug)]
+struct Slots(u64);
+
+impl TryFrom<Raw> for Slots {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Slots, String> {
+        let n = raw.integer()?;
+        u64::try_from(n)
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .map(Slots)
+            .ok_or_else(|| format!("{n} slots: use 1 to 1000000"))
+    }
+}
+
+/// An absolute file path.
+#[derive(Debug)]
+struct FilePath(String);
+
+impl TryFrom<Raw> for FilePath {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<FilePath, String> {
+        match raw {
+            Raw::Str(s) if s.starts_with('/') && !s.contains('\0') && s.len() <= 4096 => {
+                Ok(FilePath(s))
+            }
+            Raw::Str(s) => Err(format!("{s:?} is not an absolute path")),
+            other => Err(format!("expected a file path, found a {}", other.kind())),
+        }
+    }
+}
+
+from_raw!(
+    Flag,
+    Count,
+    Span,
+    UnitNames,
+    BackendName,
+    Name,
+    Url,
+    Urls,
+    Slots,
+    FilePath,
+    Dir
+);
 
 // ---------------------------------------------------------------------------
 // Errors, placed at their file, line and key

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fragment::apply_toml_text;
+use super::fragment::{apply_toml_text, check_fleet};
 use super::legacy::apply_legacy_text;
 use super::{ConfigError, InUse, Sources};
 use crate::model::settings::{LastGood, Settings};
@@ -31,6 +31,7 @@ pub fn load(root: &Root) -> Result<(Settings, Sources), ConfigError> {
             .ok_or_else(|| unreadable(&fsread::ReadError::Absent(dropin.clone())))?;
         apply_toml_text(&dropin, &text, &mut settings, &mut sources)?;
     }
+    check_fleet(&settings, &sources)?;
     Ok((settings, sources))
 }
 

@@ -30,6 +30,9 @@ pub struct Sources {
     pub legacy: bool,
     /// The file and line that set `enabled`, if any did.
     pub enabled_from: Option<(PathBuf, usize)>,
+    /// The file and line that last set each `[fleet]` key, to place an
+    /// error found once every file is merged (`FleetSettings::validate`).
+    pub fleet_keys: Vec<(&'static str, PathBuf, usize)>,
 }
 
 /// A configuration error: what is wrong, where, and what to do.
@@ -177,6 +180,68 @@ mod tests {
         assert_eq!(dir, std::path::Path::new("/srv/prom"));
         let (_d, root) = root_with(&[("/etc/umm/umm.toml", "[metrics]\ntextfile_dir = \"\"\n")]);
         assert_eq!(load(&root).unwrap().0.metrics_dir, None);
+    }
+
+    #[test]
+    fn fleet_table_reads_and_merges_across_files() {
+        let (_d, root) = root_with(&[
+            (
+                "/etc/umm/umm.toml",
+                "[fleet]\nbackend = \"etcd\"\ngroup = \"ctl\"\nendpoints = [\"http://10.0.0.1:2379\"]\n",
+            ),
+            (
+                "/etc/umm/umm.toml.d/60-fleet.toml",
+                "[fleet]\nid = \"node-a\"\nslots = 2\ntimeout = \"5s\"\n",
+            ),
+        ]);
+        let (s, _) = load(&root).unwrap();
+        assert_eq!(s.fleet.backend, crate::model::fleet::Backend::Etcd);
+        assert_eq!(s.fleet.group, "ctl");
+        assert_eq!(s.fleet.id.as_deref(), Some("node-a"));
+        assert_eq!(s.fleet.slots, 2);
+        assert_eq!(s.fleet.timeout, Duration::from_secs(5));
+        let (_d, root) = root_with(&[]);
+        let (s, _) = load(&root).unwrap();
+        assert_eq!(s.fleet, crate::model::fleet::FleetSettings::default());
+    }
+
+    #[rstest]
+    #[case::unknown_backend("[fleet]\nbackend = \"zk\"\n", 2, "fleet.backend", "unknown back-end")]
+    #[case::unknown_key(
+        "[fleet]\nbackend = \"etcd\"\nendpoint = 1\n",
+        3,
+        "fleet.endpoint",
+        "unknown key"
+    )]
+    #[case::bad_url(
+        "[fleet]\n\nendpoints = [\"10.0.0.1:2379\"]\n",
+        3,
+        "fleet.endpoints",
+        "http"
+    )]
+    #[case::zero_slots("[fleet]\nslots = 0\n", 2, "fleet.slots", "use 1 to")]
+    #[case::relative_file("[fleet]\nkey_file = \"k.pem\"\n", 2, "fleet.key_file", "absolute")]
+    #[case::no_endpoints("[fleet]\nbackend = \"etcd\"\n", 2, "fleet.endpoints", "is empty")]
+    #[case::url_for_etcd(
+        "[fleet]\nbackend = \"etcd\"\nendpoints = [\"http://h:1\"]\nurl = \"http://h:2\"\n",
+        4,
+        "fleet.url",
+        "fleetlock"
+    )]
+    fn fleet_errors_name_file_line_and_key(
+        #[case] text: &str,
+        #[case] line: usize,
+        #[case] key: &str,
+        #[case] words: &str,
+    ) {
+        let (_d, root) = root_with(&[("/etc/umm/umm.toml", text)]);
+        let e = load(&root).unwrap_err();
+        assert_eq!(e.line, Some(line), "{e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        let line_text = e.to_string();
+        assert!(line_text.contains(words), "{line_text}");
+        assert!(line_text.contains("umm.toml:"), "{line_text}");
+        assert_eq!(line_text.lines().count(), 1);
     }
 
     #[test]

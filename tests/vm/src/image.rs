@@ -249,9 +249,18 @@ pub fn ensure_ready(base: &BaseImage, deb: &Path) -> Result<Ready> {
     vm.wait_ssh(BOOT_TIMEOUT)?;
     let remote = "/root/umm.deb";
     vm.scp_to(deb, remote)?;
-    vm.ssh_ok(&format!(
-        "DEBIAN_FRONTEND=noninteractive dpkg -i {remote} && rm {remote}"
-    ))?;
+    // Bounded generously: the postinst runs update-grub, which under TCG
+    // on a loaded host (parallel labs) took more than the usual 120 s.
+    let out = vm.ssh_timeout(
+        &format!("DEBIAN_FRONTEND=noninteractive dpkg -i {remote} && rm {remote}"),
+        Duration::from_secs(600),
+    )?;
+    anyhow::ensure!(
+        out.status.success(),
+        "installing the package failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     // umm runs from the start of a boot from here on.
     vm.reboot_clean()?;
     let settled = vm.ssh_timeout(

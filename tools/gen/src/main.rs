@@ -120,6 +120,41 @@ pub const KEYS: &[Key] = &[
                 at every state change and at boot (see MONITORING), only while the \
                 directory exists; \"\" turns the metrics off.",
     },
+    Key {
+        table: "fleet",
+        name: "backend",
+        default: "\"none\"",
+        about: "Fleet coordination: \"none\" (this node decides alone, nothing is ever \
+                sent), \"etcd\" (a semaphore in etcd v3, stored as airlock stores it) \
+                or \"fleetlock\" (a FleetLock server such as airlock). With a back-end, \
+                `umm on` takes a slot of the group before the request is saved, and the \
+                node gives it back once it is back in service (normal target reached, \
+                every service back).",
+    },
+    Key {
+        table: "fleet",
+        name: "group",
+        default: "\"default\"",
+        about: "The group: at most its number of slots of its nodes are in maintenance at once.",
+    },
+    Key {
+        table: "fleet",
+        name: "endpoints",
+        default: "[]",
+        about: "etcd: the members' client URLs, e.g. [\"https://10.0.0.1:2379\"], tried in turn.",
+    },
+    Key {
+        table: "fleet",
+        name: "slots",
+        default: "1",
+        about: "etcd: the group's size when its key does not exist yet (an existing key keeps its own).",
+    },
+    Key {
+        table: "fleet",
+        name: "timeout",
+        default: "\"10s\"",
+        about: "Bound on one call to the coordinator, across endpoints and retries.",
+    },
 ];
 
 /// The fields of `umm status --json`, for the man page (README: Commands).
@@ -149,6 +184,7 @@ pub const STATUS_FIELDS: &[(&str, &str)] = &[
     ("after_resume_pending", "Work left by an umm before 0.2 after umm off is still to run."),
     ("state_problem", "What was wrong with the state file (set aside, unreadable), or null."),
     ("history_entries", "Episodes in umm history."),
+    ("fleet", "Fleet coordination, when a back-end is configured or a slot is remembered: backend, group, id, holds_slot, held_since, pending_release (due, tries, last_error), crash_loop_attempt; umm fleet status --json shows the group."),
     ("restricted", "Present, and true, when the caller is not root: the root-only keys are then omitted, not null."),
 ];
 
@@ -166,6 +202,14 @@ pub const HISTORY_FIELDS: &[(&str, &str)] = &[
     ("hook_failures", "phase/name of each hook that failed (root only)."),
     ("verify", "The check after leaving (root only): compared_with, not_back (services not running again), failed; null until checked."),
 ];
+
+/// `[fleet]` keys with no default value to show.
+const FLEET_MORE: &str = "Also under [fleet], with no default: id, this node's id in the \
+    group (default: the content of /etc/machine-id); url, the FleetLock server's base URL; \
+    ca_file, cert_file and key_file, for https: the CA certificates the server must chain \
+    to (default: the system's), and a client certificate and its key (PEM). The key file \
+    must be root's and readable by nobody else, the others root's and writable by nobody \
+    else: otherwise the call is refused with a line saying so.";
 
 /// (path, description) for the FILES section.
 const FILES: &[(&str, &str)] = &[
@@ -406,7 +450,10 @@ fn synopsis_word(arg: &clap::Arg) -> String {
             (Some(short), None) => format!("-{short}"),
             (None, None) => String::new(),
         };
-        if takes_value {
+        let optional_value = arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+        if takes_value && optional_value {
+            format!("{flag} [<{}>]", names.join(" "))
+        } else if takes_value {
             format!("{flag} <{}>", names.join(" "))
         } else {
             flag
@@ -543,8 +590,27 @@ pub fn man_page(date: &str) -> String {
     // COMMANDS: each visible subcommand, with its own options.
     let mut r = Roff::new();
     r.control("SH", ["COMMANDS"]);
+    // A command with subcommands of its own (`umm fleet`) is shown as
+    // each of them (`umm fleet status`, `umm fleet release`).
+    let mut shown: Vec<(String, clap::Command)> = Vec::new();
     for sub in &visible {
-        let mut head = format!("umm {}", sub.get_name());
+        let nested: Vec<_> = sub
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+            .collect();
+        if nested.is_empty() {
+            shown.push((format!("umm {}", sub.get_name()), (*sub).clone()));
+        } else {
+            for n in nested {
+                shown.push((
+                    format!("umm {} {}", sub.get_name(), n.get_name()),
+                    n.clone(),
+                ));
+            }
+        }
+    }
+    for (name, sub) in &shown {
+        let mut head = name.clone();
         for arg in sub
             .get_arguments()
             .filter(|a| !a.is_hide_set() && !is_help_or_version(a))
@@ -594,6 +660,8 @@ pub fn man_page(date: &str) -> String {
         r.text([bold(key.name), roman(" = "), roman(key.default)]);
         r.text(inline(key.about));
     }
+    r.control("PP", []);
+    r.text(inline(FLEET_MORE));
 
     // HOOKS
     r.control("SH", ["HOOKS"]);
@@ -637,7 +705,8 @@ pub fn man_page(date: &str) -> String {
          umm_maintenance_entered_total{reason}, \
          umm_maintenance_start_timestamp_seconds, \
          umm_maintenance_end_timestamp_seconds, umm_scheduled_command_exit_code, \
-         umm_services_not_back and umm_hook_failures_total{phase}. Example alerting \
+         umm_services_not_back, umm_hook_failures_total{phase}, umm_fleet_slot_held \
+         and umm_fleet_release_pending. Example alerting \
          rules: /usr/share/umm/examples/umm-alerts.yml.",
     ));
     r.control("PP", []);
@@ -733,6 +802,13 @@ mod tests {
             get("grub", "entries_when_disabled"),
             d.grub_entries_when_disabled.to_string()
         );
+        let f = &d.fleet;
+        assert_eq!(get("fleet", "backend"), format!("{:?}", f.backend.name()));
+        assert_eq!(get("fleet", "group"), format!("{:?}", f.group));
+        assert_eq!(get("fleet", "endpoints"), "[]");
+        assert!(f.endpoints.is_empty());
+        assert_eq!(get("fleet", "slots"), f.slots.to_string());
+        assert_eq!(span(get("fleet", "timeout")), f.timeout);
         assert_eq!(
             Some(std::path::Path::new(
                 get("metrics", "textfile_dir").trim_matches('"')

@@ -1,0 +1,476 @@
+//! Fleet coordination from the commands: `umm on` takes a slot of the
+//! node's group before the request is saved (`take_for_on`); the finisher
+//! of leaving, and `umm off` cancelling a request, give it back
+//! (`release_owed`); a release that fails stays owed in the state and is
+//! tried again at every boot and every `umm` run as root (`retry_owed`);
+//! a crash-loop maintenance boot tries, bounded, to take one
+//! (`take_in_crash_loop`); `umm fleet status` and `umm fleet release`.
+//!
+//! With `backend = "none"` (the default) nothing here talks to anything.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use log::Level;
+
+use super::{lock, read_public, refused, require_root, save, Context, Outcome};
+use crate::fleet::{self, Coordinator, FleetError, Taken};
+use crate::model::fleet::{Backend, FleetSettings};
+use crate::model::settings::Settings;
+use crate::model::state::{FleetAttempt, FleetNote, FleetSlot, State};
+use crate::model::timefmt::{format_span, seconds_tenths};
+use crate::output::fleet::{FleetView, LocalView};
+use crate::output::json;
+use crate::output::message::{say, Message};
+use crate::rules;
+use crate::sys::journal::{self, Change};
+use crate::sys::paths;
+use crate::sys::{config, store};
+
+/// A coordinator, and this node's id in its group.
+type WithId = (Box<dyn Coordinator>, String);
+
+/// The coordinator the settings name, and this node's id in the group
+/// (`None`: `backend = "none"`).
+fn coordinator(ctx: &Context, settings: &FleetSettings) -> Result<Option<WithId>, FleetError> {
+    let Some(c) = fleet::from_settings(settings)? else {
+        return Ok(None);
+    };
+    let id = fleet::node_id(settings, &ctx.root)?;
+    Ok(Some((c, id)))
+}
+
+fn slot_of(c: &dyn Coordinator, id: &str, now: i64) -> FleetSlot {
+    FleetSlot {
+        backend: c.backend().name().into(),
+        group: c.group().into(),
+        id: id.into(),
+        since: now,
+        extra: Default::default(),
+    }
+}
+
+/// What `umm on` goes on with.
+pub(super) struct Taking {
+    /// The slot held for this maintenance.
+    pub slot: Option<FleetSlot>,
+    /// Taken by this run (to give back if the request is not saved).
+    pub newly: bool,
+    /// For the episode.
+    pub note: Option<FleetNote>,
+}
+
+fn note(slot: bool, forced: bool, detail: String) -> Option<FleetNote> {
+    Some(FleetNote {
+        slot,
+        forced,
+        detail,
+        extra: Default::default(),
+    })
+}
+
+/// A number in 0..1 that differs between nodes and tries (for jitter, not
+/// for secrets).
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // splitmix64's finaliser: nearby inputs, unrelated outputs.
+    let mut z = u64::from(nanos) ^ (u64::from(std::process::id()) << 32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % 10_000) as f64 / 10_000.0
+}
+
+/// `umm on`: after the checks and the pre-on hooks, before the request is
+/// saved, a slot of the group. `None`: refused (said); nothing changed.
+pub(super) fn take_for_on(
+    ctx: &Context,
+    settings: &Settings,
+    state: &State,
+    force: bool,
+    wait: Option<Duration>,
+) -> Option<Taking> {
+    let forced = |why: String, detail: String| {
+        say(&Message::FleetForced { why });
+        Some(Taking {
+            slot: None,
+            newly: false,
+            note: note(false, true, detail),
+        })
+    };
+    let (c, id) = match coordinator(ctx, &settings.fleet) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => {
+            return Some(Taking {
+                slot: None,
+                newly: false,
+                note: None,
+            })
+        }
+        Err(e) if force => {
+            return forced(e.to_string(), format!("--force: no slot ({e})"));
+        }
+        Err(e) => {
+            refused("on", format!("{e}; nothing was changed"));
+            return None;
+        }
+    };
+    let group = c.group().to_string();
+    let held_before = state.fleet.held.as_ref();
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let now = ctx.clock.now();
+        let why = match c.take(&id) {
+            Ok(taken) if taken.is_held() => {
+                let already = matches!(taken, Taken::AlreadyHeld);
+                say(&Message::FleetTaken {
+                    group: &group,
+                    backend: c.backend().name(),
+                    id: &id,
+                    already,
+                });
+                let slot = held_before
+                    .filter(|h| rules::fleet::same_slot(h, &slot_of(c.as_ref(), &id, now)))
+                    .cloned()
+                    .unwrap_or_else(|| slot_of(c.as_ref(), &id, now));
+                let newly = held_before.is_none() && !already;
+                journal::log(
+                    Level::Info,
+                    &Change::FleetSlotTaken {
+                        group: &group,
+                        id: &id,
+                    },
+                    format_args!("fleet: slot of group {group:?} taken as {id}"),
+                );
+                return Some(Taking {
+                    slot: Some(slot),
+                    newly,
+                    note: note(
+                        true,
+                        false,
+                        format!("slot of group {group:?} ({}) as {id}", c.backend().name()),
+                    ),
+                });
+            }
+            Ok(Taken::Refused(r)) => format!("no free slot in fleet group {group:?}: {r}"),
+            Ok(_) => "no slot".to_string(),
+            Err(e) => {
+                // The take may have landed with its answer lost: give it
+                // back (bounded) so no slot is left to a node not in
+                // maintenance.
+                if held_before.is_none() {
+                    let _ = c.release(&id);
+                }
+                format!("fleet group {group:?}: {e}")
+            }
+        };
+        let left = wait.map(|w| w.saturating_sub(started.elapsed()));
+        match left {
+            Some(left) if !left.is_zero() => {
+                let pause = rules::fleet::backoff(attempt, jitter(), left);
+                say(&Message::FleetWaiting {
+                    group: &group,
+                    why: why.clone(),
+                    next_in: format!("{}s", seconds_tenths(pause)),
+                    left: format_span(left),
+                });
+                log::info!("fleet: waiting: {why}");
+                std::thread::sleep(pause);
+                attempt = attempt.saturating_add(1);
+            }
+            _ if force => return forced(why.clone(), format!("--force: no slot ({why})")),
+            _ => {
+                let hint = if wait.is_some() {
+                    "the wait is over; try again later, or --force to enter without a slot"
+                } else {
+                    "try again later, --wait to wait for a slot, or --force to enter without one"
+                };
+                refused("on", format!("{why}; {hint}; nothing was changed"));
+                return None;
+            }
+        }
+    }
+}
+
+/// Gives back a slot this run took for a request that was not saved.
+pub(super) fn undo_take(ctx: &Context, settings: &Settings, taking: &Taking) {
+    let Some(slot) = taking.slot.as_ref().filter(|_| taking.newly) else {
+        return;
+    };
+    if let Ok(Some((c, _))) = coordinator(ctx, &settings.fleet) {
+        if let Err(e) = c.release(&slot.id) {
+            log::warn!("fleet: could not give back the slot taken for a request not saved: {e}");
+        }
+    }
+}
+
+/// Where `release_owed` says what happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Loud {
+    /// The command's own result (`umm off`, `umm fleet release`).
+    Stdout,
+    /// Beside another command's output (its JSON stays clean).
+    Stderr,
+    /// Logged only (boot).
+    Quiet,
+}
+
+/// Tries once (bounded by the timeout) to give back the slot the state
+/// owes, and records the outcome. Says what happened when `loud`. True
+/// when nothing is owed any more.
+pub(super) fn release_owed(ctx: &Context, settings: &Settings, loud: Loud) -> Result<bool> {
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let Some(owed) = state.fleet.pending_release.clone() else {
+        return Ok(true);
+    };
+    let slot = owed.slot;
+    let result = release_slot(ctx, &settings.fleet, &slot);
+    let mut locked = store::lock(&ctx.root)?;
+    match result {
+        Ok(()) => {
+            let next = rules::fleet::released(&locked.state, &slot);
+            save(&mut locked, next)?;
+            journal::log(
+                Level::Info,
+                &Change::FleetSlotReleased {
+                    group: &slot.group,
+                    id: &slot.id,
+                },
+                format_args!(
+                    "fleet: slot of group {:?} given back ({})",
+                    slot.group, slot.id
+                ),
+            );
+            match loud {
+                Loud::Stdout => say(&Message::FleetReleased {
+                    group: &slot.group,
+                    id: &slot.id,
+                }),
+                Loud::Stderr => say(&Message::FleetReleasedLate {
+                    group: &slot.group,
+                    id: &slot.id,
+                }),
+                Loud::Quiet => {}
+            }
+            Ok(true)
+        }
+        Err(error) => {
+            let next = rules::fleet::release_failed(&locked.state, &slot, ctx.clock.now(), &error);
+            save(&mut locked, next)?;
+            journal::log(
+                Level::Warn,
+                &Change::FleetReleasePending {
+                    group: &slot.group,
+                    id: &slot.id,
+                    error: &error,
+                },
+                format_args!("fleet: release pending: {error}"),
+            );
+            if loud != Loud::Quiet {
+                say(&Message::FleetReleasePending {
+                    group: &slot.group,
+                    error,
+                });
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// One release of `slot`, with the settings' coordinator (its group and
+/// back-end must still be the slot's).
+fn release_slot(ctx: &Context, settings: &FleetSettings, slot: &FleetSlot) -> Result<(), String> {
+    if settings.backend.name() != slot.backend {
+        return Err(format!(
+            "the slot was taken from {} but fleet.backend is {:?} now; set it back, or give the slot back on the coordinator by hand",
+            slot.backend,
+            settings.backend.name()
+        ));
+    }
+    let for_slot = FleetSettings {
+        group: slot.group.clone(),
+        id: Some(slot.id.clone()),
+        ..settings.clone()
+    };
+    match coordinator(ctx, &for_slot) {
+        Ok(Some((c, id))) => c.release(&id).map(|_| ()).map_err(|e| e.to_string()),
+        Ok(None) => Err("no fleet back-end is configured".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Every `umm` command run as root: a release still owed is tried again
+/// (quietly unless it lands: one line either way on stderr/stdout).
+pub fn retry_owed(ctx: &Context) {
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    if state.fleet.pending_release.is_none() {
+        return;
+    }
+    let settings = config::load_or_defaults(&ctx.root);
+    if let Err(e) = release_owed(ctx, &settings, Loud::Stderr) {
+        log::warn!("fleet: retrying the pending release: {e:#}");
+    }
+}
+
+/// At boot (umm-after.service, once the normal target is reached): a
+/// release still owed is tried a few times, spaced out, bounded.
+pub(super) fn retry_owed_at_boot(ctx: &Context, settings: &Settings) {
+    const PAUSES: [Duration; 3] = [
+        Duration::ZERO,
+        Duration::from_secs(3),
+        Duration::from_secs(10),
+    ];
+    for pause in PAUSES {
+        std::thread::sleep(pause);
+        match release_owed(ctx, settings, Loud::Quiet) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                log::warn!("fleet: retrying the pending release: {e:#}");
+                return;
+            }
+        }
+    }
+}
+
+/// A crash-loop maintenance boot: one bounded try to take a slot, so the
+/// group knows this node is out; the result is recorded for `umm status`.
+/// Never a reason to leave maintenance, nor to wait.
+pub(super) fn take_in_crash_loop(ctx: &Context, settings: &Settings) -> Result<()> {
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    if settings.fleet.backend == Backend::None || state.fleet.held.is_some() {
+        return Ok(());
+    }
+    let now = ctx.clock.now();
+    let (result, detail, slot) = match coordinator(ctx, &settings.fleet) {
+        Ok(Some((c, id))) => match c.take(&id) {
+            Ok(t) if t.is_held() => (
+                "granted",
+                format!("slot of group {:?} taken as {id}", c.group()),
+                Some(slot_of(c.as_ref(), &id, now)),
+            ),
+            Ok(Taken::Refused(r)) => ("refused", r.to_string(), None),
+            Ok(_) => ("refused", "no slot".into(), None),
+            Err(e) => ("failed", e.to_string(), None),
+        },
+        Ok(None) => return Ok(()),
+        Err(e) => ("failed", e.to_string(), None),
+    };
+    match &slot {
+        Some(slot) => journal::log(
+            Level::Info,
+            &Change::FleetSlotTaken {
+                group: &slot.group,
+                id: &slot.id,
+            },
+            format_args!("fleet: crash-loop maintenance: take {result}: {detail}"),
+        ),
+        None => log::info!("fleet: crash-loop maintenance: take {result}: {detail}"),
+    }
+    let mut locked = store::lock(&ctx.root)?;
+    let mut next = match slot {
+        Some(slot) => rules::fleet::taken(&locked.state, slot),
+        None => locked.state.clone(),
+    };
+    next.fleet.last_attempt = Some(FleetAttempt {
+        at: now,
+        result: result.into(),
+        detail,
+        extra: Default::default(),
+    });
+    save(&mut locked, next)
+}
+
+/// `umm fleet status`: the group as the coordinator tells it, and this
+/// node's part (any user; without a readable key file, the local part).
+pub fn status(ctx: &Context, as_json: bool) -> Result<Outcome> {
+    let (settings, _, _, config_error) = config::load_at_boot(&ctx.root);
+    let root = nix::unistd::geteuid().is_root();
+    let state = if root {
+        store::read(&ctx.root.path(paths::STATE)).state
+    } else {
+        read_public(&ctx.root).state
+    };
+    let id = fleet::node_id(&settings.fleet, &ctx.root).ok();
+    let local = LocalView::new(&settings.fleet, id.as_deref(), &state);
+    let (group, error) = if settings.fleet.backend == Backend::None {
+        (None, None)
+    } else {
+        match coordinator(ctx, &settings.fleet).and_then(|c| match c {
+            Some((c, _)) => c.status().map(Some),
+            None => Ok(None),
+        }) {
+            Ok(g) => (g, None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    };
+    let error = error.or(config_error.map(|e| e.to_string()));
+    let failed = error.is_some();
+    let view = FleetView::new(&settings.fleet, local, group, error);
+    if as_json {
+        outln!("{}", json::pretty(&view)?);
+    } else {
+        outln!("{}", view.text());
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Done
+    })
+}
+
+/// `umm fleet release [--id ID]`: gives back this node's slot (kept after
+/// a check that was not clean, or owed), or a dead node's.
+pub fn release(ctx: &Context, other: Option<String>) -> Result<Outcome> {
+    require_root("fleet release")?;
+    let (settings, _) = config::load(&ctx.root)?;
+    if settings.fleet.backend == Backend::None {
+        return Ok(refused(
+            "fleet release",
+            "no fleet back-end is configured ([fleet] backend in umm.toml)",
+        ));
+    }
+    if let Some(id) = other {
+        let for_id = FleetSettings {
+            id: Some(id.clone()),
+            ..settings.fleet.clone()
+        };
+        let done = coordinator(ctx, &for_id)
+            .and_then(|c| match c {
+                Some((c, id)) => c.release(&id).map(|_| ()),
+                None => Ok(()),
+            })
+            .map_err(|e| e.to_string());
+        return Ok(match done {
+            Ok(()) => {
+                say(&Message::FleetReleased {
+                    group: &settings.fleet.group,
+                    id: &id,
+                });
+                Outcome::Done
+            }
+            Err(e) => refused("fleet release", e),
+        });
+    }
+    // This node's: what it holds becomes owed, then one try.
+    let mut locked = lock(&ctx.root, "fleet release")?;
+    let mut next = rules::fleet::give_up(&locked.state, ctx.clock.now());
+    if next.fleet.pending_release.is_none() {
+        // Nothing recorded: release the configured id anyway (idempotent).
+        if let Ok(Some((c, id))) = coordinator(ctx, &settings.fleet) {
+            next = rules::fleet::taken(&next, slot_of(c.as_ref(), &id, ctx.clock.now()));
+            next = rules::fleet::give_up(&next, ctx.clock.now());
+        }
+    }
+    save(&mut locked, next)?;
+    drop(locked);
+    Ok(if release_owed(ctx, &settings, Loud::Stdout)? {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    })
+}

@@ -1,0 +1,287 @@
+//! Fleet coordination as shown: this node's part, from its state
+//! (`LocalView`, also in `umm status`), and `umm fleet status`
+//! (`FleetView`: the group as the coordinator tells it, with this node's
+//! part), as text and JSON from the same structure.
+
+use serde::Serialize;
+
+use super::history::time;
+use crate::fleet::{GroupStatus, Listing};
+use crate::model::fleet::{Backend, FleetSettings};
+use crate::model::state::State;
+
+/// A release still owed.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct PendingView {
+    pub group: String,
+    pub id: String,
+    /// Since when it is owed.
+    pub due: String,
+    pub tries: u32,
+    pub last_try: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The last try to take a slot in a crash-loop maintenance boot.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct AttemptView {
+    pub at: String,
+    /// `granted`, `refused` or `failed`.
+    pub result: String,
+    pub detail: String,
+}
+
+/// This node's part, from its state (no network).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct LocalView {
+    pub backend: Backend,
+    pub group: String,
+    /// This node's id (`None`: neither `id` nor /etc/machine-id).
+    pub id: Option<String>,
+    /// This node holds a slot, as far as its state says.
+    pub holds_slot: bool,
+    pub held_since: Option<String>,
+    pub pending_release: Option<PendingView>,
+    pub crash_loop_attempt: Option<AttemptView>,
+}
+
+impl LocalView {
+    pub fn new(settings: &FleetSettings, id: Option<&str>, state: &State) -> LocalView {
+        let f = &state.fleet;
+        LocalView {
+            backend: settings.backend,
+            group: f
+                .held
+                .as_ref()
+                .map_or_else(|| settings.group.clone(), |h| h.group.clone()),
+            id: id.map(str::to_string),
+            holds_slot: f.held.is_some(),
+            held_since: f.held.as_ref().map(|h| time(h.since)),
+            pending_release: f.pending_release.as_ref().map(|p| PendingView {
+                group: p.slot.group.clone(),
+                id: p.slot.id.clone(),
+                due: time(p.due),
+                tries: p.tries,
+                last_try: p.last_try.map(time),
+                last_error: p.last_error.clone(),
+            }),
+            crash_loop_attempt: f.last_attempt.as_ref().map(|a| AttemptView {
+                at: time(a.at),
+                result: a.result.clone(),
+                detail: a.detail.clone(),
+            }),
+        }
+    }
+
+    /// Worth showing in `umm status`: a back-end is configured, or the
+    /// state remembers something.
+    pub fn for_status(settings: &FleetSettings, state: &State) -> Option<LocalView> {
+        (settings.backend != Backend::None || !state.fleet.is_empty())
+            .then(|| LocalView::new(settings, settings.id.as_deref(), state))
+    }
+
+    /// The lines of `umm status` and `umm fleet status` about this node.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let who = self.id.as_deref().unwrap_or("this node");
+        out.push(if self.holds_slot {
+            format!(
+                "This node ({who}) holds a slot{}.",
+                self.held_since
+                    .as_ref()
+                    .map(|s| format!(" since {s}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            format!("This node ({who}) holds no slot.")
+        });
+        if let Some(p) = &self.pending_release {
+            out.push(format!(
+                "Release pending: the slot of group {:?} ({}), owed since {}, {} tries{}; retried at every boot and every umm run as root.",
+                p.group,
+                p.id,
+                p.due,
+                p.tries,
+                p.last_error
+                    .as_ref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(a) = &self.crash_loop_attempt {
+            out.push(format!(
+                "Crash-loop maintenance: take {} at {}: {}.",
+                a.result, a.at, a.detail
+            ));
+        }
+        out
+    }
+
+    /// The line of `umm status`.
+    pub fn status_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "Fleet: {} group {:?}.",
+            self.backend_name(),
+            self.group
+        )];
+        lines.extend(self.lines());
+        lines
+    }
+
+    fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+}
+
+/// A holder of a slot.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct HolderView {
+    pub id: String,
+    pub host: Option<String>,
+    pub since: Option<String>,
+}
+
+/// `umm fleet status`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct FleetView {
+    pub backend: Backend,
+    pub group: String,
+    pub id: Option<String>,
+    /// The endpoints or the URL.
+    pub place: Option<String>,
+    /// The group's size (etcd; `None`: not known).
+    pub slots: Option<u64>,
+    /// Who holds a slot (etcd; `None`: FleetLock cannot list them, or the
+    /// coordinator did not answer).
+    pub holders: Option<Vec<HolderView>>,
+    /// This node holds a slot: per the coordinator where it lists holders,
+    /// else per this node's state.
+    pub holds_slot: bool,
+    pub pending_release: Option<PendingView>,
+    pub crash_loop_attempt: Option<AttemptView>,
+    /// Why the coordinator could not be asked.
+    pub error: Option<String>,
+}
+
+impl FleetView {
+    pub fn new(
+        settings: &FleetSettings,
+        local: LocalView,
+        group: Option<GroupStatus>,
+        error: Option<String>,
+    ) -> FleetView {
+        let (slots, holders) = match group.as_ref().map(|g| &g.listing) {
+            Some(Listing::Stored {
+                total_slots,
+                holders,
+            }) => (
+                Some(*total_slots),
+                Some(
+                    holders
+                        .iter()
+                        .map(|h| HolderView {
+                            id: h.id.clone(),
+                            host: h.host.clone(),
+                            since: h.since.map(time),
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            Some(Listing::NotCreated { slots }) => (Some(*slots), Some(Vec::new())),
+            _ => (None, None),
+        };
+        let holds_slot = match (&holders, &local.id) {
+            (Some(h), Some(id)) => h.iter().any(|h| &h.id == id),
+            _ => local.holds_slot,
+        };
+        FleetView {
+            backend: settings.backend,
+            group: settings.group.clone(),
+            id: local.id.clone(),
+            place: group.as_ref().map(|g| g.place.clone()),
+            slots,
+            holders,
+            holds_slot,
+            pending_release: local.pending_release,
+            crash_loop_attempt: local.crash_loop_attempt,
+            error,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        if self.backend == Backend::None {
+            let mut out = vec![
+                "Fleet coordination: none (backend = \"none\"): this node decides alone."
+                    .to_string(),
+            ];
+            if let Some(p) = &self.pending_release {
+                out.push(format!(
+                    "Release pending: the slot of group {:?} ({}); set [fleet] back to give it back.",
+                    p.group, p.id
+                ));
+            }
+            return out.join("\n");
+        }
+        let mut out = vec![format!(
+            "Fleet: {} group {:?}{}.",
+            self.backend.name(),
+            self.group,
+            self.place
+                .as_ref()
+                .map(|p| format!(" on {p}"))
+                .unwrap_or_default()
+        )];
+        match (&self.holders, self.slots) {
+            (Some(h), Some(slots)) => {
+                out.push(format!("Slots: {} of {slots} held.", h.len()));
+                for h in h {
+                    let mut line = format!("  {}", h.id);
+                    if let Some(host) = &h.host {
+                        line.push_str(&format!(" on {host}"));
+                    }
+                    if let Some(since) = &h.since {
+                        line.push_str(&format!(" since {since}"));
+                    }
+                    out.push(line);
+                }
+            }
+            _ if self.error.is_none() => out.push(
+                "Holders: the FleetLock protocol cannot list them; ask the server's operator."
+                    .into(),
+            ),
+            _ => {}
+        }
+        if let Some(e) = &self.error {
+            out.push(format!("The coordinator could not be asked: {e}"));
+        }
+        let who = self.id.as_deref().unwrap_or("this node");
+        out.push(format!(
+            "This node ({who}) {}.",
+            if self.holds_slot {
+                "holds a slot"
+            } else {
+                "holds no slot"
+            }
+        ));
+        if let Some(p) = &self.pending_release {
+            out.push(format!(
+                "Release pending: the slot of group {:?} ({}), owed since {}, {} tries{}.",
+                p.group,
+                p.id,
+                p.due,
+                p.tries,
+                p.last_error
+                    .as_ref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(a) = &self.crash_loop_attempt {
+            out.push(format!(
+                "Crash-loop maintenance: take {} at {}: {}.",
+                a.result, a.at, a.detail
+            ));
+        }
+        out.join("\n")
+    }
+}
