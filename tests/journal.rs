@@ -179,7 +179,11 @@ fn journalctl_reads_the_catalog() {
 #[test]
 fn the_lab_looks_for_these_ids() {
     let lab = include_str!("vm/src/scenarios.rs");
-    for (name, kind) in [("ENTERED_ID", Kind::Entered), ("RESUMED_ID", Kind::Resumed)] {
+    for (name, kind) in [
+        ("ENTERED_ID", Kind::Entered),
+        ("RESUMED_ID", Kind::Resumed),
+        ("COUNTED_ID", Kind::Counted),
+    ] {
         let line = format!("const {name}: &str = \"{}\";", kind.message_id());
         assert!(
             lab.contains(&line),

@@ -247,6 +247,7 @@ fn umm_off_resumes(vm: &Vm) -> Result<String> {
 /// `MESSAGE_ID` of umm's journal entries (src/sys/journal.rs, `Kind`).
 const ENTERED_ID: &str = "705a2a9089de48c1a261e47f58e427f8";
 const RESUMED_ID: &str = "99959cd78dc54e20a8705c065d7312de";
+const COUNTED_ID: &str = "fb4345c27c0a4a60a31be33cd5a3174d";
 
 /// The journal entries of this boot with `message_id`, as `journalctl -o json`
 /// gives them.
@@ -473,10 +474,11 @@ pub fn uptime_reset(ctx: &mut Ctx) -> Result<()> {
     wait_status(vm, "the uptime reset", Duration::from_secs(180), |s| {
         s["unclean_boots"] == 0
     })?;
-    let said = vm.ssh_ok("journalctl -b -o cat | grep 'uptime reached'")?;
+    // The count the reset cleared: this boot's counted entry.
+    let counted = journal_entries(vm, COUNTED_ID)?;
     ensure!(
-        said.contains("counter was 3"),
-        "the reset did not find the third crash counted: {said}"
+        counted.iter().any(|e| e["UMM_UNCLEAN_BOOTS"] == "3"),
+        "the third crash was not counted before the reset: {counted:?}"
     );
     // That boot reached the reset time: its crash is not unclean.
     vm.crash()?;
