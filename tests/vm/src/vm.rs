@@ -690,7 +690,7 @@ impl Vm {
 
     /// Start `script` in the guest detached from the ssh session, so the
     /// session closes cleanly before the guest goes down.
-    fn detached(&self, script: &str) -> Result<()> {
+    pub fn detached(&self, script: &str) -> Result<()> {
         let cmd = format!("nohup sh -c 'sleep 1; {script}' >/dev/null 2>&1 &");
         let out = self.ssh_timeout(&cmd, Duration::from_secs(30))?;
         if !out.status.success() {
