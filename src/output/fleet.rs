@@ -31,6 +31,33 @@ pub struct AttemptView {
     pub detail: String,
 }
 
+impl PendingView {
+    /// The text line, without its end (the node's view and the group's end
+    /// it differently).
+    fn line(&self) -> String {
+        format!(
+            "Release pending: the slot of group {:?} ({}), owed since {}, {} tries{}",
+            self.group,
+            self.id,
+            self.due,
+            self.tries,
+            self.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+impl AttemptView {
+    fn line(&self) -> String {
+        format!(
+            "Crash-loop maintenance: take {} at {}: {}.",
+            self.result, self.at, self.detail
+        )
+    }
+}
+
 /// This node's part, from its state (no network).
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct LocalView {
@@ -97,22 +124,12 @@ impl LocalView {
         });
         if let Some(p) = &self.pending_release {
             out.push(format!(
-                "Release pending: the slot of group {:?} ({}), owed since {}, {} tries{}; retried at every boot and every umm run as root.",
-                p.group,
-                p.id,
-                p.due,
-                p.tries,
-                p.last_error
-                    .as_ref()
-                    .map(|e| format!(", last error: {e}"))
-                    .unwrap_or_default()
+                "{}; retried at every boot and every umm run as root.",
+                p.line()
             ));
         }
         if let Some(a) = &self.crash_loop_attempt {
-            out.push(format!(
-                "Crash-loop maintenance: take {} at {}: {}.",
-                a.result, a.at, a.detail
-            ));
+            out.push(a.line());
         }
         out
     }
@@ -264,23 +281,10 @@ impl FleetView {
             }
         ));
         if let Some(p) = &self.pending_release {
-            out.push(format!(
-                "Release pending: the slot of group {:?} ({}), owed since {}, {} tries{}.",
-                p.group,
-                p.id,
-                p.due,
-                p.tries,
-                p.last_error
-                    .as_ref()
-                    .map(|e| format!(", last error: {e}"))
-                    .unwrap_or_default()
-            ));
+            out.push(format!("{}.", p.line()));
         }
         if let Some(a) = &self.crash_loop_attempt {
-            out.push(format!(
-                "Crash-loop maintenance: take {} at {}: {}.",
-                a.result, a.at, a.detail
-            ));
+            out.push(a.line());
         }
         out.join("\n")
     }
