@@ -106,7 +106,8 @@ pub fn umm_on_critical_chain(text: &str) -> f64 {
         .filter(|l| l.contains("umm"))
         .filter_map(|l| l.split_once('+').map(|(_, t)| t.trim()))
         .filter_map(parse_span)
-        .sum()
+        // Not .sum(): a float sum of nothing is -0.0, printed "-0.000".
+        .fold(0.0, |total, t| total + t)
 }
 
 /// Userspace boot time of the running boot, once it has finished.
@@ -133,31 +134,28 @@ fn reboot_to_ssh(vm: &mut Vm, cmd: &str) -> Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Median seconds of `argv` run `n` times, and the largest peak RSS (KiB)
-/// of those children.
+/// Median milliseconds of `argv` run `n` times, and the largest peak RSS
+/// (KiB) of those runs, each child's own (wait4), not the lab's other
+/// children (qemu, debootstrap) that RUSAGE_CHILDREN would include.
 fn time_command(argv: &[&str], root: &Path, n: usize) -> Result<(Sample, Option<i64>)> {
     let mut times = Vec::new();
-    let before = children_max_rss();
+    let mut peak = None;
     for _ in 0..n {
         let started = Instant::now();
-        let status = Command::new(argv[0])
+        let child = Command::new(argv[0])
             .args(&argv[1..])
             .env("UMM_ROOT", root)
             .env("UMM_INIT", "record")
             .stdout(std::process::Stdio::null())
-            .status()?;
+            .spawn()?;
+        let (status, rss) = wait_with_rss(child)?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
-        if !status.success() {
-            bail!("{argv:?} failed: {status}");
+        if status != 0 {
+            bail!("{argv:?} failed: wait status {status}");
         }
+        peak = peak.max(Some(rss));
     }
-    let after = children_max_rss();
-    // ru_maxrss of RUSAGE_CHILDREN is the largest child so far: it is ours
-    // only if it grew (the bench measures `umm status` before anything else).
-    Ok((
-        Sample(times),
-        after.filter(|a| Some(*a) != before || before.is_none()),
-    ))
+    Ok((Sample(times), peak))
 }
 
 #[repr(C)]
@@ -169,20 +167,29 @@ struct Rusage {
 }
 
 extern "C" {
-    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+    fn wait4(pid: i32, status: *mut i32, options: i32, usage: *mut Rusage) -> i32;
 }
 
-/// Largest resident set of any waited-for child so far, in KiB.
-fn children_max_rss() -> Option<i64> {
-    const RUSAGE_CHILDREN: i32 = -1;
+/// Reaps `child` with wait4(2): its raw wait status and its own peak RSS
+/// in KiB. The Child is forgotten afterwards (it has been reaped).
+fn wait_with_rss(child: std::process::Child) -> Result<(i32, i64)> {
+    let pid = i32::try_from(child.id()).context("pid out of range")?;
+    let mut status = 0;
     let mut u = Rusage {
         utime: [0; 2],
         stime: [0; 2],
         maxrss: 0,
         rest: [0; 13],
     };
-    // SAFETY: getrusage writes one struct rusage (18 longs on x86_64) into u.
-    (unsafe { getrusage(RUSAGE_CHILDREN, &mut u) } == 0).then_some(u.maxrss)
+    // SAFETY: wait4 writes one int and one struct rusage (18 longs on
+    // x86_64) into the two pointers, which live for the call; pid is our
+    // own child, not waited for by anything else.
+    let r = unsafe { wait4(pid, &mut status, 0, &mut u) };
+    std::mem::forget(child);
+    if r != pid {
+        bail!("wait4({pid}) failed: {}", std::io::Error::last_os_error());
+    }
+    Ok((status, u.maxrss))
 }
 
 /// The static release binary that the .deb ships.
@@ -443,7 +450,23 @@ mod tests {
     fn sums_umm_on_the_critical_chain() {
         let chain = "graphical.target @13.386s\n└─multi-user.target @13.360s\n  └─ssh.service @12.724s +620ms\n    └─sysinit.target @5.1s\n      └─umm-boot.service @4.9s +108ms\n";
         assert!((umm_on_critical_chain(chain) - 0.108).abs() < 1e-9);
-        assert_eq!(umm_on_critical_chain("graphical.target @1s\n"), 0.0);
+        // No umm unit on the chain: 0, printed "0.000", not "-0.000".
+        let none = umm_on_critical_chain("graphical.target @1s\n");
+        assert_eq!(format!("{none:.3}"), "0.000");
+    }
+
+    #[test]
+    fn peak_rss_is_the_childs_own() {
+        // A big child first: RUSAGE_CHILDREN would report its RSS after.
+        let big = Command::new("sh")
+            .args(["-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x} >/dev/null"])
+            .status()
+            .unwrap();
+        assert!(big.success());
+        let (times, rss) = time_command(&["/bin/true"], Path::new("/"), 3).unwrap();
+        assert_eq!(times.0.len(), 3);
+        let rss = rss.unwrap();
+        assert!(rss > 0 && rss < 16 * 1024, "peak RSS of /bin/true: {rss} KiB");
     }
 
     #[test]

@@ -106,6 +106,16 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         initrd: dir.join("initrd.img"),
         dir: dir.clone(),
     };
+    // One builder per variant: `make test` starts building the images
+    // while cargo runs (`umm-lab --bases`), and the lab proper may ask for
+    // one still being built; it waits here, then finds it made. The lock
+    // goes with the process, whatever way it ends.
+    fs::create_dir_all(&root)?;
+    let lock = fs::File::create(root.join(format!("{variant}.lock")))?;
+    if lock.try_lock().is_err() {
+        trace(&format!("base image {variant}: waiting for the build under way"));
+        lock.lock()?;
+    }
     let complete = image
         .disks
         .iter()

@@ -20,7 +20,7 @@ use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 use vm::{run_with_deadline, BootMethod, Machine, Stats, Vm, BOOT_TIMEOUT};
 
@@ -32,6 +32,10 @@ struct Scenario {
     variant: &'static str,
     /// Resumes the ready state (`installed`); false: boots the base itself.
     ready: bool,
+    /// Seconds it took in the last full run, two at a time (README, "Test
+    /// times"): the lab starts the longest first, so that no long scenario
+    /// is left running alone at the end.
+    secs: u32,
     about: &'static str,
     run: fn(&mut Ctx) -> Result<()>,
 }
@@ -41,6 +45,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "crash-loop",
         variant: "systemd",
         ready: true,
+        secs: 206,
         about: "3 unclean boots -> maintenance, nothing outside the keep-set started; umm off -> every service up",
         run: scenarios::crash_loop,
     },
@@ -48,6 +53,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "node-exporter",
         variant: "systemd",
         ready: true,
+        secs: 244,
         about: "Debian's node_exporter serves umm.prom: scraped through a crash loop and umm off",
         run: scenarios::node_exporter,
     },
@@ -55,6 +61,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "clean-reboots",
         variant: "systemd",
         ready: true,
+        secs: 272,
         about: "clean reboots never count; boot cost of umm",
         run: scenarios::clean_reboots,
     },
@@ -62,6 +69,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "uptime-reset",
         variant: "systemd",
         ready: true,
+        secs: 126,
         about: "counter_reset_time of uptime resets the count (timer follows the config)",
         run: scenarios::uptime_reset,
     },
@@ -69,6 +77,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "on-command",
         variant: "systemd",
         ready: true,
+        secs: 130,
         about: "umm on -- CMD: maintenance, CMD's exit code in status; umm off reboot -> normal",
         run: scenarios::on_command,
     },
@@ -76,6 +85,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "disabled",
         variant: "systemd",
         ready: true,
+        secs: 128,
         about: "disabled: a crash loop never enters; umm on refused",
         run: scenarios::disabled,
     },
@@ -83,13 +93,15 @@ const SCENARIOS: &[Scenario] = &[
         name: "binary-removed",
         variant: "systemd",
         ready: true,
+        secs: 49,
         about: "umm binary removed: the node boots normally",
         run: scenarios::binary_removed,
     },
     Scenario {
         name: "grub-entries",
         variant: "systemd",
-        ready: false,
+        ready: true,
+        secs: 515,
         about: "GRUB entries for every kernel; umm=on entry -> maintenance (cmdline); umm=off entry skips and keeps the request",
         run: scenarios::grub_entries,
     },
@@ -97,13 +109,15 @@ const SCENARIOS: &[Scenario] = &[
         name: "package-upgrade",
         variant: "systemd",
         ready: false,
+        secs: 446,
         about: "upgrade from the /usr/sbin layout (reboot between unpack and configure), umm for a user, upgrade over itself",
         run: scenarios::package_upgrade,
     },
     Scenario {
         name: "package-remove",
         variant: "systemd",
-        ready: false,
+        ready: true,
+        secs: 373,
         about: "remove (config and state kept, GRUB entries gone), purge (all gone), a normal boot after each",
         run: scenarios::package_remove,
     },
@@ -111,6 +125,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "hooks",
         variant: "systemd",
         ready: true,
+        secs: 91,
         about: "check veto; pre-on/on/off hooks in their boots; hung hook killed; umm off reports a failed service",
         run: scenarios::hooks,
     },
@@ -118,6 +133,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "sysvinit-crash-loop",
         variant: "sysvinit",
         ready: true,
+        secs: 61,
         about: "sysvinit: crash loop -> maintenance, cron not started; umm off -> cron running",
         run: scenarios::sysvinit_crash_loop,
     },
@@ -125,6 +141,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "sysvinit-on-command",
         variant: "sysvinit",
         ready: true,
+        secs: 259,
         about: "sysvinit: umm on -- CMD, off reboot, clean reboots not counted, disable",
         run: scenarios::sysvinit_on_command,
     },
@@ -132,6 +149,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "no-dbus",
         variant: "systemd",
         ready: true,
+        secs: 129,
         about: "no dbus package: umm on --dry-run, on -- CMD, maintenance, off over systemd's private socket",
         run: scenarios::no_dbus,
     },
@@ -139,6 +157,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "off-interrupted",
         variant: "systemd",
         ready: true,
+        secs: 238,
         about: "umm off timed out / interrupted: resuming, retry works, off.d once; power cut while resuming",
         run: scenarios::off_interrupted,
     },
@@ -146,6 +165,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "off-during-command",
         variant: "systemd",
         ready: true,
+        secs: 138,
         about: "umm off returns while the command runs (and says so); off during on.d: the command never starts",
         run: scenarios::off_during_command,
     },
@@ -153,6 +173,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "ssh-socket",
         variant: "systemd",
         ready: true,
+        secs: 109,
         about: "sshd started by ssh.socket: ssh answers in maintenance, nothing else starts",
         run: scenarios::ssh_socket,
     },
@@ -160,6 +181,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "broken-dropin",
         variant: "systemd",
         ready: true,
+        secs: 125,
         about: "enabled = false, then a drop-in with a typo: crashes never enter (last good config)",
         run: scenarios::broken_dropin,
     },
@@ -167,6 +189,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "fleet",
         variant: "systemd",
         ready: true,
+        secs: 180,
         about: "two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off",
         run: scenarios::fleet,
     },
@@ -174,6 +197,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "demo",
         variant: "systemd",
         ready: true,
+        secs: 200,
         about: "make demo: crash loop -> maintenance -> umm off, narrated",
         run: scenarios::demo,
     },
@@ -181,6 +205,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "sepvar",
         variant: "sepvar",
         ready: true,
+        secs: 49,
         about: "/var on its own filesystem: crash loop -> maintenance -> umm off",
         run: scenarios::sepvar,
     },
@@ -259,27 +284,29 @@ impl Ctx {
         self.stats.add(&vm.stats());
     }
 
-    /// Boots fresh overlays of the bare base image through the BIOS and
-    /// GRUB, as a machine does, and waits for ssh.
-    pub fn boot_fresh(&mut self) -> Result<&mut Vm> {
-        self.boot_fresh_with(BootMethod::Grub)
-    }
-
-    /// Like [`Ctx::boot_fresh`], booting the installed kernel directly:
-    /// for scenarios that need the bare image but do not test GRUB.
+    /// Boots fresh overlays of the bare base image, its installed kernel
+    /// loaded directly, and waits for ssh: for scenarios that need the
+    /// image without umm (GRUB's menu is tested from the ready state, see
+    /// [`Ctx::boot_via_grub`]).
     pub fn boot_fresh_direct(&mut self) -> Result<&mut Vm> {
-        let boot = self.base.direct_boot();
-        self.boot_fresh_with(boot)
-    }
-
-    fn boot_fresh_with(&mut self, boot: BootMethod) -> Result<&mut Vm> {
         self.replace_vm(None);
         let machine = Machine {
             disks: image::create_overlays(&self.base, &self.work)?,
-            boot,
+            boot: self.base.direct_boot(),
             incoming: None,
         };
         self.machine = Some(machine);
+        self.boot()
+    }
+
+    /// Powers the running guest off cleanly and boots its disks again
+    /// through the BIOS and the GRUB on them: for a scenario that resumed
+    /// the ready state (booted directly) and tests GRUB's menu, which the
+    /// package's postinst generated when the ready state was made.
+    pub fn boot_via_grub(&mut self) -> Result<&mut Vm> {
+        self.vm()?.poweroff()?;
+        let machine = self.machine.as_mut().context("no disks yet")?;
+        machine.boot = BootMethod::Grub;
         self.boot()
     }
 
@@ -361,10 +388,11 @@ struct Opts {
     deb: Option<PathBuf>,
     jobs: usize,
     bench: bool,
+    bases: bool,
 }
 
 const USAGE: &str =
-    "usage: umm-lab [--only NAME[,NAME...]] [--jobs N] [--keep] [--list] [--deb PATH] [--bench]";
+    "usage: umm-lab [--only NAME[,NAME...]] [--jobs N] [--keep] [--list] [--deb PATH] [--bench] [--bases]";
 
 fn parse_args() -> Result<Opts> {
     let mut opts = Opts {
@@ -377,6 +405,7 @@ fn parse_args() -> Result<Opts> {
             .and_then(|j| j.parse().ok())
             .unwrap_or(DEFAULT_JOBS),
         bench: false,
+        bases: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -389,6 +418,7 @@ fn parse_args() -> Result<Opts> {
             ),
             "--keep" => opts.keep = true,
             "--bench" => opts.bench = true,
+            "--bases" => opts.bases = true,
             "--list" => opts.list = true,
             "--deb" => opts.deb = Some(args.next().context("--deb needs a PATH")?.into()),
             "--jobs" => {
@@ -475,86 +505,283 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Base images and ready states, made before any scenario runs.
-#[derive(Default)]
-struct Prepared {
-    bases: HashMap<&'static str, BaseImage>,
-    ready: HashMap<&'static str, Ready>,
-    /// (what, seconds) for the timing table.
-    steps: Vec<(String, f64)>,
+/// A unit of the lab's work. Base images and ready states are made only
+/// for the scenarios selected, and a scenario starts as soon as what it
+/// starts from exists, not when every variant is prepared.
+#[derive(Clone, Copy)]
+enum Job<'a> {
+    Base(&'static str),
+    Ready(&'static str),
+    /// The scenario and its index in the selection (for the summary order).
+    Scenario(&'a Scenario, usize),
 }
 
-/// Runs `work` on up to `jobs` threads; results in the order of `items`.
-fn parallel<T: Sync, R: Send>(jobs: usize, items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+/// What the workers share: the jobs not started yet, in the order they
+/// are preferred, and what the finished preparation jobs made (an error
+/// fails only the scenarios that needed it).
+struct Board<'a> {
+    todo: Vec<Job<'a>>,
+    bases: HashMap<&'static str, Result<BaseImage, String>>,
+    ready: HashMap<&'static str, Result<Ready, String>>,
+    /// (what, seconds) for the timing table.
+    steps: Vec<(String, f64)>,
+    outcomes: Vec<Option<Outcome>>,
+}
+
+enum Pick<'a> {
+    Run(Job<'a>),
+    Wait,
+    Done,
+}
+
+impl<'a> Board<'a> {
+    /// Preparation first (a variant with more scenario time first), then
+    /// the scenarios, longest first.
+    fn new(selected: &[&'a Scenario]) -> Self {
+        let mut variants: Vec<(&'static str, u32)> = Vec::new();
+        for s in selected {
+            match variants.iter_mut().find(|(v, _)| *v == s.variant) {
+                Some((_, secs)) => *secs += s.secs,
+                None => variants.push((s.variant, s.secs)),
+            }
+        }
+        variants.sort_by_key(|v| std::cmp::Reverse(v.1));
+        let mut todo = Vec::new();
+        for (v, _) in &variants {
+            todo.push(Job::Base(v));
+            if selected.iter().any(|s| s.variant == *v && s.ready) {
+                todo.push(Job::Ready(v));
+            }
+        }
+        let mut scenarios: Vec<(usize, &'a Scenario)> =
+            selected.iter().copied().enumerate().collect();
+        scenarios.sort_by_key(|(_, s)| std::cmp::Reverse(s.secs));
+        todo.extend(scenarios.into_iter().map(|(i, s)| Job::Scenario(s, i)));
+        Board {
+            todo,
+            bases: HashMap::new(),
+            ready: HashMap::new(),
+            steps: Vec::new(),
+            outcomes: (0..selected.len()).map(|_| None).collect(),
+        }
+    }
+
+    /// The first job whose inputs are made (or failed).
+    fn pick(&mut self) -> Pick<'a> {
+        let runnable = |job: &Job| match job {
+            Job::Base(_) => true,
+            Job::Ready(v) => self.bases.contains_key(v),
+            Job::Scenario(s, _) if s.ready => self.ready.contains_key(s.variant),
+            Job::Scenario(s, _) => self.bases.contains_key(s.variant),
+        };
+        match self.todo.iter().position(runnable) {
+            Some(i) => Pick::Run(self.todo.remove(i)),
+            None if self.todo.is_empty() => Pick::Done,
+            None => Pick::Wait,
+        }
+    }
+}
+
+/// What a job starts from, copied out of the board: the variant's base
+/// image and ready state, or why they could not be made.
+struct Inputs {
+    base: Option<Result<BaseImage, String>>,
+    ready: Option<Result<Ready, String>>,
+}
+
+/// What a finished job made.
+enum Done {
+    Base(Result<BaseImage, String>, f64),
+    Ready(Result<Ready, String>),
+    Scenario(usize, Outcome),
+}
+
+impl Board<'_> {
+    fn inputs(&self, job: Job) -> Inputs {
+        let variant = match job {
+            Job::Base(v) | Job::Ready(v) => v,
+            Job::Scenario(s, _) => s.variant,
+        };
+        Inputs {
+            base: self.bases.get(variant).cloned(),
+            ready: self.ready.get(variant).cloned(),
+        }
+    }
+
+    fn record(&mut self, job: Job, done: Done) {
+        match (job, done) {
+            (Job::Base(v), Done::Base(base, secs)) => {
+                if base.is_ok() {
+                    self.steps.push((format!("base image {v}"), secs));
+                }
+                self.bases.insert(v, base);
+            }
+            (Job::Ready(v), Done::Ready(ready)) => {
+                if let Ok(r) = &ready {
+                    self.steps.push((
+                        format!("ready state {v} (install + boot + save)"),
+                        r.made_in.as_secs_f64(),
+                    ));
+                }
+                self.ready.insert(v, ready);
+            }
+            (_, Done::Scenario(i, outcome)) => {
+                if let Some(slot) = self.outcomes.get_mut(i) {
+                    *slot = Some(outcome);
+                }
+            }
+            // A job's result always matches its kind (see `run_job`).
+            _ => {}
+        }
+    }
+}
+
+/// Runs every job of `board` on `jobs` threads; each thread takes the
+/// first job it can start. Returns the preparation steps and the outcomes
+/// in the order of the selection.
+fn run_board<'a>(
+    board: Board<'a>,
+    jobs: usize,
+    run: impl Fn(Inputs, Job) -> Done + Sync,
+) -> Board<'a> {
+    let board = Mutex::new(board);
+    let changed = Condvar::new();
     std::thread::scope(|scope| {
-        for n in 0..jobs.min(items.len()).max(1) {
-            let (next, results, work) = (&next, &results, &work);
+        for n in 0..jobs.max(1) {
+            let (board, changed, run) = (&board, &changed, &run);
             std::thread::Builder::new()
                 .name(format!("job{n}"))
-                .spawn_scoped(scope, move || loop {
-                    let i = {
-                        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let i = *next;
-                        *next += 1;
-                        i
-                    };
-                    let Some(item) = items.get(i) else { break };
-                    let r = work(item);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                .spawn_scoped(scope, move || {
+                    let mut guard = board.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        let job = match guard.pick() {
+                            Pick::Run(job) => job,
+                            Pick::Done => break,
+                            // Another thread is making what the rest needs.
+                            Pick::Wait => {
+                                guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner());
+                                continue;
+                            }
+                        };
+                        // The inputs are read under the lock, the work is done without it.
+                        let done = {
+                            let inputs = guard.inputs(job);
+                            drop(guard);
+                            run(inputs, job)
+                        };
+                        guard = board.lock().unwrap_or_else(|e| e.into_inner());
+                        guard.record(job, done);
+                        changed.notify_all();
+                    }
                 })
                 .expect("spawning a lab thread");
         }
     });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
+    board.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+fn make_base(variant: &str) -> Done {
+    let t = Instant::now();
+    let base = image::ensure_base(variant).map_err(|e| format!("{e:#}"));
+    Done::Base(base, t.elapsed().as_secs_f64())
 }
 
-fn prepare(selected: &[&Scenario], deb: &Path, jobs: usize) -> Result<Prepared> {
-    let mut prepared = Prepared::default();
-    let mut variants: Vec<&'static str> = selected.iter().map(|s| s.variant).collect();
-    variants.sort();
-    variants.dedup();
-    for (variant, result) in variants.iter().zip(parallel(jobs, &variants, |v| {
-        let t = Instant::now();
-        image::ensure_base(v).map(|b| (b, t.elapsed().as_secs_f64()))
-    })) {
-        let (base, secs) = result?;
-        prepared.steps.push((format!("base image {variant}"), secs));
-        prepared.bases.insert(variant, base);
-    }
-    let mut need_ready: Vec<&'static str> = selected
-        .iter()
-        .filter(|s| s.ready)
-        .map(|s| s.variant)
-        .collect();
-    need_ready.sort();
-    need_ready.dedup();
-    let bases = &prepared.bases;
-    let made = parallel(jobs, &need_ready, |v| {
-        vm::trace(&format!("making the ready state of {v}"));
-        image::ensure_ready(&bases[v], deb)
+/// `--bases`: only the base images of the selected scenarios (no .deb
+/// needed), so that `make test` can make them while cargo runs. A failure
+/// is reported and left to the lab proper, which tries again.
+fn make_bases(selected: &[&Scenario], jobs: usize) -> ExitCode {
+    let mut board = Board::new(selected);
+    board.todo.retain(|job| matches!(job, Job::Base(_)));
+    let board = run_board(board, jobs, |_, job| match job {
+        Job::Base(v) => make_base(v),
+        // Only base images are on this board.
+        Job::Ready(_) | Job::Scenario(..) => Done::Ready(Err("not on this board".into())),
     });
-    for (variant, result) in need_ready.iter().zip(made) {
-        let ready = result.with_context(|| format!("making the ready state of {variant}"))?;
-        prepared.steps.push((
-            format!("ready state {variant} (install + boot + save)"),
-            ready.made_in.as_secs_f64(),
-        ));
-        prepared.ready.insert(variant, ready);
+    let mut failed = false;
+    for (variant, base) in &board.bases {
+        if let Err(e) = base {
+            failed = true;
+            eprintln!("base image {variant}: {e}");
+        }
     }
-    Ok(prepared)
+    for (what, secs) in &board.steps {
+        println!("lab: {what} ready ({secs:.1} s)");
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs one scenario from `inputs` and prints its PASS or FAIL line.
+fn run_scenario(
+    s: &Scenario,
+    inputs: Inputs,
+    deb: &Path,
+    keep: bool,
+    print: &Mutex<()>,
+) -> Outcome {
+    let start = Instant::now();
+    let _ = fs::remove_dir_all(image::target_dir().join("vm-logs").join(s.name));
+    let (result, mut ctx) = run_one(s, inputs, deb);
+    let secs = start.elapsed().as_secs_f64();
+    let stats = ctx.as_ref().map(Ctx::stats).unwrap_or_default();
+    let passed = result.is_ok();
+    match result {
+        Ok(()) => {
+            let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+            println!("PASS {} ({secs:.1} s)", s.name);
+        }
+        Err(e) => {
+            let logs = save_failure_logs(s.name, ctx.as_mut());
+            let logs: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
+            let reason = format!("{e:#}").replace('\n', " | ");
+            let reason: String = reason.chars().take(400).collect();
+            let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
+            // Full detail on stderr, one line on stdout.
+            eprintln!("{} failed:\n{e:#}", s.name);
+            println!(
+                "FAIL {} ({secs:.1} s): {reason}; logs: {}",
+                s.name,
+                if logs.is_empty() {
+                    "none".into()
+                } else {
+                    logs.join(" ")
+                }
+            );
+        }
+    }
+    if keep {
+        if let Some(ctx) = ctx.as_mut() {
+            keep_running(ctx);
+        }
+    } else if let Some(ctx) = ctx {
+        let work = ctx.work.clone();
+        drop(ctx); // kills qemu
+        let _ = fs::remove_dir_all(work);
+    }
+    Outcome {
+        name: s.name,
+        passed,
+        secs,
+        stats,
+    }
 }
 
 /// Outcome of one scenario: Ok, or the reason plus the context (for logs).
-fn run_one(s: &Scenario, prepared: &Prepared, deb: &Path) -> (Result<()>, Option<Ctx>) {
+/// A base image or ready state that could not be made fails it here.
+fn run_one(s: &Scenario, inputs: Inputs, deb: &Path) -> (Result<()>, Option<Ctx>) {
     let setup = || -> Result<Ctx> {
-        let base = prepared.bases[s.variant].clone();
+        let base = match inputs.base {
+            Some(Ok(base)) => base,
+            Some(Err(e)) => bail!("preparing the lab: {e}"),
+            None => bail!("preparing the lab: no base image {}", s.variant),
+        };
+        let ready = match inputs.ready {
+            Some(Ok(ready)) => Some(ready),
+            Some(Err(e)) if s.ready => bail!("preparing the lab: {e}"),
+            _ => None,
+        };
         let work = image::target_dir().join("vm-run").join(s.name);
         if work.exists() {
             fs::remove_dir_all(&work)?;
@@ -564,7 +791,7 @@ fn run_one(s: &Scenario, prepared: &Prepared, deb: &Path) -> (Result<()>, Option
             name: s.name,
             variant: s.variant,
             base,
-            ready: prepared.ready.get(s.variant).cloned(),
+            ready,
             work,
             machine: None,
             vm: None,
@@ -647,6 +874,9 @@ fn main() -> ExitCode {
         eprintln!("{e:#}");
         return ExitCode::FAILURE;
     }
+    if opts.bases {
+        return make_bases(&selected, opts.jobs);
+    }
     let deb = match find_deb(opts.deb.as_ref()) {
         Ok(d) => d,
         Err(e) => {
@@ -659,75 +889,30 @@ fn main() -> ExitCode {
         return run_bench(&deb);
     }
     let lab_started = Instant::now();
-    let prepared = match prepare(&selected, &deb, opts.jobs) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e:#}");
-            println!(
-                "FAIL preparing the lab: {}",
-                format!("{e:#}").replace('\n', " | ")
-            );
-            println!("0 passed, {} failed", selected.len());
-            return ExitCode::FAILURE;
-        }
-    };
     let jobs = if opts.keep { 1 } else { opts.jobs };
     let print = Mutex::new(());
-    let outcomes = parallel(jobs, &selected, |s| {
-        let start = Instant::now();
-        let _ = fs::remove_dir_all(image::target_dir().join("vm-logs").join(s.name));
-        let (result, mut ctx) = run_one(s, &prepared, &deb);
-        let secs = start.elapsed().as_secs_f64();
-        let stats = ctx.as_ref().map(Ctx::stats).unwrap_or_default();
-        let passed = result.is_ok();
-        match result {
-            Ok(()) => {
-                let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
-                println!("PASS {} ({secs:.1} s)", s.name);
+    let board = run_board(Board::new(&selected), jobs, |inputs, job| match job {
+        Job::Base(v) => make_base(v),
+        Job::Ready(v) => Done::Ready(match inputs.base {
+            Some(Ok(base)) => {
+                vm::trace(&format!("making the ready state of {v}"));
+                image::ensure_ready(&base, &deb)
+                    .map_err(|e| format!("making the ready state of {v}: {e:#}"))
             }
-            Err(e) => {
-                let logs = save_failure_logs(s.name, ctx.as_mut());
-                let logs: Vec<String> = logs.iter().map(|p| p.display().to_string()).collect();
-                let reason = format!("{e:#}").replace('\n', " | ");
-                let reason: String = reason.chars().take(400).collect();
-                let _guard = print.lock().unwrap_or_else(|e| e.into_inner());
-                // Full detail on stderr, one line on stdout.
-                eprintln!("{} failed:\n{e:#}", s.name);
-                println!(
-                    "FAIL {} ({secs:.1} s): {reason}; logs: {}",
-                    s.name,
-                    if logs.is_empty() {
-                        "none".into()
-                    } else {
-                        logs.join(" ")
-                    }
-                );
-            }
-        }
-        if opts.keep {
-            if let Some(ctx) = ctx.as_mut() {
-                keep_running(ctx);
-            }
-        } else if let Some(ctx) = ctx {
-            let work = ctx.work.clone();
-            drop(ctx); // kills qemu
-            let _ = fs::remove_dir_all(work);
-        }
-        Outcome {
-            name: s.name,
-            passed,
-            secs,
-            stats,
-        }
+            Some(Err(e)) => Err(e),
+            None => Err(format!("no base image {v}")),
+        }),
+        Job::Scenario(s, i) => Done::Scenario(i, run_scenario(s, inputs, &deb, opts.keep, &print)),
     });
     print_timing(
-        &prepared,
-        &outcomes,
+        &board.steps,
+        &board.outcomes,
         lab_started.elapsed().as_secs_f64(),
         jobs,
     );
+    let outcomes: Vec<&Outcome> = board.outcomes.iter().flatten().collect();
     let passed = outcomes.iter().filter(|o| o.passed).count();
-    let failed = outcomes.len() - passed;
+    let failed = selected.len() - passed;
     println!("{passed} passed, {failed} failed");
     if failed > 0 {
         ExitCode::FAILURE
@@ -738,9 +923,9 @@ fn main() -> ExitCode {
 
 /// Where the lab's time went: preparation, then each scenario with its
 /// boots (count and time waited for ssh) and ssh commands.
-fn print_timing(prepared: &Prepared, outcomes: &[Outcome], total: f64, jobs: usize) {
+fn print_timing(steps: &[(String, f64)], outcomes: &[Option<Outcome>], total: f64, jobs: usize) {
     println!("lab timing ({jobs} at a time):");
-    for (what, secs) in &prepared.steps {
+    for (what, secs) in steps {
         println!("  {what:<44} {secs:>7.1} s");
     }
     println!(
@@ -749,7 +934,7 @@ fn print_timing(prepared: &Prepared, outcomes: &[Outcome], total: f64, jobs: usi
     );
     let mut sum = Stats::default();
     let mut wall = 0.0;
-    for o in outcomes {
+    for o in outcomes.iter().flatten() {
         let s = &o.stats;
         println!(
             "  {:<22} {:>7.1} {:>6} {:>8.1} s {:>6} {:>7.1} s",
