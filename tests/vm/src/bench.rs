@@ -459,14 +459,20 @@ mod tests {
     fn peak_rss_is_the_childs_own() {
         // A big child first: RUSAGE_CHILDREN would report its RSS after.
         let big = Command::new("sh")
-            .args(["-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x} >/dev/null"])
+            .args([
+                "-c",
+                "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x} >/dev/null",
+            ])
             .status()
             .unwrap();
         assert!(big.success());
         let (times, rss) = time_command(&["/bin/true"], Path::new("/"), 3).unwrap();
         assert_eq!(times.0.len(), 3);
         let rss = rss.unwrap();
-        assert!(rss > 0 && rss < 16 * 1024, "peak RSS of /bin/true: {rss} KiB");
+        assert!(
+            rss > 0 && rss < 16 * 1024,
+            "peak RSS of /bin/true: {rss} KiB"
+        );
     }
 
     #[test]

@@ -113,7 +113,9 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
     fs::create_dir_all(&root)?;
     let lock = fs::File::create(root.join(format!("{variant}.lock")))?;
     if lock.try_lock().is_err() {
-        trace(&format!("base image {variant}: waiting for the build under way"));
+        trace(&format!(
+            "base image {variant}: waiting for the build under way"
+        ));
         lock.lock()?;
     }
     let complete = image
