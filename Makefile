@@ -105,6 +105,7 @@ help:
 	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, checks, vm-test'
 	@echo 'make bench-fleet 1,000 clients racing for 10 slots on a loopback etcd (figures)'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
+	@echo 'make lab-bases   only the lab'"'"'s base images (make test makes them beside cargo)'
 	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
 
 # --- build -------------------------------------------------------------------
@@ -298,15 +299,17 @@ bench-fleet:
 	UMM_FLEET_REQUIRE_ETCD=1 $(CARGO) test --release --test fleet -- --ignored --exact \
 		bench_1000_clients --nocapture --test-threads=1
 
-# The lab's base images (debootstrap and a first boot each) need nothing of
-# umm, so they are made while cargo runs (lab-bases, output held until it
-# ends); then one make run, so that the .deb is built once. The lab prints
-# the time since make test started (CI has room for 45 minutes).
+# Both cores busy: the lab's base images (debootstrap and a first boot
+# each) need nothing of umm, so they are made while cargo runs; the lab
+# starts as soon as the .deb exists, beside lintian and `make checks`. The
+# lab's lines come last, ending with its "N passed, N failed", and it
+# prints the time since make test started (CI has room for 45 minutes).
 test: export UMM_TEST_STARTED := $(shell date +%s)
 test:
 	$(CARGO) build -q -p umm-lab
-	$(MAKE) -j2 --output-sync=target cargo-checks lab-bases
-	$(MAKE) shellcheck size-check deb lintian verify-units install-check vm-test
+	$(MAKE) -j2 --output-sync=line cargo-checks lab-bases
+	$(MAKE) shellcheck size-check deb
+	$(MAKE) -j2 --output-sync=line lintian verify-units install-check vm-test
 
 # Base images for the VM lab, ahead of it. Never fails make: the lab tries
 # again and reports a failure per scenario. The binary is run as built, not
