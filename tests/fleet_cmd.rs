@@ -1,158 +1,20 @@
-//! Fleet coordination through the `umm` commands, against a real etcd
-//! (Debian's `etcd-server`) on loopback: nodes are temporary roots with
-//! the recording init system (tests/common), `[fleet]` in their umm.toml.
-//! Without etcd these tests print SKIPPED and pass, unless
+//! Fleet coordination through the `umm` commands: nodes are temporary
+//! roots with the recording init system (tests/common), `[fleet]` in their
+//! umm.toml, against a real etcd (Debian's `etcd-server`, tests/common/
+//! etcd.rs) or the FleetLock server of tests/common/fleetlock.rs, on
+//! loopback. Without etcd the etcd tests print SKIPPED and pass, unless
 //! `UMM_FLEET_REQUIRE_ETCD=1`.
 
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::etcd::{free_port, one_etcd};
 use common::Node;
 use serde_json::Value;
-use umm::fleet::etcd::Etcd;
-use umm::fleet::{Backend, Coordinator, FleetSettings, Listing};
-
-fn etcd_binary(test: &str) -> Option<PathBuf> {
-    let found = ["/usr/bin/etcd", "/usr/local/bin/etcd", "/usr/sbin/etcd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("UMM_FLEET_REQUIRE_ETCD").is_ok_and(|v| v == "1") {
-            panic!(
-                "etcd is not installed (Debian package etcd-server) and UMM_FLEET_REQUIRE_ETCD=1"
-            );
-        }
-        // Not eprintln!, which the test harness captures: this must be seen.
-        let mut terminal = std::io::stderr();
-        writeln!(
-            terminal,
-            "SKIPPED {test}: etcd is not installed (Debian package etcd-server)"
-        )
-        .unwrap();
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One etcd member on loopback, killed by PID on drop.
-struct OneEtcd {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    peer: u16,
-    child: Option<Child>,
-}
-
-impl OneEtcd {
-    fn start(binary: PathBuf) -> OneEtcd {
-        let dir = match Path::new("/dev/shm").is_dir() {
-            true => tempfile::Builder::new()
-                .prefix("umm-etcd")
-                .tempdir_in("/dev/shm")
-                .unwrap(),
-            false => tempfile::tempdir().unwrap(),
-        };
-        let mut e = OneEtcd {
-            binary,
-            dir,
-            port: free_port(),
-            peer: free_port(),
-            child: None,
-        };
-        e.spawn();
-        e
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("etcd.log"))
-            .unwrap();
-        let child = umm::sys::run::command(&self.binary)
-            .arg("--name=m0")
-            .arg(format!(
-                "--data-dir={}",
-                self.dir.path().join("m0").display()
-            ))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=m0={peer}"))
-            .args(["--heartbeat-interval=50", "--election-timeout=500"])
-            .args(["--logger=zap", "--log-level=error", "--log-outputs=stderr"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("etcd starts");
-        self.child = Some(child);
-        let started = Instant::now();
-        loop {
-            let c = self.client("readiness");
-            if c.take("probe").is_ok() && c.release("probe").is_ok() {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "etcd not ready"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn client(&self, group: &str) -> Etcd {
-        Etcd::new(&FleetSettings {
-            backend: Backend::Etcd,
-            group: group.into(),
-            endpoints: vec![self.endpoint()],
-            timeout: Duration::from_secs(3),
-            ..FleetSettings::default()
-        })
-        .unwrap()
-    }
-
-    fn holders(&self, group: &str) -> Vec<String> {
-        match self.client(group).status().unwrap().listing {
-            Listing::Stored { holders, .. } => holders.into_iter().map(|h| h.id).collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-impl Drop for OneEtcd {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use umm::fleet::Coordinator;
 
 /// A node of `group` (`slots` when it creates the group) on `endpoint`,
 /// booted once.
@@ -183,11 +45,10 @@ fn maintenance_round_trip(node: &mut Node) {
 
 #[test]
 fn nodes_racing_for_two_slots_never_exceed_two_and_every_release_lands() {
-    let Some(bin) = etcd_binary("nodes_racing") else {
+    let Some(etcd) = one_etcd("nodes_racing") else {
         return;
     };
-    let etcd = OneEtcd::start(bin);
-    let endpoint = etcd.endpoint();
+    let endpoint = etcd.endpoint(0);
     let mut nodes: Vec<Node> = (0..6)
         .map(|i| fleet_node(&endpoint, "race", &format!("node-{i}"), 2, "10s"))
         .collect();
@@ -246,12 +107,11 @@ fn nodes_racing_for_two_slots_never_exceed_two_and_every_release_lands() {
 
 #[test]
 fn refusal_names_the_holder_and_force_goes_on_without_a_slot() {
-    let Some(bin) = etcd_binary("refusal") else {
+    let Some(etcd) = one_etcd("refusal") else {
         return;
     };
-    let etcd = OneEtcd::start(bin);
-    let mut a = fleet_node(&etcd.endpoint(), "one", "node-a", 1, "10s");
-    let mut b = fleet_node(&etcd.endpoint(), "one", "node-b", 1, "10s");
+    let mut a = fleet_node(&etcd.endpoint(0), "one", "node-a", 1, "10s");
+    let mut b = fleet_node(&etcd.endpoint(0), "one", "node-b", 1, "10s");
     let out = a.expect(0, &["on"]);
     assert!(out.contains("Took a slot of fleet group \"one\""), "{out}");
     assert_eq!(etcd.holders("one"), ["node-a"]);
@@ -309,14 +169,13 @@ fn an_unreachable_coordinator_refuses_unless_forced() {
 
 #[test]
 fn a_failed_release_stays_pending_and_is_retried() {
-    let Some(bin) = etcd_binary("release_pending") else {
+    let Some(mut etcd) = one_etcd("release_pending") else {
         return;
     };
-    let mut etcd = OneEtcd::start(bin);
-    let mut a = fleet_node(&etcd.endpoint(), "p", "node-a", 1, "1s");
+    let mut a = fleet_node(&etcd.endpoint(0), "p", "node-a", 1, "1s");
     a.expect(0, &["on"]);
     a.clean_reboot();
-    etcd.kill();
+    etcd.kill(0);
     // Back in service anyway; the release is owed.
     let out = a.expect(0, &["off"]);
     assert!(out.contains("could not be given back"), "{out}");
@@ -334,7 +193,7 @@ fn a_failed_release_stays_pending_and_is_retried() {
     assert!(t.elapsed() < Duration::from_secs(60));
     assert!(state(&a)["fleet"]["pending_release"]["tries"].as_u64() >= Some(2));
     // Up again: the next umm run as root gives it back.
-    etcd.spawn();
+    etcd.restart(0);
     assert_eq!(etcd.holders("p"), ["node-a"]);
     let out = a.expect(0, &["history"]);
     assert!(out.contains("landed"), "{out}");
@@ -344,12 +203,11 @@ fn a_failed_release_stays_pending_and_is_retried() {
 
 #[test]
 fn cancelling_a_pending_request_gives_the_slot_back_and_wait_gets_it() {
-    let Some(bin) = etcd_binary("cancel") else {
+    let Some(etcd) = one_etcd("cancel") else {
         return;
     };
-    let etcd = OneEtcd::start(bin);
-    let a = fleet_node(&etcd.endpoint(), "c", "node-a", 1, "10s");
-    let b = fleet_node(&etcd.endpoint(), "c", "node-b", 1, "10s");
+    let a = fleet_node(&etcd.endpoint(0), "c", "node-a", 1, "10s");
+    let b = fleet_node(&etcd.endpoint(0), "c", "node-b", 1, "10s");
     a.expect(0, &["on"]);
     assert_eq!(etcd.holders("c"), ["node-a"]);
     // B waits; A cancels its request: B gets the slot.
@@ -377,10 +235,9 @@ fn cancelling_a_pending_request_gives_the_slot_back_and_wait_gets_it() {
 
 #[test]
 fn take_and_release_on_loopback_timing() {
-    let Some(bin) = etcd_binary("timing") else {
+    let Some(etcd) = one_etcd("timing") else {
         return;
     };
-    let etcd = OneEtcd::start(bin);
     let c = etcd.client("timing");
     let n = 50;
     let (mut take, mut release) = (Duration::ZERO, Duration::ZERO);
@@ -405,12 +262,11 @@ fn take_and_release_on_loopback_timing() {
 
 #[test]
 fn a_check_that_is_not_clean_keeps_the_slot_until_fleet_release() {
-    let Some(bin) = etcd_binary("not_clean") else {
+    let Some(etcd) = one_etcd("not_clean") else {
         return;
     };
-    let etcd = OneEtcd::start(bin);
-    let mut a = fleet_node(&etcd.endpoint(), "k", "node-a", 1, "10s");
-    let b = fleet_node(&etcd.endpoint(), "k", "node-b", 1, "10s");
+    let mut a = fleet_node(&etcd.endpoint(0), "k", "node-a", 1, "10s");
+    let b = fleet_node(&etcd.endpoint(0), "k", "node-b", 1, "10s");
     a.services("cron.service active enabled\n");
     a.expect(0, &["on"]);
     a.clean_reboot();
