@@ -182,6 +182,147 @@ fn bench_twenty_nodes_200_rounds_through_umm() {
     race("bench_twenty_nodes_200_rounds_through_umm", 20, 200);
 }
 
+/// A umm run stopped by itself (the `stop` fail point) at a named step.
+struct Stopped {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+/// Runs umm on `node` with `FAILPOINTS=<step>=1*return(stop)` and waits
+/// (10 s at most) until it has stopped itself at that step.
+fn run_until(node: &Node, step: &str, args: &[&str]) -> Stopped {
+    let out = node.path(&format!("/.out-{step}"));
+    let file = std::fs::File::create(&out).unwrap();
+    let mut c = node.command(args);
+    c.env("FAILPOINTS", format!("{step}=1*return(stop)"))
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let child = c.spawn().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&stat).unwrap();
+        // "pid (comm) S ...": the state after the command's name.
+        let state = text.rsplit(") ").next().unwrap().chars().next();
+        if state == Some('T') {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "umm {args:?} did not reach {step}: {}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    Stopped { child, out }
+}
+
+impl Stopped {
+    /// SIGCONT, then its exit code and what it said (30 s at most).
+    fn resume(mut self) -> (Option<i32>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("umm did not finish after SIGCONT");
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        (status.code(), std::fs::read_to_string(&self.out).unwrap())
+    }
+}
+
+/// etcd SIGKILLed exactly between the read and the transaction of a take
+/// and of a release (the `etcd-take-cas` and `etcd-release-cas` fail
+/// points stop umm there): a take whose transaction meets etcd down fails
+/// in one line naming the endpoint, changing nothing; one whose
+/// transaction meets etcd restarted with the slot taken meanwhile loses
+/// the compare and is refused (no over-admission); a release that meets
+/// etcd down is owed and lands on the next root umm run after the restart.
+#[test]
+fn etcd_killed_between_the_read_and_the_transaction_of_a_take_and_a_release() {
+    let Some(mut etcd) = one_etcd("etcd_killed_between_the_read_and_the_transaction") else {
+        return;
+    };
+    let endpoint = etcd.endpoint(0);
+    let group = "exact";
+    // A's deadline outlasts the time it stays stopped (the deadline runs
+    // from before the read).
+    let a = fleet_node(&endpoint, group, "node-a", 1, "30s");
+    let mut b = fleet_node(&endpoint, group, "node-b", 1, "2s");
+    let c = fleet_node(&endpoint, group, "node-c", 1, "2s");
+
+    // A take: read done, etcd killed, the transaction fails.
+    let before = c.read("/var/lib/umm/state.json");
+    let stopped = run_until(&c, "etcd-take-cas", &["on"]);
+    etcd.kill(0);
+    let (code, out) = stopped.resume();
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "umm on: refused: fleet group \"{group}\": no etcd endpoint answered within 2.0s: {endpoint}: connection refused"
+        )),
+        "{out}"
+    );
+    assert!(out.trim().ends_with("nothing was changed"), "{out}");
+    assert_eq!(c.read("/var/lib/umm/state.json"), before);
+    etcd.restart(0);
+    assert_eq!(stored_holders(&endpoint, group), Some(Vec::new()));
+
+    // A take: read done (a free slot), etcd killed and restarted, B takes
+    // the slot, then A's transaction: it compares, loses, and is refused.
+    let before = a.read("/var/lib/umm/state.json");
+    let stopped = run_until(&a, "etcd-take-cas", &["on"]);
+    etcd.kill(0);
+    etcd.restart(0);
+    let out = b.expect(0, &["on"]);
+    assert!(out.contains("Took a slot"), "{out}");
+    let (code, out) = stopped.resume();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("no free slot in fleet group \"exact\": all 1 slot is held (by node-b)"),
+        "{out}"
+    );
+    assert_eq!(a.read("/var/lib/umm/state.json"), before);
+    assert_eq!(
+        stored_holders(&endpoint, group),
+        Some(vec!["node-b".to_string()])
+    );
+
+    // A release: read done, etcd killed: owed; back in service anyway.
+    b.clean_reboot();
+    let stopped = run_until(&b, "etcd-release-cas", &["off"]);
+    etcd.kill(0);
+    let (code, out) = stopped.resume();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("could not be given back"), "{out}");
+    assert!(out.contains(&endpoint), "{out}");
+    let s = state(&b);
+    assert_eq!(s["fleet"]["pending_release"]["slot"]["id"], "node-b", "{s}");
+    assert_eq!(s["maintenance"], Value::Null, "{s}");
+    etcd.restart(0);
+    // Still held in etcd: nobody else gets in until it lands.
+    assert_eq!(
+        stored_holders(&endpoint, group),
+        Some(vec!["node-b".to_string()])
+    );
+    let out = c.expect(1, &["on"]);
+    assert!(out.contains("(by node-b)"), "{out}");
+    let out = b.expect(0, &["status"]);
+    assert!(out.contains("landed"), "{out}");
+    assert_eq!(state(&b).get("fleet"), None);
+    assert_eq!(stored_holders(&endpoint, group), Some(Vec::new()));
+    let out = a.expect(0, &["on"]);
+    assert!(out.contains("Took a slot"), "{out}");
+}
+
 #[test]
 fn refusal_names_the_holder_and_force_goes_on_without_a_slot() {
     let Some(etcd) = one_etcd("refusal") else {
