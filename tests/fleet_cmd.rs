@@ -17,6 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::etcd::{free_port, one_etcd, try_raw_get};
+use common::fleetlock::{LockServer, Mode};
 use common::Node;
 use serde_json::Value;
 use umm::fleet::etcd::semaphore_key;
@@ -728,4 +729,173 @@ fn a_check_that_is_not_clean_keeps_the_slot_until_fleet_release() {
     let out = a.expect(0, &["fleet", "release", "--id", "node-b"]);
     assert!(out.contains("node-b"), "{out}");
     assert!(etcd.holders("k").is_empty());
+}
+// ------------------------------------------------------------ FleetLock
+
+/// A node of the FleetLock server's group, booted once.
+fn fleetlock_node(url: &str, id: &str, timeout: &str) -> Node {
+    let mut node = Node::new().bounded(Duration::from_secs(120));
+    node.write(
+        "/etc/umm/umm.toml",
+        &format!(
+            "[fleet]\nbackend = \"fleetlock\"\ngroup = \"{}\"\nid = \"{id}\"\nurl = \"{url}\"\ntimeout = \"{timeout}\"\n",
+            common::fleetlock::GROUP
+        ),
+    );
+    node.boot();
+    node
+}
+
+/// `umm on`/`off`/`fleet status`/`fleet release` with `backend =
+/// "fleetlock"`: a grant, a refusal naming the server's answer (the state
+/// unchanged byte for byte), a failing server, a slow one (the deadline),
+/// the release after `umm off`, `fleet release` of a kept slot and of a
+/// dead node's.
+#[test]
+fn fleetlock_through_the_commands() {
+    let server = LockServer::start(1);
+    let url = server.url.clone();
+    let mut a = fleetlock_node(&url, "node-a", "10s");
+    let mut b = fleetlock_node(&url, "node-b", "2s");
+
+    // Granted.
+    let out = a.expect(0, &["on"]);
+    assert!(
+        out.contains("Took a slot of fleet group \"workers\" (fleetlock) as node-a."),
+        "{out}"
+    );
+    assert_eq!(server.holders(), ["node-a"]);
+    assert_eq!(state(&a)["fleet"]["held"]["backend"], "fleetlock");
+
+    // Refused: the server's answer, one line, nothing changed.
+    let before = b.read("/var/lib/umm/state.json");
+    let out = b.expect(1, &["on"]);
+    assert_eq!(
+        out.trim(),
+        "umm on: refused: no free slot in fleet group \"workers\": the server answered HTTP 409, \
+         failed_lock: all 1 semaphore slots currently locked; try again later, --wait to wait \
+         for a slot, or --force to enter without one; nothing was changed"
+    );
+    assert_eq!(b.read("/var/lib/umm/state.json"), before);
+    assert!(!b.actions().contains(&"reboot".to_string()));
+
+    // umm fleet status: what this node knows (FleetLock cannot list).
+    let r = a.as_nobody(&["fleet", "status", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["backend"], "fleetlock");
+    assert_eq!(v["group"], "workers");
+    assert_eq!(v["holders"], Value::Null);
+    assert_eq!(v["slots"], Value::Null);
+    assert_eq!(v["holds_slot"], true);
+    assert_eq!(v["error"], Value::Null);
+
+    // Back in service: the slot goes back.
+    maintenance_round_trip(&mut a);
+    assert!(server.holders().is_empty());
+    assert_eq!(server.paths().last().unwrap(), "/v1/steady-state");
+    assert_eq!(state(&a).get("fleet"), None);
+
+    // A failing server: a refusal naming its answer.
+    server.set_mode(Mode::Fail);
+    let out = b.expect(1, &["on"]);
+    assert!(
+        out.contains("the server answered HTTP 500, generic_error: etcd unavailable"),
+        "{out}"
+    );
+    assert_eq!(b.read("/var/lib/umm/state.json"), before);
+
+    // A slow server: the deadline, and a line naming the server.
+    server.set_mode(Mode::Slow(Duration::from_secs(30)));
+    let r = b.run(&["on"]);
+    assert_eq!(r.code, Some(1), "{}", r.out);
+    assert!(
+        r.out.contains(&format!(
+            "no fleetlock endpoint answered within 2.0s: {url}/v1/pre-reboot: no answer in time"
+        )),
+        "{}",
+        r.out
+    );
+    // The take, then the release made in case the take landed: two
+    // deadlines, no more.
+    assert!(r.elapsed < Duration::from_secs(8), "{:?}", r.elapsed);
+    assert_eq!(b.read("/var/lib/umm/state.json"), before);
+    server.set_mode(Mode::Normal);
+
+    // A check that is not clean keeps the slot; umm fleet release gives
+    // it back.
+    b.services("cron.service active enabled\n");
+    b.expect(0, &["on"]);
+    b.clean_reboot();
+    b.services("cron.service failed enabled\n");
+    let out = b.expect(1, &["off"]);
+    assert!(out.contains("is kept"), "{out}");
+    assert_eq!(server.holders(), ["node-b"]);
+    let out = b.expect(0, &["fleet", "release"]);
+    assert!(out.contains("Gave back the slot"), "{out}");
+    assert!(server.holders().is_empty());
+    assert_eq!(state(&b).get("fleet"), None);
+
+    // A dead node's slot, from another node.
+    let taken = server
+        .client(Duration::from_secs(2))
+        .take("node-dead")
+        .unwrap();
+    assert!(taken.is_held());
+    assert_eq!(server.holders(), ["node-dead"]);
+    let out = a.expect(0, &["fleet", "release", "--id", "node-dead"]);
+    assert!(out.contains("node-dead"), "{out}");
+    assert!(server.holders().is_empty());
+}
+
+/// The server down when `umm off` gives the slot back: the node resumes,
+/// the release is owed (status says so), and lands on the next root umm
+/// run once the server is up again.
+#[test]
+fn fleetlock_release_pending_while_the_server_is_down_then_retried() {
+    let mut server = LockServer::start(1);
+    let url = server.url.clone();
+    let mut a = fleetlock_node(&url, "node-a", "1s");
+    let b = fleetlock_node(&url, "node-b", "1s");
+    a.expect(0, &["on"]);
+    a.clean_reboot();
+    server.down();
+    let out = a.expect(0, &["off"]);
+    assert!(out.contains("Normal target reached"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "could not be given back: no fleetlock endpoint answered within 1.0s: {url}/v1/steady-state: connection refused"
+        )),
+        "{out}"
+    );
+    let s = state(&a);
+    assert_eq!(s["maintenance"], Value::Null, "{s}");
+    assert_eq!(s["fleet"]["pending_release"]["slot"]["id"], "node-a", "{s}");
+    // Any user sees it owed (FleetLock's status asks the server nothing:
+    // the protocol has no such call).
+    let r = a.as_nobody(&["fleet", "status", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    let v: Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["pending_release"]["id"], "node-a", "{v}");
+    assert_eq!(v["pending_release"]["tries"], 1, "{v}");
+    assert!(
+        v["pending_release"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&url),
+        "{v}"
+    );
+    assert_eq!(v["holds_slot"], false, "{v}");
+    // Still held on the server (it kept its holders while down).
+    server.up();
+    assert_eq!(server.holders(), ["node-a"]);
+    let out = b.expect(1, &["on"]);
+    assert!(out.contains("HTTP 409"), "{out}");
+    // The next umm run as root gives it back.
+    let out = a.expect(0, &["history"]);
+    assert!(out.contains("landed"), "{out}");
+    assert!(server.holders().is_empty());
+    assert_eq!(state(&a).get("fleet"), None);
+    b.expect(0, &["on"]);
+    assert_eq!(server.holders(), ["node-b"]);
 }
