@@ -103,7 +103,8 @@ help:
 	@echo 'make rpm         $(RPM)'
 	@echo 'make checks      shellcheck, systemd-analyze verify, make install against the .deb'
 	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, checks, vm-test'
-	@echo 'make bench-fleet 1,000 clients racing for 10 slots on a loopback etcd (figures)'
+	@echo 'make bench-fleet 1,000 clients racing for 10 slots on a loopback etcd, and 20'
+	@echo '                 nodes racing umm on for 2 slots, 200 rounds (figures)'
 	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
 	@echo 'make lab-bases   only the lab'"'"'s base images (make test makes them beside cargo)'
 	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
@@ -298,6 +299,8 @@ install-check: deb
 bench-fleet:
 	UMM_FLEET_REQUIRE_ETCD=1 $(CARGO) test --release --test fleet -- --ignored --exact \
 		bench_1000_clients --nocapture --test-threads=1
+	UMM_FLEET_REQUIRE_ETCD=1 $(CARGO) test --release --test fleet_cmd -- --ignored --exact \
+		bench_twenty_nodes_200_rounds_through_umm --nocapture --test-threads=1
 
 # Both cores busy: the lab's base images (debootstrap and a first boot
 # each) need nothing of umm, so they are made while cargo runs; the lab

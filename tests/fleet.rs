@@ -1,312 +1,33 @@
 //! Fleet coordination, against real servers on loopback.
 //!
-//! etcd: Debian's `etcd-server` (3.4), started here from a temporary
-//! directory on free ports of 127.0.0.1 (one member, or a cluster of three),
-//! killed by PID when a test is done. When etcd is not installed, these
-//! tests print a SKIPPED line to the terminal and pass, unless
-//! `UMM_FLEET_REQUIRE_ETCD=1` (as CI sets it), when they fail.
-//!
-//! FleetLock: a small server written here from the protocol's text (no
-//! airlock or fleetlock server is run: neither is packaged here).
+//! etcd: Debian's `etcd-server` (3.4), one member or a cluster of three
+//! (tests/common/etcd.rs: skipped with a SKIPPED line when it is not
+//! installed, unless `UMM_FLEET_REQUIRE_ETCD=1`). FleetLock: the server of
+//! tests/common/fleetlock.rs. The same back-ends through the `umm`
+//! commands: tests/fleet_cmd.rs.
 //!
 //! `bench_1000_clients` (ignored; `make bench-fleet`) measures 1,000
 //! clients racing for 10 slots of one group.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
+use common::etcd::{
+    etcd_binary, free_port, one_etcd, raw_get, raw_holders, raw_put, try_raw_get, Etcds, ServerTls,
+};
+use common::fleetlock::{LockServer, Mode};
 use umm::fleet::etcd::{self, Etcd};
 use umm::fleet::fleetlock::FleetLock;
 use umm::fleet::{
     self, Backend, Coordinator, FleetError, FleetSettings, Listing, Refusal, Released, Taken,
 };
-
-const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-// ------------------------------------------------------------ etcd harness
-
-/// The etcd binary, or `None` (after a SKIPPED line) when it is missing
-/// and not required.
-fn etcd_binary(test: &str) -> Option<PathBuf> {
-    if let Some(p) = SYSTEM_PATH
-        .split(':')
-        .map(|d| Path::new(d).join("etcd"))
-        .find(|p| p.is_file())
-    {
-        return Some(p);
-    }
-    if std::env::var("UMM_FLEET_REQUIRE_ETCD").is_ok_and(|v| v == "1") {
-        panic!("etcd is not installed (Debian package etcd-server) and UMM_FLEET_REQUIRE_ETCD=1");
-    }
-    // Not eprintln!, which the test harness captures: this must be seen.
-    let mut terminal = std::io::stderr();
-    writeln!(
-        terminal,
-        "SKIPPED {test}: etcd is not installed (Debian package etcd-server)"
-    )
-    .unwrap();
-    None
-}
-
-/// Free ports on 127.0.0.1 (held together while chosen, so all differ).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
-
-/// TLS files of an etcd member that requires client certificates.
-#[derive(Clone)]
-struct ServerTls {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-/// etcd members on loopback, killed by PID on drop.
-struct Etcds {
-    binary: PathBuf,
-    dir: tempfile::TempDir,
-    client_ports: Vec<u16>,
-    peer_ports: Vec<u16>,
-    children: Vec<Option<Child>>,
-    tls: Option<ServerTls>,
-}
-
-impl Etcds {
-    fn start(binary: PathBuf, members: usize, tls: Option<ServerTls>) -> Etcds {
-        // On tmpfs when there is one: etcd syncs every write.
-        let dir = match Path::new("/dev/shm").is_dir() {
-            true => tempfile::Builder::new()
-                .prefix("umm-etcd")
-                .tempdir_in("/dev/shm")
-                .unwrap(),
-            false => tempfile::tempdir().unwrap(),
-        };
-        let ports = free_ports(members * 2);
-        let mut e = Etcds {
-            binary,
-            dir,
-            client_ports: ports[..members].to_vec(),
-            peer_ports: ports[members..].to_vec(),
-            children: (0..members).map(|_| None).collect(),
-            tls,
-        };
-        for i in 0..members {
-            e.spawn(i);
-        }
-        e.wait_ready();
-        e
-    }
-
-    fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-    }
-
-    fn endpoint(&self, i: usize) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme(), self.client_ports[i])
-    }
-
-    fn endpoints(&self) -> Vec<String> {
-        (0..self.client_ports.len())
-            .map(|i| self.endpoint(i))
-            .collect()
-    }
-
-    /// Starts member `i` (again, after a kill: same data directory, same
-    /// ports).
-    fn spawn(&mut self, i: usize) {
-        let cluster: Vec<String> = self
-            .peer_ports
-            .iter()
-            .enumerate()
-            .map(|(j, p)| format!("m{j}=http://127.0.0.1:{p}"))
-            .collect();
-        let client = self.endpoint(i);
-        let peer = format!("http://127.0.0.1:{}", self.peer_ports[i]);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("m{i}.log")))
-            .unwrap();
-        let mut cmd = umm::sys::run::command(&self.binary);
-        cmd.arg(format!("--name=m{i}"))
-            .arg(format!(
-                "--data-dir={}",
-                self.dir.path().join(format!("m{i}")).display()
-            ))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster={}", cluster.join(",")))
-            .arg("--initial-cluster-state=new")
-            .arg(format!(
-                "--initial-cluster-token=umm-{}",
-                self.peer_ports[0]
-            ))
-            .args(["--heartbeat-interval=50", "--election-timeout=500"])
-            .args(["--logger=zap", "--log-level=error", "--log-outputs=stderr"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
-        if let Some(tls) = &self.tls {
-            cmd.arg(format!("--cert-file={}", tls.cert.display()))
-                .arg(format!("--key-file={}", tls.key.display()))
-                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
-                .arg("--client-cert-auth");
-        }
-        self.children[i] = Some(cmd.spawn().expect("etcd starts"));
-    }
-
-    /// SIGKILL to member `i`, by its PID, and reaps it.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        (0..self.children.len())
-            .map(|i| {
-                std::fs::read_to_string(self.dir.path().join(format!("m{i}.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Waits (20 s at most) until a write goes through every running member.
-    fn wait_ready(&mut self) {
-        let started = Instant::now();
-        for i in 0..self.children.len() {
-            if self.children[i].is_none() {
-                continue;
-            }
-            loop {
-                if let Some(Ok(Some(status))) = self.children[i].as_mut().map(|c| c.try_wait()) {
-                    panic!("etcd m{i} exited ({status}):\n{}", self.log());
-                }
-                let settings = FleetSettings {
-                    endpoints: vec![self.endpoint(i)],
-                    group: "readiness".into(),
-                    timeout: Duration::from_secs(2),
-                    ..self.settings("unused")
-                };
-                if let Ok(c) = Etcd::new(&settings) {
-                    if c.take("probe").is_ok() && c.release("probe").is_ok() {
-                        break;
-                    }
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(20),
-                    "etcd m{i} not ready after 20 s:\n{}",
-                    self.log()
-                );
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-
-    /// Settings for a client of `group` on every member.
-    fn settings(&self, group: &str) -> FleetSettings {
-        let (ca_file, cert_file, key_file) = match &self.tls {
-            Some(t) => (
-                Some(t.ca.clone()),
-                Some(t.cert.with_file_name("client.crt")),
-                Some(t.key.with_file_name("client.key")),
-            ),
-            None => (None, None, None),
-        };
-        FleetSettings {
-            backend: Backend::Etcd,
-            group: group.into(),
-            endpoints: self.endpoints(),
-            slots: 2,
-            ca_file,
-            cert_file,
-            key_file,
-            timeout: Duration::from_secs(10),
-            ..FleetSettings::default()
-        }
-    }
-
-    fn client(&self, group: &str) -> Etcd {
-        Etcd::new(&self.settings(group)).unwrap()
-    }
-}
-
-impl Drop for Etcds {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
-        }
-    }
-}
-
-/// A key's raw value and version, read through the gateway by hand (not
-/// through umm's code), on a plain-http member; `Err` when it does not
-/// answer.
-fn try_raw_get(endpoint: &str, key: &str) -> Result<Option<(Vec<u8>, i64)>, ureq::Error> {
-    let body = format!(r#"{{"key":"{}"}}"#, B64.encode(key));
-    let mut answer = ureq::post(format!("{endpoint}/v3/kv/range")).send(body.as_bytes())?;
-    let json: serde_json::Value =
-        serde_json::from_str(&answer.body_mut().read_to_string()?).unwrap();
-    let Some(kv) = json["kvs"].get(0) else {
-        return Ok(None);
-    };
-    let value = B64.decode(kv["value"].as_str().unwrap_or("")).unwrap();
-    let version = kv["version"].as_str().unwrap().parse().unwrap();
-    Ok(Some((value, version)))
-}
-
-fn raw_get(endpoint: &str, key: &str) -> Option<(Vec<u8>, i64)> {
-    try_raw_get(endpoint, key).expect("etcd answers a range")
-}
-
-fn raw_put(endpoint: &str, key: &str, value: &[u8]) {
-    let body = format!(
-        r#"{{"key":"{}","value":"{}"}}"#,
-        B64.encode(key),
-        B64.encode(value)
-    );
-    let answer = ureq::post(format!("{endpoint}/v3/kv/put"))
-        .send(body.as_bytes())
-        .expect("etcd answers a put");
-    assert_eq!(answer.status(), 200);
-}
-
-/// The holders stored in the group's key, read by hand.
-fn raw_holders(endpoint: &str, group: &str) -> Vec<String> {
-    match raw_get(endpoint, &etcd::semaphore_key(group)) {
-        Some((value, _)) => {
-            let v: serde_json::Value = serde_json::from_slice(&value).unwrap();
-            v["holders"]
-                .as_array()
-                .map(|a| a.iter().map(|h| h.as_str().unwrap().to_string()).collect())
-                .unwrap_or_default()
-        }
-        None => Vec::new(),
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -320,10 +41,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[test]
 fn etcd_take_release_and_repeats() {
-    let Some(bin) = etcd_binary("etcd_take_release_and_repeats") else {
+    let Some(etcd) = one_etcd("etcd_take_release_and_repeats") else {
         return;
     };
-    let etcd = Etcds::start(bin, 1, None);
     let c = etcd.client("web");
 
     // No key yet: release is a no-op, status says so.
@@ -391,10 +111,9 @@ fn etcd_take_release_and_repeats() {
 
 #[test]
 fn etcd_layout_is_airlocks() {
-    let Some(bin) = etcd_binary("etcd_layout_is_airlocks") else {
+    let Some(etcd) = one_etcd("etcd_layout_is_airlocks") else {
         return;
     };
-    let etcd = Etcds::start(bin, 1, None);
     let endpoint = etcd.endpoint(0);
     let group = "ceph mon/a&b";
     let key = "com.coreos.airlock/groups/ceph+mon%2Fa%26b/v1/semaphore";
@@ -484,13 +203,12 @@ fn etcd_layout_is_airlocks() {
 
 #[test]
 fn twenty_nodes_race_for_two_slots_200_rounds() {
-    let Some(bin) = etcd_binary("twenty_nodes_race_for_two_slots_200_rounds") else {
+    let Some(etcd) = one_etcd("twenty_nodes_race_for_two_slots_200_rounds") else {
         return;
     };
     const NODES: usize = 20;
     const SLOTS: usize = 2;
     const ROUNDS: usize = 200;
-    let etcd = Etcds::start(bin, 1, None);
     let endpoint = etcd.endpoint(0);
     let group = "race";
     let barrier = Arc::new(Barrier::new(NODES + 1));
@@ -592,12 +310,11 @@ fn twenty_nodes_race_for_two_slots_200_rounds() {
 
 #[test]
 fn etcd_down_gives_a_clear_error_and_the_release_completes_after_restart() {
-    let Some(bin) =
-        etcd_binary("etcd_down_gives_a_clear_error_and_the_release_completes_after_restart")
+    let Some(mut etcd) =
+        one_etcd("etcd_down_gives_a_clear_error_and_the_release_completes_after_restart")
     else {
         return;
     };
-    let mut etcd = Etcds::start(bin, 1, None);
     let settings = FleetSettings {
         timeout: Duration::from_secs(2),
         ..etcd.settings("down")
@@ -642,12 +359,11 @@ fn etcd_down_gives_a_clear_error_and_the_release_completes_after_restart() {
 
 #[test]
 fn etcd_killed_and_restarted_under_load() {
-    let Some(bin) = etcd_binary("etcd_killed_and_restarted_under_load") else {
+    let Some(mut etcd) = one_etcd("etcd_killed_and_restarted_under_load") else {
         return;
     };
     const NODES: usize = 6;
     const SLOTS: usize = 2;
-    let mut etcd = Etcds::start(bin, 1, None);
     let group = "outage";
     let stop = Arc::new(AtomicBool::new(false));
     let believed = Arc::new(AtomicUsize::new(0));
@@ -1071,202 +787,6 @@ fn tls_with_client_certificates() {
 
 // ------------------------------------------------------------ FleetLock
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Normal,
-    Fail,
-    Slow(Duration),
-}
-
-/// What the test server saw of one request.
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    protocol: Option<String>,
-    body: String,
-}
-
-struct LockState {
-    slots: usize,
-    holders: BTreeSet<String>,
-    mode: Mode,
-    seen: Vec<Seen>,
-}
-
-/// A FleetLock server of one group with `slots` slots, from the protocol's
-/// text: a thread on 127.0.0.1, a minimal HTTP/1.1 responder.
-struct LockServer {
-    url: String,
-    state: Arc<Mutex<LockState>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl LockServer {
-    fn start(slots: usize) -> LockServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(LockState {
-            slots,
-            holders: BTreeSet::new(),
-            mode: Mode::Normal,
-            seen: Vec::new(),
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (state.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (s, st) = (s.clone(), st.clone());
-                thread::spawn(move || serve(conn, &s, &st));
-            }
-        });
-        LockServer {
-            url,
-            state,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
-    }
-
-    fn client(&self, timeout: Duration) -> FleetLock {
-        FleetLock::new(&FleetSettings {
-            backend: Backend::FleetLock,
-            group: "workers".into(),
-            url: Some(self.url.clone()),
-            timeout,
-            ..FleetSettings::default()
-        })
-        .unwrap()
-    }
-}
-
-impl Drop for LockServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(conn: TcpStream, state: &Mutex<LockState>, stop: &AtomicBool) {
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let (mut length, mut protocol) = (0usize, None);
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "fleet-lock-protocol" => protocol = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let mode = {
-        let mut s = state.lock().unwrap();
-        s.seen.push(Seen {
-            path: path.clone(),
-            protocol: protocol.clone(),
-            body: body.clone(),
-        });
-        s.mode
-    };
-    let (code, answer) = match mode {
-        Mode::Fail => (
-            500,
-            r#"{"kind":"generic_error","value":"etcd unavailable"}"#.to_string(),
-        ),
-        Mode::Slow(d) => {
-            let until = Instant::now() + d;
-            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(20));
-            }
-            (200, String::new())
-        }
-        Mode::Normal => answer(state, &path, protocol.as_deref(), &body),
-    };
-    let reason = match code {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        409 => "Conflict",
-        _ => "Internal Server Error",
-    };
-    let mut conn = conn;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
-}
-
-fn answer(
-    state: &Mutex<LockState>,
-    path: &str,
-    protocol: Option<&str>,
-    body: &str,
-) -> (u16, String) {
-    let bad = |v: &str| (400, format!(r#"{{"kind":"bad_request","value":"{v}"}}"#));
-    if protocol != Some("true") {
-        return bad("missing fleet-lock-protocol header");
-    }
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
-        return bad("body is not JSON");
-    };
-    let Some(id) = json["client_params"]["id"].as_str() else {
-        return bad("no client_params.id");
-    };
-    if json["client_params"]["group"] != "workers" {
-        return (
-            400,
-            r#"{"kind":"unknown_group","value":"unknown group"}"#.into(),
-        );
-    }
-    let mut s = state.lock().unwrap();
-    match path {
-        "/v1/pre-reboot" => {
-            if s.holders.contains(id) || s.holders.len() < s.slots {
-                s.holders.insert(id.to_string());
-                (200, String::new())
-            } else {
-                let v = format!("all {} semaphore slots currently locked", s.slots);
-                (409, format!(r#"{{"kind":"failed_lock","value":"{v}"}}"#))
-            }
-        }
-        "/v1/steady-state" => {
-            s.holders.remove(id);
-            (200, String::new())
-        }
-        _ => (
-            404,
-            r#"{"kind":"not_found","value":"no such endpoint"}"#.into(),
-        ),
-    }
-}
-
 #[test]
 fn fleetlock_grants_refuses_and_repeats() {
     let server = LockServer::start(1);
@@ -1367,7 +887,7 @@ fn fleetlock_slow_or_absent_servers_hit_the_deadline() {
         )
     );
 
-    let closed = free_ports(1)[0];
+    let closed = free_port();
     let c = FleetLock::new(&FleetSettings {
         backend: Backend::FleetLock,
         url: Some(format!("http://127.0.0.1:{closed}/")),
@@ -1421,12 +941,11 @@ fn from_settings_builds_each_backend() {
 #[test]
 #[ignore = "a benchmark: make bench-fleet"]
 fn bench_1000_clients() {
-    let Some(bin) = etcd_binary("bench_1000_clients") else {
+    let Some(etcd) = one_etcd("bench_1000_clients") else {
         return;
     };
     const CLIENTS: usize = 1000;
     const SLOTS: usize = 10;
-    let etcd = Etcds::start(bin, 1, None);
     let endpoint = etcd.endpoint(0);
     let group = "bench";
     let settings = FleetSettings {

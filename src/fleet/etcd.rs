@@ -482,6 +482,12 @@ impl Etcd {
         Ok(())
     }
 
+    /// A fail point between a read and its transaction (tests only:
+    /// nothing without the `failpoints` feature).
+    fn step(&self, name: &str) -> Result<(), FleetError> {
+        crate::sys::failpoint::failpoint(name).map_err(|e| self.protocol(e.to_string()))
+    }
+
     fn record(&self, id: &str) -> Value {
         let since = now_unix();
         let record = HolderRecord {
@@ -559,6 +565,7 @@ impl Coordinator for Etcd {
                 },
             };
             attempts += 1;
+            self.step("etcd-take-cas")?;
             match self.compare_and_swap(current.as_ref(), &next, self.record(id), &deadline)? {
                 Cas::Done => return Ok(Taken::Granted),
                 Cas::Changed(fresh) => {
@@ -587,6 +594,7 @@ impl Coordinator for Etcd {
                 "key": B64.encode(holder_key(&self.group, id))
             }});
             attempts += 1;
+            self.step("etcd-release-cas")?;
             match self.compare_and_swap(Some(stored), &next, forget, &deadline)? {
                 Cas::Done => return Ok(Released::Freed),
                 Cas::Changed(fresh) => {

@@ -286,6 +286,8 @@ impl Client {
                 "the server's certificate has expired or is not valid yet".into(),
                 "renew the server's certificate, or check this node's clock".into(),
             ),
+            // The server refused the handshake over the client's
+            // certificate: missing, or one it does not accept.
             E::AlertReceived(
                 A::BadCertificate
                 | A::UnknownCA
@@ -296,32 +298,24 @@ impl Client {
                 | A::CertificateExpired
                 | A::AccessDenied
                 | A::HandshakeFailure,
-            ) if !self.client_cert => (
-                format!(
-                    "the server wants a client certificate and none is configured ({})",
-                    one_line(&e.to_string(), 100)
+            ) => match self.client_cert {
+                false => (
+                    format!(
+                        "the server wants a client certificate and none is configured ({})",
+                        one_line(&e.to_string(), 100)
+                    ),
+                    "set fleet.cert_file and key_file to a certificate signed by a CA the server trusts"
+                        .into(),
                 ),
-                "set fleet.cert_file and key_file to a certificate signed by a CA the server trusts"
-                    .into(),
-            ),
-            E::AlertReceived(
-                A::BadCertificate
-                | A::UnknownCA
-                | A::CertificateRequired
-                | A::CertificateUnknown
-                | A::UnsupportedCertificate
-                | A::CertificateRevoked
-                | A::CertificateExpired
-                | A::AccessDenied
-                | A::HandshakeFailure,
-            ) => (
-                format!(
-                    "the server refused this node's client certificate ({})",
-                    one_line(&e.to_string(), 100)
+                true => (
+                    format!(
+                        "the server refused this node's client certificate ({})",
+                        one_line(&e.to_string(), 100)
+                    ),
+                    "fleet.cert_file and key_file must hold a certificate signed by a CA the server trusts"
+                        .into(),
                 ),
-                "fleet.cert_file and key_file must hold a certificate signed by a CA the server trusts"
-                    .into(),
-            ),
+            },
             E::InvalidMessage(_) => (
                 "the server does not speak TLS".into(),
                 "use an http:// URL for it, or check the port".into(),

@@ -483,14 +483,7 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn etcd() -> FleetSettings {
-        FleetSettings {
-            backend: Backend::Etcd,
-            endpoints: vec!["http://127.0.0.1:2379".into()],
-            ..FleetSettings::default()
-        }
-    }
+    use crate::model::fleet::tests::etcd;
 
     #[test]
     fn defaults_are_none_and_valid() {

@@ -266,10 +266,11 @@ impl Named for Backend {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn etcd() -> FleetSettings {
+    /// Valid etcd settings, for tests here and in `fleet`.
+    pub(crate) fn etcd() -> FleetSettings {
         FleetSettings {
             backend: Backend::Etcd,
             endpoints: vec!["http://127.0.0.1:2379".into()],

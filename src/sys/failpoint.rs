@@ -7,9 +7,14 @@
 //! A test sets `FAILPOINTS="<step>=return(<what>)"` (`;` between steps),
 //! where `<what>` is `abort` (the process dies at that step: a writer
 //! killed mid-write), `eio`, `enospc` or `erofs` (the step fails with that
-//! error), or nothing (it fails with a generic error). The steps:
-//! `read-state`, `early-copy`, and the steps of an atomic write,
-//! `sys::atomic::WRITE_STEPS`.
+//! error), `stop` (the process stops itself with SIGSTOP and, once sent
+//! SIGCONT, goes on as if nothing happened: a test acts on the world at
+//! exactly that step), or nothing (it fails with a generic error). The
+//! steps: `read-state`, `early-copy`, the steps of an atomic write,
+//! `sys::atomic::WRITE_STEPS`, and between the read of etcd's semaphore
+//! and the transaction that changes it, `etcd-take-cas` and
+//! `etcd-release-cas` (each try of the transaction; `1*return(stop)`
+//! stops at the first only).
 
 use std::io;
 
@@ -25,6 +30,10 @@ pub fn failpoint(step: &str) -> io::Result<()> {
     fail::fail_point!(step, |what: Option<String>| -> io::Result<()> {
         Err(match what.as_deref() {
             Some("abort") => std::process::abort(),
+            Some("stop") => {
+                return nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP)
+                    .map_err(io::Error::from);
+            }
             Some("eio") => io::Error::from_raw_os_error(nix::libc::EIO),
             Some("enospc") => io::Error::from_raw_os_error(nix::libc::ENOSPC),
             Some("erofs") => io::Error::from_raw_os_error(nix::libc::EROFS),

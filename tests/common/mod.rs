@@ -7,9 +7,14 @@
 //!   appended to `/run/umm/init-actions`), a fixed wall clock (`UMM_NOW`),
 //!   and boots simulated by changing the boot id and running the entry
 //!   points the units run.
+//! - `etcd`, `fleetlock`: the fleet coordinators the fleet tests run on
+//!   loopback (a real etcd; a FleetLock server written from the protocol).
 
 // Each test crate uses its own part of the harness.
 #![allow(dead_code)]
+
+pub mod etcd;
+pub mod fleetlock;
 
 use std::fs;
 use std::ops::Deref;

@@ -211,6 +211,19 @@ const FLEET_MORE: &str = "Also under [fleet], with no default: id, this node's i
     must be root's and readable by nobody else, the others root's and writable by nobody \
     else: otherwise the call is refused with a line saying so.";
 
+/// What the fleet tests prove through the commands (README, "Fleet
+/// coordination", has the figures of each run).
+const FLEET_TESTED: &str = "Tested through the commands (tests/fleet_cmd.rs: nodes are \
+    temporary roots running umm, against a real etcd 3.4 and a FleetLock server on \
+    loopback): 20 nodes racing umm on for 2 slots, 200 rounds, never more than 2 held \
+    (0 over-admissions, every release landed); etcd killed with SIGKILL and restarted \
+    while 20 nodes loop umm on and umm off, and exactly between the read and the \
+    transaction of a take and of a release: never more than 2 held, every umm on that \
+    failed exited 1 with one line naming etcd's endpoint, every release left owed landed \
+    on a later umm run as root; FleetLock: a grant, a refusal naming the server's \
+    answer (the state unchanged), a failing and a slow server, the release after umm \
+    off, and a release owed while the server was down.";
+
 /// (path, description) for the FILES section.
 const FILES: &[(&str, &str)] = &[
     (
@@ -662,6 +675,8 @@ pub fn man_page(date: &str) -> String {
     }
     r.control("PP", []);
     r.text(inline(FLEET_MORE));
+    r.control("PP", []);
+    r.text(inline(FLEET_TESTED));
 
     // HOOKS
     r.control("SH", ["HOOKS"]);
