@@ -1496,7 +1496,7 @@ impl Drop for HostEtcd {
 /// same saved VM (same /etc/machine-id), so each gets its own id.
 fn join_fleet(vm: &Vm, id: &str, port: u16) -> Result<()> {
     vm.ssh_ok(&format!(
-        "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"lab\"\\nid = \"{id}\"\\nendpoints = [\"http://10.0.2.2:{port}\"]\\nslots = 1\\n' \
+        "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"lab\"\\nid = \"{id}\"\\nendpoints = [\"http://10.0.2.2:{port}\"]\\nslots = 1\\ntimeout = \"3s\"\\n' \
          > /etc/umm/umm.toml.d/60-fleet.toml && umm fleet status && sync"
     ))
     .map(|_| ())
@@ -1565,7 +1565,11 @@ pub fn fleet(ctx: &mut Ctx) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let state: Value = serde_json::from_str(&a.ssh_ok("cat /var/lib/umm/state.json")?)?;
-        if !state["fleet"]["pending_release"]["last_error"].is_null() {
+        // umm-after.service also retries it, 3 times, before it ends: the
+        // timer is what must give the slot back, so it is over first.
+        let after = a.ssh("systemctl is-active umm-after.service")?;
+        let after = String::from_utf8_lossy(&after.stdout).trim().to_string();
+        if !state["fleet"]["pending_release"]["last_error"].is_null() && after != "activating" {
             break;
         }
         ensure!(
@@ -1577,7 +1581,7 @@ pub fn fleet(ctx: &mut Ctx) -> Result<()> {
     }
     let status: Value = serde_json::from_str(&a.ssh_ok("umm status --json")?)?;
     ensure!(
-        status["fleet"]["pending_release"]["slot"]["id"] == "node-a",
+        status["fleet"]["pending_release"]["id"] == "node-a",
         "A's release is not pending after umm off with etcd down: {}",
         status["fleet"]
     );
