@@ -51,6 +51,8 @@ ZSHCOMPDIR := $(PREFIX)/share/zsh/vendor-completions
 FISHCOMPDIR := $(PREFIX)/share/fish/vendor_completions.d
 INITDDIR ?= /etc/init.d
 UPSTARTDIR := /etc/init
+# Without systemd, cron retries a pending fleet release (units/cron).
+CRONDIR := /etc/cron.d
 GRUBDIR := /etc/grub.d
 KERNELINSTALLDIR := $(PREFIX)/lib/kernel/install.d
 CONFDIR := /etc/umm
@@ -64,6 +66,7 @@ SYSVINIT := $(notdir $(wildcard units/sysvinit/*))
 # Init scripts with no systemd unit of the same name: masked under systemd.
 SYSVINIT_ONLY := $(filter-out $(basename $(UNITS)),$(SYSVINIT))
 UPSTART := $(notdir $(wildcard units/upstart/*.conf))
+CRON := $(notdir $(wildcard units/cron/*))
 GRUB := $(notdir $(wildcard grub.d/42_umm))
 # kernel-install plugin: umm's BLS boot entries (Fedora, RHEL and the like).
 KERNELINSTALL := $(notdir $(wildcard grub.d/99-umm.install))
@@ -184,6 +187,10 @@ ifneq ($(UPSTART),)
 	install -d -m0755 $(DESTDIR)$(UPSTARTDIR)
 	$(foreach s,$(UPSTART),$(call install_subst,0644,units/upstart/$(s),$(DESTDIR)$(UPSTARTDIR)/$(s));)
 endif
+ifneq ($(CRON),)
+	install -d -m0755 $(DESTDIR)$(CRONDIR)
+	$(foreach s,$(CRON),$(call install_subst,0644,units/cron/$(s),$(DESTDIR)$(CRONDIR)/$(s));)
+endif
 ifneq ($(GRUB),)
 	install -d -m0755 $(DESTDIR)$(GRUBDIR)
 	$(call install_subst,0755,grub.d/42_umm,$(DESTDIR)$(GRUBDIR)/42_umm)
@@ -210,7 +217,7 @@ endif
 ifeq ($(filter-out /,$(DESTDIR)),)
 	@echo 'umm installed. Enable it with:'
 	@echo '  systemctl daemon-reload'
-	@echo '  systemctl enable --now umm-boot.service umm-shutdown.service umm-uptime.timer'
+	@echo '  systemctl enable --now umm-boot.service umm-shutdown.service umm-uptime.timer umm-fleet-retry.timer'
 	@echo '  systemctl enable umm-after.service'
 endif
 
@@ -222,6 +229,7 @@ uninstall:
 	rm -f $(DESTDIR)$(GENERATORDIR)/umm-generator
 	rm -f $(DESTDIR)$(CATALOGDIR)/umm.catalog
 	rm -f $(addprefix $(DESTDIR)$(INITDDIR)/,$(SYSVINIT)) $(addprefix $(DESTDIR)$(UPSTARTDIR)/,$(UPSTART))
+	rm -f $(addprefix $(DESTDIR)$(CRONDIR)/,$(CRON))
 	for s in $(SYSVINIT_ONLY); do \
 		if [ "$$(readlink $(DESTDIR)$(UNITDIR)/$$s.service)" = /dev/null ]; then \
 			rm -f $(DESTDIR)$(UNITDIR)/$$s.service; fi; done

@@ -165,6 +165,10 @@ pub enum Internal {
     Maintenance,
     /// Once the normal target is reached: finish leaving maintenance (off.d hooks, verify) if an episode is resuming (umm-after.service)
     AfterResume,
+    /// Give back a fleet slot whose release is pending: one try, bounded;
+    /// with none pending, exits 0 at once without any network
+    /// (umm-fleet-retry.timer; cron where there is no systemd)
+    FleetRetry,
     /// Write (or with --remove, delete) umm's entries in /boot/loader/entries
     /// (kernel-install plugin, rpm scriptlets, /etc/grub.d/42_umm)
     BlsSync {

@@ -16,7 +16,7 @@ use std::sync::{Barrier, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::etcd::{free_port, one_etcd, try_raw_get};
+use common::etcd::{free_port, one_etcd, try_raw_get, Etcds};
 use common::fleetlock::{LockServer, Mode};
 use common::Node;
 use serde_json::Value;
@@ -898,4 +898,147 @@ fn fleetlock_release_pending_while_the_server_is_down_then_retried() {
     assert_eq!(state(&a).get("fleet"), None);
     b.expect(0, &["on"]);
     assert_eq!(server.holders(), ["node-b"]);
+}
+
+/// The retry timer's command (`umm internal fleet-retry`) with no release
+/// pending: exit 0 at once, and not one connection to the coordinator (a
+/// listener on its endpoint that must have accepted nothing).
+#[test]
+fn fleet_retry_without_a_pending_release_makes_no_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let node = fleet_node(&endpoint, "quiet", "node-a", 1, "5s");
+    for _ in 0..3 {
+        let r = node.run(&["internal", "fleet-retry"]);
+        assert_eq!(r.code, Some(0), "{}", r.out);
+        assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
+        assert!(r.out.is_empty(), "{}", r.out);
+    }
+    // The kernel completes a connection before accept(): any connection
+    // made would be waiting here.
+    listener.set_nonblocking(true).unwrap();
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("fleet-retry connected to the coordinator: {other:?}"),
+    }
+    // Not root: refused, nothing read.
+    let r = node.as_nobody(&["internal", "fleet-retry"]);
+    assert_eq!(r.code, Some(1), "{}", r.out);
+}
+
+/// umm.prom's value of `umm_fleet_release_pending`.
+fn release_pending_metric(node: &Node) -> Option<String> {
+    node.read("/var/lib/prometheus/node-exporter/umm.prom")
+        .lines()
+        .find(|l| l.starts_with("umm_fleet_release_pending "))
+        .map(|l| {
+            l.trim_start_matches("umm_fleet_release_pending ")
+                .to_string()
+        })
+}
+
+/// A node back in service whose release is pending (etcd was down when it
+/// gave the slot back); etcd is down on return.
+fn node_with_release_pending(etcd: &mut Etcds, group: &str) -> Node {
+    let mut a = Node::new().bounded(Duration::from_secs(120));
+    std::fs::create_dir_all(a.path("/var/lib/prometheus/node-exporter")).unwrap();
+    a.write(
+        "/etc/umm/umm.toml",
+        &fleet_toml(&etcd.endpoint(0), group, "2s"),
+    );
+    a.boot();
+    a.expect(0, &["on"]);
+    a.clean_reboot();
+    etcd.kill(0);
+    let out = a.expect(0, &["off"]);
+    assert!(out.contains("could not be given back"), "{out}");
+    assert_eq!(
+        state(&a)["fleet"]["pending_release"]["slot"]["id"],
+        "node-a"
+    );
+    a
+}
+
+fn fleet_toml(endpoint: &str, group: &str, timeout: &str) -> String {
+    format!(
+        "[fleet]\nbackend = \"etcd\"\ngroup = \"{group}\"\nid = \"node-a\"\nendpoints = [\"{endpoint}\"]\ntimeout = \"{timeout}\"\n"
+    )
+}
+
+/// The timer's command with a release pending: while etcd is down, one
+/// bounded try, exit 75 and the metric stays 1; once etcd is back, the
+/// release lands exactly once (the next run finds nothing to do), the
+/// journal says so and the metric is 0. umm.toml is broken by then: the
+/// coordinator comes from the last good configuration.
+#[test]
+fn fleet_retry_gives_a_pending_release_back_once_the_coordinator_is_back() {
+    let Some(mut etcd) = one_etcd("fleet_retry") else {
+        return;
+    };
+    let a = node_with_release_pending(&mut etcd, "t");
+    assert_eq!(release_pending_metric(&a).as_deref(), Some("1"));
+    let r = a.run(&["internal", "fleet-retry"]);
+    assert_eq!(r.code, Some(75), "{}", r.out);
+    assert!(r.elapsed < Duration::from_secs(15), "{:?}", r.elapsed);
+    assert!(
+        a.log().contains("release still pending after"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(state(&a)["fleet"]["pending_release"]["tries"], 2);
+    assert_eq!(release_pending_metric(&a).as_deref(), Some("1"));
+
+    // A broken umm.toml: the last good configuration still names etcd.
+    a.write("/etc/umm/umm.toml", "[fleet\n");
+    etcd.restart(0);
+    assert_eq!(etcd.holders("t"), ["node-a"]);
+    let r = a.run(&["internal", "fleet-retry"]);
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    assert!(etcd.holders("t").is_empty());
+    assert_eq!(state(&a).get("fleet"), None);
+    assert_eq!(release_pending_metric(&a).as_deref(), Some("0"));
+    let r = a.run(&["internal", "fleet-retry"]);
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    let log = a.log();
+    assert_eq!(log.matches("given back (node-a)").count(), 1, "{log}");
+    assert!(
+        log.contains("uses the last configuration that loaded"),
+        "{log}"
+    );
+    assert!(log.contains("pending release done in"), "{log}");
+    assert_eq!(a.status()["fleet"]["pending_release"], Value::Null);
+}
+
+/// An etcd that accepts connections and never answers: a run ends within
+/// `[fleet] timeout` (2 s here) plus a little, exit 75, with the reason.
+#[test]
+fn fleet_retry_against_a_silent_coordinator_ends_within_its_bound() {
+    let Some(mut etcd) = one_etcd("fleet_retry_silent") else {
+        return;
+    };
+    let a = node_with_release_pending(&mut etcd, "s");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    // Accepts every connection and keeps it open, saying nothing.
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(c);
+        }
+    });
+    a.write("/etc/umm/umm.toml", &fleet_toml(&endpoint, "s", "2s"));
+    let r = a.run(&["internal", "fleet-retry"]);
+    assert_eq!(r.code, Some(75), "{}", r.out);
+    assert!(r.elapsed < Duration::from_secs(10), "{:?}", r.elapsed);
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let log = a.log();
+    assert!(log.contains("fleet: release pending:"), "{log}");
+    assert!(log.contains("release still pending after"), "{log}");
+    assert_eq!(
+        state(&a)["fleet"]["pending_release"]["slot"]["id"],
+        "node-a"
+    );
 }

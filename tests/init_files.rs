@@ -334,3 +334,32 @@ fn sysvinit_clean_shutdown_record_is_the_last_stop_before_unmounting() {
         assert!(!ordered_before(&edges, name, name), "a loop through {name}");
     }
 }
+
+/// The cron entry (sysvinit, upstart): the retry of a pending fleet release
+/// every 10 minutes, as root, doing nothing under systemd (the timer does
+/// it there) nor without the binary, and mailing nothing.
+#[test]
+fn the_cron_entry_retries_a_pending_release_only_without_systemd() {
+    let jobs: Vec<String> = files("units/cron")
+        .into_iter()
+        .flat_map(|(_, text)| {
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.contains('='))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    let fields: Vec<&str> = job.splitn(7, ' ').collect();
+    assert_eq!(fields[..6], ["*/10", "*", "*", "*", "*", "root"], "{job}");
+    let command = fields[6];
+    assert!(
+        command.starts_with("if [ ! -d /run/systemd/system ] && [ -x /usr/bin/umm ]; then "),
+        "{command}"
+    );
+    assert!(
+        command.contains("/usr/bin/umm internal fleet-retry >/dev/null 2>&1; fi"),
+        "{command}"
+    );
+}

@@ -64,8 +64,9 @@ fn maintainer_scripts_never_stop_or_restart_the_counting_units() {
             );
             if line.contains(" stop ") {
                 assert!(
-                    name == "prerm" && line.contains("stop umm-uptime.timer"),
-                    "{name}: only the uptime timer is stopped (on removal): {line}"
+                    name == "prerm"
+                        && line.contains("stop umm-uptime.timer umm-fleet-retry.timer "),
+                    "{name}: only the timers are stopped (on removal): {line}"
                 );
             }
         }
@@ -88,7 +89,13 @@ fn maintainer_scripts_never_stop_or_restart_the_counting_units() {
 #[test]
 fn every_init_file_and_boot_menu_script_runs_usr_bin_umm() {
     let mut files: Vec<String> = Vec::new();
-    for dir in ["units/systemd", "units/sysvinit", "units/upstart", "grub.d"] {
+    for dir in [
+        "units/systemd",
+        "units/sysvinit",
+        "units/upstart",
+        "units/cron",
+        "grub.d",
+    ] {
         files.extend(names(dir).into_iter().map(|n| format!("{dir}/{n}")));
     }
     files.extend(["packaging/rpm/umm.spec".to_string()]);
@@ -115,4 +122,60 @@ fn every_init_file_and_boot_menu_script_runs_usr_bin_umm() {
     assert!(!files_section.lines().any(|l| l.contains("sbin")));
     let overrides = read("packaging/debian/lintian-overrides");
     assert!(overrides.contains("statically-linked-binary [usr/bin/umm]"));
+}
+
+/// Every systemd unit that can be enabled (it has an [Install] section) is
+/// enabled by the .deb (postinst, and masked/purged by postrm), by the rpm
+/// (its preset list) and by the preset file; every timer is started on
+/// installation and stopped on removal, so that none fires once the
+/// binary is gone.
+#[test]
+fn every_installable_unit_is_enabled_by_both_packages() {
+    let postinst = read("packaging/debian/postinst");
+    let postrm = read("packaging/debian/postrm");
+    let prerm = read("packaging/debian/prerm");
+    let preset = read("packaging/systemd/90-umm.preset");
+    let spec = read("packaging/rpm/umm.spec");
+    let list = |text: &str, prefix: &str| -> Vec<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}..."))
+            .trim_matches('"')
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let deb_units = list(&postinst, "UNITS=");
+    let deb_start = list(&postinst, "START_UNITS=");
+    let rpm_units = list(&spec, "%global umm_units ");
+    let rpm_start = list(&spec, "%global umm_start_units ");
+    assert_eq!(list(&postrm, "UNITS="), deb_units, "postrm and postinst");
+    assert_eq!(rpm_units, deb_units, "the rpm and the .deb");
+    assert_eq!(rpm_start, deb_start, "the rpm and the .deb start");
+    let files = spec.split("\n%files").nth(1).unwrap();
+    for unit in names("units/systemd") {
+        if !read(&format!("units/systemd/{unit}")).contains("\n[Install]") {
+            continue;
+        }
+        assert!(deb_units.contains(&unit), "postinst does not enable {unit}");
+        assert!(
+            preset.lines().any(|l| l == format!("enable {unit}")),
+            "90-umm.preset does not enable {unit}"
+        );
+        if unit.ends_with(".timer") {
+            assert!(deb_start.contains(&unit), "postinst does not start {unit}");
+            assert!(
+                code(&prerm)
+                    .iter()
+                    .any(|l| l.contains("stop") && l.contains(&unit)),
+                "prerm does not stop {unit}"
+            );
+            assert!(
+                files
+                    .lines()
+                    .any(|l| l == format!("/usr/lib/systemd/system/{unit}")),
+                "the rpm's %files lacks {unit}"
+            );
+        }
+    }
 }

@@ -5,7 +5,8 @@
 # grub.d/99-umm.install, the maintainer scripts, the example hooks, the VM
 # lab's image recipe, .ci/run, these checks), found by its #! line so that a
 # new script cannot be missed; the `script ... end script` blocks of the
-# upstart jobs (run by /bin/sh -e); and the rpm scriptlets as rpmspec
+# upstart jobs (run by /bin/sh -e); the commands of the cron entries; and
+# the rpm scriptlets as rpmspec
 # expands them (bash: /bin/sh is bash in the RHEL family).
 # Every finding fails, whatever its severity; a deliberate exception is an
 # inline `# shellcheck disable=SCnnnn` with its reason beside it.
@@ -36,6 +37,19 @@ for job in units/upstart/*.conf; do
     upstart+=("$tmp/$job")
 done
 
+# cron entries (units/cron, /etc/cron.d format): each job's command, the
+# fields after the schedule and the user, as /bin/sh runs it; the other
+# lines blanked so that line numbers are the file's own.
+cron=()
+for entry in units/cron/*; do
+    [ -e "$entry" ] || continue
+    mkdir -p "$tmp/$(dirname "$entry")"
+    awk '
+        /^[ \t]*(#|$)/ || /^[A-Za-z_][A-Za-z0-9_]*=/ { print ""; next }
+        { for (i = 1; i <= 6; i++) sub(/^[ \t]*[^ \t]+/, ""); print }' "$entry" >"$tmp/$entry"
+    cron+=("$tmp/$entry")
+done
+
 # rpm scriptlets, one file per section of the expanded spec.
 spec=$tmp/rpm/umm.spec
 mkdir -p "$tmp/rpm"
@@ -56,10 +70,13 @@ done
 status=0
 shellcheck "${scripts[@]}" || status=1
 shellcheck --shell=sh "${upstart[@]}" || status=1
+if [ "${#cron[@]}" -gt 0 ]; then
+    shellcheck --shell=sh "${cron[@]}" || status=1
+fi
 shellcheck --shell=bash "${rpm[@]}" || status=1
-total=$((${#scripts[@]} + ${#upstart[@]} + ${#rpm[@]}))
+total=$((${#scripts[@]} + ${#upstart[@]} + ${#cron[@]} + ${#rpm[@]}))
 if [ "$status" -ne 0 ]; then
     echo "shellcheck: FAIL (findings above; $total scripts checked)" >&2
     exit 1
 fi
-echo "shellcheck: ${#scripts[@]} scripts, ${#upstart[@]} upstart jobs, ${#rpm[@]} rpm scriptlets: clean"
+echo "shellcheck: ${#scripts[@]} scripts, ${#upstart[@]} upstart jobs, ${#cron[@]} cron entries, ${#rpm[@]} rpm scriptlets: clean"

@@ -2,7 +2,9 @@
 //! node's group before the request is saved (`take_for_on`); the finisher
 //! of leaving, and `umm off` cancelling a request, give it back
 //! (`release_owed`); a release that fails stays owed in the state and is
-//! tried again at every boot and every `umm` run as root (`retry_owed`);
+//! tried again at every boot and every `umm` run as root (`retry_owed`),
+//! and by `umm internal fleet-retry` every 10 minutes (umm-fleet-retry.timer,
+//! or cron without systemd) until it lands (`retry_pending`);
 //! a crash-loop maintenance boot tries, bounded, to take one
 //! (`take_in_crash_loop`); `umm fleet status` and `umm fleet release`.
 //!
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use log::Level;
 
-use super::{lock, read_public, refused, require_root, save, Context, Outcome};
+use super::{lock, read_public, refused, require_root, save, Context, Outcome, EXIT_LATER};
 use crate::fleet::{self, Coordinator, FleetError, Taken};
 use crate::model::fleet::{Backend, FleetSettings};
 use crate::model::settings::Settings;
@@ -334,6 +336,49 @@ pub(super) fn retry_owed_at_boot(ctx: &Context, settings: &Settings) {
                 return;
             }
         }
+    }
+}
+
+/// The longest one timer run waits for the coordinator, whatever
+/// `[fleet] timeout` says: with the lock's wait (30 s) it stays inside
+/// umm-fleet-retry.service's TimeoutStartSec=5min, so a run always ends by
+/// itself and records why, rather than being killed.
+pub const RETRY_CALL_MAX: Duration = Duration::from_secs(4 * 60);
+
+/// `umm internal fleet-retry` (umm-fleet-retry.timer every 10 minutes, or
+/// cron): with no release pending, ends at once (exit 0) having read only
+/// the state file: normal nodes never talk to the coordinator. Otherwise
+/// one release, bounded by `[fleet] timeout` (at most `RETRY_CALL_MAX`),
+/// with the configuration umm would boot with (the last good one if
+/// umm.toml is broken): exit 0 once it landed, `EXIT_LATER` (75) while it
+/// is still pending. Runs never overlap (a second one ends at once).
+pub fn retry_pending(ctx: &Context) -> Result<Outcome> {
+    require_root("internal fleet-retry")?;
+    let loaded = store::read(&ctx.root.path(paths::STATE));
+    if loaded.state.fleet.pending_release.is_none() {
+        return Ok(Outcome::Done);
+    }
+    let Some(_running) = store::try_lock(&ctx.root, paths::FLEET_RETRY_LOCK)? else {
+        log::info!("fleet: another umm internal fleet-retry is running; this one ends");
+        return Ok(Outcome::Done);
+    };
+    let mut settings = config::load_or_defaults(&ctx.root);
+    settings.fleet.timeout = settings.fleet.timeout.min(RETRY_CALL_MAX);
+    let started = Instant::now();
+    // Logged either way by release_owed (journal: given back, or pending
+    // with the coordinator's error), which is what the timer's run shows.
+    if release_owed(ctx, &settings, Loud::Quiet)? {
+        log::info!(
+            "fleet: pending release done in {}s",
+            seconds_tenths(started.elapsed())
+        );
+        Ok(Outcome::Done)
+    } else {
+        log::warn!(
+            "fleet: release still pending after {}s; tried again in about 10 minutes (exit {EXIT_LATER})",
+            seconds_tenths(started.elapsed())
+        );
+        Ok(Outcome::Later)
     }
 }
 

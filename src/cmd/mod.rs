@@ -59,13 +59,22 @@ pub enum Outcome {
     /// It acted, and something did not come out right (the normal target
     /// not reached, services not back).
     Failed,
+    /// `umm internal fleet-retry`: the release is still pending and will be
+    /// tried again (exit 75, EX_TEMPFAIL: umm-fleet-retry.service lists it
+    /// in SuccessExitStatus=, so a coordinator that is down does not leave
+    /// a failed unit behind; the journal and the metric say it).
+    Later,
 }
+
+/// The exit status of `Outcome::Later` (sysexits' EX_TEMPFAIL).
+pub const EXIT_LATER: u8 = 75;
 
 impl From<Outcome> for ExitCode {
     fn from(outcome: Outcome) -> ExitCode {
         match outcome {
             Outcome::Done => ExitCode::SUCCESS,
             Outcome::Refused | Outcome::Failed => ExitCode::from(1),
+            Outcome::Later => ExitCode::from(EXIT_LATER),
         }
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::fleet::FleetSettings;
+use super::fleet::{Backend, FleetSettings};
 use super::hook::HookPhase;
+use super::timefmt::{MAX_SPAN, MIN_SPAN};
 
 /// Units a maintenance boot keeps (when they exist and are enabled) besides
 /// the system's own initialisation (sysinit.target): networking, sshd,
@@ -159,6 +160,96 @@ pub struct LastGood {
     pub command_timeout: u64,
     pub hook_timeouts: [u64; 5],
     pub grub_entries_when_disabled: bool,
+    /// `[fleet]`, so that a boot with a broken umm.toml still gives a
+    /// pending slot back to the right coordinator. Absent in records of
+    /// earlier versions (and read as no fleet), and with `backend = "none"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<LastGoodFleet>,
+}
+
+/// `[fleet]` as recorded in the last good configuration. Nothing secret:
+/// the key file is a path (the key stays root's, 0600), and a URL with
+/// user information, which could carry a password, is never recorded
+/// (`LastGoodFleet::new`), since the record may be read by any user.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LastGoodFleet {
+    pub backend: String,
+    pub group: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    pub slots: u64,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Seconds, as every span of umm.toml.
+    pub timeout: u64,
+}
+
+impl LastGoodFleet {
+    /// `None` for `backend = "none"` (nothing to record), and for URLs
+    /// with user information (not copied into a file others may read).
+    pub fn new(f: &FleetSettings) -> Option<LastGoodFleet> {
+        let userinfo = |u: &String| {
+            u.split_once("://")
+                .map(|(_, rest)| rest.split('/').next().unwrap_or_default().contains('@'))
+                .unwrap_or(false)
+        };
+        if f.backend == Backend::None || f.endpoints.iter().chain(&f.url).any(userinfo) {
+            return None;
+        }
+        Some(LastGoodFleet {
+            backend: f.backend.name().into(),
+            group: f.group.clone(),
+            id: f.id.clone(),
+            endpoints: f.endpoints.clone(),
+            url: f.url.clone(),
+            slots: f.slots,
+            ca_file: f.ca_file.clone(),
+            cert_file: f.cert_file.clone(),
+            key_file: f.key_file.clone(),
+            timeout: f.timeout.as_secs(),
+        })
+    }
+
+    /// The settings it records, checked again as when umm.toml is read
+    /// (the record may have been edited): anything wrong means no fleet,
+    /// logged, as before this was recorded.
+    pub fn settings(&self) -> FleetSettings {
+        let backend = match Backend::parse(&self.backend) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("last good configuration: fleet.backend: {e}; no fleet back-end used");
+                return FleetSettings::default();
+            }
+        };
+        let f = FleetSettings {
+            backend,
+            group: self.group.clone(),
+            id: self.id.clone(),
+            endpoints: self.endpoints.clone(),
+            url: self.url.clone(),
+            slots: self.slots,
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            // The span rule of umm.toml (1 s to 30 d): no clock overflows.
+            timeout: Duration::from_secs(self.timeout).clamp(MIN_SPAN, MAX_SPAN),
+        };
+        match f.validate() {
+            Ok(()) => f,
+            Err(e) => {
+                log::warn!("last good configuration: {e}; no fleet back-end used");
+                FleetSettings::default()
+            }
+        }
+    }
 }
 
 impl LastGood {
@@ -175,6 +266,7 @@ impl LastGood {
             command_timeout: settings.command_timeout.as_secs(),
             hook_timeouts: [t.check, t.pre_on, t.on, t.pre_off, t.off].map(|d| d.as_secs()),
             grub_entries_when_disabled: settings.grub_entries_when_disabled,
+            fleet: LastGoodFleet::new(&settings.fleet),
         }
     }
 
@@ -213,9 +305,13 @@ impl LastGood {
             counting_only: false,
             // Not recorded: the default directory (only a file there).
             metrics_dir: d.metrics_dir,
-            // Not recorded: with a broken configuration, no coordinator is
-            // asked (a pending release stays pending until it loads).
-            fleet: FleetSettings::default(),
+            // Recorded: a pending release goes on being retried with the
+            // coordinator it was taken from, however umm.toml was broken.
+            fleet: self
+                .fleet
+                .as_ref()
+                .map(LastGoodFleet::settings)
+                .unwrap_or_default(),
         }
     }
 }

@@ -124,7 +124,7 @@ impl LocalView {
         });
         if let Some(p) = &self.pending_release {
             out.push(format!(
-                "{}; retried at every boot and every umm run as root.",
+                "{}; retried every 10 minutes, at every boot and at every umm run as root.",
                 p.line()
             ));
         }

@@ -10,6 +10,9 @@ pub const LEGACY_CONFIG: &str = "/etc/umm.conf";
 pub const STATE_DIR: &str = "/var/lib/umm";
 pub const STATE: &str = "/var/lib/umm/state.json";
 pub const LOCK: &str = "/var/lib/umm/lock";
+/// Held by `umm internal fleet-retry` while it runs, so that two runs
+/// (the timer or cron, and one started by hand) never overlap.
+pub const FLEET_RETRY_LOCK: &str = "/var/lib/umm/fleet-retry.lock";
 /// The part of the state any user may read (0644), for `umm status`:
 /// state.json itself is root's only.
 pub const PUBLIC_STATUS: &str = "/var/lib/umm/status.json";

@@ -221,6 +221,42 @@ fn take_lock(root: &Root) -> Result<Flock<File>> {
     }
 }
 
+/// An exclusive lock on `rel` (under the state directory) if no other
+/// process holds it, without waiting: `None` when another does. For runs
+/// that must not overlap but need not queue (`umm internal fleet-retry`).
+pub fn try_lock(root: &Root, rel: &str) -> Result<Option<Flock<File>>> {
+    let path = root.path(rel);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // As take_lock: a FIFO or device put there is refused, never waited on.
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    let kind = file
+        .metadata()
+        .with_context(|| format!("cannot examine the lock file {}", path.display()))?
+        .file_type();
+    if !kind.is_file() {
+        bail!(
+            "{} is {}, not a regular file; remove it and run umm again",
+            path.display(),
+            fsread::kind_name(kind)
+        );
+    }
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(anyhow!("cannot lock {} ({e})", path.display())),
+    }
+}
+
 /// Moves a corrupt file aside and says so.
 fn set_aside(path: &Path, problem: &str) -> String {
     let now = std::time::SystemTime::now()

@@ -411,6 +411,60 @@ mod tests {
         assert_eq!(settings.counter_reset_time, Duration::from_secs(90));
     }
 
+    /// `[fleet]` is part of the last good configuration: a boot (or the
+    /// retry timer) that finds umm.toml broken keeps the coordinator, so
+    /// a pending release still reaches it.
+    #[test]
+    fn last_good_keeps_the_fleet_settings() {
+        use crate::model::fleet::Backend;
+        let fleet = "[fleet]\nbackend = \"etcd\"\ngroup = \"g\"\nid = \"n1\"\n\
+                     endpoints = [\"http://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\n\
+                     slots = 2\ntimeout = \"90s\"\nca_file = \"/etc/umm/ca.pem\"\n";
+        let (_d, root) = root_with(&[("/etc/umm/umm.toml.d/60-fleet.toml", fleet)]);
+        let (loaded, sources) = load(&root).unwrap();
+        assert_eq!(loaded.fleet.backend, Backend::Etcd);
+        let good = LastGood::new(&loaded, &sources.files, 30);
+        std::fs::create_dir_all(root.path("/var/lib/umm")).unwrap();
+        std::fs::write(
+            root.path(paths::LAST_GOOD_CONFIG),
+            serde_json::to_vec(&good).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(root.path(paths::CONFIG), "enabled = \n").unwrap();
+        let (settings, _, in_use, err) = load_at_boot(&root);
+        assert!(err.is_some());
+        assert_eq!(in_use, InUse::LastGood(30));
+        assert_eq!(settings.fleet, loaded.fleet);
+        assert_eq!(load_or_defaults(&root).fleet, loaded.fleet);
+
+        // A record of an earlier version has no fleet: none is used.
+        let mut value = serde_json::to_value(&good).unwrap();
+        value.as_object_mut().unwrap().remove("fleet");
+        let old: LastGood = serde_json::from_value(value).unwrap();
+        assert_eq!(old.settings().fleet.backend, Backend::None);
+        // An edited record is checked again: a bad value means no fleet.
+        let mut edited = good.clone();
+        if let Some(f) = edited.fleet.as_mut() {
+            f.endpoints = vec!["ftp://x".into()];
+        }
+        assert_eq!(edited.settings().fleet.backend, Backend::None);
+        let mut edited = good.clone();
+        if let Some(f) = edited.fleet.as_mut() {
+            f.timeout = u64::MAX;
+        }
+        assert_eq!(
+            edited.settings().fleet.timeout,
+            crate::model::timefmt::MAX_SPAN
+        );
+        // No back-end, or a URL with user information: nothing recorded.
+        assert_eq!(LastGood::new(&Settings::default(), &[], 1).fleet, None);
+        let mut with_user = loaded.clone();
+        with_user.fleet.endpoints = vec!["http://u:secret@10.0.0.1:2379".into()];
+        let recorded = LastGood::new(&with_user, &[], 1);
+        assert_eq!(recorded.fleet, None);
+        assert!(!serde_json::to_string(&recorded).unwrap().contains("secret"));
+    }
+
     #[test]
     fn hook_timeouts_default_and_override_per_phase() {
         let (_d, root) = root_with(&[(

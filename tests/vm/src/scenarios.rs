@@ -1386,9 +1386,12 @@ pub fn broken_dropin(ctx: &mut Ctx) -> Result<()> {
 /// (qemu's user network), from a temporary data directory; killed by its
 /// PID when dropped.
 struct HostEtcd {
-    child: std::process::Child,
+    /// `None` while stopped (`stop`, then `restart`).
+    child: Option<std::process::Child>,
     port: u16,
+    peer: u16,
     dir: std::path::PathBuf,
+    log: std::path::PathBuf,
 }
 
 impl HostEtcd {
@@ -1402,9 +1405,36 @@ impl HostEtcd {
         let dir = work.join("etcd");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        let mut etcd = HostEtcd {
+            child: None,
+            port,
+            peer,
+            dir,
+            log: work.join("etcd.log"),
+        };
+        etcd.restart()?;
+        Ok(etcd)
+    }
+
+    /// Kills it by its PID; its data stay for `restart`.
+    fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            crate::vm::wait_or_kill(&mut child, Duration::ZERO, Duration::from_secs(5))?;
+        }
+        Ok(())
+    }
+
+    /// Starts it (again) on the same ports and data, and waits until it
+    /// answers.
+    fn restart(&mut self) -> Result<()> {
+        let (port, peer) = (self.port, self.peer);
+        let dir = &self.dir;
         let client = format!("http://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(work.join("etcd.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = std::process::Command::new("etcd")
             .args(["--name", "lab", "--data-dir"])
             .arg(dir.join("data"))
@@ -1418,13 +1448,13 @@ impl HostEtcd {
             .stderr(log)
             .spawn()
             .context("starting etcd on the host (Debian's etcd-server; make deps installs it)")?;
-        let etcd = HostEtcd { child, port, dir };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while etcd.ctl(&["endpoint", "health"]).is_err() {
+        while self.ctl(&["endpoint", "health"]).is_err() {
             ensure!(Instant::now() < deadline, "etcd did not come up");
             std::thread::sleep(Duration::from_millis(250));
         }
-        Ok(etcd)
+        Ok(())
     }
 
     fn ctl(&self, args: &[&str]) -> Result<String> {
@@ -1463,7 +1493,7 @@ impl HostEtcd {
 
 impl Drop for HostEtcd {
     fn drop(&mut self) {
-        let _ = crate::vm::wait_or_kill(&mut self.child, Duration::ZERO, Duration::from_secs(5));
+        let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -1472,22 +1502,39 @@ impl Drop for HostEtcd {
 /// same saved VM (same /etc/machine-id), so each gets its own id.
 fn join_fleet(vm: &Vm, id: &str, port: u16) -> Result<()> {
     vm.ssh_ok(&format!(
-        "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"lab\"\\nid = \"{id}\"\\nendpoints = [\"http://10.0.2.2:{port}\"]\\nslots = 1\\n' \
+        "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"lab\"\\nid = \"{id}\"\\nendpoints = [\"http://10.0.2.2:{port}\"]\\nslots = 1\\ntimeout = \"3s\"\\n' \
          > /etc/umm/umm.toml.d/60-fleet.toml && umm fleet status && sync"
     ))
     .map(|_| ())
 }
 
+/// umm-fleet-retry.timer every 15 s instead of every 10 min (a drop-in of
+/// the test's own), so that the lab sees it retry within seconds.
+fn fleet_retry_every_15s(vm: &Vm) -> Result<()> {
+    vm.ssh_ok(
+        "mkdir -p /etc/systemd/system/umm-fleet-retry.timer.d && \
+         printf '[Timer]\\nOnBootSec=\\nOnBootSec=15s\\nOnUnitActiveSec=15s\\nRandomizedDelaySec=0\\nAccuracySec=1s\\n' \
+         > /etc/systemd/system/umm-fleet-retry.timer.d/lab.conf && \
+         systemctl daemon-reload && systemctl is-enabled umm-fleet-retry.timer && \
+         systemctl restart umm-fleet-retry.timer && sync",
+    )
+    .map(|_| ())
+}
+
 /// Two nodes of one group with one slot, an etcd on the host: `umm on` on
 /// A takes the slot and enters; on B it is refused naming A; B's `umm on
-/// --wait`, started while A holds it, enters once A's `umm off` has
-/// brought A back (normal target, verify clean) and released the slot.
+/// --wait`, started while A holds it, enters once A is back (normal
+/// target, verify clean) and its slot is released. etcd is down while A
+/// leaves: A resumes anyway with the release pending, and once etcd is
+/// back umm-fleet-retry.timer gives the slot back, with no umm command run
+/// by the test on A.
 pub fn fleet(ctx: &mut Ctx) -> Result<()> {
-    let etcd = HostEtcd::start(&ctx.work_dir())?;
+    let mut etcd = HostEtcd::start(&ctx.work_dir())?;
     let mut b = ctx.resume_another("b")?;
     let a = installed(ctx)?;
     join_fleet(a, "node-a", etcd.port)?;
     join_fleet(&b, "node-b", etcd.port)?;
+    fleet_retry_every_15s(a)?;
 
     run_then_wait_reboot(a, "umm on")?;
     expect_state(a, "maintenance", Some("manual"))?;
@@ -1513,8 +1560,67 @@ pub fn fleet(ctx: &mut Ctx) -> Result<()> {
     std::thread::sleep(Duration::from_secs(2));
     ensure!(b.boot_id()? == before, "B entered while A held the slot");
 
-    let said = umm_off_resumes(a)?;
-    eprintln!("  A: {}", said.lines().last().unwrap_or_default());
+    // The coordinator goes down before A leaves: A resumes anyway, and
+    // the release stays pending.
+    etcd.stop()?;
+    umm_off_resumes(a)?;
+    // The finisher (`umm off`, or umm-after.service when it sees the
+    // normal target first) tries the release, bounded by [fleet] timeout:
+    // its failure is in the state file (read with cat: a umm command run
+    // as root would try again itself).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state: Value = serde_json::from_str(&a.ssh_ok("cat /var/lib/umm/state.json")?)?;
+        // umm-after.service also retries it, 3 times, before it ends: the
+        // timer is what must give the slot back, so it is over first.
+        let after = a.ssh("systemctl is-active umm-after.service")?;
+        let after = String::from_utf8_lossy(&after.stdout).trim().to_string();
+        if !state["fleet"]["pending_release"]["last_error"].is_null() && after != "activating" {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "A's release did not fail with etcd down: {}",
+            state["fleet"]
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let status: Value = serde_json::from_str(&a.ssh_ok("umm status --json")?)?;
+    ensure!(
+        status["fleet"]["pending_release"]["id"] == "node-a",
+        "A's release is not pending after umm off with etcd down: {}",
+        status["fleet"]
+    );
+    eprintln!("  A: back in service, release pending");
+    // etcd back: A's timer gives the slot back by itself (the test runs no
+    // umm command on A until it did).
+    etcd.restart()?;
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(75);
+    while etcd.holders("lab")?.iter().any(|h| h == "node-a") {
+        ensure!(
+            Instant::now() < deadline,
+            "umm-fleet-retry.timer did not give A's slot back within 75 s of etcd's return: {}",
+            a.ssh_ok("systemctl status --no-pager umm-fleet-retry.timer umm-fleet-retry.service; journalctl -b --no-pager -u umm-fleet-retry.service | tail -n 20")
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "  A: the timer gave the slot back {:.0} s after etcd's return",
+        back.elapsed().as_secs_f64()
+    );
+    let journal = a.ssh_ok("journalctl -b --no-pager -u umm-fleet-retry.service")?;
+    ensure!(
+        journal.contains("given back (node-a)"),
+        "umm-fleet-retry.service's journal does not say it gave the slot back: {journal}"
+    );
+    let status: Value = serde_json::from_str(&a.ssh_ok("umm status --json")?)?;
+    ensure!(
+        status["fleet"]["pending_release"].is_null(),
+        "A still shows a pending release: {}",
+        status["fleet"]
+    );
     // B got the slot and rebooted into maintenance.
     b.wait_new_boot(&before, Duration::from_secs(600))?;
     expect_state(&b, "maintenance", Some("manual"))?;

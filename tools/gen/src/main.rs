@@ -209,7 +209,15 @@ const FLEET_MORE: &str = "Also under [fleet], with no default: id, this node's i
     ca_file, cert_file and key_file, for https: the CA certificates the server must chain \
     to (default: the system's), and a client certificate and its key (PEM). The key file \
     must be root's and readable by nobody else, the others root's and writable by nobody \
-    else: otherwise the call is refused with a line saying so.";
+    else: otherwise the call is refused with a line saying so. A slot that could not be \
+    given back (the coordinator down or unreachable) stays pending in the state, and \
+    umm status shows it (umm_fleet_release_pending is 1): it is retried every 10 minutes \
+    by umm-fleet-retry.timer (where systemd does not run, by /etc/cron.d/umm-fleet-retry), \
+    at every boot and by every umm command run as root, until it lands; each try is one \
+    call bounded by timeout (at most 4 minutes). A node with none pending never talks to \
+    the coordinator on its own. The [fleet] settings are part of the last configuration \
+    that loaded: with umm.toml broken, a pending release still goes to the same \
+    coordinator.";
 
 /// What the fleet tests prove through the commands (README, "Fleet
 /// coordination", has the figures of each run).
@@ -288,8 +296,12 @@ const FILES: &[(&str, &str)] = &[
         "The maintenance boot's target.",
     ),
     (
-        "/usr/lib/systemd/system/umm-*.service, umm-uptime.timer",
-        "The units that count boots, record clean shutdowns and run maintenance.",
+        "/usr/lib/systemd/system/umm-*.service, umm-uptime.timer, umm-fleet-retry.timer",
+        "The units that count boots, record clean shutdowns, run maintenance and retry a pending fleet release.",
+    ),
+    (
+        "/etc/cron.d/umm-fleet-retry",
+        "Without systemd (sysvinit, upstart): retries a pending fleet release every 10 minutes; does nothing under systemd.",
     ),
     (
         "/usr/lib/systemd/system-generators/umm-generator",
@@ -757,6 +769,10 @@ pub fn man_page(date: &str) -> String {
             "Refused (for example vetoed by a check, or umm is disabled) or failed.",
         ),
         ("2", "Usage error: unknown command, option or value."),
+        (
+            "75",
+            "Only from umm-fleet-retry.service and the cron entry: a fleet release is still pending; it is tried again.",
+        ),
     ] {
         r.control("TP", []);
         r.text([bold(code)]);
