@@ -50,6 +50,11 @@ fn maintenance_round_trip(node: &mut Node) {
     assert!(out.contains("Normal target reached"), "{out}");
 }
 
+/// What a refused `umm on` says when its take got no answer and the
+/// release made in case it landed failed too.
+const OWED_LINE: &str =
+    "if the take landed, the slot is owed back and retried (umm status shows it)";
+
 /// The holders stored in `group`'s key, read by hand; `None` while etcd
 /// does not answer.
 fn stored_holders(endpoint: &str, group: &str) -> Option<Vec<String>> {
@@ -325,7 +330,8 @@ fn etcd_killed_and_restarted_while_nodes_loop_on_and_off() {
                             let named = line.contains(&format!("fleet group \"{group}\""))
                                 && line.contains("etcd")
                                 && line.contains(endpoint)
-                                && line.ends_with("nothing was changed");
+                                && (line.ends_with("nothing was changed")
+                                    || line.contains(OWED_LINE));
                             if !named {
                                 problem(format!("{id}: umm on failed with: {line}"));
                             }
@@ -493,10 +499,19 @@ fn etcd_killed_between_the_read_and_the_transaction_of_a_take_and_a_release() {
         )),
         "{out}"
     );
-    assert!(out.trim().ends_with("nothing was changed"), "{out}");
-    assert_eq!(c.read("/var/lib/umm/state.json"), before);
+    // The release made in case the take landed failed too: owed.
+    assert!(out.contains(OWED_LINE), "{out}");
+    assert_ne!(c.read("/var/lib/umm/state.json"), before);
+    assert_eq!(
+        state(&c)["fleet"]["pending_release"]["slot"]["id"],
+        "node-c"
+    );
     etcd.restart(0);
     assert_eq!(stored_holders(&endpoint, group), Some(Vec::new()));
+    // Given back (a no-op: it never landed) by the next root umm run.
+    let out = c.expect(0, &["status"]);
+    assert!(out.contains("landed"), "{out}");
+    assert_eq!(state(&c).get("fleet"), None);
 
     // A take: read done (a free slot), etcd killed and restarted, B takes
     // the slot, then A's transaction: it compares, loses, and is refused.
@@ -597,11 +612,14 @@ fn an_unreachable_coordinator_refuses_unless_forced() {
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let node = fleet_node(&endpoint, "g", "node-a", 1, "1s");
-    let before = node.read("/var/lib/umm/state.json");
     let out = node.expect(1, &["on"]);
     assert!(out.contains("no etcd endpoint answered"), "{out}");
-    assert!(out.contains("nothing was changed"), "{out}");
-    assert_eq!(node.read("/var/lib/umm/state.json"), before);
+    // The take and the release both failed: the release is owed, in
+    // case the take landed (harmless when it did not).
+    assert!(out.contains(OWED_LINE), "{out}");
+    let s = state(&node);
+    assert_eq!(s["maintenance"], Value::Null, "{s}");
+    assert_eq!(s["fleet"]["pending_release"]["slot"]["id"], "node-a", "{s}");
     let out = node.expect(0, &["on", "--force"]);
     assert!(out.contains("without a fleet slot"), "{out}");
     assert_eq!(state(&node)["maintenance"]["fleet"]["forced"], true);
@@ -730,6 +748,315 @@ fn a_check_that_is_not_clean_keeps_the_slot_until_fleet_release() {
     assert!(out.contains("node-b"), "{out}");
     assert!(etcd.holders("k").is_empty());
 }
+// ------------------------------------------- a take whose answer is lost
+
+/// What the `CutProxy` does with what comes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cut {
+    /// Passes everything both ways.
+    Open,
+    /// Passes everything, but the answer to the next `/v3/kv/txn` is not
+    /// passed on: the client's connection is dropped once etcd answered,
+    /// and the proxy is `Closed` from then on.
+    Armed,
+    /// Takes new connections and closes them at once.
+    Closed,
+}
+
+/// A TCP proxy on loopback in front of one etcd member (std::net, one
+/// thread per direction of each connection, all bounded), to lose the
+/// answer of a transaction etcd applied.
+struct CutProxy {
+    port: u16,
+    mode: std::sync::Arc<Mutex<Cut>>,
+    /// The transactions whose answer was not passed on.
+    cut: std::sync::Arc<AtomicUsize>,
+    stop: std::sync::Arc<AtomicBool>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+/// How long a proxied connection may stay silent before it is dropped.
+const PROXY_IDLE: Duration = Duration::from_secs(30);
+
+impl CutProxy {
+    fn start(upstream: u16) -> CutProxy {
+        use std::net::TcpListener;
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(Cut::Open));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, c, st) = (mode.clone(), cut.clone(), stop.clone());
+        let acceptor = thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        if *m.lock().unwrap() == Cut::Closed {
+                            drop(client);
+                            continue;
+                        }
+                        Self::relay(client, upstream, m.clone(), c.clone());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => panic!("proxy accept: {e}"),
+                }
+            }
+        });
+        CutProxy {
+            port,
+            mode,
+            cut,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set(&self, mode: Cut) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn mode(&self) -> Cut {
+        *self.mode.lock().unwrap()
+    }
+
+    /// One client connection, relayed to a new one to etcd.
+    fn relay(
+        client: std::net::TcpStream,
+        upstream: u16,
+        mode: std::sync::Arc<Mutex<Cut>>,
+        cut: std::sync::Arc<AtomicUsize>,
+    ) {
+        use std::io::Read;
+        use std::net::{Shutdown, TcpStream};
+        use std::sync::Arc;
+        client.set_nonblocking(false).unwrap();
+        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        for s in [&client, &server] {
+            s.set_read_timeout(Some(PROXY_IDLE)).unwrap();
+            s.set_write_timeout(Some(PROXY_IDLE)).unwrap();
+        }
+        // Set (before the request goes on) when the answer on its way back
+        // must not be passed on.
+        let drop_answer = Arc::new(AtomicBool::new(false));
+        let (mut c_in, mut c_out) = (client.try_clone().unwrap(), client);
+        let (mut s_in, mut s_out) = (server.try_clone().unwrap(), server);
+        let flag = drop_answer.clone();
+        thread::spawn(move || {
+            let needle = b"POST /v3/kv/txn ";
+            let mut buf = [0u8; 16 * 1024];
+            // The end of the last read: a request line cut in two is seen.
+            let mut tail: Vec<u8> = Vec::new();
+            loop {
+                let n = match c_in.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let mut seen = std::mem::take(&mut tail);
+                seen.extend_from_slice(&buf[..n]);
+                if seen.windows(needle.len()).any(|w| w == needle) {
+                    let mut m = mode.lock().unwrap();
+                    if *m == Cut::Armed {
+                        flag.store(true, Ordering::SeqCst);
+                        // Only this one: nothing else gets through now.
+                        *m = Cut::Closed;
+                    }
+                }
+                tail = seen[seen.len().saturating_sub(needle.len())..].to_vec();
+                if s_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = s_out.shutdown(Shutdown::Write);
+        });
+        thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let n = match s_in.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if drop_answer.load(Ordering::SeqCst) {
+                    // etcd answered (it applied the transaction): the
+                    // client never hears it.
+                    cut.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                if c_out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = c_out.shutdown(Shutdown::Both);
+            let _ = s_in.shutdown(Shutdown::Both);
+        });
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// Runs umm on `node`, its stdout and its stderr apart (60 s at most):
+/// the exit code, stdout, stderr.
+fn run_apart(node: &Node, args: &[&str]) -> (Option<i32>, String, String) {
+    let (out, err) = (node.path("/.out-apart"), node.path("/.err-apart"));
+    let mut c = node.command(args);
+    c.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let mut child = c.spawn().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("umm {args:?} hung");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&err).unwrap(),
+    )
+}
+
+/// Waits (`within` at most) until `node`'s state owes a release.
+fn wait_for_pending(node: &Node, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let text = node.read("/var/lib/umm/state.json");
+        if let Ok(s) = serde_json::from_str::<Value>(&text) {
+            if !s["fleet"]["pending_release"].is_null() {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < within,
+            "no release owed after {within:?}: {text}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// etcd applies the transaction of a take, and its answer is lost (the
+/// connection is cut once etcd answered, and etcd cannot be reached
+/// again, so the release tried at once fails too): `umm on` is refused in
+/// one line that says the slot is owed, the state owes its release, and
+/// the next root umm run once etcd can be reached gives it back. A later
+/// take that succeeds (the next try of `--wait`, or a later `umm on`)
+/// leaves the node holding its slot and owing nothing.
+#[test]
+fn a_take_whose_answer_is_lost_is_owed_back_never_stranded() {
+    let Some(etcd) = one_etcd("take_answer_lost") else {
+        return;
+    };
+    let proxy = CutProxy::start(etcd.client_ports[0]);
+    let endpoint = proxy.endpoint();
+    let group = "lost";
+    let a = fleet_node(&endpoint, group, "node-a", 2, "2s");
+    let b = fleet_node(&endpoint, group, "node-b", 2, "2s");
+
+    // The take lands, its answer does not; the release fails too.
+    proxy.set(Cut::Armed);
+    let out = a.expect(1, &["on"]);
+    assert_eq!(proxy.cut.load(Ordering::SeqCst), 1, "{out}");
+    assert_eq!(proxy.mode(), Cut::Closed);
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(
+        out.starts_with(&format!("umm on: refused: fleet group \"{group}\": ")),
+        "{out}"
+    );
+    assert!(out.contains(OWED_LINE), "{out}");
+    assert!(!out.contains("nothing was changed"), "{out}");
+    assert_eq!(etcd.holders(group), ["node-a"]);
+    let s = state(&a);
+    assert_eq!(s["maintenance"], Value::Null, "{s}");
+    assert_eq!(s["fleet"]["held"], Value::Null, "{s}");
+    let p = &s["fleet"]["pending_release"];
+    assert_eq!(p["slot"]["id"], "node-a", "{s}");
+    assert_eq!(p["slot"]["group"], group, "{s}");
+    assert_eq!(p["tries"], 1, "{s}");
+    assert!(
+        p["last_error"].as_str().unwrap().contains("release:"),
+        "{s}"
+    );
+    assert!(a.log().contains("is owed back"), "{}", a.log());
+    // umm status shows it (and, as root, tries again: still cut off).
+    let (code, out, err) = run_apart(&a, &["status", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["fleet"]["pending_release"]["id"], "node-a", "{v}");
+    assert_eq!(v["fleet"]["holds_slot"], false, "{v}");
+    assert!(err.contains("could not be given back"), "{err}");
+    assert_eq!(state(&a)["fleet"]["pending_release"]["tries"], 2);
+    // Reachable again: the next root umm run gives it back.
+    proxy.set(Cut::Open);
+    let out = a.expect(0, &["status"]);
+    assert!(out.contains("landed"), "{out}");
+    assert!(etcd.holders(group).is_empty());
+    assert_eq!(state(&a).get("fleet"), None);
+
+    // `umm on --wait`: the first take lands unanswered (owed), the next
+    // try finds the slot held: the node holds it and owes nothing.
+    proxy.set(Cut::Armed);
+    let r = thread::scope(|s| {
+        let waiting = s.spawn(|| b.run(&["on", "--wait", "60s"]));
+        wait_for_pending(&b, Duration::from_secs(30));
+        proxy.set(Cut::Open);
+        waiting.join().unwrap()
+    });
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    assert!(r.out.contains("Waiting for a slot"), "{}", r.out);
+    assert!(r.out.contains("owed back"), "{}", r.out);
+    assert_eq!(etcd.holders(group), ["node-b"]);
+    let s = state(&b);
+    assert_eq!(s["fleet"]["held"]["id"], "node-b", "{s}");
+    assert_eq!(s["fleet"]["pending_release"], Value::Null, "{s}");
+    assert_eq!(b.status()["state"], "pending");
+    // A root run after it gives nothing back.
+    b.expect(0, &["status"]);
+    assert_eq!(etcd.holders(group), ["node-b"]);
+    assert_eq!(state(&b)["fleet"]["held"]["id"], "node-b");
+
+    // A later `umm on` while the release is owed: it succeeds, holding
+    // the slot, owing nothing.
+    proxy.set(Cut::Armed);
+    a.expect(1, &["on"]);
+    assert_eq!(
+        state(&a)["fleet"]["pending_release"]["slot"]["id"],
+        "node-a"
+    );
+    proxy.set(Cut::Open);
+    let out = a.expect(0, &["on"]);
+    assert!(out.contains("Took a slot"), "{out}");
+    let mut holders = etcd.holders(group);
+    holders.sort();
+    assert_eq!(holders, ["node-a", "node-b"]);
+    let s = state(&a);
+    assert_eq!(s["fleet"]["held"]["id"], "node-a", "{s}");
+    assert_eq!(s["fleet"]["pending_release"], Value::Null, "{s}");
+    a.expect(0, &["status"]);
+    assert_eq!(etcd.holders(group).len(), 2);
+    assert_eq!(proxy.cut.load(Ordering::SeqCst), 3);
+}
+
 // ------------------------------------------------------------ FleetLock
 
 /// A node of the FleetLock server's group, booted once.
@@ -819,8 +1146,17 @@ fn fleetlock_through_the_commands() {
     // The take, then the release made in case the take landed: two
     // deadlines, no more.
     assert!(r.elapsed < Duration::from_secs(8), "{:?}", r.elapsed);
-    assert_eq!(b.read("/var/lib/umm/state.json"), before);
+    // That release timed out too: it is owed, and the next root umm run
+    // gives it back once the server answers.
+    assert!(r.out.contains(OWED_LINE), "{}", r.out);
+    assert_eq!(r.out.trim().lines().count(), 1, "{}", r.out);
+    let s = state(&b);
+    assert_eq!(s["maintenance"], Value::Null, "{s}");
+    assert_eq!(s["fleet"]["pending_release"]["slot"]["id"], "node-b", "{s}");
     server.set_mode(Mode::Normal);
+    let out = b.expect(0, &["status"]);
+    assert!(out.contains("landed"), "{out}");
+    assert_eq!(b.read("/var/lib/umm/state.json"), before);
 
     // A check that is not clean keeps the slot; umm fleet release gives
     // it back.

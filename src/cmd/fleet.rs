@@ -124,6 +124,9 @@ pub(super) fn take_for_on(
     let held_before = state.fleet.held.as_ref();
     let started = Instant::now();
     let mut attempt = 0u32;
+    // What a take without an answer left (said when refused): a release
+    // owed, or, when that could not be recorded, what gives it back.
+    let mut unanswered: Option<String> = None;
     loop {
         let now = ctx.clock.now();
         let why = match c.take(&id) {
@@ -163,12 +166,27 @@ pub(super) fn take_for_on(
             Err(e) => {
                 // The take may have landed with its answer lost: give it
                 // back (bounded) so no slot is left to a node not in
-                // maintenance.
+                // maintenance; when that fails too, it is owed.
                 if held_before.is_none() {
-                    let _ = c.release(&id);
+                    if let Err(r) = c.release(&id) {
+                        let slot = slot_of(c.as_ref(), &id, now);
+                        let error = format!("take: {e}; release: {r}");
+                        let note = match owe_unanswered(ctx, slot, &error) {
+                            true => OWED.to_string(),
+                            false => format!("if the take landed, the slot is held and could not be recorded as owed: `umm fleet release --id {id}` gives it back"),
+                        };
+                        // Once owed, it stays owed (until a take succeeds).
+                        if unanswered.as_deref() != Some(OWED) {
+                            unanswered = Some(note);
+                        }
+                    }
                 }
                 format!("fleet group {group:?}: {e}")
             }
+        };
+        let why = match &unanswered {
+            Some(note) => format!("{why}; {note}"),
+            None => why,
         };
         let left = wait.map(|w| w.saturating_sub(started.elapsed()));
         match left {
@@ -191,9 +209,67 @@ pub(super) fn take_for_on(
                 } else {
                     "try again later, --wait to wait for a slot, or --force to enter without one"
                 };
-                refused("on", format!("{why}; {hint}; nothing was changed"));
+                let changed = match unanswered {
+                    Some(_) => "",
+                    None => "; nothing was changed",
+                };
+                refused("on", format!("{why}; {hint}{changed}"));
                 return None;
             }
+        }
+    }
+}
+
+/// What the refusal of `umm on` says when a take went unanswered and its
+/// release failed too.
+const OWED: &str = "if the take landed, the slot is owed back and retried (umm status shows it)";
+
+/// A take of `slot` got no answer and the release tried at once failed:
+/// the slot is owed back (`rules::fleet::take_unanswered`), saved, logged.
+/// True when the state owes a release of it now.
+fn owe_unanswered(ctx: &Context, slot: FleetSlot, error: &str) -> bool {
+    let recorded = store::lock(&ctx.root).and_then(|mut locked| {
+        let next =
+            rules::fleet::take_unanswered(&locked.state, slot.clone(), ctx.clock.now(), error);
+        let owed = next
+            .fleet
+            .pending_release
+            .as_ref()
+            .is_some_and(|p| rules::fleet::same_slot(&p.slot, &slot));
+        if next != locked.state {
+            save(&mut locked, next)?;
+        }
+        Ok(owed)
+    });
+    match recorded {
+        Ok(true) => {
+            journal::log(
+                Level::Warn,
+                &Change::FleetReleasePending {
+                    group: &slot.group,
+                    id: &slot.id,
+                    error,
+                },
+                format_args!(
+                    "fleet: a take of group {:?} got no answer and could not be given back; if it landed, the slot ({}) is owed back: {error}",
+                    slot.group, slot.id
+                ),
+            );
+            true
+        }
+        Ok(false) => {
+            log::warn!(
+                "fleet: a take of group {:?} got no answer and could not be given back, and the state cannot owe it (it holds a slot or owes another release): {error}; if the take landed, `umm fleet release --id {}` gives it back",
+                slot.group, slot.id
+            );
+            false
+        }
+        Err(e) => {
+            log::warn!(
+                "fleet: a take of group {:?} got no answer and could not be given back, and the debt could not be saved ({e:#}): {error}; if the take landed, `umm fleet release --id {}` gives it back",
+                slot.group, slot.id
+            );
+            false
         }
     }
 }

@@ -91,6 +91,28 @@ pub fn release_failed(state: &State, slot: &FleetSlot, now: i64, error: &str) ->
     s
 }
 
+/// A take of `slot` got no answer (the coordinator may have applied it)
+/// and the release tried at once failed too: unless the state holds a slot
+/// or owes a release already, the slot is owed back (due now, one try
+/// made), so that a take that landed is never left to a node not in
+/// maintenance. Giving back a slot not held is harmless (both back-ends
+/// answer it as done), and `taken` drops the debt if a later take of the
+/// same slot succeeds.
+pub fn take_unanswered(state: &State, slot: FleetSlot, now: i64, error: &str) -> State {
+    let mut s = state.clone();
+    if s.fleet.held.is_none() && s.fleet.pending_release.is_none() {
+        s.fleet.pending_release = Some(PendingRelease {
+            slot,
+            due: now,
+            tries: 1,
+            last_try: Some(now),
+            last_error: Some(error.to_string()),
+            extra: Default::default(),
+        });
+    }
+    s
+}
+
 /// The same slot: one group's, one id's (the time it was taken aside).
 pub fn same_slot(a: &FleetSlot, b: &FleetSlot) -> bool {
     a.backend == b.backend && a.group == b.group && a.id == b.id
@@ -184,6 +206,39 @@ mod tests {
         assert!(s.fleet.held.is_some() && s.fleet.pending_release.is_none());
         let s = taken(&owed, slot("b"));
         assert!(s.fleet.held.is_some() && s.fleet.pending_release.is_some());
+    }
+
+    #[test]
+    fn a_take_without_an_answer_is_owed_back_unless_something_is_held_or_owed() {
+        let owed_b = cancelled(&holding("b"), 3);
+        // (state, owed after: slot id and tries; held after)
+        let cases = [
+            (State::default(), Some(("a", 1)), None),
+            (holding("a"), None, Some("a")),
+            (holding("b"), None, Some("b")),
+            (owed_b.clone(), Some(("b", 0)), None),
+        ];
+        for (state, owed, held) in cases {
+            let s = take_unanswered(&state, slot("a"), 9, "cut");
+            let p = s.fleet.pending_release.as_ref();
+            assert_eq!(p.map(|p| (p.slot.id.as_str(), p.tries)), owed, "{state:?}");
+            assert_eq!(s.fleet.held.as_ref().map(|h| h.id.as_str()), held);
+        }
+        let s = take_unanswered(&State::default(), slot("a"), 9, "cut");
+        let p = s.fleet.pending_release.as_ref().unwrap();
+        assert_eq!(
+            (p.due, p.last_try, p.last_error.as_deref()),
+            (9, Some(9), Some("cut"))
+        );
+        // Another try fails the same way: still one debt, as it was.
+        assert_eq!(take_unanswered(&s, slot("a"), 12, "again"), s);
+        // A later take of the slot succeeds: held, nothing owed.
+        let later = taken(&s, slot("a"));
+        assert_eq!(later.fleet.held.as_ref().map(|h| h.id.as_str()), Some("a"));
+        assert!(later.fleet.pending_release.is_none());
+        // The release lands: nothing held, nothing owed.
+        let s = released(&s, &slot("a"));
+        assert!(s.fleet.held.is_none() && s.fleet.pending_release.is_none());
     }
 
     #[test]
