@@ -164,10 +164,13 @@ pub(super) fn take_for_on(
             Ok(Taken::Refused(r)) => format!("no free slot in fleet group {group:?}: {r}"),
             Ok(_) => "no slot".to_string(),
             Err(e) => {
-                // The take may have landed with its answer lost: give it
-                // back (bounded) so no slot is left to a node not in
-                // maintenance; when that fails too, it is owed.
-                if held_before.is_none() {
+                // A take whose request reached the coordinator may have
+                // landed with its answer lost: give it back (bounded) so
+                // no slot is left to a node not in maintenance; when that
+                // fails too, it is owed. One that never reached it (refused
+                // connection, DNS, TLS, the read before etcd's transaction)
+                // changed nothing: an outage owes nothing.
+                if held_before.is_none() && e.may_have_applied() {
                     if let Err(r) = c.release(&id) {
                         let slot = slot_of(c.as_ref(), &id, now);
                         let error = format!("take: {e}; release: {r}");

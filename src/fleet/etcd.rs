@@ -31,7 +31,7 @@ use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
-use super::http::{Client, Failure};
+use super::http::{Client, Failed, Failure};
 use super::{
     check_name, jitter, now_unix, one_line, Backend, Coordinator, Deadline, FleetError,
     FleetSettings, GroupStatus, Holder, Listing, Refusal, Released, Taken,
@@ -278,6 +278,19 @@ impl Etcd {
     /// POSTs to the gateway, endpoint after endpoint, until one answers or
     /// the deadline passes.
     fn call(&self, path: &str, body: &Value, deadline: &Deadline) -> Result<Vec<u8>, FleetError> {
+        self.call_noting(path, body, deadline, &mut false)
+    }
+
+    /// `call`, setting `sent` when a try may have reached etcd: its
+    /// request was written, or it was answered 5xx (etcd's "request timed
+    /// out" is such an answer: the write may still be committed).
+    fn call_noting(
+        &self,
+        path: &str,
+        body: &Value,
+        deadline: &Deadline,
+        sent: &mut bool,
+    ) -> Result<Vec<u8>, FleetError> {
         let body = body.to_string().into_bytes();
         let n = self.endpoints.len();
         let mut last: Vec<Option<String>> = vec![None; n];
@@ -314,7 +327,10 @@ impl Etcd {
                                     hint: "give fleet.cert_file a certificate whose name etcd grants read and write on com.coreos.airlock/".into(),
                                 })
                             }
-                            s if s >= 500 => format!("HTTP {s}: {message}"),
+                            s if s >= 500 => {
+                                *sent = true;
+                                format!("HTTP {s}: {message}")
+                            }
                             s => {
                                 return Err(FleetError::Server {
                                     backend: Backend::Etcd,
@@ -326,14 +342,20 @@ impl Etcd {
                             }
                         }
                     }
-                    Err(Failure::Tls { detail, hint }) => {
+                    Err(Failed {
+                        why: Failure::Tls { detail, hint },
+                        ..
+                    }) => {
                         return Err(FleetError::Tls {
                             endpoint: endpoint.clone(),
                             detail,
                             hint,
                         })
                     }
-                    Err(f) => f.describe(),
+                    Err(f) => {
+                        *sent |= f.sent;
+                        f.why.describe()
+                    }
                 };
                 if let Some(slot) = last.get_mut(i) {
                     *slot = Some(why);
@@ -439,8 +461,15 @@ impl Etcd {
             ],
             "failure": [ { "request_range": { "key": key } } ]
         });
-        let answer = self.call("/v3/kv/txn", &body, deadline)?;
-        let txn: TxnResponse = self.parse(&answer, "a transaction")?;
+        // Once the transaction may have reached etcd, a failure to hear
+        // or read its answer leaves it unknown whether it was committed.
+        let mut sent = false;
+        let answer = self
+            .call_noting("/v3/kv/txn", &body, deadline, &mut sent)
+            .map_err(|e| e.sent_if(sent))?;
+        let txn: TxnResponse = self
+            .parse(&answer, "a transaction")
+            .map_err(|e| e.sent_if(true))?;
         if txn.succeeded {
             return Ok(Cas::Done);
         }
@@ -681,6 +710,79 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::scripted::{self, Act};
+
+    fn etcd_at(port: u16) -> Etcd {
+        let settings = FleetSettings {
+            endpoints: vec![format!("http://127.0.0.1:{port}")],
+            timeout: Duration::from_millis(1500),
+            ..crate::model::fleet::tests::etcd()
+        };
+        Etcd::new(&settings).unwrap()
+    }
+
+    #[test]
+    fn a_take_may_have_applied_only_once_its_transaction_was_sent() {
+        // Refused connections: nothing sent, nothing applied.
+        let e = etcd_at(scripted::refused()).take("n").unwrap_err();
+        assert!(!e.may_have_applied(), "{e}");
+        // The read fails: the transaction is never sent.
+        let e = etcd_at(scripted::serve(|_| Act::Cut))
+            .take("n")
+            .unwrap_err();
+        assert!(!e.may_have_applied(), "{e}");
+        let read_then = |txn: fn(&str) -> Act| etcd_at(scripted::serve(txn)).take("n").unwrap_err();
+        // The read answered (no key), then the transaction: cut, silent,
+        // garbled, unparseable, 5xx: it may have been committed.
+        for e in [
+            read_then(|p| {
+                if p.ends_with("range") {
+                    Act::Answer(200, "{}")
+                } else {
+                    Act::Cut
+                }
+            }),
+            read_then(|p| {
+                if p.ends_with("range") {
+                    Act::Answer(200, "{}")
+                } else {
+                    Act::Silent
+                }
+            }),
+            read_then(|p| {
+                if p.ends_with("range") {
+                    Act::Answer(200, "{}")
+                } else {
+                    Act::Garble
+                }
+            }),
+            read_then(|p| {
+                if p.ends_with("range") {
+                    Act::Answer(200, "{}")
+                } else {
+                    Act::Answer(200, "[")
+                }
+            }),
+            read_then(|p| {
+                if p.ends_with("range") {
+                    Act::Answer(200, "{}")
+                } else {
+                    Act::Answer(503, "{}")
+                }
+            }),
+        ] {
+            assert!(e.may_have_applied(), "{e}");
+        }
+        // A 4xx answer to the transaction: etcd did not take it.
+        let e = read_then(|p| {
+            if p.ends_with("range") {
+                Act::Answer(200, "{}")
+            } else {
+                Act::Answer(400, "{}")
+            }
+        });
+        assert!(!e.may_have_applied(), "{e}");
+    }
 
     #[test]
     fn groups_are_escaped_as_go_query_escape_does() {

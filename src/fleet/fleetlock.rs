@@ -11,6 +11,13 @@
 //! state: the protocol has no way to ask who holds a slot, so `status` says
 //! only what this client heard in this process. A server that cannot be
 //! reached is tried again within the deadline.
+//!
+//! A call that fails after its request was written (no answer before the
+//! deadline, a cut connection, a garbled answer) may have been carried out:
+//! its error says so (`FleetError::may_have_applied`). A 5xx answer is not
+//! such a failure: the protocol makes every answer but 200 a "no", and a
+//! server answers only once it has decided, so a take answered 5xx is a
+//! refusal and leaves nothing to give back (as Zincati reads it too).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -19,7 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{Client, Failure};
+use super::http::{Client, Failed, Failure};
 use super::{
     check_name, jitter, now_unix, one_line, Backend, Coordinator, Deadline, FleetError,
     FleetSettings, GroupStatus, Known, Listing, Refusal, Released, Taken,
@@ -79,7 +86,8 @@ impl FleetLock {
     }
 
     /// POSTs the client parameters to `<url>/v1/<step>`; retries a server
-    /// that cannot be reached until the deadline.
+    /// that cannot be reached until the deadline. The error is marked
+    /// `MayHaveApplied` when any try wrote its request.
     fn call(&self, step: &str, id: &str) -> Result<(u16, Vec<u8>), FleetError> {
         check_name(id)
             .map_err(|e| FleetError::Settings(format!("the node id {e}; set fleet.id")))?;
@@ -91,17 +99,25 @@ impl FleetLock {
         let deadline = Deadline::after(self.timeout);
         let mut pause = Duration::from_millis(100);
         let mut why = String::from("not tried before the deadline");
+        let mut sent = false;
         while let Some(left) = deadline.remaining() {
             match self.client.post(&url, &headers, &body, left, ANSWER_MAX) {
                 Ok(reply) => return Ok((reply.status, reply.body)),
-                Err(Failure::Tls { detail, hint }) => {
+                Err(Failed {
+                    why: Failure::Tls { detail, hint },
+                    sent: was_sent,
+                }) => {
                     return Err(FleetError::Tls {
                         endpoint: url,
                         detail,
                         hint,
-                    })
+                    }
+                    .sent_if(sent || was_sent))
                 }
-                Err(f) => why = f.describe(),
+                Err(f) => {
+                    sent |= f.sent;
+                    why = f.why.describe();
+                }
             }
             if !deadline.sleep(pause + jitter(pause)) {
                 break;
@@ -112,7 +128,8 @@ impl FleetLock {
             backend: Backend::FleetLock,
             tried: vec![(url, why)],
             deadline: self.timeout,
-        })
+        }
+        .sent_if(sent))
     }
 
     fn note(&self, id: &str, last: &'static str) {
@@ -192,6 +209,36 @@ impl Coordinator for FleetLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::scripted::{self, Act};
+
+    fn fleetlock_at(port: u16) -> FleetLock {
+        let settings = FleetSettings {
+            backend: crate::model::fleet::Backend::FleetLock,
+            url: Some(format!("http://127.0.0.1:{port}")),
+            timeout: Duration::from_millis(1500),
+            ..FleetSettings::default()
+        };
+        FleetLock::new(&settings).unwrap()
+    }
+
+    #[test]
+    fn a_take_may_have_applied_once_its_post_was_sent() {
+        let e = fleetlock_at(scripted::refused()).take("n").unwrap_err();
+        assert!(!e.may_have_applied(), "{e}");
+        for act in [
+            |_: &str| Act::Cut,
+            |_: &str| Act::Silent,
+            |_: &str| Act::Garble,
+        ] {
+            let e = fleetlock_at(scripted::serve(act)).take("n").unwrap_err();
+            assert!(e.may_have_applied(), "{e}");
+        }
+        // 5xx is the server's "no": a refusal, not an error.
+        let taken = fleetlock_at(scripted::serve(|_| Act::Answer(500, "{}")))
+            .take("n")
+            .unwrap();
+        assert!(matches!(taken, Taken::Refused(_)), "{taken:?}");
+    }
 
     #[test]
     fn server_errors_are_read_leniently() {

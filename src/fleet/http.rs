@@ -3,6 +3,7 @@
 //! no redirects, answers read up to a cap. TLS material is read here, from
 //! files that must be root's (a private key: root's only).
 
+use std::cell::Cell;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
@@ -13,6 +14,10 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::tls::{ClientCert, PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+};
 
 use super::{one_line, FleetError, FleetSettings};
 use crate::sys::fsread;
@@ -49,6 +54,76 @@ pub(crate) enum Failure {
     Tls { detail: String, hint: String },
     /// Something that is not an HTTP answer, or one too big.
     Other(String),
+}
+
+/// A request without an answer: why, and whether any of the request was
+/// written to a connection (past the TLS handshake), so that the server
+/// may have carried it out. Not written: the name did not resolve, the
+/// connection was refused or timed out, TLS failed (a server that refuses
+/// the handshake or the certificate processes no request).
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub why: Failure,
+    pub sent: bool,
+}
+
+thread_local! {
+    /// Set by `Marked` when request bytes go out on a connection. ureq's
+    /// blocking calls write on the caller's thread, so `post` reads it for
+    /// its own request: a per-request flag, with pooled connections too.
+    static WROTE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The last link of the connector chain (after TCP and TLS): marks the
+/// connections it hands out, so that a write of the request is seen.
+#[derive(Debug)]
+struct MarkWrites;
+
+impl Connector<Box<dyn Transport>> for MarkWrites {
+    type Out = Marked;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Marked>, ureq::Error> {
+        Ok(chained.map(Marked))
+    }
+}
+
+/// A connection that notes (in `WROTE`) that request bytes were written.
+#[derive(Debug)]
+struct Marked(Box<dyn Transport>);
+
+impl Transport for Marked {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if amount > 0 {
+            // Before the write: a write that fails half-way may still
+            // have carried the request.
+            WROTE.with(|w| w.set(true));
+        }
+        self.0.transmit_output(amount, timeout)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.0.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.0.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
 }
 
 impl Failure {
@@ -125,8 +200,9 @@ impl Client {
             .max_idle_connections_per_host(2)
             .tls_config(tls.build())
             .build();
+        let connector = DefaultConnector::new().chain(MarkWrites);
         Ok(Client {
-            agent: config.into(),
+            agent: ureq::Agent::with_parts(config, connector, DefaultResolver::default()),
             trust,
             client_cert,
             probe_config,
@@ -134,8 +210,29 @@ impl Client {
     }
 
     /// POSTs a JSON `body` to `url`, bounded by `budget`; reads at most
-    /// `cap` bytes of the answer.
+    /// `cap` bytes of the answer. Without an answer, says whether the
+    /// request may have reached the server (`Failed::sent`).
     pub(crate) fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        budget: Duration,
+        cap: u64,
+    ) -> Result<Reply, Failed> {
+        WROTE.with(|w| w.set(false));
+        let result = self.answer(url, headers, body, budget, cap);
+        let sent = WROTE.with(|w| w.replace(false));
+        result.map_err(|why| {
+            // TLS failed: the server refused the session, whatever the
+            // client had written (TLS 1.3 sends the refusal of a client
+            // certificate after the client's first write).
+            let sent = sent && !matches!(why, Failure::Tls { .. });
+            Failed { why, sent }
+        })
+    }
+
+    fn answer(
         &self,
         url: &str,
         headers: &[(&str, &str)],

@@ -292,6 +292,11 @@ pub enum FleetError {
     /// An answer that is not what the protocol says (or a key that holds
     /// something else).
     Protocol { endpoint: String, detail: String },
+    /// The error inside, after the request that changes the group (etcd:
+    /// the transaction; FleetLock: the POST) was written to the server:
+    /// it may have been carried out with its answer lost. Any other error
+    /// means the coordinator changed nothing.
+    MayHaveApplied(Box<FleetError>),
 }
 
 impl FleetError {
@@ -302,7 +307,25 @@ impl FleetError {
         match self {
             FleetError::Unreachable { .. } | FleetError::Conflict { .. } => true,
             FleetError::Server { status, .. } => *status >= 500,
+            FleetError::MayHaveApplied(inner) => inner.is_transient(),
             _ => false,
+        }
+    }
+
+    /// The change asked for may have been carried out although the call
+    /// failed (its request reached the server; the answer was lost, cut,
+    /// late or garbled). False: the coordinator is as it was.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, FleetError::MayHaveApplied(_))
+    }
+
+    /// This error, marked as one whose request may have been carried out
+    /// when `sent` (once: the mark is not nested).
+    pub(crate) fn sent_if(self, sent: bool) -> FleetError {
+        match self {
+            e @ FleetError::MayHaveApplied(_) => e,
+            e if sent => FleetError::MayHaveApplied(Box::new(e)),
+            e => e,
         }
     }
 }
@@ -366,6 +389,9 @@ impl fmt::Display for FleetError {
                 crate::model::timefmt::seconds_tenths(*elapsed)
             ),
             FleetError::Protocol { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
+            // The same line: whether it may have landed is for the caller
+            // to say (it knows what it does about it).
+            FleetError::MayHaveApplied(inner) => write!(f, "{inner}"),
         }
     }
 }
@@ -478,6 +504,95 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// A scripted HTTP server on loopback for the back-ends' tests: what it
+/// does with each request, by path.
+#[cfg(test)]
+pub(crate) mod scripted {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// What the server does with a request.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) enum Act {
+        /// Answers 200 with this body.
+        Answer(u16, &'static str),
+        /// Reads the request, then closes without a word.
+        Cut,
+        /// Reads the request, then stays silent (past any test's deadline).
+        Silent,
+        /// Answers something that is not HTTP.
+        Garble,
+    }
+
+    /// Serves `script(path)` for every request, from a thread that ends
+    /// with the test process. The port.
+    pub(crate) fn serve(script: fn(&str) -> Act) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || one(conn, script));
+            }
+        });
+        port
+    }
+
+    fn one(mut conn: TcpStream, script: fn(&str) -> Act) {
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        loop {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            if conn.read_exact(&mut body).is_err() {
+                return;
+            }
+            match script(&path) {
+                Act::Answer(status, text) => {
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    if conn.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                Act::Cut => return,
+                Act::Silent => {
+                    std::thread::sleep(Duration::from_secs(30));
+                    return;
+                }
+                Act::Garble => {
+                    conn.write_all(b"garbage\r\n\r\n").ok();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A port nothing listens on.
+    pub(crate) fn refused() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
 }
 
 #[cfg(test)]
@@ -606,6 +721,22 @@ mod tests {
         assert_eq!(json["backend"], "fleetlock");
         assert_eq!(json["listing"], "unlisted");
         assert_eq!(json["known"][0]["last"], "granted");
+    }
+
+    #[test]
+    fn a_mark_that_it_may_have_applied_keeps_the_line_and_the_kind() {
+        let e = FleetError::Unreachable {
+            backend: Backend::FleetLock,
+            tried: vec![("u".into(), "no answer in time".into())],
+            deadline: Duration::from_secs(1),
+        };
+        assert!(!e.may_have_applied());
+        assert_eq!(e.clone().sent_if(false), e);
+        let marked = e.clone().sent_if(true);
+        assert!(marked.may_have_applied());
+        assert!(marked.is_transient());
+        assert_eq!(marked.to_string(), e.to_string());
+        assert_eq!(marked.clone().sent_if(true), marked);
     }
 
     #[test]

@@ -129,7 +129,9 @@ pub const KEYS: &[Key] = &[
                 or \"fleetlock\" (a FleetLock server such as airlock). With a back-end, \
                 `umm on` takes a slot of the group before the request is saved, and the \
                 node gives it back once it is back in service (normal target reached, \
-                every service back). A take whose answer is lost is given back at once; \
+                every service back). A take whose answer is lost after its request \
+                reached the coordinator is given back at once (one that never reached \
+                it, as when the connection is refused, changed nothing and owes nothing); \
                 when that fails too, umm on is refused saying so and the release is \
                 recorded pending and retried like any other (umm status shows it).",
     },
