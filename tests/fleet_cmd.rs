@@ -1372,3 +1372,59 @@ fn fleet_retry_against_a_silent_coordinator_ends_within_its_bound() {
         "node-a"
     );
 }
+
+/// One talk with the coordinator at a time on a node (the fleet lock): a
+/// root run giving back an owed slot, stopped inside its release, and
+/// `umm on` taking the same slot again. Without the lock, `umm on` found
+/// the slot still listed (already held) and saved it as held, then the
+/// release removed it from etcd and from the state: a node going into
+/// maintenance without a slot. With it, `umm on` waits, then takes the
+/// slot anew: the node holds a slot exactly when etcd lists it.
+#[test]
+fn a_release_in_flight_and_umm_on_on_the_same_node_take_turns() {
+    let Some(mut etcd) = one_etcd("take_turns") else {
+        return;
+    };
+    let endpoint = etcd.endpoint(0);
+    let mut b = fleet_node(&endpoint, "turns", "node-b", 1, "8s");
+    b.expect(0, &["on"]);
+    b.clean_reboot();
+    etcd.kill(0);
+    let out = b.expect(0, &["off"]);
+    assert!(out.contains("could not be given back"), "{out}");
+    etcd.restart(0);
+    assert_eq!(etcd.holders("turns"), ["node-b"]);
+
+    let stopped = run_until(&b, "etcd-release-cas", &["status"]);
+    let mut on = b
+        .command(&["on"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(2));
+    assert!(
+        on.try_wait().unwrap().is_none(),
+        "umm on did not wait for the release in flight"
+    );
+    let (code, out) = stopped.resume();
+    assert_eq!(code, Some(0), "{out}");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = on.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = on.kill();
+            let _ = on.wait();
+            panic!("umm on did not finish after the release");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "umm on: {status}");
+    assert_eq!(etcd.holders("turns"), ["node-b"]);
+    let s = state(&b);
+    assert_eq!(s["fleet"]["held"]["id"], "node-b", "{s}");
+    assert_eq!(s["fleet"]["pending_release"], Value::Null, "{s}");
+    assert_eq!(s["maintenance"]["phase"], "pending", "{s}");
+}

@@ -62,7 +62,7 @@ pub fn on(
         return Ok(Outcome::Refused);
     };
     // A slot of the fleet group, before anything is saved.
-    let Some(taking) = super::fleet::take_for_on(ctx, &settings, &current, force, wait) else {
+    let Some(taking) = super::fleet::take_for_on(ctx, &settings, force, wait) else {
         return Ok(Outcome::Refused);
     };
     let services_before = active_services(ctx);

@@ -19,7 +19,7 @@ use super::{lock, read_public, refused, require_root, save, Context, Outcome, EX
 use crate::fleet::{self, Coordinator, FleetError, Taken};
 use crate::model::fleet::{Backend, FleetSettings};
 use crate::model::settings::Settings;
-use crate::model::state::{FleetAttempt, FleetNote, FleetSlot, State};
+use crate::model::state::{FleetAttempt, FleetNote, FleetSlot};
 use crate::model::timefmt::{format_span, seconds_tenths};
 use crate::output::fleet::{FleetView, LocalView};
 use crate::output::json;
@@ -60,6 +60,17 @@ pub(super) struct Taking {
     pub newly: bool,
     /// For the episode.
     pub note: Option<FleetNote>,
+    /// The fleet lock, held from the take until the request is saved or
+    /// undone (dropped with the Taking).
+    pub _fleet_lock: Option<FleetLock>,
+}
+
+type FleetLock = nix::fcntl::Flock<std::fs::File>;
+
+/// How long a run waits for the fleet lock: another run holds it for one
+/// call to the coordinator (bounded by the timeout) and a save.
+fn fleet_lock_wait(settings: &FleetSettings) -> Duration {
+    settings.timeout.saturating_mul(2) + Duration::from_secs(5)
 }
 
 fn note(slot: bool, forced: bool, detail: String) -> Option<FleetNote> {
@@ -91,7 +102,6 @@ fn jitter() -> f64 {
 pub(super) fn take_for_on(
     ctx: &Context,
     settings: &Settings,
-    state: &State,
     force: bool,
     wait: Option<Duration>,
 ) -> Option<Taking> {
@@ -101,6 +111,7 @@ pub(super) fn take_for_on(
             slot: None,
             newly: false,
             note: note(false, true, detail),
+            _fleet_lock: None,
         })
     };
     let (c, id) = match coordinator(ctx, &settings.fleet) {
@@ -110,6 +121,7 @@ pub(super) fn take_for_on(
                 slot: None,
                 newly: false,
                 note: None,
+                _fleet_lock: None,
             })
         }
         Err(e) if force => {
@@ -121,7 +133,6 @@ pub(super) fn take_for_on(
         }
     };
     let group = c.group().to_string();
-    let held_before = state.fleet.held.as_ref();
     let started = Instant::now();
     let mut attempt = 0u32;
     // What a take without an answer left (said when refused): a release
@@ -129,62 +140,77 @@ pub(super) fn take_for_on(
     let mut unanswered: Option<String> = None;
     loop {
         let now = ctx.clock.now();
-        let why = match c.take(&id) {
-            Ok(taken) if taken.is_held() => {
-                let already = matches!(taken, Taken::AlreadyHeld);
-                say(&Message::FleetTaken {
-                    group: &group,
-                    backend: c.backend().name(),
-                    id: &id,
-                    already,
-                });
-                let slot = held_before
-                    .filter(|h| rules::fleet::same_slot(h, &slot_of(c.as_ref(), &id, now)))
-                    .cloned()
-                    .unwrap_or_else(|| slot_of(c.as_ref(), &id, now));
-                let newly = held_before.is_none() && !already;
-                journal::log(
-                    Level::Info,
-                    &Change::FleetSlotTaken {
-                        group: &group,
-                        id: &id,
-                    },
-                    format_args!("fleet: slot of group {group:?} taken as {id}"),
-                );
-                return Some(Taking {
-                    slot: Some(slot),
-                    newly,
-                    note: note(
-                        true,
-                        false,
-                        format!("slot of group {group:?} ({}) as {id}", c.backend().name()),
-                    ),
-                });
-            }
-            Ok(Taken::Refused(r)) => format!("no free slot in fleet group {group:?}: {r}"),
-            Ok(_) => "no slot".to_string(),
-            Err(e) => {
-                // A take whose request reached the coordinator may have
-                // landed with its answer lost: give it back (bounded) so
-                // no slot is left to a node not in maintenance; when that
-                // fails too, it is owed. One that never reached it (refused
-                // connection, DNS, TLS, the read before etcd's transaction)
-                // changed nothing: an outage owes nothing.
-                if held_before.is_none() && e.may_have_applied() {
-                    if let Err(r) = c.release(&id) {
-                        let slot = slot_of(c.as_ref(), &id, now);
-                        let error = format!("take: {e}; release: {r}");
-                        let note = match owe_unanswered(ctx, slot, &error) {
+        // One talk with the coordinator at a time on this node (see
+        // store::fleet_lock): held through the save of the request, let go
+        // while waiting. What this node holds is read under it.
+        let why = match store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet)) {
+            Err(e) => format!("{e:#}"),
+            Ok(None) => format!(
+                "another umm on this node is talking to the coordinator ({})",
+                paths::FLEET_LOCK
+            ),
+            Ok(Some(fleet_lock)) => {
+                let held_now = store::read(&ctx.root.path(paths::STATE)).state.fleet.held;
+                let held_before = held_now.as_ref();
+                match c.take(&id) {
+                    Ok(taken) if taken.is_held() => {
+                        let already = matches!(taken, Taken::AlreadyHeld);
+                        say(&Message::FleetTaken {
+                            group: &group,
+                            backend: c.backend().name(),
+                            id: &id,
+                            already,
+                        });
+                        let slot = held_before
+                            .filter(|h| rules::fleet::same_slot(h, &slot_of(c.as_ref(), &id, now)))
+                            .cloned()
+                            .unwrap_or_else(|| slot_of(c.as_ref(), &id, now));
+                        let newly = held_before.is_none() && !already;
+                        journal::log(
+                            Level::Info,
+                            &Change::FleetSlotTaken {
+                                group: &group,
+                                id: &id,
+                            },
+                            format_args!("fleet: slot of group {group:?} taken as {id}"),
+                        );
+                        return Some(Taking {
+                            _fleet_lock: Some(fleet_lock),
+                            slot: Some(slot),
+                            newly,
+                            note: note(
+                                true,
+                                false,
+                                format!("slot of group {group:?} ({}) as {id}", c.backend().name()),
+                            ),
+                        });
+                    }
+                    Ok(Taken::Refused(r)) => format!("no free slot in fleet group {group:?}: {r}"),
+                    Ok(_) => "no slot".to_string(),
+                    Err(e) => {
+                        // A take whose request reached the coordinator may have
+                        // landed with its answer lost: give it back (bounded) so
+                        // no slot is left to a node not in maintenance; when that
+                        // fails too, it is owed. One that never reached it (refused
+                        // connection, DNS, TLS, the read before etcd's transaction)
+                        // changed nothing: an outage owes nothing.
+                        if held_before.is_none() && e.may_have_applied() {
+                            if let Err(r) = c.release(&id) {
+                                let slot = slot_of(c.as_ref(), &id, now);
+                                let error = format!("take: {e}; release: {r}");
+                                let note = match owe_unanswered(ctx, slot, &error) {
                             true => OWED.to_string(),
                             false => format!("if the take landed, the slot is held and could not be recorded as owed: `umm fleet release --id {id}` gives it back"),
                         };
-                        // Once owed, it stays owed (until a take succeeds).
-                        if unanswered.as_deref() != Some(OWED) {
-                            unanswered = Some(note);
+                                // Once owed, it stays owed (until a take succeeds).
+                                if unanswered.as_deref() != Some(OWED) {
+                                    unanswered = Some(note);
+                                }
+                            }
                         }
+                        format!("fleet group {group:?}: {e}")
                     }
                 }
-                format!("fleet group {group:?}: {e}")
             }
         };
         let why = match &unanswered {
@@ -304,6 +330,26 @@ pub(super) enum Loud {
 /// owes, and records the outcome. Says what happened when `loud`. True
 /// when nothing is owed any more.
 pub(super) fn release_owed(ctx: &Context, settings: &Settings, loud: Loud) -> Result<bool> {
+    let state = store::read(&ctx.root.path(paths::STATE)).state;
+    let Some(first) = state.fleet.pending_release else {
+        return Ok(true);
+    };
+    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet))? else {
+        let error = format!(
+            "another umm is talking to the coordinator ({}); the release is tried again later",
+            paths::FLEET_LOCK
+        );
+        log::info!("fleet: {error}");
+        if loud != Loud::Quiet {
+            say(&Message::FleetReleasePending {
+                group: &first.slot.group,
+                error,
+            });
+        }
+        return Ok(false);
+    };
+    // Read again under the fleet lock: a take may have made the release
+    // moot meanwhile (rules::fleet::taken drops it).
     let state = store::read(&ctx.root.path(paths::STATE)).state;
     let Some(owed) = state.fleet.pending_release.clone() else {
         return Ok(true);
@@ -465,8 +511,17 @@ pub fn retry_pending(ctx: &Context) -> Result<Outcome> {
 /// group knows this node is out; the result is recorded for `umm status`.
 /// Never a reason to leave maintenance, nor to wait.
 pub(super) fn take_in_crash_loop(ctx: &Context, settings: &Settings) -> Result<()> {
+    if settings.fleet.backend == Backend::None {
+        return Ok(());
+    }
+    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet))? else {
+        log::info!(
+            "fleet: crash-loop maintenance: another umm is talking to the coordinator; no take"
+        );
+        return Ok(());
+    };
     let state = store::read(&ctx.root.path(paths::STATE)).state;
-    if settings.fleet.backend == Backend::None || state.fleet.held.is_some() {
+    if state.fleet.held.is_some() {
         return Ok(());
     }
     let now = ctx.clock.now();

@@ -10,6 +10,10 @@ pub const LEGACY_CONFIG: &str = "/etc/umm.conf";
 pub const STATE_DIR: &str = "/var/lib/umm";
 pub const STATE: &str = "/var/lib/umm/state.json";
 pub const LOCK: &str = "/var/lib/umm/lock";
+/// One talk with the fleet coordinator at a time on this node: held from
+/// a take until its request is saved or undone, and from reading an owed
+/// release until its outcome is saved (`store::fleet_lock`).
+pub const FLEET_LOCK: &str = "/var/lib/umm/fleet.lock";
 /// Held by `umm internal fleet-retry` while it runs, so that two runs
 /// (the timer or cron, and one started by hand) never overlap.
 pub const FLEET_RETRY_LOCK: &str = "/var/lib/umm/fleet-retry.lock";

@@ -178,31 +178,8 @@ pub fn lock(root: &Root) -> Result<Locked> {
 /// The writers' exclusive lock on `/var/lib/umm/lock`, waiting at most
 /// `LOCK_WAIT` for another writer.
 fn take_lock(root: &Root) -> Result<Flock<File>> {
-    let dir = root.path(paths::STATE_DIR);
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let lock_path = root.path(paths::LOCK);
-    // Read-write and non-blocking: opening a FIFO put there returns at once
-    // (and is then refused), it never waits for a writer.
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
-    let kind = file
-        .metadata()
-        .with_context(|| format!("cannot examine the lock file {}", lock_path.display()))?
-        .file_type();
-    if !kind.is_file() {
-        bail!(
-            "{} is {}, not a regular file; remove it and run umm again",
-            lock_path.display(),
-            fsread::kind_name(kind)
-        );
-    }
+    let mut file = open_lock_file(&lock_path)?;
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -226,10 +203,41 @@ fn take_lock(root: &Root) -> Result<Flock<File>> {
 /// that must not overlap but need not queue (`umm internal fleet-retry`).
 pub fn try_lock(root: &Root, rel: &str) -> Result<Option<Flock<File>>> {
     let path = root.path(rel);
+    let file = open_lock_file(&path)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(anyhow!("cannot lock {} ({e})", path.display())),
+    }
+}
+
+/// The fleet lock (`paths::FLEET_LOCK`), waiting at most `wait`; `None`
+/// when another run held it all that time. Without it, a root run giving
+/// back an owed slot and `umm on` taking the same slot again could each
+/// save what the other undid: the node would believe it holds a slot the
+/// coordinator no longer lists. Lock order: the fleet lock first, then the
+/// writers' lock (`lock`), never the reverse, so two runs cannot wait on
+/// each other.
+pub fn fleet_lock(root: &Root, wait: Duration) -> Result<Option<Flock<File>>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(lock) = try_lock(root, paths::FLEET_LOCK)? {
+            return Ok(Some(lock));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Opens (creating it, and its directory) a lock file. Read-write and
+/// non-blocking: opening a FIFO put there returns at once and is then
+/// refused, it never waits for a writer; a device is refused too.
+fn open_lock_file(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    // As take_lock: a FIFO or device put there is refused, never waited on.
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -237,7 +245,7 @@ pub fn try_lock(root: &Root, rel: &str) -> Result<Option<Flock<File>>> {
         .write(true)
         .mode(0o600)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     let kind = file
         .metadata()
@@ -250,11 +258,7 @@ pub fn try_lock(root: &Root, rel: &str) -> Result<Option<Flock<File>>> {
             fsread::kind_name(kind)
         );
     }
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(anyhow!("cannot lock {} ({e})", path.display())),
-    }
+    Ok(file)
 }
 
 /// Moves a corrupt file aside and says so.

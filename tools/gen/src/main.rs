@@ -221,7 +221,10 @@ const FLEET_MORE: &str = "Also under [fleet], with no default: id, this node's i
     call bounded by timeout (at most 4 minutes). A node with none pending never talks to \
     the coordinator on its own. The [fleet] settings are part of the last configuration \
     that loaded: with umm.toml broken, a pending release still goes to the same \
-    coordinator.";
+    coordinator. One umm run at a time talks to the coordinator \
+    (/var/lib/umm/fleet.lock, held from a take until its request is saved and from a \
+    release until its outcome is saved), so the node holds a slot exactly when the \
+    coordinator lists it.";
 
 /// What the fleet tests prove through the commands (README, "Fleet
 /// coordination", has the figures of each run).
@@ -234,7 +237,9 @@ const FLEET_TESTED: &str = "Tested through the commands (tests/fleet_cmd.rs: nod
     failed exited 1 with one line naming etcd's endpoint, every release left owed landed \
     on a later umm run as root; FleetLock: a grant, a refusal naming the server's \
     answer (the state unchanged), a failing and a slow server, the release after umm \
-    off, and a release owed while the server was down.";
+    off, and a release owed while the server was down; a root run giving back an owed \
+    slot, stopped inside its release, and umm on taking the same slot again: umm on \
+    waits, then holds the slot etcd lists.";
 
 /// (path, description) for the FILES section.
 const FILES: &[(&str, &str)] = &[
