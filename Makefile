@@ -93,7 +93,7 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 LAB_ARGS ?=
 
 .PHONY: deps help build size-check gen install install-files uninstall deb lintian rpm \
-	test lab-bases cargo-checks checks shellcheck verify-units install-check vm-test bench bench-fleet \
+	test test-builds lab-bases cargo-checks checks shellcheck verify-units install-check vm-test bench bench-fleet \
 	demo clean
 
 help:
@@ -320,9 +320,13 @@ bench-fleet:
 test: export UMM_TEST_STARTED := $(shell date +%s)
 test:
 	$(CARGO) build -q -p umm-lab
-	$(MAKE) -j2 --output-sync=line cargo-checks lab-bases
-	$(MAKE) shellcheck size-check deb
+	$(MAKE) -j2 --output-sync=line test-builds lab-bases
 	$(MAKE) -j2 lintian verify-units install-check vm-test
+
+# What make test builds and checks before the lab, one after the other
+# (cargo takes one lock on target/ anyway), beside lab-bases.
+test-builds:
+	$(MAKE) cargo-checks shellcheck size-check deb
 
 # Base images for the VM lab, ahead of it. Never fails make: the lab tries
 # again and reports a failure per scenario. The binary is run as built, not

@@ -57,6 +57,18 @@ pub fn installed(ctx: &mut Ctx) -> Result<&mut Vm> {
     Ok(vm)
 }
 
+/// Like [`installed`], for a variant with a single short scenario: the bare
+/// base image booted, the .deb installed with `dpkg -i`, then a clean
+/// reboot (so umm runs from the start of a boot). About 120 s, where
+/// making a ready state (the same, settled and saved) took 190 to 230 s.
+pub fn installed_here(ctx: &mut Ctx) -> Result<&mut Vm> {
+    let deb = ctx.deb()?;
+    let vm = ctx.boot_fresh_direct()?;
+    crate::install_deb(vm, &deb, true)?;
+    expect_state(vm, "operational", None)?;
+    Ok(vm)
+}
+
 /// Like [`installed`], then powered off and booted again through the BIOS
 /// and GRUB, with the menu the package's postinst made: for what GRUB's
 /// menu must show and boot. (Installing in a GRUB-booted guest instead
@@ -374,7 +386,7 @@ pub fn crash_loop(ctx: &mut Ctx) -> Result<()> {
 
 /// /var on its own filesystem: the generator decides from the early copy.
 pub fn sepvar(ctx: &mut Ctx) -> Result<()> {
-    let vm = installed(ctx)?;
+    let vm = installed_here(ctx)?;
     let var = vm.ssh_ok("findmnt -n -o SOURCE /var")?;
     ensure!(
         !var.trim().is_empty() && var != vm.ssh_ok("findmnt -n -o SOURCE /")?,
@@ -664,10 +676,10 @@ pub fn grub_entries(ctx: &mut Ctx) -> Result<()> {
         is_active(vm, "cron")? == "active",
         "the skip entry did not boot normally"
     );
+    // The request kept through the skip: the next boot is maintenance.
+    // (`umm off reboot` back to normal is on-command's, not GRUB's.)
     vm.reboot_clean()?;
     expect_state(vm, "maintenance", Some("manual"))?;
-    run_then_wait_reboot(vm, "umm off reboot")?;
-    expect_state(vm, "operational", None)?;
     Ok(())
 }
 
