@@ -205,7 +205,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "sepvar",
         variant: "sepvar",
         ready: false,
-        secs: 140,
+        secs: 220,
         about: "/var on its own filesystem: crash loop -> maintenance -> umm off",
         run: scenarios::sepvar,
     },
