@@ -199,6 +199,9 @@ struct Tally {
     /// `umm on` that found its slot already held ("Holding a slot"): a
     /// take whose answer was lost, or a release still owed.
     holding: AtomicUsize,
+    /// `umm on` refused because the semaphore kept changing until the
+    /// deadline (1 s here): a correct answer under load, nothing changed.
+    conflicts: AtomicUsize,
     /// `umm off` whose release failed (owed, retried later).
     release_pending: AtomicUsize,
     /// Owed releases that landed on a later root umm run in the loop.
@@ -214,7 +217,8 @@ struct Tally {
 /// same data directory and ports. Every 100 ms, with no umm run in
 /// flight, the key and every node's state are read: never more than 2
 /// holders in the key, never more than 2 nodes whose state holds a slot,
-/// and each of those listed in the key. Every `umm on` that fails says so
+/// and each of those listed in the key. Every `umm on` that fails (etcd
+/// down, or lost races until its 1 s deadline under load) says so
 /// in one line naming etcd and its endpoint; every release owed lands on a
 /// later root umm run; at the end nothing is held or owed.
 #[test]
@@ -335,6 +339,9 @@ fn etcd_killed_and_restarted_while_nodes_loop_on_and_off() {
                             if !named {
                                 problem(format!("{id}: umm on failed with: {line}"));
                             }
+                            if line.contains("changed under each of") {
+                                tally.conflicts.fetch_add(1, Ordering::SeqCst);
+                            }
                             messages
                                 .lock()
                                 .unwrap()
@@ -383,13 +390,15 @@ fn etcd_killed_and_restarted_while_nodes_loop_on_and_off() {
     let get = |a: &AtomicUsize| a.load(Ordering::SeqCst);
     tell(&format!(
         "etcd killed {KILLS} times under {NODES} nodes looping umm on/off ({SLOTS} slots), {:.1}s: \
-         {} entries, {} refusals, {} umm on failed on the outage, {} found their slot held, \
+         {} entries, {} refusals, {} umm on failed ({} of them on lost races until the 1 s deadline), \
+         {} found their slot held, \
          {} releases owed by umm off ({} landed on a later umm on, {owed_at_end} on a final umm status); \
          {} observations ({} with etcd down): at most {} holders in etcd, {} in states",
         looped.as_secs_f64(),
         get(&tally.entered),
         get(&tally.refused),
         get(&tally.take_errors),
+        get(&tally.conflicts),
         get(&tally.holding),
         get(&tally.release_pending),
         get(&tally.landed_later),

@@ -503,6 +503,7 @@ impl Etcd {
         };
         if attempts >= most || !deadline.sleep(jitter(pause)) {
             return Err(FleetError::Conflict {
+                endpoint: self.place(),
                 key: self.key.clone(),
                 attempts,
                 elapsed: deadline.elapsed(),

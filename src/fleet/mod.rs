@@ -283,8 +283,10 @@ pub enum FleetError {
         kind: String,
         value: String,
     },
-    /// etcd: the semaphore kept changing under us.
+    /// etcd: the semaphore kept changing under us until the attempts or
+    /// the deadline ran out. Nothing was changed.
     Conflict {
+        endpoint: String,
         key: String,
         attempts: u32,
         elapsed: Duration,
@@ -348,7 +350,8 @@ impl fmt::Display for FleetError {
                     backend.name(),
                     crate::model::timefmt::seconds_tenths(*deadline) + "s"
                 )?;
-                let each: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
+                let each: Vec<String> =
+                    tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
                 write!(
                     f,
                     "{}; check that the server is up and reachable from this node, or raise fleet.timeout",
@@ -380,12 +383,14 @@ impl fmt::Display for FleetError {
                 }
             }
             FleetError::Conflict {
+                endpoint,
                 key,
                 attempts,
                 elapsed,
             } => write!(
                 f,
-                "{key} changed under each of {attempts} attempts in {}s (too many nodes at once); try again",
+                "etcd at {endpoint}: {key} changed under each of {attempts} attempts in {}s \
+                 (too many nodes at once, or a [fleet] timeout too short for the load)",
                 crate::model::timefmt::seconds_tenths(*elapsed)
             ),
             FleetError::Protocol { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
@@ -599,6 +604,27 @@ pub(crate) mod scripted {
 mod tests {
     use super::*;
     use crate::model::fleet::tests::etcd;
+
+    /// A take that lost every race until its deadline is refused in a line
+    /// that says where (like every other fleet error) and what to change;
+    /// the hint to try again is the caller's, said once.
+    #[test]
+    fn a_conflict_names_etcd_its_endpoint_and_the_timeout() {
+        let e = FleetError::Conflict {
+            endpoint: "http://10.0.0.1:2379".into(),
+            key: "com.coreos.airlock/groups/g/v1/semaphore".into(),
+            attempts: 2,
+            elapsed: Duration::from_millis(1040),
+        };
+        let line = e.to_string();
+        assert_eq!(
+            line,
+            "etcd at http://10.0.0.1:2379: com.coreos.airlock/groups/g/v1/semaphore changed \
+             under each of 2 attempts in 1.0s (too many nodes at once, or a [fleet] timeout \
+             too short for the load)"
+        );
+        assert!(e.is_transient() && !e.may_have_applied());
+    }
 
     #[test]
     fn defaults_are_none_and_valid() {
