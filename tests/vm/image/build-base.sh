@@ -20,7 +20,11 @@
 # image installs it from inside the guest and powers off.
 #
 # Optional environment: UMM_LAB_MIRROR (override the mirror read from the apt
-# sources), UMM_LAB_DEB_CACHE (debootstrap --cache-dir, speeds up rebuilds).
+# sources), UMM_LAB_DEB_CACHE (debootstrap --cache-dir, speeds up rebuilds),
+# UMM_LAB_TREE_SAVE (write the debootstrapped tree, before any configuration,
+# to this tar file), UMM_LAB_TREE_FROM (unpack the tree from such a tar
+# instead of running debootstrap: sepvar takes systemd's, whose package list
+# is the same, and saves its 100-odd seconds of debootstrap).
 set -euo pipefail
 
 OUT_DIR=${1:?usage: build-base.sh OUT_DIR [systemd|sepvar|sysvinit]}
@@ -117,22 +121,36 @@ trap cleanup EXIT
 rm -f "$IMG" "$VAR_IMG"
 
 # ---------------------------------------------------------------- debootstrap
-log "debootstrap $SUITE ($VARIANT) from $MIRROR"
-CACHE_OPT=()
-if [ -n "${UMM_LAB_DEB_CACHE:-}" ]; then
-    mkdir -p "$UMM_LAB_DEB_CACHE"
-    CACHE_OPT=(--cache-dir="$(realpath "$UMM_LAB_DEB_CACHE")")
-fi
 export DEBIAN_FRONTEND=noninteractive DEBCONF_NONINTERACTIVE_SEEN=true
-# shellcheck disable=SC2086 # $EXCLUDE is empty or one word
-if ! debootstrap --variant=minbase --include="$PACKAGES" $EXCLUDE "${CACHE_OPT[@]}" \
-    "$SUITE" "$TREE" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
-    cp "$WORK/debootstrap.log" "$OUT_DIR/debootstrap.log" || true
-    tail -n 40 "$WORK/debootstrap.log" >&2
-    [ -f "$TREE/debootstrap/debootstrap.log" ] && tail -n 40 "$TREE/debootstrap/debootstrap.log" >&2
-    die "debootstrap failed (full log: $OUT_DIR/debootstrap.log)"
+if [ -n "${UMM_LAB_TREE_FROM:-}" ]; then
+    [ -f "$UMM_LAB_TREE_FROM" ] || die "UMM_LAB_TREE_FROM: no file $UMM_LAB_TREE_FROM"
+    log "unpacking the $SUITE tree from $UMM_LAB_TREE_FROM (no debootstrap)"
+    mkdir "$TREE"
+    tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$UMM_LAB_TREE_FROM" -C "$TREE" ||
+        die "unpacking $UMM_LAB_TREE_FROM failed"
+else
+    log "debootstrap $SUITE ($VARIANT) from $MIRROR"
+    CACHE_OPT=()
+    if [ -n "${UMM_LAB_DEB_CACHE:-}" ]; then
+        mkdir -p "$UMM_LAB_DEB_CACHE"
+        CACHE_OPT=(--cache-dir="$(realpath "$UMM_LAB_DEB_CACHE")")
+    fi
+    # shellcheck disable=SC2086 # $EXCLUDE is empty or one word
+    if ! debootstrap --variant=minbase --include="$PACKAGES" $EXCLUDE "${CACHE_OPT[@]}" \
+        "$SUITE" "$TREE" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
+        cp "$WORK/debootstrap.log" "$OUT_DIR/debootstrap.log" || true
+        tail -n 40 "$WORK/debootstrap.log" >&2
+        [ -f "$TREE/debootstrap/debootstrap.log" ] && tail -n 40 "$TREE/debootstrap/debootstrap.log" >&2
+        die "debootstrap failed (full log: $OUT_DIR/debootstrap.log)"
+    fi
+    cp "$WORK/debootstrap.log" "$OUT_DIR/debootstrap.log"
+    if [ -n "${UMM_LAB_TREE_SAVE:-}" ]; then
+        log "saving the tree to $UMM_LAB_TREE_SAVE"
+        tar --numeric-owner --xattrs --xattrs-include='*' -cpf "$UMM_LAB_TREE_SAVE.tmp" -C "$TREE" . ||
+            die "saving the tree to $UMM_LAB_TREE_SAVE failed"
+        mv "$UMM_LAB_TREE_SAVE.tmp" "$UMM_LAB_TREE_SAVE"
+    fi
 fi
-cp "$WORK/debootstrap.log" "$OUT_DIR/debootstrap.log"
 
 # ---------------------------------------------------------------- configure
 log "configuring tree"

@@ -74,6 +74,10 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+/// systemd's debootstrapped tree, before configuration, kept beside its
+/// image for sepvar's build.
+const TREE_TAR: &str = "tree.tar";
+
 /// Hash of the recipe (build-base.sh) and the variant, as 16 hex digits.
 pub fn recipe_hash(variant: &str) -> Result<String> {
     let path = recipe_path();
@@ -127,6 +131,13 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         return Ok(image);
     }
 
+    // sepvar's packages are systemd's: it starts from systemd's
+    // debootstrapped tree (saved as tree.tar) rather than a debootstrap of
+    // its own, which saves the longest step of its build.
+    let tree_from = match variant {
+        "sepvar" => Some(ensure_base("systemd")?.dir.join(TREE_TAR)).filter(|t| t.exists()),
+        _ => None,
+    };
     prune_stale(&root, variant, &hash);
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -149,6 +160,11 @@ pub fn ensure_base(variant: &str) -> Result<BaseImage> {
         // debootstraps sharing a --cache-dir remove each other's downloads
         // (seen in CI: "cannot open .../debs/cron_...deb").
         .env("UMM_LAB_DEB_CACHE", root.join(format!("debs-{variant}")))
+        .envs(match (variant, &tree_from) {
+            (_, Some(tar)) => vec![("UMM_LAB_TREE_FROM", tar.clone())],
+            ("systemd", None) => vec![("UMM_LAB_TREE_SAVE", dir.join(TREE_TAR))],
+            _ => vec![],
+        })
         // debootstrap, sfdisk, mke2fs live in /usr/sbin, not on every user's PATH.
         .env("PATH", sbin_path())
         .stdin(Stdio::null())
