@@ -1094,17 +1094,8 @@ fn sysvinit_pause_restarts_a_getty_that_exited_and_stops_it_on_resume() {
         node.log()
     );
     node.expect(0, &["off", "--no-wait"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = pause.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pause did not end"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = common::wait_bounded(&mut pause, std::time::Duration::from_secs(10))
+        .expect("the pause did not end");
     assert!(status.success());
     assert!(node.log().contains("exited"), "{}", node.log());
 }

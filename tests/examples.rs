@@ -323,20 +323,13 @@ impl Bed {
             .stderr(out);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > Duration::from_secs(20) {
-                child.kill().unwrap();
-                child.wait().unwrap();
+        let status =
+            common::wait_bounded(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
                 panic!(
                     "{name} {phase} hung; its output:\n{}",
                     fs::read_to_string(&out_path).unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+                )
+            });
         Run {
             code: status.code(),
             out: fs::read_to_string(&out_path).unwrap(),

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::etcd::{free_port, one_etcd, try_raw_get, Etcds};
 use common::fleetlock::{LockServer, Mode};
-use common::Node;
+use common::{wait_bounded, Node};
 use serde_json::Value;
 use umm::fleet::etcd::semaphore_key;
 use umm::fleet::Coordinator;
@@ -459,11 +459,8 @@ impl Stopped {
     fn resume(mut self) -> (Option<i32>, String) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-        let status = wait_bounded(
-            &mut self.child,
-            Duration::from_secs(30),
-            "umm did not finish after SIGCONT",
-        );
+        let status = wait_bounded(&mut self.child, Duration::from_secs(30))
+            .expect("umm did not finish after SIGCONT");
         (status.code(), std::fs::read_to_string(&self.out).unwrap())
     }
 }
@@ -906,27 +903,6 @@ impl Drop for CutProxy {
     }
 }
 
-/// Waits for `child` (one we started) at most `limit`; kills it (by its
-/// own handle) and fails the test with `what` when it does not end.
-fn wait_bounded(
-    child: &mut std::process::Child,
-    limit: Duration,
-    what: &str,
-) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Runs umm on `node`, its stdout and its stderr apart (60 s at most):
 /// the exit code, stdout, stderr.
 fn run_apart(node: &Node, args: &[&str]) -> (Option<i32>, String, String) {
@@ -935,11 +911,8 @@ fn run_apart(node: &Node, args: &[&str]) -> (Option<i32>, String, String) {
     c.stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap());
     let mut child = c.spawn().unwrap();
-    let status = wait_bounded(
-        &mut child,
-        Duration::from_secs(60),
-        &format!("umm {args:?} hung"),
-    );
+    let status = wait_bounded(&mut child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("umm {args:?} hung"));
     (
         status.code(),
         std::fs::read_to_string(&out).unwrap(),
@@ -1425,11 +1398,8 @@ fn a_release_in_flight_and_umm_on_on_the_same_node_take_turns() {
     );
     let (code, out) = stopped.resume();
     assert_eq!(code, Some(0), "{out}");
-    let status = wait_bounded(
-        &mut on,
-        Duration::from_secs(60),
-        "umm on did not finish after the release",
-    );
+    let status = wait_bounded(&mut on, Duration::from_secs(60))
+        .expect("umm on did not finish after the release");
     assert!(status.success(), "umm on: {status}");
     assert_eq!(etcd.holders("turns"), ["node-b"]);
     let s = state(&b);

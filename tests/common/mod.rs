@@ -26,6 +26,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Waits for `child` (a process this test started) at most `limit`. On
+/// time-out it is killed by its own handle and reaped, and None comes back
+/// so that the caller fails with what it knows (its output, say).
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A temporary directory, removed when dropped.
 pub struct Tree {
     pub dir: tempfile::TempDir,
