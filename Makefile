@@ -93,7 +93,7 @@ RPM_TOP := $(CURDIR)/target/rpmbuild
 LAB_ARGS ?=
 
 .PHONY: deps help build size-check gen install install-files uninstall deb lintian rpm \
-	test test-builds lab-bases cargo-checks checks shellcheck verify-units install-check vm-test bench bench-fleet \
+	test test-builds lab-bases lab-run cargo-checks cargo-lint cargo-test cargo-test-beside checks shellcheck verify-units install-check vm-test bench bench-fleet \
 	demo clean
 
 help:
@@ -283,9 +283,13 @@ rpm: build gen
 
 # --- checks ------------------------------------------------------------------
 
-cargo-checks:
+cargo-checks: cargo-lint cargo-test
+
+cargo-lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+cargo-test:
 	$(CARGO) test --workspace
 
 # Every shell script (tests/shellcheck.sh), every systemd unit as installed
@@ -311,24 +315,36 @@ bench-fleet:
 		bench_twenty_nodes_200_rounds_through_umm --nocapture --test-threads=1
 
 # Both cores busy: the lab's base images (debootstrap and a first boot
-# each) need nothing of umm, so they are made while cargo runs (each
-# command's output printed whole when it ends); the lab starts as soon as
-# the .deb exists, beside lintian and `make checks`, its lines printed as
-# they come (make's output sync would hold them until the lab ends). The
-# lab's lines come last, ending with its "N passed, N failed", and it
-# prints the time since make test started (CI has room for 45 minutes).
+# each) need nothing of umm, so they are made while cargo compiles (each
+# command's output printed whole when it ends). The lab starts as soon as
+# the .deb exists, beside lintian, `make checks` and the run of cargo's
+# tests (compiled before; mostly waiting on etcd and on the binaries they
+# start, so they take little from the lab). The lab's lines are printed as
+# they come (make's output sync would hold them until the lab ends); the
+# tests' output is printed whole when they end. The lab's lines come last,
+# ending with its "N passed, N failed", and it prints the time since make
+# test started (CI has room for 45 minutes).
 test: export UMM_TEST_STARTED := $(shell date +%s)
 test:
 	$(CARGO) build -q -p umm-lab
 	$(MAKE) -j2 --output-sync=line test-builds lab-bases
-	$(MAKE) -j2 lintian verify-units install-check vm-test
+	$(MAKE) -j3 lab-run cargo-test-beside lintian verify-units install-check
 
 # What make test builds and checks before the lab, one after the other
 # (cargo takes one lock on target/ anyway), beside lab-bases. Not the .deb:
 # `deb` is not a file target, so it is built once, in the make run of the
 # targets that use it.
 test-builds:
-	$(MAKE) cargo-checks shellcheck size-check
+	$(MAKE) cargo-lint shellcheck size-check
+	$(CARGO) test --workspace --no-run
+
+# cargo test holds cargo's lock on target/ while its tests run: after the
+# .deb (whose build takes that lock), and its output held in a file so that
+# it does not interleave with the lab's lines.
+cargo-test-beside: deb
+	@log=$$(mktemp); status=0; \
+	$(CARGO) test --workspace >"$$log" 2>&1 || status=$$?; \
+	cat "$$log"; rm -f "$$log"; exit $$status
 
 # Base images for the VM lab, ahead of it. Never fails make: the lab tries
 # again and reports a failure per scenario. The binary is run as built, not
@@ -336,6 +352,13 @@ test-builds:
 LAB_BIN := $(or $(CARGO_TARGET_DIR),target)/debug/umm-lab
 lab-bases:
 	-$(LAB_BIN) --bases
+
+# The lab as make test runs it: as built (not through cargo, whose lock
+# cargo-test-beside holds), and niced, so that the tests beside it get a
+# core when they want one (some assert bounds of a few seconds) and the
+# lab's guests, whose waits are generous, the rest.
+lab-run: deb
+	nice -n 10 $(LAB_BIN) $(LAB_ARGS)
 
 # --- host packages -----------------------------------------------------------
 

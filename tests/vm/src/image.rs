@@ -1,7 +1,9 @@
 //! Base images (built once per recipe by image/build-base.sh, cached) and
 //! per-scenario copy-on-write overlays.
 
-use crate::vm::{run_with_deadline, trace, wait_or_kill, BootMethod, Machine, Vm, BOOT_TIMEOUT};
+use crate::vm::{
+    self, run_with_deadline, trace, wait_or_kill, BootMethod, Machine, Vm, BOOT_TIMEOUT,
+};
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -244,7 +246,8 @@ pub struct Ready {
 /// (cached beside the base image, keyed by the .deb's contents).
 pub fn ensure_ready(base: &BaseImage, deb: &Path) -> Result<Ready> {
     let bytes = fs::read(deb).with_context(|| format!("reading {}", deb.display()))?;
-    let key = format!("ready-{:016x}", fnv1a64(&bytes));
+    // A state saved with N vCPUs resumes only on a machine with N.
+    let key = format!("ready-{:016x}-{}cpu", fnv1a64(&bytes), vm::vcpus());
     let dir = base.dir.join(&key);
     let ready = Ready {
         disks: (0..base.disks.len())

@@ -886,10 +886,12 @@ fn main() -> ExitCode {
     };
 
     if opts.bench {
+        vm::share_cores(1);
         return run_bench(&deb);
     }
     let lab_started = Instant::now();
     let jobs = if opts.keep { 1 } else { opts.jobs };
+    vm::share_cores(jobs);
     let print = Mutex::new(());
     let board = run_board(Board::new(&selected), jobs, |inputs, job| match job {
         Job::Base(v) => make_base(v),
