@@ -685,6 +685,39 @@ pub fn grub_entries(ctx: &mut Ctx) -> Result<()> {
 
 // ----------------------------------------------------------------- packaging
 
+/// The units the package enables (postinst's UNITS): `disabled` ones
+/// disabled, every other one enabled.
+fn ensure_unit_states(vm: &Vm, disabled: &[&str]) -> Result<()> {
+    const UNITS: [&str; 5] = [
+        "umm-boot.service",
+        "umm-shutdown.service",
+        "umm-uptime.timer",
+        "umm-after.service",
+        "umm-fleet-retry.timer",
+    ];
+    // is-enabled exits 1 when one is disabled: its output is what counts.
+    let out = vm.ssh(&format!("systemctl is-enabled {}", UNITS.join(" ")))?;
+    let states = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = states.lines().collect();
+    let want: Vec<&str> = UNITS
+        .iter()
+        .map(|u| {
+            if disabled.contains(u) {
+                "disabled"
+            } else {
+                "enabled"
+            }
+        })
+        .collect();
+    ensure!(
+        got == want,
+        "unit states {:?}, want {:?} for {UNITS:?}",
+        got,
+        want
+    );
+    Ok(())
+}
+
 fn umm_entries_in_grub(vm: &Vm) -> Result<usize> {
     let n = vm.ssh_ok("grep -c '(umm' /boot/grub/grub.cfg || true")?;
     Ok(n.trim().parse().unwrap_or(0))
@@ -756,23 +789,22 @@ pub fn package_upgrade(ctx: &mut Ctx) -> Result<()> {
         code == Some(1) && said.contains("needs root"),
         "umm on as a user: exit {code:?}: {said}"
     );
-    let enabled =
-        vm.ssh_ok("systemctl is-enabled umm-boot.service umm-shutdown.service umm-uptime.timer")?;
-    ensure!(
-        enabled.lines().all(|l| l == "enabled"),
-        "units not enabled: {enabled}"
-    );
+    ensure_unit_states(vm, &[])?;
     ensure!(
         umm_entries_in_grub(vm)? > 0,
         "no umm entries in grub.cfg after install"
     );
-    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'reboot_count = 5' > /etc/umm/umm.toml.d/50-site.toml && umm disable")?;
+    // An administrator's `systemctl disable` of one unit survives an
+    // upgrade (the postinst enables the others in one run and keeps this
+    // one's state in another).
+    vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'reboot_count = 5' > /etc/umm/umm.toml.d/50-site.toml && umm disable && systemctl disable --quiet umm-fleet-retry.timer")?;
     install_deb(vm, &deb, false)?;
     let s = status(vm)?;
     ensure!(
         s["enabled"] == false && s["reboot_count"] == 5,
         "upgrade lost state or config: {s}"
     );
+    ensure_unit_states(vm, &["umm-fleet-retry.timer"]).context("after an upgrade over itself")?;
     vm.reboot_clean()?;
     ensure!(
         is_active(vm, "cron")? == "active",
@@ -805,6 +837,7 @@ pub fn package_remove(ctx: &mut Ctx) -> Result<()> {
     assert_all_enabled_services_up(vm)?;
 
     install_deb(vm, &deb, false)?;
+    ensure_unit_states(vm, &[]).context("installed again after a remove")?;
     vm.ssh_ok("DEBIAN_FRONTEND=noninteractive dpkg -P umm")?;
     vm.ssh_ok("! test -e /etc/umm && ! test -e /var/lib/umm")
         .context("purge must remove /etc/umm and /var/lib/umm")?;
