@@ -289,8 +289,11 @@ cargo-lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# cargo-test-beside and test-builds run the same tests.
+CARGO_TEST := $(CARGO) test --workspace
+
 cargo-test:
-	$(CARGO) test --workspace
+	$(CARGO_TEST)
 
 # Every shell script (tests/shellcheck.sh), every systemd unit as installed
 # (tests/verify-units.sh), and make install/uninstall against the .deb
@@ -336,14 +339,14 @@ test:
 # targets that use it.
 test-builds:
 	$(MAKE) cargo-lint shellcheck size-check
-	$(CARGO) test --workspace --no-run
+	$(CARGO_TEST) --no-run
 
 # cargo test holds cargo's lock on target/ while its tests run: after the
 # .deb (whose build takes that lock), and its output held in a file so that
 # it does not interleave with the lab's lines.
 cargo-test-beside: deb
 	@log=$$(mktemp); status=0; \
-	$(CARGO) test --workspace >"$$log" 2>&1 || status=$$?; \
+	$(CARGO_TEST) >"$$log" 2>&1 || status=$$?; \
 	cat "$$log"; rm -f "$$log"; exit $$status
 
 # Base images for the VM lab, ahead of it. Never fails make: the lab tries

@@ -685,21 +685,22 @@ pub fn grub_entries(ctx: &mut Ctx) -> Result<()> {
 
 // ----------------------------------------------------------------- packaging
 
-/// The units the package enables (postinst's UNITS): `disabled` ones
+/// The units the package enables (UNITS in the installed postinst, so
+/// that this list cannot drift from the package's): `disabled` ones
 /// disabled, every other one enabled.
 fn ensure_unit_states(vm: &Vm, disabled: &[&str]) -> Result<()> {
-    const UNITS: [&str; 5] = [
-        "umm-boot.service",
-        "umm-shutdown.service",
-        "umm-uptime.timer",
-        "umm-after.service",
-        "umm-fleet-retry.timer",
-    ];
+    let listed =
+        vm.ssh_ok(r#"sed -n 's/^UNITS="\(.*\)"$/\1/p' /var/lib/dpkg/info/umm.postinst"#)?;
+    let units: Vec<&str> = listed.split_whitespace().collect();
+    ensure!(
+        !units.is_empty() && disabled.iter().all(|d| units.contains(d)),
+        "the installed postinst's UNITS ({listed:?}) lacks one of {disabled:?}"
+    );
     // is-enabled exits 1 when one is disabled: its output is what counts.
-    let out = vm.ssh(&format!("systemctl is-enabled {}", UNITS.join(" ")))?;
+    let out = vm.ssh(&format!("systemctl is-enabled {}", units.join(" ")))?;
     let states = String::from_utf8_lossy(&out.stdout);
     let got: Vec<&str> = states.lines().collect();
-    let want: Vec<&str> = UNITS
+    let want: Vec<&str> = units
         .iter()
         .map(|u| {
             if disabled.contains(u) {
@@ -711,7 +712,7 @@ fn ensure_unit_states(vm: &Vm, disabled: &[&str]) -> Result<()> {
         .collect();
     ensure!(
         got == want,
-        "unit states {:?}, want {:?} for {UNITS:?}",
+        "unit states {:?}, want {:?} for {units:?}",
         got,
         want
     );

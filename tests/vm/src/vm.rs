@@ -134,7 +134,7 @@ pub enum BootMethod {
 
 /// vCPUs per guest: the host's cores shared among the guests that run at
 /// once, at most 2 (the lab's guest as it always was). Two 2-vCPU guests on
-/// a 2-core host booted in 36-41 s, two 1-vCPU guests in 28-29 s (a vCPU
+/// a 2-core host booted in 36-41 s, two 1-vCPU guests in 28-31 s (a vCPU
 /// thread waits for the core its peer holds); one guest alone boots in
 /// 21 s with 2 vCPUs, 27 s with 1.
 static VCPUS: AtomicUsize = AtomicUsize::new(2);
