@@ -796,8 +796,8 @@ pub fn package_upgrade(ctx: &mut Ctx) -> Result<()> {
         "no umm entries in grub.cfg after install"
     );
     // An administrator's `systemctl disable` of one unit survives an
-    // upgrade (the postinst enables the others in one run and keeps this
-    // one's state in another).
+    // upgrade (postinst's was-enabled, and deb-systemd-helper's enable,
+    // which adds no link to a unit that has none on an upgrade).
     vm.ssh_ok("mkdir -p /etc/umm/umm.toml.d && echo 'reboot_count = 5' > /etc/umm/umm.toml.d/50-site.toml && umm disable && systemctl disable --quiet umm-fleet-retry.timer")?;
     install_deb(vm, &deb, false)?;
     let s = status(vm)?;
