@@ -294,16 +294,8 @@ pub fn ensure_ready(base: &BaseImage, deb: &Path) -> Result<Ready> {
     );
     // umm runs from the start of a boot from here on.
     vm.reboot_clean()?;
-    let settled = vm.ssh_timeout(
-        "if [ -d /run/systemd/system ]; then systemctl is-system-running --wait; \
-         else while pgrep -f '^/bin/sh /etc/init.d/rc' >/dev/null; do sleep 0.5; done; runlevel; fi",
-        Duration::from_secs(300),
-    )?;
-    trace(&format!(
-        "ready state of {}: {}",
-        base.variant,
-        String::from_utf8_lossy(&settled.stdout).trim()
-    ));
+    let settled = vm.settle()?;
+    trace(&format!("ready state of {}: {settled}", base.variant));
     vm.ssh_ok("umm status >/dev/null && sync")?;
     vm.save_state(&ready.state)?;
     fs::write(

@@ -24,6 +24,8 @@ pub const SSH_TIMEOUT: Duration = Duration::from_secs(120);
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound for a guest to power off and qemu to exit.
 pub const POWEROFF_TIMEOUT: Duration = Duration::from_secs(180);
+/// Bound for a booted guest's start-up to finish once sshd answers.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 const SIGTERM: i32 = 15;
 const SIGKILL: i32 = 9;
@@ -688,6 +690,21 @@ impl Vm {
         let old = self.boot_id()?;
         self.detached("if [ -d /run/systemd/system ]; then systemctl reboot; else reboot; fi")?;
         self.wait_new_boot(&old, BOOT_TIMEOUT)
+    }
+
+    /// Waits (bounded) until the boot's start-up is over: systemd reached
+    /// its target, or sysvinit's rc script exited. sshd answers before
+    /// that, and what runs last (umm-after, which finishes an episode left
+    /// `resuming` by `umm off reboot`) may not have run yet. Only for a
+    /// normal boot: a maintenance boot never finishes starting. Returns
+    /// what the init system says (`running`, `degraded`; the runlevel).
+    pub fn settle(&self) -> Result<String> {
+        let out = self.ssh_timeout(
+            "if [ -d /run/systemd/system ]; then systemctl is-system-running --wait; \
+             else while pgrep -f '^/bin/sh /etc/init.d/rc' >/dev/null; do sleep 0.5; done; runlevel; fi",
+            SETTLE_TIMEOUT,
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// Clean power-off; waits for qemu to exit.
