@@ -254,7 +254,7 @@ deb: build gen
 	mkdir -p $(DEB_DIR)/build/umm
 	cp -R packaging/debian $(DEB_DIR)/build/umm/debian
 	cp $(GEN)/copyright $(DEB_DIR)/build/umm/debian/copyright
-	cd $(DEB_DIR)/build/umm && UMM_TOP=$(CURDIR) dpkg-buildpackage -b -us -uc
+	cd $(DEB_DIR)/build/umm && $(NO_JOBSERVER) UMM_TOP=$(CURDIR) dpkg-buildpackage -b -us -uc
 	@# Renamed into place: a VM lab run may be copying the previous one.
 	mv -f $(DEB_DIR)/build/$(notdir $(DEB)) $(DEB)
 
@@ -292,6 +292,13 @@ cargo-lint:
 # cargo-test-beside and test-builds run the same tests.
 CARGO_TEST := $(CARGO) test --workspace
 
+# For a recipe that runs make (debian/rules, install-check.sh) or rustdoc
+# without make knowing: make -j hands its jobserver's descriptors only to
+# recipes it knows run make, so those warned that they could not open them
+# ("jobserver unavailable", rustdoc's "failed to connect to jobserver").
+# MAKEFLAGS keeps the rest (flags, command-line variables).
+NO_JOBSERVER = MAKEFLAGS='$(filter-out -j% --jobserver-auth=% --jobserver-fds=%,$(MAKEFLAGS))' MFLAGS=
+
 cargo-test:
 	$(CARGO_TEST)
 
@@ -307,7 +314,7 @@ verify-units: build gen
 	tests/verify-units.sh
 
 install-check: deb
-	tests/install-check.sh $(DEB)
+	$(NO_JOBSERVER) tests/install-check.sh $(DEB)
 
 # 1,000 clients (threads, each its own connection) racing for 10 slots of one
 # group on one etcd started on loopback; prints the figures. Needs etcd-server.
@@ -346,7 +353,7 @@ test-builds:
 # it does not interleave with the lab's lines.
 cargo-test-beside: deb
 	@log=$$(mktemp); status=0; \
-	$(CARGO_TEST) >"$$log" 2>&1 || status=$$?; \
+	$(NO_JOBSERVER) $(CARGO_TEST) >"$$log" 2>&1 || status=$$?; \
 	cat "$$log"; rm -f "$$log"; exit $$status
 
 # Base images for the VM lab, ahead of it. Never fails make: the lab tries
