@@ -292,10 +292,11 @@ cargo-lint:
 # cargo-test-beside and test-builds run the same tests.
 CARGO_TEST := $(CARGO) test --workspace
 
-# For a recipe that runs make (debian/rules, install-check.sh) or rustdoc
-# without make knowing: make -j hands its jobserver's descriptors only to
-# recipes it knows run make, so those warned that they could not open them
-# ("jobserver unavailable", rustdoc's "failed to connect to jobserver").
+# For a recipe that runs make (debian/rules, install-check.sh,
+# verify-units.sh) or rustdoc without make knowing: make -j hands its
+# jobserver's descriptors only to recipes it knows run make, so those
+# warned that they could not open them ("jobserver unavailable",
+# rustdoc's "failed to connect to jobserver").
 # MAKEFLAGS keeps the rest (flags, command-line variables).
 NO_JOBSERVER = MAKEFLAGS='$(filter-out -j% --jobserver-auth=% --jobserver-fds=%,$(MAKEFLAGS))' MFLAGS=
 
@@ -311,7 +312,7 @@ shellcheck:
 	tests/shellcheck.sh
 
 verify-units: build gen
-	tests/verify-units.sh
+	$(NO_JOBSERVER) tests/verify-units.sh
 
 install-check: deb
 	$(NO_JOBSERVER) tests/install-check.sh $(DEB)
