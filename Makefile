@@ -14,8 +14,8 @@ MAKEFLAGS += --no-print-directory
 CARGO ?= cargo
 TARGET ?= x86_64-unknown-linux-gnu
 BIN := target/$(TARGET)/release/umm
-# Budget for the stripped static binary, in bytes (4 MiB).
-SIZE_BUDGET := 4194304
+# Budget for the stripped static binary, in bytes (4.5 MiB).
+SIZE_BUDGET := 4718592
 
 # The crate's version (the first `version =` of Cargo.toml is [package]'s).
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
