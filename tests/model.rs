@@ -2,7 +2,7 @@
 //! happens to a node (clean reboots, crashes, uptime resets, `umm on`,
 //! `umm off`, `enable`, `disable`, `umm=on`/`umm=off` on the kernel command
 //! line, configuration changes) run through `umm::rules` and through a
-//! small model written from the README's "Counting rules", independently of
+//! small model written from docs/state.md's "Counting rules", independently of
 //! src/rules. After every step both must agree on the mode of each boot,
 //! the counter and the maintenance; and two properties are checked on their
 //! own: a disabled umm never enters maintenance, and maintenance holds
@@ -59,7 +59,7 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The README's rules, on as little state as they need.
+/// The documented rules (docs/state.md), on as little state as they need.
 #[derive(Clone, Debug, Default)]
 struct Model {
     counter: u32,
@@ -366,7 +366,7 @@ fn the_boot_rules_match_the_readme() {
     );
 }
 
-/// The model itself, on the README's worked example: with the defaults the
+/// The model itself, on the documented example (docs/state.md): with the defaults the
 /// third unclean boot in a row stops in maintenance.
 #[test]
 fn the_model_says_what_the_readme_says() {

@@ -292,7 +292,7 @@ fn finish_and_report(
 }
 
 /// Says so when the scheduled command is still running: leaving
-/// maintenance does not stop it (README: it keeps running).
+/// maintenance does not stop it (docs/commands.md: it keeps running).
 pub(super) fn report_running_command(ctx: &Context) {
     let state = store::read(&ctx.root.path(paths::STATE)).state;
     let command = match state.maintenance.as_ref() {

@@ -48,7 +48,7 @@ pub struct Context {
     pub init: Box<dyn InitSystem>,
 }
 
-/// How a command ended, as its exit status says (README: 0 done, 1
+/// How a command ended, as its exit status says (docs/commands.md: 0 done, 1
 /// refused or failed; 2, a usage error, is the command line's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

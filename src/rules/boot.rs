@@ -1,7 +1,7 @@
 //! The boot-time decision and the counting rules: what the generator, the
 //! boot unit and the clean-shutdown and uptime records apply.
 //!
-//! The counting rules (README, "Counting rules"):
+//! The counting rules (docs/state.md, "Counting rules"):
 //! - A boot whose previous boot did not end with a clean shutdown, and did
 //!   not reach `counter_reset_time` of uptime, is unclean: the counter of
 //!   consecutive unclean boots goes up by one.

@@ -4,7 +4,7 @@
 //! and verify records the caller got), so the tables in the tests cover
 //! them exhaustively.
 //!
-//! - `boot`: the counting rules (README, "Counting rules", quoted in the
+//! - `boot`: the counting rules (docs/state.md, "Counting rules", quoted in the
 //!   man page from that file) and the boot-time decision.
 //! - `request`: what operators ask (`umm on`, `enable`, `disable`).
 //! - `leave`: leaving is a transaction (`leave`, `claim_finish`, `finish`):

@@ -1,6 +1,6 @@
 //! `umm status`: what the node is doing and why, for people and for tools.
 //! `StatusView` is the one structure both render from: its JSON is a
-//! stable interface (README: `state`, `enabled`, `reason`, `since`,
+//! stable interface (docs/commands.md: `state`, `enabled`, `reason`, `since`,
 //! `unclean_boots`, `reboot_count`, `counter_reset_time`, `command`,
 //! `requested_by`, `crash_boots`, `leaving`, `this_boot`, `init`, `config`,
 //! `state_problem`, ...), and a caller who is not root gets every field but

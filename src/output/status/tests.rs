@@ -148,7 +148,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// The documented contract of `umm status --json` (README): each
+/// The documented contract of `umm status --json` (docs/commands.md): each
 /// field's JSON type, where tools and the VM lab read it.
 const CONTRACT: &[(&str, &str)] = &[
     ("/state", "string"),
