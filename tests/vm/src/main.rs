@@ -9,12 +9,15 @@
 //! reason`; then a timing table; the last line is `N passed, N failed`.
 
 mod bench;
+mod ctx;
 mod image;
 mod scenarios;
 mod vm;
 
 use anyhow::{bail, ensure, Context, Result};
+use ctx::Ctx;
 use image::{BaseImage, Ready};
+use scenarios::Scenario;
 use std::collections::HashMap;
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
@@ -22,328 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
-use vm::{run_with_deadline, BootMethod, Machine, Stats, Vm, BOOT_TIMEOUT};
-
-/// A scenario: a function over its [`Ctx`], the image variant it runs on,
-/// and whether it starts from the variant's ready state (installed,
-/// resumed) or boots the bare base image itself.
-struct Scenario {
-    name: &'static str,
-    variant: &'static str,
-    /// Resumes the ready state (`installed`); false: boots the base itself.
-    ready: bool,
-    /// Seconds it took in the last full run, two at a time (README, "Test
-    /// times"): the lab starts the longest first, so that no long scenario
-    /// is left running alone at the end.
-    secs: u32,
-    about: &'static str,
-    run: fn(&mut Ctx) -> Result<()>,
-}
-
-const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "crash-loop",
-        variant: "systemd",
-        ready: true,
-        secs: 206,
-        about: "3 unclean boots -> maintenance, nothing outside the keep-set started; umm off -> every service up",
-        run: scenarios::crash_loop,
-    },
-    Scenario {
-        name: "node-exporter",
-        variant: "systemd",
-        ready: true,
-        secs: 248,
-        about: "Debian's node_exporter serves umm.prom: scraped through a crash loop and umm off",
-        run: scenarios::node_exporter,
-    },
-    Scenario {
-        name: "clean-reboots",
-        variant: "systemd",
-        ready: true,
-        secs: 230,
-        about: "clean reboots never count; boot cost of umm",
-        run: scenarios::clean_reboots,
-    },
-    Scenario {
-        name: "uptime-reset",
-        variant: "systemd",
-        ready: true,
-        secs: 197,
-        about: "counter_reset_time of uptime resets the count (timer follows the config)",
-        run: scenarios::uptime_reset,
-    },
-    Scenario {
-        name: "on-command",
-        variant: "systemd",
-        ready: true,
-        secs: 136,
-        about: "umm on -- CMD: maintenance, CMD's exit code in status; umm off reboot -> normal",
-        run: scenarios::on_command,
-    },
-    Scenario {
-        name: "disabled",
-        variant: "systemd",
-        ready: true,
-        secs: 129,
-        about: "disabled: a crash loop never enters; umm on refused",
-        run: scenarios::disabled,
-    },
-    Scenario {
-        name: "binary-removed",
-        variant: "systemd",
-        ready: true,
-        secs: 47,
-        about: "umm binary removed: the node boots normally",
-        run: scenarios::binary_removed,
-    },
-    Scenario {
-        name: "grub-entries",
-        variant: "systemd",
-        ready: true,
-        secs: 335,
-        about: "GRUB entries for every kernel; umm=on entry -> maintenance (cmdline); umm=off entry skips and keeps the request",
-        run: scenarios::grub_entries,
-    },
-    Scenario {
-        name: "package-upgrade",
-        variant: "systemd",
-        ready: false,
-        secs: 470,
-        about: "upgrade from the /usr/sbin layout (reboot between unpack and configure), umm for a user, upgrade over itself",
-        run: scenarios::package_upgrade,
-    },
-    Scenario {
-        name: "package-remove",
-        variant: "systemd",
-        ready: true,
-        secs: 330,
-        about: "remove (config and state kept, GRUB entries gone), purge (all gone), a normal boot after each",
-        run: scenarios::package_remove,
-    },
-    Scenario {
-        name: "hooks",
-        variant: "systemd",
-        ready: true,
-        secs: 82,
-        about: "check veto; pre-on/on/off hooks in their boots; hung hook killed; umm off reports a failed service",
-        run: scenarios::hooks,
-    },
-    Scenario {
-        name: "sysvinit-crash-loop",
-        variant: "sysvinit",
-        ready: true,
-        secs: 64,
-        about: "sysvinit: crash loop -> maintenance, cron not started; umm off -> cron running",
-        run: scenarios::sysvinit_crash_loop,
-    },
-    Scenario {
-        name: "sysvinit-on-command",
-        variant: "sysvinit",
-        ready: true,
-        secs: 274,
-        about: "sysvinit: umm on -- CMD, off reboot, clean reboots not counted, disable",
-        run: scenarios::sysvinit_on_command,
-    },
-    Scenario {
-        name: "no-dbus",
-        variant: "systemd",
-        ready: true,
-        secs: 132,
-        about: "no dbus package: umm on --dry-run, on -- CMD, maintenance, off over systemd's private socket",
-        run: scenarios::no_dbus,
-    },
-    Scenario {
-        name: "off-interrupted",
-        variant: "systemd",
-        ready: true,
-        secs: 223,
-        about: "umm off timed out / interrupted: resuming, retry works, off.d once; power cut while resuming",
-        run: scenarios::off_interrupted,
-    },
-    Scenario {
-        name: "off-during-command",
-        variant: "systemd",
-        ready: true,
-        secs: 143,
-        about: "umm off returns while the command runs (and says so); off during on.d: the command never starts",
-        run: scenarios::off_during_command,
-    },
-    Scenario {
-        name: "ssh-socket",
-        variant: "systemd",
-        ready: true,
-        secs: 137,
-        about: "sshd started by ssh.socket: ssh answers in maintenance, nothing else starts",
-        run: scenarios::ssh_socket,
-    },
-    Scenario {
-        name: "broken-dropin",
-        variant: "systemd",
-        ready: true,
-        secs: 153,
-        about: "enabled = false, then a drop-in with a typo: crashes never enter (last good config)",
-        run: scenarios::broken_dropin,
-    },
-    Scenario {
-        name: "fleet",
-        variant: "systemd",
-        ready: true,
-        secs: 222,
-        about: "two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off",
-        run: scenarios::fleet,
-    },
-    Scenario {
-        name: "demo",
-        variant: "systemd",
-        ready: true,
-        secs: 200,
-        about: "make demo: crash loop -> maintenance -> umm off, narrated",
-        run: scenarios::demo,
-    },
-    Scenario {
-        name: "sepvar",
-        variant: "sepvar",
-        ready: false,
-        secs: 220,
-        about: "/var on its own filesystem: crash loop -> maintenance -> umm off",
-        run: scenarios::sepvar,
-    },
-];
-
-/// What a scenario works with: its overlays, its VM, the .deb under test.
-pub struct Ctx {
-    pub name: &'static str,
-    pub variant: &'static str,
-    base: BaseImage,
-    ready: Option<Ready>,
-    /// target/vm-run/<scenario>: overlays, serial log, qemu log.
-    work: PathBuf,
-    /// The machine last started (its disks are this scenario's overlays).
-    machine: Option<Machine>,
-    vm: Option<Vm>,
-    deb: PathBuf,
-    /// Boots and ssh commands of the VMs this scenario has finished with.
-    stats: Stats,
-}
-
-impl Ctx {
-    fn replace_vm(&mut self, vm: Option<Vm>) {
-        if let Some(old) = self.vm.take() {
-            self.stats.add(&old.stats());
-        }
-        self.vm = vm;
-    }
-
-    /// Resumes the variant's ready state (the .deb installed, a full boot of
-    /// the installed system, settled) on fresh overlays: about a second.
-    pub fn resume_installed(&mut self) -> Result<&mut Vm> {
-        self.replace_vm(None);
-        let ready = self
-            .ready
-            .clone()
-            .context("this scenario has no ready state (ready: false in SCENARIOS)")?;
-        let disks = image::overlays_over(&ready.disks, &self.work)?;
-        let machine = Machine {
-            disks,
-            boot: ready.boot.clone(),
-            incoming: Some(ready.state.clone()),
-        };
-        let mut vm = Vm::start(&self.work, &machine, &self.base.key)?;
-        vm.wait_ssh(BOOT_TIMEOUT)?;
-        self.machine = Some(Machine {
-            incoming: None,
-            ..machine
-        });
-        self.replace_vm(Some(vm));
-        self.vm()
-    }
-
-    /// A second guest resumed from the same ready state, on its own
-    /// overlays (under `label/`), for scenarios about several nodes. Hand
-    /// it back with [`Ctx::absorb`] so that its boots are counted.
-    pub fn resume_another(&mut self, label: &str) -> Result<Vm> {
-        let ready = self
-            .ready
-            .clone()
-            .context("this scenario has no ready state (ready: false in SCENARIOS)")?;
-        let work = self.work.join(label);
-        let machine = Machine {
-            disks: image::overlays_over(&ready.disks, &work)?,
-            boot: ready.boot.clone(),
-            incoming: Some(ready.state.clone()),
-        };
-        let mut vm = Vm::start(&work, &machine, &self.base.key)?;
-        vm.wait_ssh(BOOT_TIMEOUT)?;
-        Ok(vm)
-    }
-
-    /// Counts the boots and commands of a guest from [`Ctx::resume_another`]
-    /// (and stops it).
-    pub fn absorb(&mut self, vm: Vm) {
-        self.stats.add(&vm.stats());
-    }
-
-    /// Boots fresh overlays of the bare base image, its installed kernel
-    /// loaded directly, and waits for ssh: for scenarios that need the
-    /// image without umm (GRUB's menu is tested from the ready state, see
-    /// [`Ctx::boot_via_grub`]).
-    pub fn boot_fresh_direct(&mut self) -> Result<&mut Vm> {
-        self.replace_vm(None);
-        let machine = Machine {
-            disks: image::create_overlays(&self.base, &self.work)?,
-            boot: self.base.direct_boot(),
-            incoming: None,
-        };
-        self.machine = Some(machine);
-        self.boot()
-    }
-
-    /// Powers the running guest off cleanly and boots its disks again
-    /// through the BIOS and the GRUB on them: for a scenario that resumed
-    /// the ready state (booted directly) and tests GRUB's menu, which the
-    /// package's postinst generated when the ready state was made.
-    pub fn boot_via_grub(&mut self) -> Result<&mut Vm> {
-        self.vm()?.poweroff()?;
-        let machine = self.machine.as_mut().context("no disks yet")?;
-        machine.boot = BootMethod::Grub;
-        self.boot()
-    }
-
-    /// Boots the scenario's disks again (if it was powered off) and waits
-    /// for ssh. A VM still running is killed first.
-    pub fn boot(&mut self) -> Result<&mut Vm> {
-        self.replace_vm(None);
-        let machine = self.machine.clone().context("no disks yet")?;
-        let mut vm = Vm::start(&self.work, &machine, &self.base.key)?;
-        vm.wait_ssh(BOOT_TIMEOUT)?;
-        self.replace_vm(Some(vm));
-        self.vm()
-    }
-
-    /// The VM booted by [`Ctx::boot`].
-    pub fn vm(&mut self) -> Result<&mut Vm> {
-        self.vm.as_mut().context("no VM booted")
-    }
-
-    /// The scenario's own directory on the host (overlays, logs, scratch).
-    pub fn work_dir(&self) -> PathBuf {
-        self.work.clone()
-    }
-
-    /// The .deb under test.
-    pub fn deb(&self) -> Result<PathBuf> {
-        Ok(self.deb.clone())
-    }
-
-    fn stats(&self) -> Stats {
-        let mut all = self.stats;
-        if let Some(vm) = &self.vm {
-            all.add(&vm.stats());
-        }
-        all
-    }
-}
+use vm::{run_with_deadline, Stats};
 
 /// The .deb to test: --deb PATH, else the newest target/debian/umm_*_amd64.deb.
 fn find_deb(given: Option<&PathBuf>) -> Result<PathBuf> {
@@ -361,22 +43,6 @@ fn find_deb(given: Option<&PathBuf>) -> Result<PathBuf> {
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path());
     newest.with_context(|| format!("no --deb given and no umm_*_amd64.deb in {}", dir.display()))
-}
-
-/// Install a .deb the way a user would: copy it to /root, `dpkg -i` it.
-/// With `reboot`, reboot cleanly afterwards and wait for the new boot.
-pub fn install_deb(vm: &mut Vm, deb: &Path, reboot: bool) -> Result<()> {
-    let name = deb
-        .file_name()
-        .context("--deb path has no file name")?
-        .to_string_lossy();
-    let remote = format!("/root/{name}");
-    vm.scp_to(deb, &remote)?;
-    vm.ssh_ok(&format!("DEBIAN_FRONTEND=noninteractive dpkg -i {remote}"))?;
-    if reboot {
-        vm.reboot_clean()?;
-    }
-    Ok(())
 }
 
 // ------------------------------------------------------------------ runner
@@ -756,7 +422,7 @@ fn run_scenario(
             keep_running(ctx);
         }
     } else if let Some(ctx) = ctx {
-        let work = ctx.work.clone();
+        let work = ctx.work_dir();
         drop(ctx); // kills qemu
         let _ = fs::remove_dir_all(work);
     }
@@ -787,17 +453,7 @@ fn run_one(s: &Scenario, inputs: Inputs, deb: &Path) -> (Result<()>, Option<Ctx>
             fs::remove_dir_all(&work)?;
         }
         fs::create_dir_all(&work)?;
-        Ok(Ctx {
-            name: s.name,
-            variant: s.variant,
-            base,
-            ready,
-            work,
-            machine: None,
-            vm: None,
-            deb: deb.to_path_buf(),
-            stats: Stats::default(),
-        })
+        Ok(Ctx::new(base, ready, work, deb.to_path_buf()))
     };
     let mut ctx = match setup() {
         Ok(ctx) => ctx,
@@ -814,13 +470,13 @@ fn save_failure_logs(name: &str, ctx: Option<&mut Ctx>) -> Vec<PathBuf> {
     let Some(ctx) = ctx else {
         return Vec::new();
     };
-    if let Some(vm) = ctx.vm.as_mut() {
+    if let Some(vm) = ctx.last_vm() {
         if let Ok(files) = vm.save_logs(&dir) {
             return files;
         }
     }
     // No VM (or it is gone): the serial log of all its boots is still on disk.
-    let serial = ctx.work.join("serial.log");
+    let serial = ctx.work_dir().join("serial.log");
     let dest = dir.join("serial.log");
     if fs::create_dir_all(&dir).is_ok() && fs::copy(&serial, &dest).is_ok() {
         return vec![dest];
@@ -845,18 +501,18 @@ fn main() -> ExitCode {
         }
     };
     if opts.list {
-        for s in SCENARIOS {
+        for s in scenarios::all() {
             println!("{:<22} {:<9} {}", s.name, s.variant, s.about);
         }
         return ExitCode::SUCCESS;
     }
     let selected: Vec<&Scenario> = if opts.only.is_empty() {
         // `demo` repeats crash-loop's proof with narration: `make demo` only.
-        SCENARIOS.iter().filter(|s| s.name != "demo").collect()
+        scenarios::all().filter(|s| s.name != "demo").collect()
     } else {
         let mut picked = Vec::new();
         for name in &opts.only {
-            match SCENARIOS.iter().find(|s| s.name == name) {
+            match scenarios::all().find(|s| s.name == name) {
                 Some(s) => picked.push(s),
                 None => {
                     eprintln!("no scenario named {name:?} (see --list)");
@@ -1025,14 +681,14 @@ fn run_bench(deb: &Path) -> ExitCode {
 /// --keep: leave the scenario's VM running (booting its disks again if the
 /// scenario powered it off) and tell the user how to reach and stop it.
 fn keep_running(ctx: &mut Ctx) {
-    let running = ctx.vm.as_mut().is_some_and(|vm| vm.is_running());
+    let running = ctx.last_vm().is_some_and(|vm| vm.is_running());
     if !running {
         if let Err(e) = ctx.boot() {
             eprintln!("--keep: could not boot the VM again: {e:#}");
             return;
         }
     }
-    let Some(vm) = ctx.vm.take() else { return };
+    let Some(vm) = ctx.take_vm() else { return };
     println!("kept VM: {}", vm.ssh_command());
     println!("kept VM: serial log {}", vm.serial_log().display());
     println!("kept VM: stop it with: kill {}", vm.detach());

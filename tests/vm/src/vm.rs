@@ -388,14 +388,6 @@ impl Vm {
         Ok(())
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     pub fn serial_log(&self) -> &Path {
         &self.serial_log
     }

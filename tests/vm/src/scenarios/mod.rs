@@ -1,0 +1,81 @@
+//! umm's scenarios, one file per family. Each boots real Debian guests with
+//! the .deb installed the way a user installs it, and checks what a user
+//! would check: states from `umm status --json`, units from systemctl and
+//! the journal, files the scheduled command wrote, the kernel command line.
+//!
+//! A family file declares its scenarios in its own `SCENARIOS` next to
+//! their code; [`common`] holds the helpers they share. A new family is a
+//! new file plus its name in the `families!` list below.
+
+mod common;
+
+use crate::ctx::Ctx;
+use anyhow::Result;
+
+/// A scenario: a function over its [`Ctx`], the image variant it runs on,
+/// and whether it starts from the variant's ready state (installed,
+/// resumed) or boots the bare base image itself.
+pub struct Scenario {
+    pub name: &'static str,
+    pub variant: &'static str,
+    /// Resumes the ready state (`installed`); false: boots the base itself.
+    pub ready: bool,
+    /// Seconds it took in the last full run, two at a time: the lab starts
+    /// the longest first, so that no long scenario is left running alone at
+    /// the end.
+    pub secs: u32,
+    /// What it proves, one line (`--list`).
+    pub about: &'static str,
+    pub run: fn(&mut Ctx) -> Result<()>,
+}
+
+impl Scenario {
+    /// A scenario on `variant` that starts from its ready state.
+    pub const fn new(
+        name: &'static str,
+        variant: &'static str,
+        run: fn(&mut Ctx) -> Result<()>,
+    ) -> Self {
+        Scenario {
+            name,
+            variant,
+            ready: true,
+            secs: 0,
+            about: "",
+            run,
+        }
+    }
+
+    pub const fn about(self, about: &'static str) -> Self {
+        Scenario { about, ..self }
+    }
+
+    /// Boots the bare base image itself instead of resuming the ready state
+    /// (e.g. to install another package first).
+    pub const fn bare(self) -> Self {
+        Scenario {
+            ready: false,
+            ..self
+        }
+    }
+
+    pub const fn secs(self, secs: u32) -> Self {
+        Scenario { secs, ..self }
+    }
+}
+
+/// Declares the family modules and collects their `SCENARIOS`, in this
+/// order (the order of `--list` and of the summary).
+macro_rules! families {
+    ($($family:ident),* $(,)?) => {
+        $(mod $family;)*
+        const FAMILIES: &[&[Scenario]] = &[$($family::SCENARIOS),*];
+    };
+}
+
+families![crash, metrics, on_off, grub, packages, hooks, sysvinit, shapes, fleet, demo];
+
+/// Every scenario of every family.
+pub fn all() -> impl Iterator<Item = &'static Scenario> {
+    FAMILIES.iter().flat_map(|family| family.iter())
+}
