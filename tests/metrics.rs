@@ -256,11 +256,36 @@ fn the_example_rules_name_only_metrics_umm_writes() {
     let rules = std::fs::read_to_string(examples("umm-alerts.yml")).unwrap();
     let names: Vec<&str> = umm::output::metrics::METRICS
         .iter()
-        .map(|(n, _, _)| *n)
+        .map(|m| m.name)
         .collect();
     for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if word.starts_with("umm_") {
             assert!(names.contains(&word), "{word} is not a metric umm writes");
         }
     }
+}
+
+/// docs/monitoring.md lists every example alert, and no other.
+#[test]
+fn the_docs_list_the_example_alerts() {
+    let rules = std::fs::read_to_string(examples("umm-alerts.yml")).unwrap();
+    let mut shipped: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(str::trim)
+        .collect();
+    let doc = include_str!("../docs/monitoring.md");
+    let (_, alerts) = doc.split_once("## Alerts").unwrap();
+    let mut listed: Vec<&str> = alerts
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name))
+        .collect();
+    shipped.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(
+        listed, shipped,
+        "docs/monitoring.md (left), umm-alerts.yml (right)"
+    );
 }

@@ -199,9 +199,190 @@ fn list_or_none(items: &[String]) -> String {
 }
 
 impl fmt::Display for Message<'_> {
+    /// Each section of messages (as the enum groups them) has its own
+    /// function; this match says which variant is in which, and lists
+    /// them all, so that a new message has to be placed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Message as M;
+        match self {
+            M::Refused { .. }
+            | M::ConfigFallback { .. }
+            | M::StateWarning { .. }
+            | M::EarlyCopyStale(_)
+            | M::HookFailures(_)
+            | M::Overriding { .. }
+            | M::MenuNotUpdated(_)
+            | M::Banner(_) => self.fmt_any_command(f),
+            M::VetoedByChecks { .. } | M::PreOnFailed { .. } | M::Requested { .. } => {
+                self.fmt_on(f)
+            }
+            M::VetoedByPreOff { .. }
+            | M::Cancelled
+            | M::RebootingOut
+            | M::AlreadyReached
+            | M::Resuming
+            | M::ResumeStarted => self.fmt_off(f),
+            M::NotReached { .. }
+            | M::Reached { .. }
+            | M::NotReachedYet
+            | M::FinishedElsewhere { .. }
+            | M::AfterLeaving { .. }
+            | M::CommandStillRunning { .. } => self.fmt_off_result(f),
+            M::EnableRefusedByConfig { .. }
+            | M::AlreadyEnabled
+            | M::Enabled
+            | M::AlreadyDisabled
+            | M::Disabled
+            | M::MenuUpdated => self.fmt_switch(f),
+            M::FleetTaken { .. }
+            | M::FleetWaiting { .. }
+            | M::FleetForced { .. }
+            | M::FleetReleased { .. }
+            | M::FleetReleasedLate { .. }
+            | M::FleetReleasePending { .. }
+            | M::FleetKept { .. } => self.fmt_fleet(f),
+        }
+    }
+}
+
+// Each section below writes its own variants; `fmt` sends it no other
+// (the `_` arms are never taken).
+impl Message<'_> {
+    /// Messages any command may say.
+    fn fmt_any_command(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Refused { command, why } => write!(f, "umm {command}: refused: {why}"),
+            Message::ConfigFallback {
+                command,
+                error,
+                fallback,
+            } => write!(f, "umm {command}: warning: {error}; {fallback}"),
+            Message::StateWarning { command, problem } => {
+                write!(f, "umm {command}: warning: {problem}")
+            }
+            Message::EarlyCopyStale(problem) => write!(f, "umm: warning: {problem}"),
+            Message::HookFailures(records) => f.write_str(&hook_failure_lines(records)),
+            Message::Overriding { what, failed } => {
+                let what = match what {
+                    Overridden::Checks => "Overriding the failed checks",
+                    Overridden::PreOn => "Going on despite the failed pre-on hooks",
+                    Overridden::PreOff => "Overriding the failed pre-off hooks",
+                };
+                write!(f, "{what}: {failed}")
+            }
+            Message::MenuNotUpdated(what) => write!(f, "umm: warning: {what}"),
+            Message::Banner(text) => f.write_str(text),
+            _ => Ok(()),
+        }
+    }
+
+    /// `umm on`.
+    fn fmt_on(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::VetoedByChecks { failed } => write!(
+                f,
+                "umm on: refused: vetoed by {failed}; nothing was changed (--force overrides)"
+            ),
+            Message::PreOnFailed { failed, ran } => write!(
+                f,
+                "umm on: refused: {failed} failed; nothing was requested (pre-on hooks that ran: {ran}; undo them by hand) (--force overrides)"
+            ),
+            Message::Requested { command } => {
+                let scheduled = command
+                    .map(|c| format!("; scheduled command: {}", shell_words(c)))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode."
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `umm off`, as it begins.
+    fn fmt_off(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::VetoedByPreOff { command, failed } => write!(
+                f,
+                "umm {command}: refused: vetoed by {failed}; still in maintenance (--force overrides)"
+            ),
+            Message::Cancelled => {
+                f.write_str("Cancelled the maintenance request; the next boot will be normal.")
+            }
+            Message::RebootingOut => f.write_str(
+                "Leaving maintenance: rebooting cleanly into normal operation. The off.d hooks and the check run once the normal boot reaches its target.",
+            ),
+            Message::AlreadyReached => {
+                f.write_str("The normal target is reached; finishing leaving maintenance.")
+            }
+            Message::Resuming => {
+                f.write_str("Leaving maintenance: resuming the boot into the normal target...")
+            }
+            Message::ResumeStarted => f.write_str(
+                "Resume started; not waiting (--no-wait). The off.d hooks and the check run once the normal target is reached (umm-after.service). Check with: umm status",
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// `umm off`: how leaving went.
+    fn fmt_off_result(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::NotReached {
+                seconds,
+                failed_units,
+            } => write!(
+                f,
+                "umm off: the normal target was not reached after {seconds} s; failed units: {}; the node is still leaving maintenance (umm status: resuming): see `systemctl --failed` and the journal, then run `umm off` again, or `umm off reboot`",
+                list_or_none(failed_units)
+            ),
+            Message::Reached { seconds } => write!(f, "Normal target reached in {seconds} s."),
+            Message::NotReachedYet => f.write_str(
+                "umm off: this boot has not reached its normal target yet; umm-after.service finishes leaving maintenance once it has (or run `umm off` again then)",
+            ),
+            Message::FinishedElsewhere { pid } => write!(
+                f,
+                "The off.d hooks and the check are being run by pid {pid} (umm-after.service or another umm off); see `umm history` once they are done."
+            ),
+            Message::AfterLeaving {
+                failed_units,
+                verify,
+            } => write_after_leaving(f, failed_units, *verify),
+            Message::CommandStillRunning { pid, since } => {
+                let pid = pid.map(|p| format!("pid {p}, ")).unwrap_or_default();
+                write!(
+                    f,
+                    "The scheduled command is still running ({pid}since {since}); it keeps running. Its result: umm status, umm history."
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `umm enable`, `umm disable`.
+    fn fmt_switch(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::EnableRefusedByConfig { place } => write!(
+                f,
+                "umm enable: refused: the configuration disables umm{place}; set enabled = true there"
+            ),
+            Message::AlreadyEnabled => f.write_str("umm is already enabled."),
+            Message::Enabled => f.write_str(
+                "umm enabled: unclean boots are counted and crash loops stop in maintenance.",
+            ),
+            Message::AlreadyDisabled => f.write_str("umm is already disabled."),
+            Message::Disabled => f.write_str(
+                "umm disabled: nothing is counted or enforced, and boots are never delayed.",
+            ),
+            Message::MenuUpdated => f.write_str("Boot menu updated (update-grub)."),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fleet coordination.
+    fn fmt_fleet(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Message::FleetTaken {
                 group,
                 backend,
@@ -240,124 +421,39 @@ impl fmt::Display for Message<'_> {
                 f,
                 "umm: the slot of fleet group {group:?} is kept: not every service came back; fix the node, then `umm fleet release` gives it back"
             ),
-            Message::ConfigFallback {
-                command,
-                error,
-                fallback,
-            } => write!(f, "umm {command}: warning: {error}; {fallback}"),
-            Message::StateWarning { command, problem } => {
-                write!(f, "umm {command}: warning: {problem}")
-            }
-            Message::EarlyCopyStale(problem) => write!(f, "umm: warning: {problem}"),
-            Message::HookFailures(records) => {
-                let lines: Vec<String> = records
-                    .iter()
-                    .filter(|r| !r.ok)
-                    .flat_map(|r| {
-                        std::iter::once(format!("{}: {}", hook_name(r), r.result))
-                            .chain(r.output_tail.iter().map(|line| format!("    {line}")))
-                    })
-                    .collect();
-                f.write_str(&lines.join("\n"))
-            }
-            Message::Overriding { what, failed } => {
-                let what = match what {
-                    Overridden::Checks => "Overriding the failed checks",
-                    Overridden::PreOn => "Going on despite the failed pre-on hooks",
-                    Overridden::PreOff => "Overriding the failed pre-off hooks",
-                };
-                write!(f, "{what}: {failed}")
-            }
-            Message::VetoedByChecks { failed } => write!(
-                f,
-                "umm on: refused: vetoed by {failed}; nothing was changed (--force overrides)"
-            ),
-            Message::PreOnFailed { failed, ran } => write!(
-                f,
-                "umm on: refused: {failed} failed; nothing was requested (pre-on hooks that ran: {ran}; undo them by hand) (--force overrides)"
-            ),
-            Message::Requested { command } => {
-                let scheduled = command
-                    .map(|c| format!("; scheduled command: {}", shell_words(c)))
-                    .unwrap_or_default();
-                write!(
-                    f,
-                    "Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode."
-                )
-            }
-            Message::VetoedByPreOff { command, failed } => write!(
-                f,
-                "umm {command}: refused: vetoed by {failed}; still in maintenance (--force overrides)"
-            ),
-            Message::Cancelled => {
-                f.write_str("Cancelled the maintenance request; the next boot will be normal.")
-            }
-            Message::RebootingOut => f.write_str(
-                "Leaving maintenance: rebooting cleanly into normal operation. The off.d hooks and the check run once the normal boot reaches its target.",
-            ),
-            Message::AlreadyReached => {
-                f.write_str("The normal target is reached; finishing leaving maintenance.")
-            }
-            Message::Resuming => {
-                f.write_str("Leaving maintenance: resuming the boot into the normal target...")
-            }
-            Message::ResumeStarted => f.write_str(
-                "Resume started; not waiting (--no-wait). The off.d hooks and the check run once the normal target is reached (umm-after.service). Check with: umm status",
-            ),
-            Message::NotReached {
-                seconds,
-                failed_units,
-            } => write!(
-                f,
-                "umm off: the normal target was not reached after {seconds} s; failed units: {}; the node is still leaving maintenance (umm status: resuming): see `systemctl --failed` and the journal, then run `umm off` again, or `umm off reboot`",
-                list_or_none(failed_units)
-            ),
-            Message::Reached { seconds } => write!(f, "Normal target reached in {seconds} s."),
-            Message::NotReachedYet => f.write_str(
-                "umm off: this boot has not reached its normal target yet; umm-after.service finishes leaving maintenance once it has (or run `umm off` again then)",
-            ),
-            Message::FinishedElsewhere { pid } => write!(
-                f,
-                "The off.d hooks and the check are being run by pid {pid} (umm-after.service or another umm off); see `umm history` once they are done."
-            ),
-            Message::AfterLeaving {
-                failed_units,
-                verify,
-            } => {
-                write!(f, "Failed units: {}", list_or_none(failed_units))?;
-                match verify {
-                    Some(v) if !v.not_back.is_empty() => write!(
-                        f,
-                        "\nNot running again ({}): {}",
-                        v.compared_with,
-                        v.not_back.join(", ")
-                    ),
-                    _ => Ok(()),
-                }
-            }
-            Message::CommandStillRunning { pid, since } => {
-                let pid = pid.map(|p| format!("pid {p}, ")).unwrap_or_default();
-                write!(
-                    f,
-                    "The scheduled command is still running ({pid}since {since}); it keeps running. Its result: umm status, umm history."
-                )
-            }
-            Message::EnableRefusedByConfig { place } => write!(
-                f,
-                "umm enable: refused: the configuration disables umm{place}; set enabled = true there"
-            ),
-            Message::AlreadyEnabled => f.write_str("umm is already enabled."),
-            Message::Enabled => f.write_str(
-                "umm enabled: unclean boots are counted and crash loops stop in maintenance.",
-            ),
-            Message::AlreadyDisabled => f.write_str("umm is already disabled."),
-            Message::Disabled => f.write_str(
-                "umm disabled: nothing is counted or enforced, and boots are never delayed.",
-            ),
-            Message::MenuUpdated => f.write_str("Boot menu updated (update-grub)."),
-            Message::MenuNotUpdated(what) => write!(f, "umm: warning: {what}"),
-            Message::Banner(text) => f.write_str(text),
+            _ => Ok(()),
         }
+    }
+}
+
+/// Each failed hook's name and result, then its last lines of output.
+fn hook_failure_lines(records: &[HookRecord]) -> String {
+    let lines: Vec<String> = records
+        .iter()
+        .filter(|r| !r.ok)
+        .flat_map(|r| {
+            std::iter::once(format!("{}: {}", hook_name(r), r.result))
+                .chain(r.output_tail.iter().map(|line| format!("    {line}")))
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// The check after leaving: failed units, then services not running again.
+fn write_after_leaving(
+    f: &mut fmt::Formatter<'_>,
+    failed_units: &[String],
+    verify: Option<&VerifyResult>,
+) -> fmt::Result {
+    write!(f, "Failed units: {}", list_or_none(failed_units))?;
+    match verify {
+        Some(v) if !v.not_back.is_empty() => write!(
+            f,
+            "\nNot running again ({}): {}",
+            v.compared_with,
+            v.not_back.join(", ")
+        ),
+        _ => Ok(()),
     }
 }
 

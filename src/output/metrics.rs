@@ -26,69 +26,106 @@ use crate::model::open::Named;
 use crate::model::settings::Settings;
 use crate::model::state::{ByReason, CommandRun, NodeState, State};
 
-/// Every metric umm writes: name, type, help. The README's "Monitoring"
-/// section lists the same.
-pub const METRICS: &[(&str, &str, &str)] = &[
-    (
-        "umm_state",
-        "gauge",
-        "The node's umm state: 1 for the state it is in, 0 for the others; reason: why it is not operational.",
-    ),
-    (
-        "umm_enabled",
-        "gauge",
-        "1 when umm counts unclean boots and enforces maintenance (umm enable and umm.toml's enabled), else 0.",
-    ),
-    (
-        "umm_unclean_boots",
-        "gauge",
-        "Unclean boots in a row (the crash-loop counter).",
-    ),
-    (
-        "umm_unclean_boots_threshold",
-        "gauge",
-        "reboot_count: a boot that finds more unclean boots in a row than this stops in maintenance.",
-    ),
-    (
-        "umm_maintenance_entered_total",
-        "counter",
-        "Maintenance episodes entered (boots that stopped in maintenance for a new episode), by reason.",
-    ),
-    (
-        "umm_maintenance_start_timestamp_seconds",
-        "gauge",
-        "When the boot of the current maintenance episode stopped in maintenance, in seconds since the epoch (absent outside maintenance).",
-    ),
-    (
-        "umm_maintenance_end_timestamp_seconds",
-        "gauge",
-        "When the last maintenance episode ended (umm off finished, or the request was cancelled), in seconds since the epoch (absent before the first).",
-    ),
-    (
-        "umm_scheduled_command_exit_code",
-        "gauge",
-        "The exit status of the last scheduled command (umm on -- COMMAND) that finished; 128+N when killed by signal N.",
-    ),
-    (
-        "umm_services_not_back",
-        "gauge",
-        "Services running before maintenance that were not running again after the last resume.",
-    ),
-    (
-        "umm_hook_failures_total",
-        "counter",
-        "Hook runs that failed or were refused, by phase, of those an episode records (a umm on that its checks refuse, umm check and umm on --dry-run change nothing and are not counted).",
-    ),
-    (
-        "umm_fleet_slot_held",
-        "gauge",
-        "1 while this node holds a slot of its fleet group (from umm on, or a crash-loop maintenance boot, until it is back in service), else 0.",
-    ),
-    (
-        "umm_fleet_release_pending",
-        "gauge",
-        "1 while giving this node's fleet slot back has failed and is retried (the group has one slot fewer), else 0.",
-    ),
+/// One metric: what its HELP and TYPE lines say, and how its samples are
+/// written.
+pub struct Metric {
+    pub name: &'static str,
+    /// `gauge` or `counter`.
+    pub kind: &'static str,
+    /// The labels of its series.
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+    /// Writes its sample lines.
+    samples: fn(&mut String, &Metric, &State, &Settings),
+}
+
+/// Every metric umm writes, in the order written: the one list that
+/// docs/monitoring.md's table and the man page are generated from.
+pub const METRICS: &[Metric] = &[
+    Metric {
+        name: "umm_state",
+        kind: "gauge",
+        labels: &["state", "reason"],
+        help: "The node's umm state: 1 for the state it is in, 0 for the others; reason: why it is not operational.",
+        samples: node_state,
+    },
+    Metric {
+        name: "umm_enabled",
+        kind: "gauge",
+        labels: &[],
+        help: "1 when umm counts unclean boots and enforces maintenance (umm enable and umm.toml's enabled), else 0.",
+        samples: enabled,
+    },
+    Metric {
+        name: "umm_unclean_boots",
+        kind: "gauge",
+        labels: &[],
+        help: "Unclean boots in a row (the crash-loop counter).",
+        samples: unclean_boots,
+    },
+    Metric {
+        name: "umm_unclean_boots_threshold",
+        kind: "gauge",
+        labels: &[],
+        help: "reboot_count: a boot that finds more unclean boots in a row than this stops in maintenance.",
+        samples: unclean_boots_threshold,
+    },
+    Metric {
+        name: "umm_maintenance_entered_total",
+        kind: "counter",
+        labels: &["reason"],
+        help: "Maintenance episodes entered (boots that stopped in maintenance for a new episode), by reason.",
+        samples: entered_total,
+    },
+    Metric {
+        name: "umm_maintenance_start_timestamp_seconds",
+        kind: "gauge",
+        labels: &[],
+        help: "When the boot of the current maintenance episode stopped in maintenance, in seconds since the epoch (absent outside maintenance).",
+        samples: start_timestamp,
+    },
+    Metric {
+        name: "umm_maintenance_end_timestamp_seconds",
+        kind: "gauge",
+        labels: &[],
+        help: "When the last maintenance episode ended (umm off finished, or the request was cancelled), in seconds since the epoch (absent before the first).",
+        samples: end_timestamp,
+    },
+    Metric {
+        name: "umm_scheduled_command_exit_code",
+        kind: "gauge",
+        labels: &[],
+        help: "The exit status of the last scheduled command (umm on -- COMMAND) that finished; 128+N when killed by signal N.",
+        samples: command_exit_code,
+    },
+    Metric {
+        name: "umm_services_not_back",
+        kind: "gauge",
+        labels: &[],
+        help: "Services running before maintenance that were not running again after the last resume.",
+        samples: services_not_back,
+    },
+    Metric {
+        name: "umm_hook_failures_total",
+        kind: "counter",
+        labels: &["phase"],
+        help: "Hook runs that failed or were refused, by phase, of those an episode records (a umm on that its checks refuse, umm check and umm on --dry-run change nothing and are not counted).",
+        samples: hook_failures_total,
+    },
+    Metric {
+        name: "umm_fleet_slot_held",
+        kind: "gauge",
+        labels: &[],
+        help: "1 while this node holds a slot of its fleet group (from umm on, or a crash-loop maintenance boot, until it is back in service), else 0.",
+        samples: fleet_slot_held,
+    },
+    Metric {
+        name: "umm_fleet_release_pending",
+        kind: "gauge",
+        labels: &[],
+        help: "1 while giving this node's fleet slot back has failed and is retried (the group has one slot fewer), else 0.",
+        samples: fleet_release_pending,
+    },
 ];
 
 /// The hook phases, as the `phase` label names them.
@@ -103,81 +140,91 @@ const PHASES: [HookPhase; 5] = [
 /// The metrics text for `state` under `settings`.
 pub fn render(state: &State, settings: &Settings) -> String {
     let mut out = String::new();
-    let node = NodeState::of(state.maintenance.as_ref());
-    let reason = state.maintenance.as_ref().map(|m| m.reason.as_str());
-    for (name, kind, help) in METRICS {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        match *name {
-            "umm_state" => {
-                for s in NodeState::ALL {
-                    let on = s == node;
-                    let r = if on { reason.unwrap_or("") } else { "" };
-                    let _ = writeln!(
-                        out,
-                        "{name}{{state=\"{}\",reason=\"{r}\"}} {}",
-                        s.as_str(),
-                        u8::from(on)
-                    );
-                }
-            }
-            "umm_enabled" => {
-                let on = state.switch_on && settings.enabled;
-                let _ = writeln!(out, "{name} {}", u8::from(on));
-            }
-            "umm_unclean_boots" => {
-                let _ = writeln!(out, "{name} {}", state.unclean_boots);
-            }
-            "umm_unclean_boots_threshold" => {
-                let _ = writeln!(out, "{name} {}", settings.reboot_count);
-            }
-            "umm_maintenance_entered_total" => {
-                for r in ByReason::REASONS {
-                    let n = state.counters.entered.get(r);
-                    let _ = writeln!(out, "{name}{{reason=\"{}\"}} {n}", r.as_str());
-                }
-            }
-            "umm_maintenance_start_timestamp_seconds" => {
-                if let Some(since) = state.maintenance.as_ref().and_then(|m| m.since) {
-                    let _ = writeln!(out, "{name} {since}");
-                }
-            }
-            "umm_maintenance_end_timestamp_seconds" => {
-                if let Some(e) = state.history.last() {
-                    let _ = writeln!(out, "{name} {}", e.ended);
-                }
-            }
-            "umm_scheduled_command_exit_code" => {
-                if let Some(code) = last_command_status(state) {
-                    let _ = writeln!(out, "{name} {code}");
-                }
-            }
-            "umm_services_not_back" => {
-                let n = state
-                    .history
-                    .iter()
-                    .rev()
-                    .find_map(|e| e.verify.as_ref())
-                    .map_or(0, |v| v.not_back.len());
-                let _ = writeln!(out, "{name} {n}");
-            }
-            "umm_hook_failures_total" => {
-                for p in PHASES {
-                    let n = state.counters.hook_failures.get(p);
-                    let _ = writeln!(out, "{name}{{phase=\"{}\"}} {n}", p.name());
-                }
-            }
-            "umm_fleet_slot_held" => {
-                let _ = writeln!(out, "{name} {}", u8::from(state.fleet.held.is_some()));
-            }
-            "umm_fleet_release_pending" => {
-                let held = state.fleet.pending_release.is_some();
-                let _ = writeln!(out, "{name} {}", u8::from(held));
-            }
-            _ => {}
-        }
+    for metric in METRICS {
+        let _ = writeln!(out, "# HELP {} {}", metric.name, metric.help);
+        let _ = writeln!(out, "# TYPE {} {}", metric.name, metric.kind);
+        (metric.samples)(&mut out, metric, state, settings);
     }
     out
+}
+
+/// `name value`, for a metric without labels.
+fn sample(out: &mut String, m: &Metric, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{} {value}", m.name);
+}
+
+/// One series per state: 1 for the node's, with its reason; 0 for the others.
+fn node_state(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    let node = NodeState::of(state.maintenance.as_ref());
+    let reason = state.maintenance.as_ref().map(|m| m.reason.as_str());
+    for s in NodeState::ALL {
+        let on = s == node;
+        let r = if on { reason.unwrap_or("") } else { "" };
+        let _ = writeln!(
+            out,
+            "{}{{state=\"{}\",reason=\"{r}\"}} {}",
+            m.name,
+            s.as_str(),
+            u8::from(on)
+        );
+    }
+}
+
+fn enabled(out: &mut String, m: &Metric, state: &State, settings: &Settings) {
+    sample(out, m, u8::from(state.switch_on && settings.enabled));
+}
+
+fn unclean_boots(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    sample(out, m, state.unclean_boots);
+}
+
+fn unclean_boots_threshold(out: &mut String, m: &Metric, _: &State, settings: &Settings) {
+    sample(out, m, settings.reboot_count);
+}
+
+fn entered_total(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    for r in ByReason::REASONS {
+        let n = state.counters.entered.get(r);
+        let _ = writeln!(out, "{}{{reason=\"{}\"}} {n}", m.name, r.as_str());
+    }
+}
+
+fn start_timestamp(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    if let Some(since) = state.maintenance.as_ref().and_then(|m| m.since) {
+        sample(out, m, since);
+    }
+}
+
+fn end_timestamp(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    if let Some(e) = state.history.last() {
+        sample(out, m, e.ended);
+    }
+}
+
+fn command_exit_code(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    if let Some(code) = last_command_status(state) {
+        sample(out, m, code);
+    }
+}
+
+fn services_not_back(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    let last_check = state.history.iter().rev().find_map(|e| e.verify.as_ref());
+    sample(out, m, last_check.map_or(0, |v| v.not_back.len()));
+}
+
+fn hook_failures_total(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    for p in PHASES {
+        let n = state.counters.hook_failures.get(p);
+        let _ = writeln!(out, "{}{{phase=\"{}\"}} {n}", m.name, p.name());
+    }
+}
+
+fn fleet_slot_held(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    sample(out, m, u8::from(state.fleet.held.is_some()));
+}
+
+fn fleet_release_pending(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    sample(out, m, u8::from(state.fleet.pending_release.is_some()));
 }
 
 /// The exit status of the newest scheduled command that finished: the
@@ -266,10 +313,29 @@ mod tests {
     #[test]
     fn every_metric_has_help_and_type_and_counters_end_in_total() {
         let text = render(&in_maintenance(Reason::CrashLoop), &Settings::default());
-        for (name, kind, _) in METRICS {
+        for Metric { name, kind, .. } in METRICS {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
             assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
             assert_eq!(*kind == "counter", name.ends_with("_total"), "{name}");
+        }
+    }
+
+    /// The labels each series carries are the ones its metric lists (and
+    /// the docs show).
+    #[test]
+    fn every_series_has_the_listed_labels() {
+        let text = render(&in_maintenance(Reason::CrashLoop), &Settings::default());
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let series = line.rsplit_once(' ').unwrap().0;
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let metric = METRICS.iter().find(|m| m.name == name).unwrap();
+            let names: Vec<&str> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split_once('=').unwrap().0)
+                .collect();
+            assert_eq!(names, metric.labels, "{line}");
         }
     }
 

@@ -10,6 +10,7 @@ use crate::model::state::{
 };
 use crate::model::verify::VerifyResult;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A node resuming from a crash loop, with everything status can show.
 fn busy_state() -> State {
@@ -101,7 +102,10 @@ fn busy_state() -> State {
 }
 
 fn view_json(restricted: bool) -> Value {
-    let full = busy_state();
+    view_json_of(busy_state(), restricted)
+}
+
+fn view_json_of(full: State, restricted: bool) -> Value {
     let state = if restricted { full.public() } else { full };
     let decision = BootDecision {
         boot_id: "b2".into(),
@@ -304,4 +308,74 @@ fn text_and_json_show_the_same_facts() {
         assert!(text.contains(fact), "{fact} not in:\n{text}");
     }
     assert!(text.starts_with("State:        RESUMING"), "{text}");
+}
+
+/// The keys of the table after `heading` in docs/commands.md (its first
+/// column), each with whether its row says it is root only.
+fn documented(heading: &str) -> BTreeMap<String, bool> {
+    let doc = include_str!("../../../docs/commands.md");
+    let (_, after) = doc.split_once(heading).unwrap();
+    let rows = after
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2);
+    rows.map(|row| {
+        let key = row.split('|').nth(1).unwrap().trim().trim_matches('`');
+        (key.to_string(), row.contains("(root only)"))
+    })
+    .collect()
+}
+
+/// docs/commands.md documents every key `umm status --json` and `umm
+/// history --json` print, and no other, and which are root only (the man
+/// page's JSON OUTPUT is that text).
+#[test]
+fn the_documented_json_keys_are_the_printed_ones() {
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let root = view_json(false);
+    let user = view_json(true);
+    let mut with_slot = busy_state();
+    with_slot.fleet.held = Some(crate::model::state::FleetSlot {
+        backend: "etcd".into(),
+        group: "g".into(),
+        id: "node-a".into(),
+        since: 1,
+        extra: Default::default(),
+    });
+    let mut printed = keys(&root);
+    printed.extend(keys(&user));
+    printed.extend(keys(&view_json_of(with_slot, false)));
+    let status = documented("### umm status --json");
+    assert_eq!(printed, status.keys().cloned().collect::<BTreeSet<_>>());
+    let root_only: BTreeSet<String> = keys(&root).difference(&keys(&user)).cloned().collect();
+    let said: BTreeSet<String> = status
+        .iter()
+        .filter(|(_, r)| **r)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        root_only, said,
+        "root only, as printed (left) and documented (right)"
+    );
+
+    let episode = &root["last_episode"];
+    let history = documented("### umm history --json");
+    assert_eq!(
+        keys(episode),
+        history.keys().cloned().collect::<BTreeSet<_>>()
+    );
+    let root_only: BTreeSet<String> = keys(episode)
+        .difference(&keys(&user["last_episode"]))
+        .cloned()
+        .collect();
+    let said: BTreeSet<String> = history
+        .iter()
+        .filter(|(_, r)| **r)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        root_only, said,
+        "episodes: root only, as printed and documented"
+    );
 }

@@ -715,3 +715,111 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
     let key = key.trim();
     (!key.is_empty() && !key.starts_with('#')).then(|| key.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::config::keys::{tables, KEYS};
+
+    /// Stops a deserialization once the field names are known.
+    #[derive(Debug)]
+    struct Stop;
+
+    impl fmt::Display for Stop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("stop")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<T: fmt::Display>(_: T) -> Stop {
+            Stop
+        }
+    }
+
+    /// serde's derive hands a struct's field names to `deserialize_struct`:
+    /// this deserializer keeps them and stops there.
+    struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+    impl<'de> Deserializer<'de> for FieldNames<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.extend_from_slice(fields);
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+
+    /// The keys a fragment accepts.
+    fn fields<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let _ = T::deserialize(FieldNames(&mut names));
+        names
+    }
+
+    /// The keys the parser accepts are the keys `keys::KEYS` documents.
+    #[test]
+    fn every_key_the_parser_accepts_is_documented_and_no_other() {
+        let tables_read: &[(&str, Vec<&str>)] = &[
+            ("hooks", fields::<HooksFragment>()),
+            ("grub", fields::<GrubFragment>()),
+            ("metrics", fields::<MetricsFragment>()),
+            ("fleet", fields::<FleetFragment>()),
+        ];
+        let mut accepted: Vec<(&str, &str)> = Vec::new();
+        for name in fields::<Fragment>() {
+            if tables_read.iter().all(|(t, _)| *t != name) {
+                accepted.push(("", name));
+            }
+        }
+        for (table, names) in tables_read {
+            assert!(
+                fields::<Fragment>().contains(table),
+                "[{table}] is not read"
+            );
+            accepted.extend(names.iter().map(|n| (*table, *n)));
+        }
+        let mut documented: Vec<(&str, &str)> = KEYS.iter().map(|k| (k.table, k.name)).collect();
+        accepted.sort();
+        documented.sort();
+        assert_eq!(
+            accepted, documented,
+            "the keys umm.toml accepts (left; a new [table] goes in `tables_read`) and the \
+             keys src/sys/config/keys.rs documents (right)"
+        );
+    }
+
+    /// The error for an unknown top-level key lists the documented ones.
+    #[test]
+    fn the_unknown_key_error_names_the_documented_keys() {
+        let mut known: Vec<String> = KEYS
+            .iter()
+            .filter(|k| k.table.is_empty())
+            .map(|k| k.name.to_string())
+            .collect();
+        known.extend(
+            tables()
+                .iter()
+                .filter(|t| !t.is_empty())
+                .map(|t| format!("[{t}]")),
+        );
+        assert_eq!(KNOWN_KEYS, known.join(", "));
+    }
+}

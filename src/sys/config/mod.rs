@@ -8,12 +8,15 @@
 //! checked as they are read (spans within 1 s..30 d, unit names), and whose
 //! errors name the file, the line and the key. The fragments are merged
 //! over the defaults in file order (`load`): the settings in force. The
-//! original tool's shell-style file has its own reader (`legacy`).
+//! original tool's shell-style file has its own reader (`legacy`). Every
+//! key, with its default and meaning, is listed once in `keys`, which the
+//! man page and the docs are generated from.
 
 use std::fmt;
 use std::path::PathBuf;
 
 mod fragment;
+pub mod keys;
 mod legacy;
 mod load;
 
