@@ -1,15 +1,19 @@
 //! The boot-time decision and the counting rules: what the generator, the
 //! boot unit and the clean-shutdown and uptime records apply.
 //!
-//! The counting rules (docs/state.md, "Counting rules"):
+//! The counting rules (docs/state.md, "Counting rules", and the man page
+//! are generated from this list):
 //! - A boot whose previous boot did not end with a clean shutdown, and did
-//!   not reach `counter_reset_time` of uptime, is unclean: the counter of
-//!   consecutive unclean boots goes up by one.
-//! - A clean shutdown or reboot, or `counter_reset_time` of uptime, resets
+//!   not reach `counter_reset_time` of uptime, is **unclean**: the counter
+//!   of consecutive unclean boots goes up by one.
+//! - A clean shutdown or reboot, or `counter_reset_time` of uptime
+//!   (measured on the monotonic boot clock, never wall-clock time), resets
 //!   the counter to 0.
-//! - When a boot finds the counter greater than `reboot_count`, that boot
-//!   stops in maintenance, reason crash-loop.
-//! - Maintenance, once entered for any reason, holds until `umm off`.
+//! - When a boot finds the counter **greater than** `reboot_count`, that
+//!   boot stops in maintenance, reason `crash-loop`, and the boot ids and
+//!   times of the unclean boots are kept for `umm status`.
+//! - Maintenance, once entered for any reason, holds across further
+//!   crashes and reboots until `umm off`.
 
 use super::{close, entered, reset_counter};
 use crate::model::limits;

@@ -4,8 +4,8 @@
 //! and verify records the caller got), so the tables in the tests cover
 //! them exhaustively.
 //!
-//! - `boot`: the counting rules (docs/state.md, "Counting rules", quoted in the
-//!   man page from that file) and the boot-time decision.
+//! - `boot`: the counting rules (listed at its top, where docs/state.md
+//!   and the man page are generated from) and the boot-time decision.
 //! - `request`: what operators ask (`umm on`, `enable`, `disable`).
 //! - `leave`: leaving is a transaction (`leave`, `claim_finish`, `finish`):
 //!   `umm off` puts the episode in phase `resuming`, and it stays open until
