@@ -36,7 +36,7 @@ PREFIX ?= /usr
 DESTDIR ?=
 BINDIR := $(PREFIX)/bin
 # Earlier versions installed $(SBINDIR)/umm; it stays as a link to
-# ../bin/umm (README, "Install": upgrades).
+# ../bin/umm (docs/packaging.md: upgrades).
 SBINDIR := $(PREFIX)/sbin
 UNITDIR := $(PREFIX)/lib/systemd/system
 GENERATORDIR := $(PREFIX)/lib/systemd/system-generators
@@ -116,7 +116,7 @@ help:
 
 # Static and small (the budget above): a non-PIE static binary (no relocation
 # table), no .eh_frame_hdr (panic = abort never unwinds), linked by lld with
-# identical code folding. See README, "Binary size", for what each saves.
+# identical code folding. docs/packaging.md, "Binary size", says why.
 # --target keeps these flags away from build scripts and proc macros.
 STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static \
 	-C link-arg=-fuse-ld=lld -C link-arg=-Wl,--icf=all -C link-arg=-Wl,--no-eh-frame-hdr
