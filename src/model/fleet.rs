@@ -123,79 +123,88 @@ impl std::error::Error for SettingsError {}
 impl FleetSettings {
     /// Checks the settings without touching a file or the network.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let err = |key: &'static str, message: String| Err(SettingsError { key, message });
         if self.backend == Backend::None {
             return Ok(());
         }
-        if let Err(e) = check_name(&self.group) {
-            return err("group", e);
-        }
-        if let Some(id) = &self.id {
-            if let Err(e) = check_name(id) {
-                return err("id", e);
-            }
-        }
+        self.check_names()?;
         if self.timeout < Duration::from_secs(1) {
-            return err("timeout", "is shorter than 1s".into());
+            return fail("timeout", "is shorter than 1s".into());
         }
-        let urls: Vec<&str> = match self.backend {
+        let urls = self.backend_urls()?;
+        let key = match self.backend {
+            Backend::Etcd => "endpoints",
+            _ => "url",
+        };
+        for url in &urls {
+            check_url(url).or_else(|e| fail(key, e))?;
+        }
+        self.check_tls_files(&urls, key)
+    }
+
+    /// The group name and the node id, when one is set.
+    fn check_names(&self) -> Result<(), SettingsError> {
+        check_name(&self.group).or_else(|e| fail("group", e))?;
+        match &self.id {
+            Some(id) => check_name(id).or_else(|e| fail("id", e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The coordinator's URLs, from the key that the back-end reads; the
+    /// other back-end's key set by mistake is refused.
+    fn backend_urls(&self) -> Result<Vec<&str>, SettingsError> {
+        match self.backend {
             Backend::Etcd => {
                 if self.url.is_some() {
-                    return err(
+                    return fail(
                         "url",
                         "is for the fleetlock back-end; give etcd's client URLs in endpoints"
                             .into(),
                     );
                 }
                 if self.endpoints.is_empty() {
-                    return err(
+                    return fail(
                         "endpoints",
                         "is empty: give the etcd members' client URLs, e.g. [\"https://10.0.0.1:2379\"]"
                             .into(),
                     );
                 }
                 if self.slots == 0 {
-                    return err("slots", "is 0: a group needs at least 1 slot".into());
+                    return fail("slots", "is 0: a group needs at least 1 slot".into());
                 }
-                self.endpoints.iter().map(String::as_str).collect()
+                Ok(self.endpoints.iter().map(String::as_str).collect())
             }
             Backend::FleetLock => {
                 if !self.endpoints.is_empty() {
-                    return err(
+                    return fail(
                         "endpoints",
                         "is for the etcd back-end; give the FleetLock server's base URL in url"
                             .into(),
                     );
                 }
                 match &self.url {
-                    Some(url) => vec![url.as_str()],
-                    None => {
-                        return err(
-                            "url",
-                            "is missing: give the FleetLock server's base URL, e.g. \"https://airlock.example:3333\""
-                                .into(),
-                        )
-                    }
+                    Some(url) => Ok(vec![url.as_str()]),
+                    None => fail(
+                        "url",
+                        "is missing: give the FleetLock server's base URL, e.g. \"https://airlock.example:3333\""
+                            .into(),
+                    ),
                 }
             }
-            Backend::None => Vec::new(),
-        };
-        let key = match self.backend {
-            Backend::Etcd => "endpoints",
-            _ => "url",
-        };
-        for url in &urls {
-            if let Err(e) = check_url(url) {
-                return err(key, e);
-            }
+            Backend::None => Ok(Vec::new()),
         }
+    }
+
+    /// A client certificate needs its key, and TLS files need an https URL
+    /// (else they would be silently unused).
+    fn check_tls_files(&self, urls: &[&str], key: &str) -> Result<(), SettingsError> {
         if self.cert_file.is_some() != self.key_file.is_some() {
             let missing = if self.cert_file.is_some() {
                 "key_file"
             } else {
                 "cert_file"
             };
-            return err(
+            return fail(
                 missing,
                 "is missing: a client certificate needs both cert_file and key_file".into(),
             );
@@ -207,13 +216,18 @@ impl FleetSettings {
             } else {
                 "cert_file"
             };
-            return err(
+            return fail(
                 which,
                 format!("is set but no {key} URL uses https: the file would not be used"),
             );
         }
         Ok(())
     }
+}
+
+/// A [`SettingsError`] for `key`.
+fn fail<T>(key: &'static str, message: String) -> Result<T, SettingsError> {
+    Err(SettingsError { key, message })
 }
 
 /// A group name or node id: 1 to `MAX_NAME` bytes, no spaces or control
