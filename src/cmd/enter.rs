@@ -45,13 +45,7 @@ pub fn on(
     argv: Vec<String>,
 ) -> Result<Outcome> {
     require_root("on")?;
-    if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
-        bail!(
-            "umm on: the command is longer than umm keeps ({} arguments of at most {} bytes); put it in a script and schedule the script",
-            limits::ARGS,
-            limits::ARG
-        );
-    }
+    check_command_fits(&argv)?;
     let (settings, sources) = config::load(&ctx.root)?;
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
@@ -65,25 +59,83 @@ pub fn on(
     let Some(taking) = super::fleet::take_for_on(ctx, &settings, force, wait) else {
         return Ok(Outcome::Refused);
     };
-    let services_before = active_services(ctx);
-    let mut locked = match lock(&ctx.root, "on") {
-        Ok(l) => l,
+    let entry = Entry {
+        who: requester(),
+        argv,
+        hooks,
+        services_before: active_services(ctx),
+    };
+    let saved = match save_request(ctx, &settings, &sources, &taking, entry) {
+        Ok(Ok(saved)) => saved,
+        Ok(Err(refusal)) => {
+            super::fleet::undo_take(ctx, &settings, &taking);
+            return Ok(refused("on", refusal));
+        }
         Err(e) => {
             super::fleet::undo_take(ctx, &settings, &taking);
             return Err(e);
         }
     };
-    locked.record_config(&settings, &sources, ctx.clock.now());
-    let who = requester();
+    announce_request(&saved);
+    if let Err(e) = ctx.init.reboot() {
+        log::error!("reboot into maintenance failed: {e:#}");
+        bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
+    }
+    Ok(Outcome::Done)
+}
+
+/// The scheduled command must fit what the state keeps.
+fn check_command_fits(argv: &[String]) -> Result<()> {
+    if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
+        bail!(
+            "umm on: the command is longer than umm keeps ({} arguments of at most {} bytes); put it in a script and schedule the script",
+            limits::ARGS,
+            limits::ARG
+        );
+    }
+    Ok(())
+}
+
+/// What `umm on` gathered before saving: who asked, the command, the
+/// pre-on hooks' records and the services running now.
+struct Entry {
+    who: Requester,
+    argv: Vec<String>,
+    hooks: Vec<HookRecord>,
+    services_before: Option<Vec<String>>,
+}
+
+/// The saved request, for the journal and the user.
+struct Saved {
+    who: Requester,
+    episode: u64,
+    command: Option<Vec<String>>,
+}
+
+/// Saves the request under the state lock (with the slot taken, if any).
+/// The outer error is a failure to lock or save; the inner one a refusal
+/// by the rules (the state changed since the first check). Either way the
+/// caller gives the slot back, after the lock is released.
+fn save_request(
+    ctx: &Context,
+    settings: &Settings,
+    sources: &config::Sources,
+    taking: &super::fleet::Taking,
+    entry: Entry,
+) -> Result<Result<Saved, rules::Refusal>> {
+    let mut locked = lock(&ctx.root, "on")?;
+    locked.record_config(settings, sources, ctx.clock.now());
     let now = ctx.clock.now();
-    let policy = settings.policy();
-    let mut next = match rules::request(&locked.state, policy, now, Some(who.clone()), argv) {
+    let who = entry.who;
+    let mut next = match rules::request(
+        &locked.state,
+        settings.policy(),
+        now,
+        Some(who.clone()),
+        entry.argv,
+    ) {
         Ok(next) => next,
-        Err(r) => {
-            drop(locked);
-            super::fleet::undo_take(ctx, &settings, &taking);
-            return Ok(refused("on", r));
-        }
+        Err(refusal) => return Ok(Err(refusal)),
     };
     if let Some(slot) = taking.slot.clone() {
         next = rules::fleet::taken(&next, slot);
@@ -91,28 +143,38 @@ pub fn on(
     // `request` always sets the maintenance it returns.
     let mut command = None;
     let episode = next.maintenance.as_ref().map_or(0, |m| m.id);
-    next.counters.hook_failures.add_failed(&hooks);
+    next.counters.hook_failures.add_failed(&entry.hooks);
     if let Some(m) = next.maintenance.as_mut() {
-        m.services_before = services_before;
-        m.hooks = hooks;
+        m.services_before = entry.services_before;
+        m.hooks = entry.hooks;
         m.fleet = taking.note.clone();
         command = m.command.as_ref().map(|c| c.argv.clone());
     }
-    if let Err(e) = save(&mut locked, next) {
-        drop(locked);
-        super::fleet::undo_take(ctx, &settings, &taking);
-        return Err(e);
-    }
-    drop(locked);
-    let from = who.from.map(|f| format!(" from {f}")).unwrap_or_default();
-    let scheduled = command
+    save(&mut locked, next)?;
+    Ok(Ok(Saved {
+        who,
+        episode,
+        command,
+    }))
+}
+
+/// The journal record and the user's message for a saved request.
+fn announce_request(saved: &Saved) {
+    let who = &saved.who;
+    let from = who
+        .from
+        .as_ref()
+        .map(|f| format!(" from {f}"))
+        .unwrap_or_default();
+    let scheduled = saved
+        .command
         .as_deref()
         .map(|c| format!("; scheduled command: {}", shell_words(c)))
         .unwrap_or_default();
     crate::sys::journal::log(
         log::Level::Info,
         &crate::sys::journal::Change::Requested {
-            episode,
+            episode: saved.episode,
             by: &who.user,
         },
         format_args!(
@@ -121,13 +183,8 @@ pub fn on(
         ),
     );
     say(&Message::Requested {
-        command: command.as_deref(),
+        command: saved.command.as_deref(),
     });
-    if let Err(e) = ctx.init.reboot() {
-        log::error!("reboot into maintenance failed: {e:#}");
-        bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
-    }
-    Ok(Outcome::Done)
 }
 
 /// The check.d hooks, then the pre-on.d hooks, each able to stop `umm on`

@@ -80,14 +80,7 @@ pub(super) fn finish_leaving(
     episode: Option<u64>,
     wait_for_other: Duration,
 ) -> Result<Finish> {
-    let pid = std::process::id();
-    let me = Claim {
-        boot_id: ctx.clock.boot_id()?,
-        pid,
-        pid_start: process_start(pid),
-        since: ctx.clock.now(),
-        extra: Default::default(),
-    };
+    let me = this_process(ctx)?;
     let m = match claim(ctx, &me, episode, wait_for_other)? {
         Claimed::Work(m) => m,
         Claimed::Finished(finish) => return Ok(finish),
@@ -113,29 +106,8 @@ pub(super) fn finish_leaving(
             let next = rules::fleet::back_in_service(&next, clean, now);
             save(&mut locked, next)?;
             drop(locked);
-            let not_back = episode
-                .as_ref()
-                .and_then(|e| e.verify.as_ref())
-                .map_or(0, |v| v.not_back.len());
-            crate::sys::journal::log(
-                log::Level::Info,
-                &crate::sys::journal::Change::Resumed {
-                    reason: m.reason,
-                    episode: m.id,
-                    not_back,
-                },
-                format_args!(
-                    "left maintenance (reason {}): episode closed",
-                    m.reason.as_str()
-                ),
-            );
-            match held {
-                Some(_) if clean => {
-                    super::fleet::release_owed(ctx, settings, super::fleet::Loud::Stdout)?;
-                }
-                Some(slot) => say(&Message::FleetKept { group: &slot.group }),
-                None => {}
-            }
+            log_closed(&m, episode.as_ref());
+            give_back(ctx, settings, held, clean)?;
             Ok(match episode {
                 Some(episode) => Finish::Done(Box::new(Closed {
                     episode,
@@ -155,6 +127,55 @@ pub(super) fn finish_leaving(
             Ok(Finish::Nothing)
         }
     }
+}
+
+/// This process as the finisher of an episode.
+fn this_process(ctx: &Context) -> Result<Claim> {
+    let pid = std::process::id();
+    Ok(Claim {
+        boot_id: ctx.clock.boot_id()?,
+        pid,
+        pid_start: process_start(pid),
+        since: ctx.clock.now(),
+        extra: Default::default(),
+    })
+}
+
+/// The journal record of a closed episode.
+fn log_closed(m: &Maintenance, episode: Option<&Episode>) {
+    let not_back = episode
+        .and_then(|e| e.verify.as_ref())
+        .map_or(0, |v| v.not_back.len());
+    crate::sys::journal::log(
+        log::Level::Info,
+        &crate::sys::journal::Change::Resumed {
+            reason: m.reason,
+            episode: m.id,
+            not_back,
+        },
+        format_args!(
+            "left maintenance (reason {}): episode closed",
+            m.reason.as_str()
+        ),
+    );
+}
+
+/// The slot the closed episode held goes back when the check was clean;
+/// otherwise the node keeps it and says so.
+fn give_back(
+    ctx: &Context,
+    settings: &Settings,
+    held: Option<crate::model::state::FleetSlot>,
+    clean: bool,
+) -> Result<()> {
+    match held {
+        Some(_) if clean => {
+            super::fleet::release_owed(ctx, settings, super::fleet::Loud::Stdout)?;
+        }
+        Some(slot) => say(&Message::FleetKept { group: &slot.group }),
+        None => {}
+    }
+    Ok(())
 }
 
 /// What claiming the work gave.

@@ -71,54 +71,60 @@ pub fn off(
     save(&mut locked, next)?;
     drop(locked);
     remove_banners(&ctx.root);
+    let episode_id = episode.unwrap_or(0);
     match (leave, action) {
         (Leave::Cancelled, OffAction::Resume) => {
-            journal::log(
-                Level::Info,
-                &Change::Cancelled {
-                    episode: state.maintenance.as_ref().map_or(0, |m| m.id),
-                },
-                format_args!("pending maintenance request cancelled by umm off"),
-            );
-            say(&Message::Cancelled);
-            if owed {
-                super::fleet::release_owed(ctx, &settings, super::fleet::Loud::Stdout)?;
-            }
-            Ok(Outcome::Done)
+            let cancelled = state.maintenance.as_ref().map_or(0, |m| m.id);
+            cancel_pending(ctx, &settings, cancelled, owed)
         }
-        (_, OffAction::Reboot) => {
-            journal::log(
-                Level::Info,
-                &Change::Resuming {
-                    reason,
-                    episode: episode.unwrap_or(0),
-                    action: "reboot",
-                },
-                format_args!(
-                    "leaving maintenance by umm off reboot; rebooting into normal operation"
-                ),
-            );
-            say(&Message::RebootingOut);
-            ctx.init.reboot()?;
-            Ok(Outcome::Done)
-        }
+        (_, OffAction::Reboot) => reboot_out(ctx, reason, episode_id),
         (_, OffAction::Resume) => {
             journal::log(
                 Level::Info,
                 &Change::Resuming {
                     reason,
-                    episode: episode.unwrap_or(0),
+                    episode: episode_id,
                     action: "resume",
                 },
                 format_args!(
-                    "leaving maintenance (reason {}, episode {}) by umm off: resuming",
+                    "leaving maintenance (reason {}, episode {episode_id}) by umm off: resuming",
                     reason.as_str(),
-                    episode.unwrap_or(0)
                 ),
             );
             resume(ctx, &settings, wait, leave, episode)
         }
     }
+}
+
+/// A pending request was cancelled: say so, and give back the slot it
+/// held (`owed`).
+fn cancel_pending(ctx: &Context, settings: &Settings, episode: u64, owed: bool) -> Result<Outcome> {
+    journal::log(
+        Level::Info,
+        &Change::Cancelled { episode },
+        format_args!("pending maintenance request cancelled by umm off"),
+    );
+    say(&Message::Cancelled);
+    if owed {
+        super::fleet::release_owed(ctx, settings, super::fleet::Loud::Stdout)?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// `umm off reboot`: the episode is leaving; the next boot is normal.
+fn reboot_out(ctx: &Context, reason: Reason, episode: u64) -> Result<Outcome> {
+    journal::log(
+        Level::Info,
+        &Change::Resuming {
+            reason,
+            episode,
+            action: "reboot",
+        },
+        format_args!("leaving maintenance by umm off reboot; rebooting into normal operation"),
+    );
+    say(&Message::RebootingOut);
+    ctx.init.reboot()?;
+    Ok(Outcome::Done)
 }
 
 /// The reason of the episode in `state` (manual when there is none).
