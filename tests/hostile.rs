@@ -647,6 +647,50 @@ fn a_broken_dropin_keeps_a_disabled_umm_disabled() {
     assert!(node.path("/etc/umm/last-good-config.json").exists());
 }
 
+/// Configuration management pushes `enabled = false` together with a
+/// drop-in holding a syntax error; the last configuration that loaded is
+/// the defaults recorded at install (enabled). Crashes must not turn umm on.
+#[rstest]
+#[case::in_umm_toml("/etc/umm/umm.toml", "enabled = false\n", "/etc/umm/umm.toml:1")]
+#[case::in_a_dropin_with_an_unknown_key(
+    "/etc/umm/umm.toml.d/10-off.toml",
+    "# off for the migration\nenabled = false\nreboot_cuont = 3\n",
+    "/etc/umm/umm.toml.d/10-off.toml:2"
+)]
+fn a_file_that_parses_and_disables_wins_over_the_last_good_configuration(
+    #[case] file: &str,
+    #[case] text: &str,
+    #[case] at: &str,
+) {
+    let mut node = bounded_node();
+    node.boot();
+    assert!(node.exists("/var/lib/umm/last-good-config.json"));
+    node.write(file, text);
+    node.write("/etc/umm/umm.toml.d/50-site.toml", "reboot_count = [\n");
+    for _ in 0..4 {
+        node.crash_and_boot();
+    }
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert_eq!(s["enabled"], false, "{s}");
+    assert_eq!(s["config"]["in_use"], "last-good", "{s}");
+    let disabled_by = s["config"]["disabled_by"].as_str().unwrap_or_default();
+    assert!(disabled_by.ends_with(at), "{s}");
+    let text = node.expect(0, &["status"]);
+    assert!(
+        text.contains("says enabled = false, and that holds"),
+        "{text}"
+    );
+    assert!(node.log().contains("umm stays disabled"), "{}", node.log());
+    // A later file that parses and says true takes it back: the fallback
+    // applies as before.
+    node.write("/etc/umm/umm.toml.d/60-on.toml", "enabled = true\n");
+    node.crash_and_boot();
+    let s = node.status();
+    assert_eq!(s["enabled"], true, "{s}");
+    assert_eq!(s["config"]["disabled_by"], Value::Null, "{s}");
+}
+
 #[test]
 fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
     let mut node = bounded_node();

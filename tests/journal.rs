@@ -191,3 +191,47 @@ fn the_lab_looks_for_these_ids() {
         );
     }
 }
+
+#[test]
+fn the_scheduled_commands_arguments_stay_out_of_the_log_and_the_journal() {
+    let mut node = Node::new();
+    node.boot();
+    let token = "s3cr3t-t0ken-4711";
+    let out = node.expect(
+        0,
+        &[
+            "on",
+            "--",
+            "sh",
+            "-c",
+            "exit 0",
+            "upload",
+            &format!("--token={token}"),
+        ],
+    );
+    // The operator's own terminal may show what they typed.
+    assert!(out.contains("Rebooting"), "{out}");
+    node.clean_reboot();
+    node.expect(0, &["internal", "maintenance"]);
+    assert_eq!(node.status()["command"]["exit_code"], 0);
+    let log = node.log();
+    let journal = node.read("/run/umm/journal.log");
+    for (name, text) in [("log", &log), ("journal", &journal)] {
+        assert!(
+            !text.contains(token),
+            "the token reached the {name}:\n{text}"
+        );
+        assert!(
+            !text.contains("exit 0"),
+            "an argument reached the {name}:\n{text}"
+        );
+    }
+    assert!(
+        log.contains("for the next boot; scheduled command: sh with 4 arguments"),
+        "{log}"
+    );
+    assert!(
+        log.contains("running the scheduled command: sh with 4 arguments"),
+        "{log}"
+    );
+}

@@ -289,3 +289,38 @@ fn the_docs_list_the_example_alerts() {
         "docs/monitoring.md (left), umm-alerts.yml (right)"
     );
 }
+
+#[test]
+fn a_symlinked_textfile_directory_is_not_followed_and_said_in_one_line() {
+    let mut node = Node::new();
+    // The collector directory replaced by a link to a directory root must
+    // not write into.
+    std::fs::create_dir_all(node.path("/var/lib/prometheus")).unwrap();
+    std::fs::create_dir_all(node.path("/etc/cron.d")).unwrap();
+    std::os::unix::fs::symlink(
+        node.path("/etc/cron.d"),
+        node.path("/var/lib/prometheus/node-exporter"),
+    )
+    .unwrap();
+    node.boot();
+    assert_eq!(
+        node.names("/etc/cron.d"),
+        Vec::<String>::new(),
+        "umm wrote through the link"
+    );
+    let log = node.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("symbolic link"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("/var/lib/prometheus/node-exporter"),
+        "{log}"
+    );
+    // A real directory again: written.
+    std::fs::remove_file(node.path("/var/lib/prometheus/node-exporter")).unwrap();
+    std::fs::create_dir(node.path("/var/lib/prometheus/node-exporter")).unwrap();
+    node.boot();
+    assert!(node.read(PROM).contains("umm_state"));
+}

@@ -12,7 +12,7 @@ use crate::model::settings::Settings;
 use crate::model::state::{Reason, Requester};
 use crate::model::verify::ActiveState;
 use crate::output::check::CheckView;
-use crate::output::history::shell_words;
+use crate::output::history::program_and_count;
 use crate::output::json;
 use crate::output::message::{say, Message, Overridden};
 use crate::rules;
@@ -169,7 +169,7 @@ fn announce_request(saved: &Saved) {
     let scheduled = saved
         .command
         .as_deref()
-        .map(|c| format!("; scheduled command: {}", shell_words(c)))
+        .map(|c| format!("; scheduled command: {}", program_and_count(c)))
         .unwrap_or_default();
     crate::sys::journal::log(
         log::Level::Info,

@@ -13,7 +13,7 @@ use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::state::{CommandRun, Maintenance, Phase, Reason, ScheduledCommand, State};
-use crate::output::history::shell_words;
+use crate::output::history::program_and_count;
 use crate::output::message::{banner_text, say, Message};
 use crate::rules;
 use crate::sys::paths::{self, Root};
@@ -83,7 +83,7 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
     };
     log::info!(
         "running the scheduled command: {}",
-        shell_words(&started.argv)
+        program_and_count(&started.argv)
     );
     let result = run_command(
         &started.argv,

@@ -108,7 +108,7 @@ fn settings_or_fallback(root: &Root, command: &str) -> (Settings, Sources, bool)
         say(&Message::ConfigFallback {
             command,
             error: e.to_string(),
-            fallback: in_use.describe(),
+            fallback: in_use.describe() + &config::still_disabled(&sources),
         });
     }
     (settings, sources, in_use == InUse::Loaded)

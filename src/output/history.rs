@@ -270,6 +270,21 @@ pub fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
+/// The scheduled command as the system log shows it: its program and how
+/// many arguments follow, never the arguments themselves (they may carry
+/// a token: the state file that keeps them is root's only, the journal
+/// and syslog are not). The program is shown the way a shell reads it.
+pub fn program_and_count(argv: &[String]) -> String {
+    let Some((program, args)) = argv.split_first() else {
+        return "an empty command".into();
+    };
+    let program = shell_words(std::slice::from_ref(program));
+    match args.len() {
+        1 => format!("{program} with 1 argument"),
+        n => format!("{program} with {n} arguments"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

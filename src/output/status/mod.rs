@@ -155,6 +155,10 @@ pub struct ConfigView {
     #[serde(serialize_with = "in_use_name")]
     pub in_use: InUse,
     pub last_good_recorded: Option<String>,
+    /// The configuration is broken and this file (`path:line`), which
+    /// parses, says `enabled = false`: umm stays disabled whatever the
+    /// fallback says.
+    pub disabled_by: Option<String>,
 }
 
 fn in_use_name<S: Serializer>(in_use: &InUse, serializer: S) -> Result<S::Ok, S::Error> {
@@ -272,6 +276,10 @@ impl ConfigView {
                 InUse::LastGood(t) => Some(time(*t)),
                 _ => None,
             },
+            disabled_by: sources
+                .disabled_by
+                .as_ref()
+                .map(|(file, line)| format!("{}:{line}", file.to_string_lossy())),
         }
     }
 }

@@ -220,8 +220,14 @@ impl ConfigView {
             }
         )];
         if let Some(e) = &self.error {
+            let disabled = match &self.disabled_by {
+                Some(at) => {
+                    format!("; but {at} says enabled = false, and that holds: umm stays disabled")
+                }
+                None => String::new(),
+            };
             out.push(format!(
-                "Config error: {e}; {} (shown above)",
+                "Config error: {e}; {}{disabled} (shown above)",
                 self.in_use.describe()
             ));
         }

@@ -703,6 +703,20 @@ fn one_line(message: &str) -> String {
 }
 
 /// The line (from 1) that byte `offset` is on.
+/// What a TOML file says of `enabled`, and on which line, when the file is
+/// TOML at all and `enabled` a boolean; whatever else it holds (unknown
+/// keys, bad values) is not looked at. For a configuration that is broken
+/// as a whole: a file that says `enabled = false` still disables umm.
+pub(super) fn enabled_in(text: &str) -> Option<(bool, usize)> {
+    #[derive(Deserialize)]
+    struct EnabledOnly {
+        enabled: Option<Spanned<bool>>,
+    }
+    let only: EnabledOnly = toml::from_str(text).ok()?;
+    only.enabled
+        .map(|e| (*e.get_ref(), line_of(text, e.span().start)))
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     let before = text.as_bytes().get(..offset).unwrap_or(text.as_bytes());
     before.iter().filter(|b| **b == b'\n').count() + 1

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fragment::{apply_toml_text, check_fleet};
+use super::fragment::{apply_toml_text, check_fleet, enabled_in};
 use super::legacy::apply_legacy_text;
 use super::{ConfigError, InUse, Sources};
 use crate::model::settings::{LastGood, Settings};
@@ -59,6 +59,23 @@ pub fn read_last_good(root: &Root) -> Option<LastGood> {
 /// The configuration as the boot uses it: loaded, or when broken, the last
 /// one that loaded, or counting only. The error, if any, is returned too.
 pub fn load_at_boot(root: &Root) -> (Settings, Sources, InUse, Option<ConfigError>) {
+    let (mut settings, mut sources, in_use, err) = fall_back(root);
+    if err.is_some() {
+        // A file that parses and says `enabled = false` wins over the
+        // fallback: configuration management may push `enabled = false`
+        // together with a broken drop-in, and the last-good configuration
+        // (the defaults recorded at install, say) must not turn umm on.
+        if let Some(at) = disabled_by_a_file(root) {
+            settings.enabled = false;
+            sources.disabled_by = Some(at);
+        }
+    }
+    (settings, sources, in_use, err)
+}
+
+/// `load`, or when it fails, the last configuration that loaded, or the
+/// defaults counting only.
+fn fall_back(root: &Root) -> (Settings, Sources, InUse, Option<ConfigError>) {
     match load(root) {
         Ok((settings, sources)) => (settings, sources, InUse::Loaded, None),
         Err(err) => match read_last_good(root) {
@@ -98,9 +115,65 @@ pub fn load_or_defaults(root: &Root) -> Settings {
 pub fn load_logged(root: &Root) -> (Settings, Sources, InUse, Option<ConfigError>) {
     let loaded = load_at_boot(root);
     if let Some(err) = &loaded.3 {
-        log::error!("configuration error: {err}; {}", loaded.2.describe());
+        log::error!(
+            "configuration error: {err}; {}{}",
+            loaded.2.describe(),
+            still_disabled(&loaded.1)
+        );
     }
     loaded
+}
+
+/// The file and line of the last `enabled` among the files `load` reads
+/// (in its order: umm.toml or the original tool's file, then the
+/// drop-ins), looking at each file on its own, when that last one says
+/// false. A file that is not TOML, or whose `enabled` is not a boolean,
+/// says nothing.
+fn disabled_by_a_file(root: &Root) -> Option<(PathBuf, usize)> {
+    let main = root.path(paths::CONFIG);
+    let mut last: Option<(bool, PathBuf, usize)> = None;
+    match read_config(&main) {
+        Ok(Some(text)) => {
+            if let Some((on, line)) = enabled_in(&text) {
+                last = Some((on, main, line));
+            }
+        }
+        Ok(None) => last = enabled_in_legacy(root),
+        Err(_) => {}
+    }
+    for dropin in dropins(&root.path(paths::CONFIG_DROPINS)).unwrap_or_default() {
+        if let Some((on, line)) = read_config(&dropin)
+            .ok()
+            .flatten()
+            .and_then(|t| enabled_in(&t))
+        {
+            last = Some((on, dropin, line));
+        }
+    }
+    last.and_then(|(on, file, line)| (!on).then_some((file, line)))
+}
+
+/// The original tool's file, when it loads and sets `UMM=`.
+fn enabled_in_legacy(root: &Root) -> Option<(bool, PathBuf, usize)> {
+    let legacy = root.path(paths::LEGACY_CONFIG);
+    let text = read_config(&legacy).ok().flatten()?;
+    let mut settings = Settings::default();
+    let mut sources = Sources::default();
+    apply_legacy_text(&legacy, &text, &mut settings, &mut sources).ok()?;
+    let (file, line) = sources.enabled_from?;
+    Some((settings.enabled, file, line))
+}
+
+/// What the messages about a broken configuration add when a file that
+/// parses still disables umm (empty otherwise).
+pub fn still_disabled(sources: &Sources) -> String {
+    match &sources.disabled_by {
+        Some((file, line)) => format!(
+            "; but {}:{line} says enabled = false, and that holds: umm stays disabled",
+            file.display()
+        ),
+        None => String::new(),
+    }
 }
 
 fn dropins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {

@@ -22,7 +22,7 @@ mod load;
 
 pub use fragment::parse_toml;
 pub use legacy::parse_legacy;
-pub use load::{load, load_at_boot, load_logged, load_or_defaults, read_last_good};
+pub use load::{load, load_at_boot, load_logged, load_or_defaults, read_last_good, still_disabled};
 
 /// Where the settings came from, for `umm status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct Sources {
     pub legacy: bool,
     /// The file and line that set `enabled`, if any did.
     pub enabled_from: Option<(PathBuf, usize)>,
+    /// The configuration is broken, and a file that parses on its own says
+    /// `enabled = false` here (file, line): that holds over the fallback.
+    pub disabled_by: Option<(PathBuf, usize)>,
     /// The file and line that last set each `[fleet]` key, to place an
     /// error found once every file is merged (`FleetSettings::validate`).
     pub fleet_keys: Vec<(&'static str, PathBuf, usize)>,

@@ -33,6 +33,10 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("broken-dropin", "systemd", broken_dropin)
         .about("enabled = false, then a drop-in with a typo: crashes never enter (last good config)")
         .secs(153),
+    Scenario::new("broken-dropin-pushed", "systemd", broken_dropin_pushed)
+        .about("enabled = false pushed together with a broken drop-in over an enabled last-good: 4 hard resets never enter, status says why")
+        .secs(200)
+        .candidate(),
 ];
 
 /// Crash loop -> maintenance with nothing outside the keep-set started ->
@@ -268,6 +272,36 @@ fn broken_dropin(ctx: &mut Ctx) -> Result<()> {
     ensure!(
         journal.contains("20-typo.toml") && journal.contains("last configuration that loaded"),
         "the journal does not say which configuration the boot used: {journal}"
+    );
+    ensure!(is_active(vm, "cron")? == "active", "cron is not running");
+    Ok(())
+}
+
+/// Configuration management pushes `enabled = false` in umm.toml together
+/// with a drop-in holding a syntax error; the last configuration that
+/// loaded is the one recorded at install (enabled, reboot_count 2). The
+/// file that parses and disables wins over that fallback: 4 hard resets,
+/// the node stays in normal operation, and `umm status` names the file.
+fn broken_dropin_pushed(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed(ctx)?;
+    vm.ssh_ok(
+        "mkdir -p /etc/umm/umm.toml.d && echo 'enabled = false' > /etc/umm/umm.toml \
+         && echo 'reboot_count = [' > /etc/umm/umm.toml.d/20-typo.toml && sync",
+    )?;
+    crash_times(vm, 4)?;
+    let s = expect_state(vm, "operational", None)?;
+    ensure!(
+        s["enabled"] == false
+            && s["config"]["disabled_by"] == "/etc/umm/umm.toml:1"
+            && s["config"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("20-typo.toml")),
+        "status: {s}"
+    );
+    let text = vm.ssh_ok("umm status")?;
+    ensure!(
+        text.contains("/etc/umm/umm.toml:1 says enabled = false"),
+        "umm status does not say why umm stays disabled: {text}"
     );
     ensure!(is_active(vm, "cron")? == "active", "cron is not running");
     Ok(())
