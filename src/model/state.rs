@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::extra::Extra;
 use super::hook::{HookPhase, HookRecord};
 use super::open::{Named, Open};
+use super::rolling::Queued;
 use super::verify::VerifyResult;
 
 /// Version of the on-disk format. A file from a newer umm (a higher
@@ -48,6 +49,10 @@ pub struct State {
     /// Fleet coordination: the slot this node holds, a release it owes.
     #[serde(default, skip_serializing_if = "FleetState::is_empty")]
     pub fleet: FleetState,
+    /// A request waiting for its turn in a rolling maintenance
+    /// (`umm on --queue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<Queued>,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -67,6 +72,7 @@ impl Default for State {
             episodes: 0,
             counters: Counters::default(),
             fleet: FleetState::default(),
+            queued: None,
             extra: Extra::new(),
         }
     }

@@ -13,6 +13,10 @@
 //!   and the check; a boot that finds it `resuming` boots normally and
 //!   finishes it there.
 //! - `verify`: did every service come back?
+//! - `fleet`: what a slot taken or owed back does to the state.
+//! - Rolling maintenance: `window` (open now? next start? in the node's
+//!   time zone), `gate` (the health gate's verdict, fail-closed) and
+//!   `queue` (`umm on --queue`: due, waiting with backoff, expiry, turn).
 
 use crate::model::limits;
 use crate::model::state::{BootRecord, Episode, EpisodeEnd, Maintenance, Phase, Reason, State};
@@ -20,9 +24,12 @@ use crate::model::verify::VerifyResult;
 
 pub mod boot;
 pub mod fleet;
+pub mod gate;
 pub mod leave;
+pub mod queue;
 pub mod request;
 pub mod verify;
+pub mod window;
 
 pub use boot::{
     adopt_early_decision, boot, effective_enabled, record_reset, BootInputs, BootOutcome,
@@ -43,6 +50,7 @@ pub enum Refusal {
     NotInMaintenance,
     DisableInMaintenance,
     StillLeaving,
+    AlreadyQueued,
 }
 
 impl std::fmt::Display for Refusal {
@@ -64,6 +72,9 @@ impl std::fmt::Display for Refusal {
             }
             Refusal::StillLeaving => {
                 "the node is still leaving maintenance (umm status: resuming); run `umm off` to finish leaving first"
+            }
+            Refusal::AlreadyQueued => {
+                "a queued request is already waiting for its turn (umm status); `umm off` cancels it"
             }
         })
     }

@@ -25,6 +25,9 @@ pub fn request(
         Some(Phase::Resuming) => return Err(Refusal::StillLeaving),
         None => {}
     }
+    if state.queued.is_some() {
+        return Err(Refusal::AlreadyQueued);
+    }
     let mut s = state.clone();
     s.maintenance = Some(Maintenance {
         id: next_episode(&mut s),

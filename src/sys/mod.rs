@@ -19,6 +19,7 @@ pub mod config;
 pub mod failpoint;
 pub mod fsread;
 pub mod journal;
+pub mod localtime;
 pub mod logging;
 pub mod paths;
 pub mod run;
