@@ -62,6 +62,14 @@ pub enum Command {
         /// With --dry-run: machine-readable output
         #[arg(long, requires = "dry_run")]
         json: bool,
+        /// Reboot by kexec this once, whatever [reboot] method says (falls
+        /// back to the firmware, saying why, where kexec cannot work)
+        #[arg(long, conflicts_with = "firmware")]
+        kexec: bool,
+        /// Reboot through the firmware and the boot loader this once,
+        /// whatever [reboot] method says
+        #[arg(long)]
+        firmware: bool,
         /// With a fleet back-end ([fleet] in umm.toml): when no slot of the
         /// group is free, try again (backoff with jitter, progress shown)
         /// for up to SPAN (default 30min; 1s to 30d)
@@ -86,6 +94,14 @@ pub enum Command {
         /// Leave even if a pre-off hook (/etc/umm/pre-off.d) fails
         #[arg(long)]
         force: bool,
+        /// With `reboot`: by kexec this once, whatever [reboot] method says
+        /// (falls back to the firmware, saying why, where kexec cannot work)
+        #[arg(long, requires = "action", conflicts_with = "firmware")]
+        kexec: bool,
+        /// With `reboot`: through the firmware and the boot loader this
+        /// once, whatever [reboot] method says
+        #[arg(long, requires = "action")]
+        firmware: bool,
         /// Start the resume and return without waiting for the normal target
         /// (umm-after.service finishes leaving once it is reached)
         #[arg(long)]

@@ -17,6 +17,7 @@ use umm::cli::{Cli, Command, FleetCommand, Internal, OffArg};
 use umm::cmd::{self, Context, Outcome};
 use umm::errln;
 use umm::init;
+use umm::model::settings::RebootMethod;
 use umm::model::state::OffAction;
 use umm::rules::ResetCause;
 use umm::sys::logging::{self, Target};
@@ -112,8 +113,10 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             force,
             wait,
             command,
+            kexec,
+            firmware,
             ..
-        } => cmd::enter::on(ctx, force, wait, command),
+        } => cmd::enter::on(ctx, force, wait, command, method_flag(kexec, firmware)),
         Command::Fleet {
             command: FleetCommand::Status { json },
         } => cmd::fleet::status(ctx, json),
@@ -127,16 +130,28 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             force,
             no_wait,
             timeout,
+            kexec,
+            firmware,
         } => {
             let action = match action {
                 Some(OffArg::Reboot) => OffAction::Reboot,
                 None => OffAction::Resume,
             };
-            cmd::leave::off(ctx, action, force, (!no_wait).then_some(timeout))
+            let wait = (!no_wait).then_some(timeout);
+            cmd::leave::off(ctx, action, force, wait, method_flag(kexec, firmware))
         }
         Command::Enable => cmd::switch::enable(ctx),
         Command::Disable => cmd::switch::disable(ctx),
         Command::Internal { command } => run_internal(ctx, command),
+    }
+}
+
+/// `--kexec` or `--firmware` (clap refuses both at once).
+fn method_flag(kexec: bool, firmware: bool) -> Option<RebootMethod> {
+    match (kexec, firmware) {
+        (true, _) => Some(RebootMethod::Kexec),
+        (_, true) => Some(RebootMethod::Firmware),
+        _ => None,
     }
 }
 

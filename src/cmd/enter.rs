@@ -8,7 +8,7 @@ use super::{hooks_allow, lock, refused, require_root, save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
-use crate::model::settings::Settings;
+use crate::model::settings::{RebootMethod, Settings};
 use crate::model::state::{Reason, Requester};
 use crate::model::verify::ActiveState;
 use crate::output::check::CheckView;
@@ -43,6 +43,7 @@ pub fn on(
     force: bool,
     wait: Option<std::time::Duration>,
     argv: Vec<String>,
+    method: Option<RebootMethod>,
 ) -> Result<Outcome> {
     require_root("on")?;
     check_command_fits(&argv)?;
@@ -77,7 +78,8 @@ pub fn on(
         }
     };
     announce_request(&saved);
-    if let Err(e) = ctx.init.reboot() {
+    let transition = rules::reboot::Transition::Enter;
+    if let Err(e) = super::reboot::planned_reboot(ctx, &settings, method, transition, "on") {
         log::error!("reboot into maintenance failed: {e:#}");
         bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
     }

@@ -14,10 +14,11 @@ use super::{
 use crate::hooks;
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::hook::{HookPhase, HookRecord};
-use crate::model::settings::Settings;
+use crate::model::settings::{RebootMethod, Settings};
 use crate::model::state::{Mode, OffAction, Phase, Reason, State};
 use crate::model::timefmt::{rfc3339, seconds_tenths};
 use crate::output::message::{say, Message, Overridden};
+use crate::rules::reboot::Transition;
 use crate::rules::{self, Leave};
 use crate::sys::journal::{self, Change};
 use crate::sys::paths::{self, Root};
@@ -35,6 +36,7 @@ pub fn off(
     action: OffAction,
     force: bool,
     wait: Option<Duration>,
+    method: Option<RebootMethod>,
 ) -> Result<Outcome> {
     require_root("off")?;
     let command = if action == OffAction::Reboot {
@@ -77,7 +79,7 @@ pub fn off(
             let cancelled = state.maintenance.as_ref().map_or(0, |m| m.id);
             cancel_pending(ctx, &settings, cancelled, owed)
         }
-        (_, OffAction::Reboot) => reboot_out(ctx, reason, episode_id),
+        (_, OffAction::Reboot) => reboot_out(ctx, &settings, method, reason, episode_id),
         (_, OffAction::Resume) => {
             journal::log(
                 Level::Info,
@@ -112,7 +114,13 @@ fn cancel_pending(ctx: &Context, settings: &Settings, episode: u64, owed: bool) 
 }
 
 /// `umm off reboot`: the episode is leaving; the next boot is normal.
-fn reboot_out(ctx: &Context, reason: Reason, episode: u64) -> Result<Outcome> {
+fn reboot_out(
+    ctx: &Context,
+    settings: &Settings,
+    method: Option<RebootMethod>,
+    reason: Reason,
+    episode: u64,
+) -> Result<Outcome> {
     journal::log(
         Level::Info,
         &Change::Resuming {
@@ -123,7 +131,11 @@ fn reboot_out(ctx: &Context, reason: Reason, episode: u64) -> Result<Outcome> {
         format_args!("leaving maintenance by umm off reboot; rebooting into normal operation"),
     );
     say(&Message::RebootingOut);
-    ctx.init.reboot()?;
+    // A crash loop's boots must pass the boot loader, where they are counted.
+    let transition = Transition::Leave {
+        crash_loop: reason == Reason::CrashLoop,
+    };
+    super::reboot::planned_reboot(ctx, settings, method, transition, "off reboot")?;
     Ok(Outcome::Done)
 }
 

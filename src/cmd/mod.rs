@@ -11,7 +11,9 @@
 //! - `boot`: the boot-time decision and counting, and the clean-shutdown
 //!   and uptime records; `generator`: the systemd generator;
 //!   `maintenance`: the work of a maintenance boot; `pause`: holding a
-//!   sysvinit or upstart boot.
+//!   sysvinit or upstart boot;
+//! - `reboot`: a planned reboot (`umm on`, `umm off reboot`) by kexec or
+//!   through the firmware.
 
 use std::process::ExitCode;
 
@@ -38,6 +40,7 @@ pub mod generator;
 pub mod leave;
 pub mod maintenance;
 pub mod pause;
+pub mod reboot;
 pub mod status;
 pub mod switch;
 

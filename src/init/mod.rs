@@ -44,6 +44,15 @@ pub trait InitSystem {
     fn name(&self) -> &'static str;
     /// Asks for a clean reboot; returns once the init system has accepted it.
     fn reboot(&self) -> Result<()>;
+    /// Can `kexec` finish a planned reboot by kexec here?
+    fn supports_kexec(&self) -> bool {
+        false
+    }
+    /// Asks for a clean reboot into the kernel loaded for kexec
+    /// (`sys::kexec::load`): the same orderly shutdown as `reboot`.
+    fn kexec(&self) -> Result<()> {
+        anyhow::bail!("{} has no kexec path in umm", self.name())
+    }
     /// Continues a paused maintenance boot into the normal target, waiting
     /// at most `wait` (None: start it and return).
     fn resume(&self, wait: Option<Duration>) -> Result<Resumed>;

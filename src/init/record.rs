@@ -25,6 +25,10 @@ pub struct Recorder {
     /// If this file exists, the boot is paused: the normal target is not
     /// reached until a resume succeeds (which removes it).
     paused: PathBuf,
+    /// If this file exists, the init system has no kexec path (sysvinit).
+    no_kexec: PathBuf,
+    /// If this file exists, starting the kexec fails.
+    kexec_fails: PathBuf,
 }
 
 impl Recorder {
@@ -34,6 +38,8 @@ impl Recorder {
             services: root.path("/run/umm/init-services"),
             fail_resume: root.path("/run/umm/init-resume-fails"),
             paused: root.path("/run/umm/init-paused"),
+            no_kexec: root.path("/run/umm/init-no-kexec"),
+            kexec_fails: root.path("/run/umm/init-kexec-fails"),
         }
     }
 
@@ -58,6 +64,19 @@ impl InitSystem for Recorder {
 
     fn reboot(&self) -> Result<()> {
         self.record("reboot")
+    }
+
+    /// Unless `<root>/run/umm/init-no-kexec` exists.
+    fn supports_kexec(&self) -> bool {
+        !self.no_kexec.exists()
+    }
+
+    /// Fails if `<root>/run/umm/init-kexec-fails` exists.
+    fn kexec(&self) -> Result<()> {
+        if self.kexec_fails.exists() {
+            anyhow::bail!("kexec.target refused (test)");
+        }
+        self.record("kexec")
     }
 
     fn resume(&self, wait: Option<Duration>) -> Result<Resumed> {

@@ -170,6 +170,20 @@ impl InitSystem for Systemd {
             .map(|_| ())
     }
 
+    fn supports_kexec(&self) -> bool {
+        true
+    }
+
+    fn kexec(&self) -> Result<()> {
+        // What `systemctl kexec` asks for once a kernel is loaded: the same
+        // ordered shutdown as a reboot; systemd-shutdown then boots the
+        // loaded kernel (reboot(RB_KEXEC) when kexec-tools is absent, since
+        // systemd 246), or reboots if that fails.
+        Manager::connect()?
+            .start("kexec.target", "replace-irreversibly")
+            .map(|_| ())
+    }
+
     fn resume(&self, wait: Option<Duration>) -> Result<Resumed> {
         let started = Instant::now();
         let mut m = Manager::connect()?;

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod hook;
 pub mod limits;
 pub mod open;
+pub mod reboot;
 pub mod rolling;
 pub mod settings;
 pub mod state;

@@ -56,6 +56,44 @@ pub struct Settings {
     pub metrics_dir: Option<PathBuf>,
     /// `[fleet]`: the coordinator of the node's group, if any.
     pub fleet: FleetSettings,
+    /// `[reboot] method`: how planned reboots happen (`rules::reboot`).
+    pub reboot_method: RebootMethod,
+}
+
+/// `[reboot] method`: how `umm on` and `umm off reboot` reboot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RebootMethod {
+    /// kexec when every check allows it, the firmware otherwise.
+    #[default]
+    Auto,
+    /// kexec asked for: a fallback to the firmware is a warning.
+    Kexec,
+    /// Always through the firmware and the boot loader.
+    Firmware,
+}
+
+impl RebootMethod {
+    pub const NAMES: &'static str = "\"auto\", \"kexec\" or \"firmware\"";
+
+    pub fn parse(text: &str) -> Result<RebootMethod, String> {
+        match text {
+            "auto" => Ok(RebootMethod::Auto),
+            "kexec" => Ok(RebootMethod::Kexec),
+            "firmware" => Ok(RebootMethod::Firmware),
+            other => Err(format!(
+                "unknown reboot method \"{other}\"; expected {}",
+                RebootMethod::NAMES
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RebootMethod::Auto => "auto",
+            RebootMethod::Kexec => "kexec",
+            RebootMethod::Firmware => "firmware",
+        }
+    }
 }
 
 /// Where Debian's prometheus-node-exporter reads `*.prom` files.
@@ -110,6 +148,7 @@ impl Default for Settings {
             counting_only: false,
             metrics_dir: Some(PathBuf::from(DEFAULT_METRICS_DIR)),
             fleet: FleetSettings::default(),
+            reboot_method: RebootMethod::Auto,
         }
     }
 }
@@ -165,6 +204,11 @@ pub struct LastGood {
     /// earlier versions (and read as no fleet), and with `backend = "none"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<LastGoodFleet>,
+    /// `[reboot] method`, so that `umm off reboot` with a broken umm.toml
+    /// keeps a site's `firmware` (devices kexec does not reset). Absent in
+    /// records of earlier versions (read as the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_method: Option<String>,
 }
 
 /// `[fleet]` as recorded in the last good configuration. Nothing secret:
@@ -267,6 +311,7 @@ impl LastGood {
             hook_timeouts: [t.check, t.pre_on, t.on, t.pre_off, t.off].map(|d| d.as_secs()),
             grub_entries_when_disabled: settings.grub_entries_when_disabled,
             fleet: LastGoodFleet::new(&settings.fleet),
+            reboot_method: Some(settings.reboot_method.name().to_string()),
         }
     }
 
@@ -312,6 +357,10 @@ impl LastGood {
                 .as_ref()
                 .map(LastGoodFleet::settings)
                 .unwrap_or_default(),
+            // An unknown name (edited by hand) is the safe one: the firmware.
+            reboot_method: self.reboot_method.as_deref().map_or(d.reboot_method, |m| {
+                RebootMethod::parse(m).unwrap_or(RebootMethod::Firmware)
+            }),
         }
     }
 }

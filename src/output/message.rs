@@ -49,6 +49,15 @@ pub enum Message<'a> {
         what: Overridden,
         failed: &'a str,
     },
+    /// How a planned reboot (`umm on`, `umm off reboot`) happens: by kexec
+    /// (`kernel`), or through the firmware and why (`loud`: kexec was
+    /// asked for, so the fallback is a warning, on stderr).
+    RebootBy {
+        command: &'a str,
+        kexec: Option<&'a str>,
+        firmware: Option<String>,
+        loud: bool,
+    },
 
     // -- umm on --------------------------------------------------------
     /// A check vetoed `umm on`.
@@ -174,6 +183,7 @@ impl Message<'_> {
                 | Message::StateWarning { .. }
                 | Message::EarlyCopyStale(_)
                 | Message::HookFailures(_)
+                | Message::RebootBy { loud: true, .. }
                 | Message::VetoedByChecks { .. }
                 | Message::PreOnFailed { .. }
                 | Message::VetoedByPreOff { .. }
@@ -211,6 +221,7 @@ impl fmt::Display for Message<'_> {
             | M::EarlyCopyStale(_)
             | M::HookFailures(_)
             | M::Overriding { .. }
+            | M::RebootBy { .. }
             | M::MenuNotUpdated(_)
             | M::Banner(_) => self.fmt_any_command(f),
             M::VetoedByChecks { .. } | M::PreOnFailed { .. } | M::Requested { .. } => {
@@ -261,6 +272,27 @@ impl Message<'_> {
                 write!(f, "umm {command}: warning: {problem}")
             }
             Message::EarlyCopyStale(problem) => write!(f, "umm: warning: {problem}"),
+            Message::RebootBy {
+                command,
+                kexec: Some(kernel),
+                ..
+            } => write!(
+                f,
+                "umm {command}: rebooting by kexec into {kernel} (no firmware pass)"
+            ),
+            Message::RebootBy {
+                command,
+                firmware,
+                loud,
+                ..
+            } => {
+                let warning = if *loud { "warning: " } else { "" };
+                let why = firmware.as_deref().unwrap_or("no reason given");
+                write!(
+                    f,
+                    "umm {command}: {warning}rebooting through the firmware: {why}"
+                )
+            }
             Message::HookFailures(records) => f.write_str(&hook_failure_lines(records)),
             Message::Overriding { what, failed } => {
                 let what = match what {

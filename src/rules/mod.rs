@@ -17,6 +17,8 @@
 //! - Rolling maintenance: `window` (open now? next start? in the node's
 //!   time zone), `gate` (the health gate's verdict, fail-closed) and
 //!   `queue` (`umm on --queue`: due, waiting with backoff, expiry, turn).
+//! - `reboot`: a planned reboot by kexec or through the firmware, and the
+//!   command line a kexec'd kernel boots with.
 
 use crate::model::limits;
 use crate::model::state::{BootRecord, Episode, EpisodeEnd, Maintenance, Phase, Reason, State};
@@ -27,6 +29,7 @@ pub mod fleet;
 pub mod gate;
 pub mod leave;
 pub mod queue;
+pub mod reboot;
 pub mod request;
 pub mod verify;
 pub mod window;

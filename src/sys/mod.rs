@@ -10,6 +10,8 @@
 //! - `clock`: wall-clock time, uptime and the boot id; `logging`: where log
 //!   lines go; `journal`: the state changes' MESSAGE_IDs and fields; `run`: starting children bounded, with clean signals;
 //!   `failpoint`: fault injection for tests;
+//! - `kexec`: the facts a planned reboot by kexec is chosen from, and
+//!   loading the kernel (`kexec_file_load`);
 //! - `textfile`: `umm.prom` for node_exporter's textfile collector.
 
 pub mod atomic;
@@ -19,6 +21,7 @@ pub mod config;
 pub mod failpoint;
 pub mod fsread;
 pub mod journal;
+pub mod kexec;
 pub mod localtime;
 pub mod logging;
 pub mod paths;

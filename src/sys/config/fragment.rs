@@ -15,12 +15,12 @@ use toml::Spanned;
 
 use super::{ConfigError, Sources};
 use crate::model::fleet::{check_name, check_url, Backend, FleetSettings};
-use crate::model::settings::{is_unit_name, HookTimeouts, Settings};
+use crate::model::settings::{is_unit_name, HookTimeouts, RebootMethod, Settings};
 use crate::model::timefmt::{bounded, parse_span};
 
 /// The keys of the top level, for the error that names an unknown one.
 const KNOWN_KEYS: &str =
-    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics], [fleet]";
+    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics], [reboot], [fleet]";
 
 /// What one umm.toml file may set.
 #[derive(Deserialize, Debug)]
@@ -36,6 +36,14 @@ struct Fragment {
     grub: Option<Table<GrubFragment>>,
     metrics: Option<Table<MetricsFragment>>,
     fleet: Option<Table<FleetFragment>>,
+    reboot: Option<Table<RebootFragment>>,
+}
+
+/// `[reboot]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RebootFragment {
+    method: Option<MethodName>,
 }
 
 /// `[fleet]`: each value checked as read; how the keys fit together
@@ -109,6 +117,9 @@ impl Fragment {
         }
         if let Some(Dir(dir)) = self.metrics.and_then(|m| m.0.textfile_dir) {
             settings.metrics_dir = dir;
+        }
+        if let Some(MethodName(method)) = self.reboot.and_then(|r| r.0.method) {
+            settings.reboot_method = method;
         }
         if let Some(Table(fleet)) = self.fleet {
             fleet.apply(file, text, &mut settings.fleet, sources);
@@ -521,6 +532,24 @@ impl TryFrom<Raw> for BackendName {
     }
 }
 
+/// `[reboot] method`.
+#[derive(Debug)]
+struct MethodName(RebootMethod);
+
+impl TryFrom<Raw> for MethodName {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<MethodName, String> {
+        match raw {
+            Raw::Str(s) => RebootMethod::parse(&s).map(MethodName),
+            other => Err(format!(
+                "expected {}, found a {}",
+                RebootMethod::NAMES,
+                other.kind()
+            )),
+        }
+    }
+}
+
 /// A group name or node id.
 #[derive(Debug)]
 struct Name(String);
@@ -615,6 +644,7 @@ from_raw!(
     Span,
     UnitNames,
     BackendName,
+    MethodName,
     Name,
     Url,
     Urls,
@@ -796,6 +826,7 @@ mod tests {
             ("grub", fields::<GrubFragment>()),
             ("metrics", fields::<MetricsFragment>()),
             ("fleet", fields::<FleetFragment>()),
+            ("reboot", fields::<RebootFragment>()),
         ];
         let mut accepted: Vec<(&str, &str)> = Vec::new();
         for name in fields::<Fragment>() {

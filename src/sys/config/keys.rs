@@ -180,6 +180,18 @@ pub const KEYS: &[Key] = &[
          off.",
     ),
     key(
+        "reboot",
+        "method",
+        "\"auto\"",
+        "How `umm on` and `umm off reboot` reboot: \"auto\" (kexec when safe), \"kexec\", \"firmware\".",
+        "How `umm on` and `umm off reboot` reboot. `\"auto\"`: by kexec (the default boot \
+         entry's kernel and initramfs, no firmware pass) when every check allows it, through \
+         the firmware otherwise, saying why in one line; `\"kexec\"`: the same, and a \
+         fallback is a warning; `\"firmware\"`: always through the firmware and the boot \
+         loader (hardware whose devices kexec does not reset). `--kexec` and `--firmware` \
+         override it once. A crash loop is never left by kexec.",
+    ),
+    key(
         "fleet",
         "backend",
         "\"none\"",
