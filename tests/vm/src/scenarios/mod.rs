@@ -88,7 +88,7 @@ macro_rules! families {
     };
 }
 
-families![crash, metrics, on_off, grub, packages, hooks, sysvinit, shapes, fleet, demo];
+families![crash, metrics, on_off, grub, packages, hooks, sysvinit, shapes, fleet, kexec, demo];
 
 /// Every scenario of every family.
 pub fn all() -> impl Iterator<Item = &'static Scenario> {
