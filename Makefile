@@ -1,9 +1,8 @@
 # umm: build, check, install and package.   `make help` lists the targets.
 #
-#   make test                        what CI runs (.ci/run)
-#   make build size-check            the static binary and its budget
-#   make install DESTDIR=/tmp/x PREFIX=/usr
-#   make deb lintian rpm             packages in target/debian and target/rpm
+# Each target calls one tool. The chores in Rust are tools/xtask (`cargo run
+# -p xtask -- --help`); install and uninstall stay here, as the DESTDIR/PREFIX
+# convention that debian/rules and the install checks call.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -12,23 +11,57 @@ SHELL := /bin/bash
 MAKEFLAGS += --no-print-directory
 
 CARGO ?= cargo
+XTASK := $(CARGO) run -q -p xtask --
 TARGET ?= x86_64-unknown-linux-gnu
 BIN := target/$(TARGET)/release/umm
-# Budget for the stripped static binary, in bytes (4.5 MiB).
-SIZE_BUDGET := 4718592
-
-# The crate's version (the first `version =` of Cargo.toml is [package]'s).
-VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
-# A pre-release such as 0.2.0-rc1 must sort before 0.2.0 for dpkg and rpm.
-PKG_VERSION := $(subst -,~,$(VERSION))
-DEB_ARCH := amd64
-RPM_ARCH := x86_64
+GEN := target/gen
 
 # The man page's date, and mtimes, from the last commit when there is one.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 export SOURCE_DATE_EPOCH
 
-GEN := target/gen
+# Passed to the VM lab by `make test` and `make vm-test` (e.g. --only NAME --keep).
+LAB_ARGS ?=
+export LAB_ARGS
+
+.PHONY: help deps build size-check gen install install-files uninstall deb lintian rpm \
+	test checks shellcheck verify-units install-check vm-test bench bench-fleet demo clean
+
+help:
+	@echo 'make build        static release binary: $(BIN)'
+	@echo 'make size-check   fail unless the binary is static and within its 4.5 MiB budget'
+	@echo 'make gen          man page, completions and copyright into $(GEN)/'
+	@echo 'make install      DESTDIR=... PREFIX=/usr (and make uninstall)'
+	@echo 'make deb          the .deb in target/debian;  make lintian: lintian on it'
+	@echo 'make rpm          the .rpm in target/rpm'
+	@echo 'make checks       shellcheck, systemd-analyze verify, make install against the .deb'
+	@echo 'make test         what CI runs: fmt, clippy, tests, size-check, deb, lintian, checks, VM lab'
+	@echo 'make deps         the Debian packages the build, the tests and the lab need'
+	@echo 'make vm-test      the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
+	@echo 'make bench        figures on a lab VM, written to bench/RESULTS.md'
+	@echo 'make bench-fleet  fleet races on a loopback etcd (figures)'
+
+# --- build and package (tools/xtask) ------------------------------------------
+
+build:
+	$(XTASK) build
+
+size-check:
+	$(XTASK) size-check
+
+gen:
+	$(XTASK) gen
+
+# The .deb through debhelper (packaging/debian), which runs `make install-files`.
+deb:
+	$(XTASK) deb
+
+lintian: deb
+	$(XTASK) lintian
+
+# A prebuilt staging tree (`make install`) packed by rpmbuild.
+rpm:
+	$(XTASK) rpm
 
 # --- install layout ---------------------------------------------------------
 # Program files under $(PREFIX); /etc and /var under $(DESTDIR) directly.
@@ -78,83 +111,6 @@ EXAMPLES := $(notdir $(wildcard packaging/examples/*))
 define install_subst
 sed 's|/usr/bin/umm|$(BINDIR)/umm|g' $(2) > $(3).tmp && chmod $(1) $(3).tmp && mv -f $(3).tmp $(3)
 endef
-
-# --- packages ----------------------------------------------------------------
-DEB_DIR := target/debian
-DEB := $(DEB_DIR)/umm_$(PKG_VERSION)_$(DEB_ARCH).deb
-GLIBC_VERSION := $(shell dpkg-query -W -f='$${source:Version}' libc6-dev 2>/dev/null)
-BUILT_USING := $(if $(GLIBC_VERSION),glibc (= $(GLIBC_VERSION)),glibc)
-
-RPM_DIR := target/rpm
-RPM := $(RPM_DIR)/umm-$(PKG_VERSION)-1.$(RPM_ARCH).rpm
-RPM_STAGE := $(CURDIR)/$(RPM_DIR)/staging
-RPM_TOP := $(CURDIR)/target/rpmbuild
-
-LAB_ARGS ?=
-
-.PHONY: deps help build size-check gen install install-files uninstall deb lintian rpm \
-	test test-builds lab-bases lab-run cargo-checks cargo-lint cargo-test cargo-test-beside checks shellcheck verify-units install-check vm-test bench bench-fleet \
-	demo clean
-
-help:
-	@echo 'make build       static release binary: $(BIN)'
-	@echo 'make size-check  fail unless the binary is static and at most $(SIZE_BUDGET) bytes'
-	@echo 'make gen         man page, completions and copyright into $(GEN)/'
-	@echo 'make install     DESTDIR=... PREFIX=/usr (and make uninstall)'
-	@echo 'make deb         $(DEB)'
-	@echo 'make lintian     lintian on the .deb (errors and warnings fail)'
-	@echo 'make rpm         $(RPM)'
-	@echo 'make checks      shellcheck, systemd-analyze verify, make install against the .deb'
-	@echo 'make test        fmt, clippy, tests, size-check, deb, lintian, checks, vm-test'
-	@echo 'make bench-fleet 1,000 clients racing for 10 slots on a loopback etcd, and 20'
-	@echo '                 nodes racing umm on for 2 slots, 200 rounds (figures)'
-	@echo 'make vm-test     the VM lab (LAB_ARGS=...);  make demo: the demo scenario'
-	@echo 'make lab-bases   only the lab'"'"'s base images (make test makes them beside cargo)'
-	@echo 'make bench       figures on a lab VM, written to bench/RESULTS.md'
-
-# --- build -------------------------------------------------------------------
-
-# Static and small (the budget above): a non-PIE static binary (no relocation
-# table), no .eh_frame_hdr (panic = abort never unwinds), linked by lld with
-# identical code folding. docs/packaging.md, "Binary size", says why.
-# --target keeps these flags away from build scripts and proc macros.
-STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static \
-	-C link-arg=-fuse-ld=lld -C link-arg=-Wl,--icf=all -C link-arg=-Wl,--no-eh-frame-hdr
-
-build:
-	RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(CARGO) build --release --target $(TARGET) -p umm --bin umm
-
-size-check: build
-	@f=$(BIN); \
-	desc=$$(file -b "$$f"); \
-	if readelf -lW "$$f" | grep -q 'INTERP'; then \
-		echo "size-check: FAIL: $$f has an ELF interpreter (dynamically linked): $$desc" >&2; exit 1; fi; \
-	if readelf -dW "$$f" | grep -q '(NEEDED)'; then \
-		echo "size-check: FAIL: $$f needs shared libraries:" >&2; readelf -dW "$$f" | grep '(NEEDED)' >&2; exit 1; fi; \
-	case "$$desc" in \
-		*static-pie\ linked*) kind=static-pie ;; \
-		*statically\ linked*) kind=static ;; \
-		*) echo "size-check: FAIL: $$f is not statically linked: $$desc" >&2; exit 1 ;; \
-	esac; \
-	size=$$(stat -c %s "$$f"); \
-	line=$$(awk -v s=$$size -v b=$(SIZE_BUDGET) -v k=$$kind \
-		'BEGIN { printf "umm binary: %d bytes (%.2f MiB) %s, budget %.2f MiB", s, s/1048576, k, b/1048576 }'); \
-	echo "$$line"; \
-	if [ "$$size" -gt $(SIZE_BUDGET) ]; then \
-		echo "size-check: FAIL: $$((size - $(SIZE_BUDGET))) bytes over the budget" >&2; exit 1; fi
-
-# Man page and completions from the clap definition (tools/gen), and the
-# copyright file with the Rust crates that the static binary contains.
-gen:
-	$(CARGO) run -q -p umm-gen -- $(GEN) >/dev/null
-	@crates=$$($(CARGO) tree -q -e normal,no-proc-macro -p umm --target $(TARGET) \
-		--prefix none --format '{p}: {l}' \
-		| sed -e 's/ (\*)$$//' -e 's/ (proc-macro)//' | grep -v '^umm v' | sort -u \
-		| sed -e 's/^\([^ ]*\) v/\1 /' -e 's/^/ /'); \
-	[ -n "$$crates" ]; \
-	awk -v crates="$$crates" -v built='$(BUILT_USING)' \
-		'{ gsub(/@BUILT_USING@/, built) } $$0 == "@CRATES@" { print crates; next } { print }' \
-		packaging/debian/copyright > $(GEN)/copyright
 
 # --- install -----------------------------------------------------------------
 
@@ -241,67 +197,7 @@ uninstall:
 	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 	rmdir $(DESTDIR)$(EXAMPLEDIR) $(DESTDIR)$(PREFIX)/share/umm 2>/dev/null || true
 
-# --- Debian package ----------------------------------------------------------
-
-# debhelper builds the .deb (packaging/debian: control, rules, maintainer
-# scripts) from `make install-files`. dpkg-buildpackage wants debian/ at the
-# top of a source tree: it runs in a copy under $(DEB_DIR)/build.
-deb: build gen
-	@top=$$(sed -n '1s/^umm (\([^)]*\)).*/\1/p' packaging/debian/changelog); \
-	if [ "$$top" != "$(PKG_VERSION)" ]; then \
-		echo "deb: packaging/debian/changelog is at $$top, Cargo.toml at $(PKG_VERSION): add an entry" >&2; exit 1; fi
-	rm -rf $(DEB_DIR)/build
-	mkdir -p $(DEB_DIR)/build/umm
-	cp -R packaging/debian $(DEB_DIR)/build/umm/debian
-	cp $(GEN)/copyright $(DEB_DIR)/build/umm/debian/copyright
-	cd $(DEB_DIR)/build/umm && $(NO_JOBSERVER) UMM_TOP=$(CURDIR) dpkg-buildpackage -b -us -uc
-	@# Renamed into place: a VM lab run may be copying the previous one.
-	mv -f $(DEB_DIR)/build/$(notdir $(DEB)) $(DEB)
-
-# (--show-overrides would make lintian exit 2 even when clean: lintian 2.116.)
-lintian: deb
-	lintian --fail-on error,warning --display-info $(DEB)
-
-# --- RPM ---------------------------------------------------------------------
-
-# rpmbuild packs a prebuilt staging tree; nothing is compiled inside it.
-rpm: build gen
-	rm -rf $(RPM_STAGE) $(RPM_TOP) $(RPM)
-	$(MAKE) install DESTDIR=$(RPM_STAGE) PREFIX=/usr INITDDIR=/etc/rc.d/init.d
-	install -d -m0755 $(RPM_STAGE)/usr/lib/systemd/system-preset
-	install -m0644 packaging/systemd/90-umm.preset $(RPM_STAGE)/usr/lib/systemd/system-preset/90-umm.preset
-	install -d $(RPM_TOP) $(RPM_DIR)
-	rpmbuild -bb \
-		--define "_topdir $(RPM_TOP)" \
-		--define "_rpmdir $(CURDIR)/$(RPM_DIR)" \
-		--define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
-		--define "umm_version $(PKG_VERSION)" \
-		--define "umm_staging $(RPM_STAGE)" \
-		--target $(RPM_ARCH) \
-		packaging/rpm/umm.spec
-	@ls -l $(RPM)
-
 # --- checks ------------------------------------------------------------------
-
-cargo-checks: cargo-lint cargo-test
-
-cargo-lint:
-	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-
-# cargo-test-beside and test-builds run the same tests.
-CARGO_TEST := $(CARGO) test --workspace
-
-# For a recipe that runs make (debian/rules, install-check.sh,
-# verify-units.sh) or rustdoc without make knowing: make -j hands its
-# jobserver's descriptors only to recipes it knows run make, so those
-# warned that they could not open them ("jobserver unavailable",
-# rustdoc's "failed to connect to jobserver").
-# MAKEFLAGS keeps the rest (flags, command-line variables).
-NO_JOBSERVER = MAKEFLAGS='$(filter-out -j% --jobserver-auth=% --jobserver-fds=%,$(MAKEFLAGS))' MFLAGS=
-
-cargo-test:
-	$(CARGO_TEST)
 
 # Every shell script (tests/shellcheck.sh), every systemd unit as installed
 # (tests/verify-units.sh), and make install/uninstall against the .deb
@@ -312,10 +208,16 @@ shellcheck:
 	tests/shellcheck.sh
 
 verify-units: build gen
-	$(NO_JOBSERVER) tests/verify-units.sh
+	tests/verify-units.sh
 
 install-check: deb
-	$(NO_JOBSERVER) tests/install-check.sh $(DEB)
+	$(XTASK) install-check
+
+# Builds and checks, then the VM lab beside cargo test, lintian and the
+# checks above; the last lines are cargo test's and the lab's summaries.
+# UMM_TEST_LAB=COMMAND stands in for the lab (tools/xtask/src/pipeline.rs).
+test:
+	$(XTASK) test
 
 # 1,000 clients (threads, each its own connection) racing for 10 slots of one
 # group on one etcd started on loopback; prints the figures. Needs etcd-server.
@@ -324,52 +226,6 @@ bench-fleet:
 		bench_1000_clients --nocapture --test-threads=1
 	UMM_FLEET_REQUIRE_ETCD=1 $(CARGO) test --release --test fleet_cmd -- --ignored --exact \
 		bench_twenty_nodes_200_rounds_through_umm --nocapture --test-threads=1
-
-# Both cores busy: the lab's base images (debootstrap and a first boot
-# each) need nothing of umm, so they are made while cargo compiles (each
-# command's output printed whole when it ends). The lab starts as soon as
-# the .deb exists, beside lintian, `make checks` and the run of cargo's
-# tests (compiled before; mostly waiting on etcd and on the binaries they
-# start, so they take little from the lab). The lab's lines are printed as
-# they come (make's output sync would hold them until the lab ends); the
-# tests' output is printed whole when they end. The lab's lines come last,
-# ending with its "N passed, N failed", and it prints the time since make
-# test started (CI has room for 45 minutes).
-test: export UMM_TEST_STARTED := $(shell date +%s)
-test:
-	$(CARGO) build -q -p umm-lab
-	$(MAKE) -j2 --output-sync=line test-builds lab-bases
-	$(MAKE) -j3 lab-run cargo-test-beside lintian verify-units install-check
-
-# What make test builds and checks before the lab, one after the other
-# (cargo takes one lock on target/ anyway), beside lab-bases. Not the .deb:
-# `deb` is not a file target, so it is built once, in the make run of the
-# targets that use it.
-test-builds:
-	$(MAKE) cargo-lint shellcheck size-check
-	$(CARGO_TEST) --no-run
-
-# cargo test holds cargo's lock on target/ while its tests run: after the
-# .deb (whose build takes that lock), and its output held in a file so that
-# it does not interleave with the lab's lines.
-cargo-test-beside: deb
-	@log=$$(mktemp); status=0; \
-	$(NO_JOBSERVER) $(CARGO_TEST) >"$$log" 2>&1 || status=$$?; \
-	cat "$$log"; rm -f "$$log"; exit $$status
-
-# Base images for the VM lab, ahead of it. Never fails make: the lab tries
-# again and reports a failure per scenario. The binary is run as built, not
-# through cargo, which would wait for cargo-checks' lock on target/.
-LAB_BIN := $(or $(CARGO_TARGET_DIR),target)/debug/umm-lab
-lab-bases:
-	-$(LAB_BIN) --bases
-
-# The lab as make test runs it: as built (not through cargo, whose lock
-# cargo-test-beside holds), and niced, so that the tests beside it get a
-# core when they want one (some assert bounds of a few seconds) and the
-# lab's guests, whose waits are generous, the rest.
-lab-run: deb
-	nice -n 10 $(LAB_BIN) $(LAB_ARGS)
 
 # --- host packages -----------------------------------------------------------
 
@@ -380,7 +236,8 @@ lab-run: deb
 # tests against real tools, grub-common for the GRUB snippet's test against
 # the real grub-mkconfig, shellcheck and systemd (systemd-analyze) for
 # `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab, prometheus
-# (promtool) for the metrics' and the example alerts' tests.
+# (promtool) for the metrics' and the example alerts' tests. Shell, not
+# xtask: xtask is linked by the gcc this installs.
 DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhelper lintian rpm \
 	dbus-daemon libvirt-clients pacemaker-cli-utils grub-common shellcheck systemd \
 	qemu-system-x86 qemu-utils debootstrap fdisk openssh-client e2fsprogs \
@@ -412,8 +269,8 @@ bench: deb
 
 # The main job on a throwaway VM, narrated; a fresh machine needs nothing else.
 demo: deps
-	$(MAKE) deb
+	$(XTASK) deb
 	$(CARGO) run -q -p umm-lab -- --only demo
 
 clean:
-	rm -rf $(GEN) $(DEB_DIR) $(RPM_DIR) $(RPM_TOP)
+	rm -rf $(GEN) target/debian target/rpm target/rpmbuild

@@ -14,7 +14,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,8 +30,8 @@ const EXAMPLES: [&str; 4] = [
     "kubernetes-drain",
 ];
 
-/// Where the real tools are looked for, and the `PATH` after the stubs.
-const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// Where the real tools are looked for, and the `PATH` after the stubs.
+use common::SYSTEM_PATH;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -184,7 +183,12 @@ const HOSTNAME: &str = r#"h=$(cat "$STUB/hostname")
 if [ "${1:-}" = -s ]; then echo "${h%%.*}"; else echo "$h"; fi
 "#;
 
-const STUBS: [(&str, &str); 7] = [
+/// The real sleep, its calls logged: how long a hook waited, as events.
+const SLEEP: &str = r#"for d in /usr/bin /bin; do [ -x "$d/sleep" ] && exec "$d/sleep" "$@"; done
+exit 127
+"#;
+
+const STUBS: [(&str, &str); 8] = [
     ("virsh", VIRSH),
     ("crm_node", CRM_NODE),
     ("crm_mon", CRM_MON),
@@ -192,6 +196,7 @@ const STUBS: [(&str, &str); 7] = [
     ("ceph", CEPH),
     ("kubectl", KUBECTL),
     ("hostname", HOSTNAME),
+    ("sleep", SLEEP),
 ];
 
 // ---------------------------------------------------------------- the bed
@@ -338,28 +343,10 @@ impl Bed {
     }
 }
 
-/// Whether the real `tool` is installed; if not, says so on the terminal
-/// (past the test harness's capture), or fails if UMM_EXAMPLES_REQUIRE_REAL
-/// is "1" or "all", or a comma-separated list of tools naming it.
+/// Whether the real `tool` is installed; if not, the test is skipped, or
+/// fails if UMM_EXAMPLES_REQUIRE_REAL ("1", "all" or a list of tools) names it.
 fn real_tool(tool: &str, package: &str, test: &str) -> bool {
-    if SYSTEM_PATH
-        .split(':')
-        .any(|d| Path::new(d).join(tool).is_file())
-    {
-        return true;
-    }
-    let required = std::env::var("UMM_EXAMPLES_REQUIRE_REAL").unwrap_or_default();
-    if required == "1" || required == "all" || required.split(',').any(|t| t == tool) {
-        panic!("{tool} is not installed (Debian package {package}) and UMM_EXAMPLES_REQUIRE_REAL is set");
-    }
-    // Not eprintln!, which the test harness captures: this must be seen.
-    let mut terminal = std::io::stderr();
-    writeln!(
-        terminal,
-        "SKIPPED {test}: the real {tool} is not installed (Debian package {package})"
-    )
-    .unwrap();
-    false
+    common::require_tool(test, tool, package, "UMM_EXAMPLES_REQUIRE_REAL").is_some()
 }
 
 // ---------------------------------------------------------------- all
@@ -424,7 +411,7 @@ fn libvirt_forces_off_the_guests_that_ignore_shutdown_then_restarts_exactly_the_
     run.ok()
         .says("forced off (virsh destroy): 'db'")
         .never_says("'web'\n");
-    assert!(run.took >= Duration::from_secs(1), "it did not wait");
+    assert_eq!(bed.calls("sleep "), ["1"], "it did not wait its 1 s");
     assert_eq!(bed.read("state/running"), "db\nweb\n");
     assert_eq!(
         bed.calls(&format!("{VIRSH_SYSTEM}shutdown ")),
@@ -432,7 +419,10 @@ fn libvirt_forces_off_the_guests_that_ignore_shutdown_then_restarts_exactly_the_
     );
     assert_eq!(bed.calls(&format!("{VIRSH_SYSTEM}destroy ")), ["db"]);
     assert!(
-        bed.all_calls().iter().all(|c| c.starts_with(VIRSH_SYSTEM)),
+        bed.all_calls()
+            .iter()
+            .filter(|c| !c.starts_with("sleep "))
+            .all(|c| c.starts_with(VIRSH_SYSTEM)),
         "{:?}",
         bed.all_calls()
     );
@@ -472,7 +462,7 @@ fn libvirt_stops_waiting_once_every_guest_is_down_and_uses_the_uri() {
     run.ok()
         .says("every recorded guest is off")
         .never_says("forced");
-    assert!(run.took < Duration::from_secs(3), "waited {:?}", run.took);
+    assert_eq!(bed.calls("sleep "), [] as [&str; 0], "it waited");
     assert_eq!(bed.read("state/running"), "db\nweb\n");
     assert!(bed.calls(&format!("virsh -c {uri} destroy ")).is_empty());
     let calls = bed.all_calls();
@@ -638,7 +628,8 @@ fn pacemaker_puts_the_node_in_standby_waits_for_its_resources_and_takes_it_out_a
     bed.write("stub/crm/moves", "");
     let run = bed.run("pacemaker-standby", "pre-on", &[]);
     run.ok().says("n1 is in standby and runs no resource");
-    assert!(run.took < Duration::from_secs(3));
+    // The resources left with the standby: it never waited for them.
+    assert_eq!(bed.calls("sleep "), [] as [&str; 0], "it waited");
     assert_eq!(
         bed.calls("crm_standby "),
         ["--node n1 --update on --lifetime forever"]
@@ -675,7 +666,7 @@ fn pacemaker_pre_on_fails_when_the_resources_stay_and_leaves_the_node_in_standby
     );
     run.fails()
         .says("n1 still runs 2 resource(s) after 1s; it stays in standby");
-    assert!(run.took >= Duration::from_secs(1));
+    assert!(!bed.calls("sleep ").is_empty(), "it did not wait");
     assert!(bed.calls("crm_mon ").len() >= 3, "it did not poll");
     assert_eq!(
         bed.read("stub/crm/nodes"),

@@ -8,29 +8,9 @@
 mod common;
 
 use std::fs;
-use std::time::Duration;
 
-use common::Node;
+use common::{bounded_node, node_in_maintenance, Node};
 use rstest::rstest;
-
-/// Bound on a run that should return at once: a hang fails the test.
-const HANG: Duration = Duration::from_secs(5);
-
-/// A node whose every run must return within `HANG`.
-fn bounded_node() -> Node {
-    Node::new().bounded(HANG)
-}
-
-/// A node in a crash-loop maintenance (the state holds something to lose).
-fn node_in_maintenance() -> Node {
-    let mut node = bounded_node();
-    node.boot();
-    for _ in 0..3 {
-        node.boot();
-    }
-    assert_eq!(node.status()["state"], "maintenance");
-    node
-}
 
 /// A writer killed at each step of a state write leaves the old state or
 /// the new one, never a mix; the next writer goes on normally.

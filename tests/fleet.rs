@@ -326,8 +326,9 @@ fn etcd_down_gives_a_clear_error_and_the_release_completes_after_restart() {
     let started = Instant::now();
     let e = c.take("b").unwrap_err();
     let took = started.elapsed();
+    // umm's deadline (2 s) holds; room above it for a loaded machine.
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(12),
         "{took:?}"
     );
     assert!(e.is_transient());
@@ -705,7 +706,12 @@ fn tls_with_client_certificates() {
             key: p.join("server.key"),
         }),
     );
-    let good = etcd.settings("secure");
+    // A deadline far above the bound below: a failure is said at once, not
+    // when the deadline ends (with room for a loaded machine).
+    let good = FleetSettings {
+        timeout: Duration::from_secs(60),
+        ..etcd.settings("secure")
+    };
     assert!(good.endpoints[0].starts_with("https://127.0.0.1:"));
     let c = Etcd::new(&good).unwrap();
     assert_eq!(c.take("a").unwrap(), Taken::Granted);
@@ -716,7 +722,7 @@ fn tls_with_client_certificates() {
         let c = Etcd::new(settings).unwrap();
         let started = Instant::now();
         let e = c.take("a").unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{e}");
         assert!(matches!(e, FleetError::Tls { .. }), "{e:?}");
         assert!(!e.is_transient());
         let text = e.to_string();
@@ -877,7 +883,8 @@ fn fleetlock_slow_or_absent_servers_hit_the_deadline() {
     let started = Instant::now();
     let e = c.take("a").unwrap_err();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    // umm's deadline (1 s) cut the 30 s answer short; room for a loaded machine.
+    assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(e.is_transient());
     assert_eq!(
         e.to_string(),
@@ -897,7 +904,7 @@ fn fleetlock_slow_or_absent_servers_hit_the_deadline() {
     .unwrap();
     let started = Instant::now();
     let e = c.release("a").unwrap_err().to_string();
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(15));
     assert!(
         e.contains(&format!(
             "http://127.0.0.1:{closed}/v1/steady-state: connection refused"

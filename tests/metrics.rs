@@ -17,29 +17,17 @@ use std::process::{Command, Stdio};
 
 use common::Node;
 
-const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROM: &str = "/var/lib/prometheus/node-exporter/umm.prom";
 
-/// promtool, or `None` (after a SKIPPED line) when it is missing and not required.
+/// promtool, or `None` (after a SKIPPED line) when it is missing and not
+/// required (UMM_METRICS_REQUIRE_PROMTOOL).
 fn promtool(test: &str) -> Option<PathBuf> {
-    if let Some(p) = SYSTEM_PATH
-        .split(':')
-        .map(|d| Path::new(d).join("promtool"))
-        .find(|p| p.is_file())
-    {
-        return Some(p);
-    }
-    if std::env::var("UMM_METRICS_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
-        panic!("promtool is not installed (Debian package prometheus) and UMM_METRICS_REQUIRE_PROMTOOL=1");
-    }
-    // Not eprintln!, which the test harness captures: this must be seen.
-    let mut terminal = std::io::stderr();
-    writeln!(
-        terminal,
-        "SKIPPED {test}: promtool is not installed (Debian package prometheus)"
+    common::require_tool(
+        test,
+        "promtool",
+        "prometheus",
+        "UMM_METRICS_REQUIRE_PROMTOOL",
     )
-    .unwrap();
-    None
 }
 
 /// `promtool check metrics` on `text` (its lint included): panics with

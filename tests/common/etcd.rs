@@ -8,7 +8,6 @@
 //! terminal and the test passes, unless `UMM_FLEET_REQUIRE_ETCD=1` (as CI
 //! sets it), when it fails.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -20,29 +19,10 @@ use base64::Engine;
 use umm::fleet::etcd::{self, Etcd};
 use umm::fleet::{Backend, Coordinator, FleetSettings};
 
-const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// The etcd binary, or `None` (after a SKIPPED line) when it is missing
-/// and not required.
+/// and not required (UMM_FLEET_REQUIRE_ETCD).
 pub fn etcd_binary(test: &str) -> Option<PathBuf> {
-    if let Some(p) = SYSTEM_PATH
-        .split(':')
-        .map(|d| Path::new(d).join("etcd"))
-        .find(|p| p.is_file())
-    {
-        return Some(p);
-    }
-    if std::env::var("UMM_FLEET_REQUIRE_ETCD").is_ok_and(|v| v == "1") {
-        panic!("etcd is not installed (Debian package etcd-server) and UMM_FLEET_REQUIRE_ETCD=1");
-    }
-    // Not eprintln!, which the test harness captures: this must be seen.
-    let mut terminal = std::io::stderr();
-    writeln!(
-        terminal,
-        "SKIPPED {test}: etcd is not installed (Debian package etcd-server)"
-    )
-    .unwrap();
-    None
+    super::require_tool(test, "etcd", "etcd-server", "UMM_FLEET_REQUIRE_ETCD")
 }
 
 /// Free ports on 127.0.0.1 (held together while chosen, so all differ).

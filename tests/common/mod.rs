@@ -7,6 +7,11 @@
 //!   appended to `/run/umm/init-actions`), a fixed wall clock (`UMM_NOW`),
 //!   and boots simulated by changing the boot id and running the entry
 //!   points the units run.
+//! - `require_tool`: a real tool (etcd, promtool, virsh...) found, or the
+//!   test skipped with a SKIPPED line, unless a UMM_*_REQUIRE variable says
+//!   it must be there (CI sets them: .ci/run).
+//! - `bounded_node`, `node_in_maintenance`: the nodes the fault tests
+//!   (failpoints.rs, hostile.rs) start from.
 //! - `etcd`, `fleetlock`: the fleet coordinators the fleet tests run on
 //!   loopback (a real etcd; a FleetLock server written from the protocol).
 
@@ -17,6 +22,7 @@ pub mod etcd;
 pub mod fleetlock;
 
 use std::fs;
+use std::io::Write;
 use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -25,6 +31,56 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+/// Where the real tools are looked for (and the `PATH` of the tests that
+/// run them): the system's directories, not the caller's PATH.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A real tool that `make deps` installs, found in [`SYSTEM_PATH`]. When it
+/// is missing the test is skipped: `None` after a `SKIPPED test: ...` line
+/// on the terminal; unless `require_var` (such as UMM_FLEET_REQUIRE_ETCD)
+/// is "1" or "all", or a comma-separated list that names `tool`: then the
+/// test fails.
+pub fn require_tool(test: &str, tool: &str, package: &str, require_var: &str) -> Option<PathBuf> {
+    if let Some(path) = SYSTEM_PATH
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+    {
+        return Some(path);
+    }
+    let required = std::env::var(require_var).unwrap_or_default();
+    if required == "1" || required == "all" || required.split(',').any(|t| t == tool) {
+        panic!("{tool} is not installed (Debian package {package}) and {require_var}={required}");
+    }
+    // Not eprintln!, which the test harness captures: this must be seen.
+    let mut terminal = std::io::stderr();
+    let _ = writeln!(
+        terminal,
+        "SKIPPED {test}: {tool} is not installed (Debian package {package})"
+    );
+    None
+}
+
+/// Bound on a run of umm that should return at once: a hang fails the test
+/// instead of holding it forever (with room for a loaded machine).
+pub const HANG: Duration = Duration::from_secs(10);
+
+/// A node whose every run must return within [`HANG`].
+pub fn bounded_node() -> Node {
+    Node::new().bounded(HANG)
+}
+
+/// A bounded node in a crash-loop maintenance (its state holds something to lose).
+pub fn node_in_maintenance() -> Node {
+    let mut node = bounded_node();
+    node.boot();
+    for _ in 0..3 {
+        node.boot();
+    }
+    assert_eq!(node.status()["state"], "maintenance");
+    node
+}
 
 /// Waits for `child` (a process this test started) at most `limit`. On
 /// time-out it is killed by its own handle and reaped, and None comes back

@@ -16,26 +16,19 @@ use crate::ctx::Ctx;
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("crash-loop", "systemd", crash_loop)
-        .about("3 unclean boots -> maintenance, nothing outside the keep-set started; umm off -> every service up")
-        .secs(206),
+        .about("3 unclean boots -> maintenance, nothing outside the keep-set started; umm off -> every service up"),
     Scenario::new("clean-reboots", "systemd", clean_reboots)
-        .about("clean reboots never count; boot cost of umm")
-        .secs(230),
+        .about("clean reboots never count; boot cost of umm"),
     Scenario::new("uptime-reset", "systemd", uptime_reset)
-        .about("counter_reset_time of uptime resets the count (timer follows the config)")
-        .secs(197),
+        .about("counter_reset_time of uptime resets the count (timer follows the config)"),
     Scenario::new("disabled", "systemd", disabled)
-        .about("disabled: a crash loop never enters; umm on refused")
-        .secs(129),
+        .about("disabled: a crash loop never enters; umm on refused"),
     Scenario::new("binary-removed", "systemd", binary_removed)
-        .about("umm binary removed: the node boots normally")
-        .secs(47),
+        .about("umm binary removed: the node boots normally"),
     Scenario::new("broken-dropin", "systemd", broken_dropin)
-        .about("enabled = false, then a drop-in with a typo: crashes never enter (last good config)")
-        .secs(153),
+        .about("enabled = false, then a drop-in with a typo: crashes never enter (last good config)"),
     Scenario::new("broken-dropin-pushed", "systemd", broken_dropin_pushed)
         .about("enabled = false pushed together with a broken drop-in over an enabled last-good: 4 hard resets never enter, status says why")
-        .secs(200)
         .candidate(),
 ];
 

@@ -9,8 +9,7 @@ use crate::ctx::Ctx;
 use crate::vm::Vm;
 
 pub const SCENARIOS: &[Scenario] = &[Scenario::new("demo", "systemd", demo)
-    .about("make demo: crash loop -> maintenance -> umm off, narrated")
-    .secs(200)];
+    .about("make demo: crash loop -> maintenance -> umm off, narrated")];
 
 /// `make demo`: the main job, narrated.
 fn demo(ctx: &mut Ctx) -> Result<()> {

@@ -13,8 +13,7 @@ use crate::ctx::Ctx;
 use crate::vm::{run_with_deadline, wait_or_kill, Vm};
 
 pub const SCENARIOS: &[Scenario] = &[Scenario::new("fleet", "systemd", fleet)
-    .about("two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off")
-    .secs(222)];
+    .about("two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off")];
 
 /// Two nodes of one group with one slot, an etcd on the host: `umm on` on
 /// A takes the slot and enters; on B it is refused naming A; B's `umm on

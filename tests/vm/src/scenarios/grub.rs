@@ -12,8 +12,7 @@ use super::Scenario;
 use crate::ctx::Ctx;
 
 pub const SCENARIOS: &[Scenario] = &[Scenario::new("grub-entries", "systemd", grub_entries)
-    .about("GRUB entries for every kernel; umm=on entry -> maintenance (cmdline); umm=off entry skips and keeps the request")
-    .secs(335)];
+    .about("GRUB entries for every kernel; umm=on entry -> maintenance (cmdline); umm=off entry skips and keeps the request")];
 
 /// GRUB entries for every kernel; the maintenance entry boots to
 /// maintenance (reason cmdline); the skip entry boots normally and keeps a

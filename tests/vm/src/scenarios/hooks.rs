@@ -10,8 +10,7 @@ use super::Scenario;
 use crate::ctx::Ctx;
 
 pub const SCENARIOS: &[Scenario] = &[Scenario::new("hooks", "systemd", hooks)
-    .about("check veto; pre-on/on/off hooks in their boots; hung hook killed; umm off reports a failed service")
-    .secs(82)];
+    .about("check veto; pre-on/on/off hooks in their boots; hung hook killed; umm off reports a failed service")];
 
 /// A failing check vetoes `umm on` and nothing changes; pre-on, on and off
 /// hooks run in the right boot with the right environment; a hung hook is

@@ -12,8 +12,7 @@ use crate::ctx::Ctx;
 use crate::vm::Vm;
 
 pub const SCENARIOS: &[Scenario] = &[Scenario::new("node-exporter", "systemd", node_exporter)
-    .about("Debian's node_exporter serves umm.prom: scraped through a crash loop and umm off")
-    .secs(248)];
+    .about("Debian's node_exporter serves umm.prom: scraped through a crash loop and umm off")];
 
 /// node_exporter (Debian's package) serves umm.prom through its textfile
 /// collector: scraped at localhost:9100 through a crash loop and a resume.

@@ -20,10 +20,6 @@ pub struct Scenario {
     pub variant: &'static str,
     /// Resumes the ready state (`installed`); false: boots the base itself.
     pub ready: bool,
-    /// Seconds it took in the last full run, two at a time: the lab starts
-    /// the longest first, so that no long scenario is left running alone at
-    /// the end.
-    pub secs: u32,
     /// What it proves, one line (`--list`).
     pub about: &'static str,
     /// Not yet passed on repeated real boots: run only when named with
@@ -43,7 +39,6 @@ impl Scenario {
             name,
             variant,
             ready: true,
-            secs: 0,
             about: "",
             candidate: false,
             run,
@@ -72,10 +67,6 @@ impl Scenario {
             candidate: true,
             ..self
         }
-    }
-
-    pub const fn secs(self, secs: u32) -> Self {
-        Scenario { secs, ..self }
     }
 }
 

@@ -17,14 +17,11 @@ use crate::vm::Vm;
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("on-command", "systemd", on_command)
-        .about("umm on -- CMD: maintenance, CMD's exit code in status; umm off reboot -> normal")
-        .secs(136),
+        .about("umm on -- CMD: maintenance, CMD's exit code in status; umm off reboot -> normal"),
     Scenario::new("off-interrupted", "systemd", off_interrupted)
-        .about("umm off timed out / interrupted: resuming, retry works, off.d once; power cut while resuming")
-        .secs(223),
+        .about("umm off timed out / interrupted: resuming, retry works, off.d once; power cut while resuming"),
     Scenario::new("off-during-command", "systemd", off_during_command)
-        .about("umm off returns while the command runs (and says so); off during on.d: the command never starts")
-        .secs(143),
+        .about("umm off returns while the command runs (and says so); off during on.d: the command never starts"),
 ];
 
 /// `umm on -- CMD`: maintenance, CMD ran with its exit code in status,

@@ -16,11 +16,9 @@ use crate::vm::{run_with_deadline, Vm};
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("package-upgrade", "systemd", package_upgrade)
         .bare()
-        .about("upgrade from the /usr/sbin layout (reboot between unpack and configure), umm for a user, upgrade over itself")
-        .secs(470),
+        .about("upgrade from the /usr/sbin layout (reboot between unpack and configure), umm for a user, upgrade over itself"),
     Scenario::new("package-remove", "systemd", package_remove)
-        .about("remove (config and state kept, GRUB entries gone), purge (all gone), a normal boot after each")
-        .secs(330),
+        .about("remove (config and state kept, GRUB entries gone), purge (all gone), a normal boot after each"),
 ];
 
 /// Upgrade from a package of the first release's layout (the binary in

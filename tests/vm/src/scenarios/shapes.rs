@@ -14,17 +14,14 @@ use crate::ctx::Ctx;
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("no-dbus", "systemd", no_dbus)
-        .about("no dbus package: umm on --dry-run, on -- CMD, maintenance, off over systemd's private socket")
-        .secs(132),
+        .about("no dbus package: umm on --dry-run, on -- CMD, maintenance, off over systemd's private socket"),
     Scenario::new("ssh-socket", "systemd", ssh_socket)
-        .about("sshd started by ssh.socket: ssh answers in maintenance, nothing else starts")
-        .secs(137),
+        .about("sshd started by ssh.socket: ssh answers in maintenance, nothing else starts"),
     // The only scenario of its variant: an install in its own boot costs
     // less than making a ready state.
     Scenario::new("sepvar", "sepvar", sepvar)
         .bare()
-        .about("/var on its own filesystem: crash loop -> maintenance -> umm off")
-        .secs(220),
+        .about("/var on its own filesystem: crash loop -> maintenance -> umm off"),
 ];
 
 /// A minimal node without the dbus package (debootstrap's minbase with

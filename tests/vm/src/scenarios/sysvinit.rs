@@ -15,11 +15,9 @@ use crate::vm::Vm;
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("sysvinit-crash-loop", "sysvinit", sysvinit_crash_loop)
-        .about("sysvinit: crash loop -> maintenance, cron not started; umm off -> cron running")
-        .secs(64),
+        .about("sysvinit: crash loop -> maintenance, cron not started; umm off -> cron running"),
     Scenario::new("sysvinit-on-command", "sysvinit", sysvinit_on_command)
-        .about("sysvinit: umm on -- CMD, off reboot, clean reboots not counted, disable")
-        .secs(274),
+        .about("sysvinit: umm on -- CMD, off reboot, clean reboots not counted, disable"),
 ];
 
 /// sysvinit: crash loop -> maintenance with cron not started, sshd up;
