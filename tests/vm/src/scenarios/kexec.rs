@@ -17,19 +17,15 @@ use crate::vm::Vm;
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("kexec", "systemd", kexec)
         .about("umm on by kexec: maintenance, ssh, new boot id, no GRUB (cmdline); umm off reboot by kexec -> normal, clean; --firmware goes through GRUB")
-        .secs(300)
         .candidate(),
     Scenario::new("kexec-disabled", "systemd", kexec_disabled)
         .about("kernel.kexec_load_disabled=1: umm on and umm off reboot go through the firmware and GRUB, and say why")
-        .secs(300)
         .candidate(),
     Scenario::new("kexec-crash-loop", "systemd", kexec_crash_loop)
         .about("a crash loop is left through GRUB even with umm off reboot --kexec, and says so")
-        .secs(240)
         .candidate(),
     Scenario::new("sysvinit-kexec", "sysvinit", sysvinit_kexec)
         .about("sysvinit: umm on falls back to the firmware and says umm does not kexec there")
-        .secs(200)
         .candidate(),
 ];
 
