@@ -564,7 +564,7 @@ impl Coordinator for Etcd {
     }
 
     fn place(&self) -> String {
-        self.endpoints.join(", ")
+        super::hide_userinfo(&self.endpoints.join(", "))
     }
 
     fn take(&self, id: &str) -> Result<Taken, FleetError> {

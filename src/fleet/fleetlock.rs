@@ -149,7 +149,7 @@ impl Coordinator for FleetLock {
     }
 
     fn place(&self) -> String {
-        self.base.clone()
+        super::hide_userinfo(&self.base)
     }
 
     fn take(&self, id: &str) -> Result<Taken, FleetError> {

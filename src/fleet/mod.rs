@@ -33,8 +33,8 @@ mod select;
 
 use crate::model::fleet::is_https;
 pub use crate::model::fleet::{
-    check_name, Backend, FleetSettings, SettingsError, DEFAULT_GROUP, DEFAULT_SLOTS,
-    DEFAULT_TIMEOUT, MACHINE_ID, MAX_NAME,
+    check_name, escaped, hide_userinfo, Backend, FleetSettings, SettingsError, DEFAULT_GROUP,
+    DEFAULT_SLOTS, DEFAULT_TIMEOUT, MACHINE_ID, MAX_NAME,
 };
 pub use select::from_settings;
 
@@ -124,6 +124,7 @@ impl fmt::Display for Refusal {
                 value,
             } => {
                 write!(f, "the server answered HTTP {status}")?;
+                let (kind, value) = (escaped(kind), escaped(value));
                 match (kind.is_empty(), value.is_empty()) {
                     (false, _) => write!(f, ", {kind}: {value}"),
                     (true, false) => write!(f, ": {value}"),
@@ -135,11 +136,11 @@ impl fmt::Display for Refusal {
 }
 
 fn list_ids(ids: &[String], at_most: usize) -> String {
-    let mut shown: Vec<&str> = ids.iter().take(at_most).map(String::as_str).collect();
+    // Written by other nodes: shown escaped.
+    let mut shown: Vec<String> = ids.iter().take(at_most).map(|id| escaped(id)).collect();
     let more = ids.len().saturating_sub(at_most);
-    let more_text = format!("{more} more");
     if more > 0 {
-        shown.push(&more_text);
+        shown.push(format!("{more} more"));
     }
     shown.join(", ")
 }
@@ -212,7 +213,7 @@ impl fmt::Display for GroupStatus {
             "group {:?} on {} ({})",
             self.group,
             self.backend.name(),
-            self.place
+            hide_userinfo(&self.place)
         )?;
         match &self.listing {
             Listing::Stored {
@@ -220,10 +221,11 @@ impl fmt::Display for GroupStatus {
                 holders,
             } => {
                 write!(f, ": {} of {total_slots} slots held", holders.len())?;
+                // Ids and host names other nodes wrote: escaped.
                 for h in holders {
-                    write!(f, "\n  {}", h.id)?;
+                    write!(f, "\n  {}", escaped(&h.id))?;
                     if let Some(host) = &h.host {
-                        write!(f, " on {host}")?;
+                        write!(f, " on {}", escaped(host))?;
                     }
                     if let Some(since) = h.since {
                         write!(f, " since {}", crate::model::timefmt::rfc3339(since))?;
@@ -244,7 +246,7 @@ impl fmt::Display for GroupStatus {
                     write!(
                         f,
                         "\n  {}: {} at {}",
-                        k.id,
+                        escaped(&k.id),
                         k.last,
                         crate::model::timefmt::rfc3339(k.at)
                     )?;
@@ -332,9 +334,22 @@ impl FleetError {
     }
 }
 
+/// Every error text leaves as one line with no URL's user information in
+/// it: the settings' URLs may carry a password (hidden), and a server's
+/// answer or a peer's id is not umm's text (escaped).
 impl fmt::Display for FleetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let raw = RawError(self).to_string();
+        f.write_str(&escaped(&hide_userinfo(&raw)))
+    }
+}
+
+/// A `FleetError` as composed, before it is made safe to show.
+struct RawError<'a>(&'a FleetError);
+
+impl fmt::Display for RawError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             FleetError::Settings(line) => write!(f, "{line}"),
             FleetError::Credentials { file, problem } => {
                 write!(f, "{} {problem}", file.display())
@@ -396,7 +411,7 @@ impl fmt::Display for FleetError {
             FleetError::Protocol { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
             // The same line: whether it may have landed is for the caller
             // to say (it knows what it does about it).
-            FleetError::MayHaveApplied(inner) => write!(f, "{inner}"),
+            FleetError::MayHaveApplied(inner) => write!(f, "{}", RawError(inner)),
         }
     }
 }

@@ -255,20 +255,81 @@ pub fn is_https(url: &str) -> bool {
 
 /// An http or https URL with a host and nothing after the path.
 pub fn check_url(url: &str) -> Result<(), String> {
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| format!("{url:?} is not a URL (like \"https://10.0.0.1:2379\")"))?;
+    let uri: ureq::http::Uri = url.parse().map_err(|_| {
+        format!(
+            "{:?} is not a URL (like \"https://10.0.0.1:2379\")",
+            hide_userinfo(url)
+        )
+    })?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => return Err(format!("{url:?}: use an http:// or https:// URL")),
+        _ => {
+            return Err(format!(
+                "{:?}: use an http:// or https:// URL",
+                hide_userinfo(url)
+            ))
+        }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!("{:?} has no host", hide_userinfo(url)));
     }
     if uri.query().is_some() || url.contains('#') {
-        return Err(format!("{url:?}: a query or fragment is not allowed here"));
+        return Err(format!(
+            "{:?}: a query or fragment is not allowed here",
+            hide_userinfo(url)
+        ));
     }
     Ok(())
+}
+
+/// `text` with the user information of every URL in it (`user:pass@` in
+/// `http://user:pass@host:2379`) replaced by `***`: a URL in the settings
+/// may carry a password, and a text that names it can reach the terminal,
+/// the log and the world-readable status.json.
+pub fn hide_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        // The authority ends at the path, the query, the fragment, or
+        // where the text around the URL goes on.
+        let end = after
+            .find(|c: char| "/?#".contains(c) || c.is_whitespace() || "\"',;)]}>".contains(c))
+            .unwrap_or(after.len());
+        let (authority, tail) = after.split_at(end);
+        match authority.rfind('@') {
+            Some(i) => {
+                out.push_str("***");
+                out.push_str(authority.get(i..).unwrap_or_default());
+            }
+            None => out.push_str(authority),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text that another node (or a coordinator) wrote, as umm shows it: on
+/// one line, with control characters (escape sequences, newlines) and the
+/// invisible characters that reorder or split a line written as escapes
+/// (`\n`, `\u{1b}`). A holder id must not recolour a terminal nor split a
+/// refusal or a log record.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let invisible = matches!(
+            c,
+            '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+        );
+        if c.is_control() || invisible {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Named for Backend {
@@ -282,6 +343,32 @@ impl Named for Backend {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[rstest::rstest]
+    #[case::password("http://u:p@h:2379", "http://***@h:2379")]
+    #[case::user_only("https://u@h", "https://***@h")]
+    #[case::in_a_sentence(
+        "etcd at http://u:p@a:1/v3/kv: refused; https://b:2 ok",
+        "etcd at http://***@a:1/v3/kv: refused; https://b:2 ok"
+    )]
+    #[case::at_in_the_path("http://h/a@b", "http://h/a@b")]
+    #[case::two(
+        "[\"http://a:x@h\", \"http://b:y@i\"]",
+        "[\"http://***@h\", \"http://***@i\"]"
+    )]
+    #[case::no_url("user@host", "user@host")]
+    fn user_information_is_hidden(#[case] text: &str, #[case] shown: &str) {
+        assert_eq!(hide_userinfo(text), shown);
+    }
+
+    #[rstest::rstest]
+    #[case::escape_and_newline("a\u{1b}[31m\nb", r"a\u{1b}[31m\nb")]
+    #[case::carriage_return_and_tab("a\r\tb", r"a\r\tb")]
+    #[case::line_separator_and_bidi("a\u{2028}b\u{202e}c", r"a\u{2028}b\u{202e}c")]
+    #[case::plain("node-1.example é", "node-1.example é")]
+    fn peer_text_is_escaped_on_one_line(#[case] text: &str, #[case] shown: &str) {
+        assert_eq!(escaped(text), shown);
+    }
 
     /// Valid etcd settings, for tests here and in `fleet`.
     pub(crate) fn etcd() -> FleetSettings {

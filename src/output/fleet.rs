@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::history::time;
-use crate::fleet::{GroupStatus, Listing};
+use crate::fleet::{escaped, hide_userinfo, GroupStatus, Listing};
 use crate::model::fleet::{Backend, FleetSettings};
 use crate::model::state::State;
 
@@ -245,16 +245,17 @@ impl FleetView {
             self.group,
             self.place
                 .as_ref()
-                .map(|p| format!(" on {p}"))
+                .map(|p| format!(" on {}", hide_userinfo(p)))
                 .unwrap_or_default()
         )];
         match (&self.holders, self.slots) {
             (Some(h), Some(slots)) => {
                 out.push(format!("Slots: {} of {slots} held.", h.len()));
+                // Ids and host names other nodes wrote: escaped.
                 for h in h {
-                    let mut line = format!("  {}", h.id);
+                    let mut line = format!("  {}", escaped(&h.id));
                     if let Some(host) = &h.host {
-                        line.push_str(&format!(" on {host}"));
+                        line.push_str(&format!(" on {}", escaped(host)));
                     }
                     if let Some(since) = &h.since {
                         line.push_str(&format!(" since {since}"));
