@@ -10,7 +10,6 @@ use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
 use crate::model::settings::{RebootMethod, Settings};
 use crate::model::state::{Reason, Requester};
-use crate::model::verify::ActiveState;
 use crate::output::check::CheckView;
 use crate::output::history::program_and_count;
 use crate::output::json;
@@ -215,14 +214,8 @@ fn entry_hooks(ctx: &Context, settings: &Settings, force: bool) -> Option<Vec<Ho
 /// The services running now, to check after `umm off` that they came back
 /// (None: the init system could not say; the enabled ones are used then).
 fn active_services(ctx: &Context) -> Option<Vec<String>> {
-    match ctx.init.services() {
-        Ok(services) => Some(
-            services
-                .into_iter()
-                .filter(|s| s.active.is(ActiveState::Active))
-                .map(|s| s.name)
-                .collect(),
-        ),
+    match ctx.init.active_services() {
+        Ok(names) => Some(names),
         Err(e) => {
             log::warn!("cannot list the active services (verify after umm off will use the enabled ones): {e:#}");
             None
@@ -249,13 +242,9 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Out
     let keep = settings.all_keep_units();
     let stopped = ctx
         .init
-        .services()
-        .and_then(|all| {
-            let active: Vec<String> = all
-                .into_iter()
-                .filter(|s| s.active.is(ActiveState::Active) && !keep.contains(&s.name))
-                .map(|s| s.name)
-                .collect();
+        .active_services()
+        .and_then(|active| {
+            let active: Vec<String> = active.into_iter().filter(|s| !keep.contains(s)).collect();
             ctx.init.outside_maintenance(&active)
         })
         .map_err(|e| format!("{e:#}"));

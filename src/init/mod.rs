@@ -64,6 +64,17 @@ pub trait InitSystem {
     fn enter_maintenance_late(&self) -> Result<()>;
     /// The services the init system knows now, with their state.
     fn services(&self) -> Result<Vec<Service>>;
+    /// The names of the services active now (what `umm on` keeps for the
+    /// check after `umm off`): systemd answers it in one call, where
+    /// `services` asks about every inactive service too.
+    fn active_services(&self) -> Result<Vec<String>> {
+        Ok(self
+            .services()?
+            .into_iter()
+            .filter(|s| s.active.is(crate::model::verify::ActiveState::Active))
+            .map(|s| s.name)
+            .collect())
+    }
     /// The services enabled to start at boot.
     fn enabled_services(&self) -> Result<Vec<String>>;
     /// Of `units`, those a maintenance boot would not start (they come

@@ -158,6 +158,17 @@ struct UnitInfo {
     job_path: OwnedObjectPath,
 }
 
+/// The active services among `units` (the filter by state also matches a
+/// sub-state of the same name, so the active state is checked here too).
+fn active_service_names(units: Vec<UnitInfo>) -> Vec<String> {
+    units
+        .into_iter()
+        .filter(|u| u.name.ends_with(".service"))
+        .filter(|u| Open::parse(&u.active_state).is(ActiveState::Active))
+        .map(|u| u.name)
+        .collect()
+}
+
 impl InitSystem for Systemd {
     fn name(&self) -> &'static str {
         "systemd"
@@ -292,6 +303,12 @@ impl InitSystem for Systemd {
         Ok(services)
     }
 
+    fn active_services(&self) -> Result<Vec<String>> {
+        // One call: ListUnitsFiltered by state, no property per unit.
+        let units = Manager::connect()?.units("ListUnitsFiltered", vec!["active"])?;
+        Ok(active_service_names(units))
+    }
+
     fn enabled_services(&self) -> Result<Vec<String>> {
         let files: Vec<(String, String)> = Manager::connect()?.call(
             "ListUnitFilesByPatterns",
@@ -333,6 +350,41 @@ mod tests {
             path: OwnedObjectPath::try_from("/org/freedesktop/systemd1/job/7").unwrap(),
             unit_path: OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap(),
         }
+    }
+
+    fn unit(name: &str, active: &str, sub: &str) -> UnitInfo {
+        let path = || OwnedObjectPath::try_from("/org/freedesktop/systemd1/unit/x").unwrap();
+        UnitInfo {
+            name: name.into(),
+            description: String::new(),
+            load_state: "loaded".into(),
+            active_state: active.into(),
+            sub_state: sub.into(),
+            following: String::new(),
+            path: path(),
+            job_id: 0,
+            job_type: String::new(),
+            job_path: path(),
+        }
+    }
+
+    /// `umm on` keeps the services running now, for the check after
+    /// `umm off`: only services, only active ones.
+    #[test]
+    fn active_services_are_the_active_services_only() {
+        let units = vec![
+            unit("ssh.service", "active", "running"),
+            unit("nova-compute.service", "active", "running"),
+            unit("setup.service", "active", "exited"),
+            unit("multi-user.target", "active", "active"),
+            unit("ssh.socket", "active", "listening"),
+            unit("odd.service", "activating", "active"),
+            unit("failed.service", "failed", "failed"),
+        ];
+        assert_eq!(
+            active_service_names(units),
+            ["ssh.service", "nova-compute.service", "setup.service"]
+        );
     }
 
     /// Issue #16 item 3: `umm off` waited its whole --timeout while the
