@@ -702,3 +702,66 @@ fn with_no_configuration_ever_loaded_a_broken_one_counts_but_never_enters() {
 // Item 10 (a full or read-only root filesystem is said where the operator
 // looks) and the I/O errors of item 6 are injected at fail points:
 // tests/failpoints.rs.
+
+// ---------------------------------------------------------------------------
+// Issue #22: a signal on `umm off` while an off.d hook runs
+
+/// Ctrl-C (SIGINT), a dropped ssh session (SIGHUP) or SIGTERM on `umm off`
+/// while its off.d hook runs, then `umm off` again: the hook has run
+/// exactly once, and the episode is closed with its result.
+#[rstest]
+#[case::ctrl_c(nix::sys::signal::Signal::SIGINT)]
+#[case::hang_up(nix::sys::signal::Signal::SIGHUP)]
+#[case::terminate(nix::sys::signal::Signal::SIGTERM)]
+fn a_signal_during_the_off_hooks_never_runs_them_twice(#[case] signal: nix::sys::signal::Signal) {
+    let mut node = bounded_node();
+    let marker = node.path("/off-hook-runs");
+    let started = node.path("/off-hook-started");
+    node.hook(
+        "off",
+        "10-slow",
+        &format!(
+            "echo run >> {}\ntouch {}\nsleep 2",
+            marker.display(),
+            started.display()
+        ),
+    );
+    node.boot();
+    node.expect(0, &["on"]);
+    node.clean_reboot();
+    assert_eq!(node.status()["state"], "maintenance");
+    let mut off = node
+        .command(&["off"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !started.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the off.d hook never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = nix::unistd::Pid::from_raw(off.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let status = common::wait_bounded(&mut off, Duration::from_secs(60)).expect("umm off hung");
+    // The signal still counts: umm ends by it, once the work is recorded.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(signal as i32), "{status:?}");
+    node.run(&["off"]);
+    // Any hook still running (it would be a second run) has time to write.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        "run\n",
+        "off.d ran more than once"
+    );
+    let s = node.status();
+    assert_eq!(s["state"], "operational", "{s}");
+    assert!(
+        s["last_episode"]["hooks"].to_string().contains("10-slow"),
+        "the off.d result is lost: {s}"
+    );
+}

@@ -85,6 +85,19 @@ pub(super) fn finish_leaving(
         Claimed::Work(m) => m,
         Claimed::Finished(finish) => return Ok(finish),
     };
+    // From the claim to the save that records the hooks ran: a Ctrl-C or a
+    // hang-up waits (off.d runs exactly once; see `sys::interrupt`).
+    crate::sys::interrupt::deferred(|| run_and_close(ctx, settings, &me, &m))
+}
+
+/// The off.d hooks and the check, then the close of the episode under the
+/// lock, and the fleet slot given back.
+fn run_and_close(
+    ctx: &Context,
+    settings: &Settings,
+    me: &Claim,
+    m: &Maintenance,
+) -> Result<Finish> {
     let off_hooks = hooks::run_phase(
         &ctx.root,
         HookPhase::Off,
@@ -92,11 +105,11 @@ pub(super) fn finish_leaving(
         &settings.hook_timeouts,
     );
     say(&Message::HookFailures(&off_hooks));
-    let verify = check_services(ctx, &m);
+    let verify = check_services(ctx, m);
     let clean = verify.as_ref().is_some_and(VerifyResult::ok);
     let mut locked = store::lock(&ctx.root)?;
     let now = ctx.clock.now();
-    match rules::finish(&locked.state, &me, now, off_hooks, verify) {
+    match rules::finish(&locked.state, me, now, off_hooks, verify) {
         Ok(next) => {
             let episode = next.history.last().cloned();
             // Back in service: a fleet slot held is owed back, in the same
@@ -106,7 +119,7 @@ pub(super) fn finish_leaving(
             let next = rules::fleet::back_in_service(&next, clean, now);
             save(&mut locked, next)?;
             drop(locked);
-            log_closed(&m, episode.as_ref());
+            log_closed(m, episode.as_ref());
             give_back(ctx, settings, held, clean)?;
             Ok(match episode {
                 Some(episode) => Finish::Done(Box::new(Closed {

@@ -9,7 +9,8 @@
 //!   `model::settings::Settings`;
 //! - `clock`: wall-clock time, uptime and the boot id; `logging`: where log
 //!   lines go; `journal`: the state changes' MESSAGE_IDs and fields; `run`: starting children bounded, with clean signals;
-//!   `failpoint`: fault injection for tests;
+//!   `failpoint`: fault injection for tests; `interrupt`: holding back
+//!   SIGINT, SIGHUP and SIGTERM while the off.d hooks run and are recorded;
 //! - `kexec`: the facts a planned reboot by kexec is chosen from, and
 //!   loading the kernel (`kexec_file_load`);
 //! - `textfile`: `umm.prom` for node_exporter's textfile collector.
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod failpoint;
 pub mod fsread;
+pub mod interrupt;
 pub mod journal;
 pub mod kexec;
 pub mod localtime;
