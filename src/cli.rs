@@ -53,7 +53,8 @@ pub enum Command {
     },
     /// Reboot cleanly into maintenance mode, then run COMMAND there
     On {
-        /// Enter even if a check (/etc/umm/check.d) or pre-on hook fails
+        /// Enter even if a check (/etc/umm/check.d) or pre-on hook fails, no
+        /// [rolling] window is open or the health gate is closed
         #[arg(long)]
         force: bool,
         /// Run the checks and show what would happen; change nothing

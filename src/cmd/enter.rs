@@ -52,6 +52,10 @@ pub fn on(
     if let Err(r) = rules::request(&current, settings.policy(), 0, None, vec![]) {
         return Ok(refused("on", r));
     }
+    // [rolling]: a window open, the health gate green (or --force).
+    if !super::rolling::on_allowed(ctx, &settings, force) {
+        return Ok(Outcome::Refused);
+    }
     let Some(hooks) = entry_hooks(ctx, &settings, force) else {
         return Ok(Outcome::Refused);
     };

@@ -41,6 +41,7 @@ pub mod leave;
 pub mod maintenance;
 pub mod pause;
 pub mod reboot;
+pub mod rolling;
 pub mod status;
 pub mod switch;
 

@@ -28,6 +28,7 @@ use crate::sys::paths::Root;
 
 pub mod etcd;
 pub mod fleetlock;
+pub mod gate;
 mod http;
 mod select;
 

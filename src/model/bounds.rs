@@ -6,7 +6,11 @@
 use super::hook::HookRecord;
 use super::limits;
 use super::open::Open;
+use super::rolling::Queued;
 use super::state::{BootRecord, FleetSlot, Requester, ScheduledCommand, State};
+
+/// Lines of what a queued request waits for (one per thing in the way).
+const QUEUE_WAITS: usize = 16;
 
 /// Shortens `s` to at most `max` bytes (at a character boundary); true if cut.
 fn cut(s: &mut String, max: usize) -> bool {
@@ -110,6 +114,33 @@ impl Cuts {
         }
     }
 
+    /// A queued request whose command is too long to keep whole is
+    /// dropped whole: it must not enter without its command.
+    fn queued(&mut self, q: &mut Option<Queued>) {
+        let too_long = q
+            .as_ref()
+            .and_then(|q| q.argv.as_ref())
+            .is_some_and(|argv| {
+                argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG)
+            });
+        if too_long {
+            self.lists.push(format!(
+                "the queued request's command is longer than {} arguments of {} bytes: the request is dropped",
+                limits::ARGS,
+                limits::ARG
+            ));
+            *q = None;
+        }
+        if let Some(q) = q.as_mut() {
+            self.list(
+                "what the queued request waits for",
+                &mut q.waiting_for,
+                QUEUE_WAITS,
+            );
+            self.strings(&mut q.waiting_for, limits::STRING);
+        }
+    }
+
     fn slot(&mut self, s: &mut FleetSlot) {
         self.string(&mut s.backend, limits::STRING);
         self.string(&mut s.group, limits::STRING);
@@ -162,6 +193,7 @@ impl State {
         if let Some(a) = &mut self.after_resume {
             c.services(&mut a.services_before);
         }
+        c.queued(&mut self.queued);
         let f = &mut self.fleet;
         if let Some(slot) = &mut f.held {
             c.slot(slot);

@@ -77,6 +77,59 @@ impl fmt::Display for Window {
     }
 }
 
+/// `[rolling]` in umm.toml: when and on what condition a node may enter
+/// maintenance. The defaults (no windows, no gate) let it enter any time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollingSettings {
+    /// Maintenance windows in the node's local time; none: always open.
+    pub windows: Vec<Window>,
+    /// The Prometheus server asked by the gate (`http://host:9090`).
+    pub gate_url: Option<String>,
+    /// Firing alerts whose name matches this regex (RE2, anchored, matched
+    /// by Prometheus) close the gate.
+    pub gate_alerts: Option<String>,
+    /// A PromQL expression that must return nothing for the gate to open.
+    pub gate_expr: Option<String>,
+    /// The bound on each query.
+    pub gate_timeout: Duration,
+}
+
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for RollingSettings {
+    fn default() -> Self {
+        RollingSettings {
+            windows: Vec::new(),
+            gate_url: None,
+            gate_alerts: None,
+            gate_expr: None,
+            gate_timeout: DEFAULT_GATE_TIMEOUT,
+        }
+    }
+}
+
+impl RollingSettings {
+    /// How the keys fit together: which key is at fault, and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let queries = self.gate_alerts.is_some() || self.gate_expr.is_some();
+        match (&self.gate_url, queries) {
+            (None, true) => Err((
+                if self.gate_alerts.is_some() {
+                    "gate_alerts"
+                } else {
+                    "gate_expr"
+                },
+                "needs gate_url, the Prometheus server to ask".into(),
+            )),
+            (Some(_), false) => Err((
+                "gate_url",
+                "set gate_alerts or gate_expr too: what would close the gate".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How long a queued request waits for its turn unless `umm on --queue`
 /// says otherwise.
 pub const DEFAULT_QUEUE_SPAN: Duration = Duration::from_secs(24 * 3600);
@@ -238,6 +291,37 @@ mod tests {
             let e = Window::parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_queued_request_is_bounded_as_the_state_is_loaded() {
+        use crate::model::state::State;
+        let queued = |argv: Vec<String>, waits: usize| State {
+            queued: Some(Queued {
+                since: 1,
+                expires: 2,
+                then: Then::Off,
+                argv: Some(argv),
+                tries: 0,
+                next_try: 1,
+                waiting_for: vec!["slot".into(); waits],
+                extra: Default::default(),
+            }),
+            ..State::default()
+        };
+        // (argv length, waits, kept, waits kept)
+        let cases = [(3, 2, true, 2), (3, 40, true, 16), (257, 1, false, 0)];
+        for (args, waits, kept, waits_kept) in cases {
+            let mut s = queued(vec!["x".into(); args], waits);
+            let notes = s.bound();
+            assert_eq!(s.queued.is_some(), kept, "{args}");
+            let left = s.queued.map_or(0, |q| q.waiting_for.len());
+            assert_eq!(left, waits_kept, "{args} {waits}");
+            assert_eq!(notes.is_empty(), waits <= 16 && kept, "{notes:?}");
+        }
+        let mut s = queued(vec!["y".repeat(5000)], 0);
+        s.bound();
+        assert!(s.queued.is_none(), "an argument too long drops the request");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fleet::{Backend, FleetSettings};
 use super::hook::HookPhase;
+use super::rolling::RollingSettings;
 use super::timefmt::{MAX_SPAN, MIN_SPAN};
 
 /// Units a maintenance boot keeps (when they exist and are enabled) besides
@@ -56,6 +57,8 @@ pub struct Settings {
     pub metrics_dir: Option<PathBuf>,
     /// `[fleet]`: the coordinator of the node's group, if any.
     pub fleet: FleetSettings,
+    /// `[rolling]`: maintenance windows and the health gate.
+    pub rolling: RollingSettings,
     /// `[reboot] method`: how planned reboots happen (`rules::reboot`).
     pub reboot_method: RebootMethod,
 }
@@ -149,6 +152,7 @@ impl Default for Settings {
             metrics_dir: Some(PathBuf::from(DEFAULT_METRICS_DIR)),
             fleet: FleetSettings::default(),
             reboot_method: RebootMethod::Auto,
+            rolling: RollingSettings::default(),
         }
     }
 }
@@ -361,6 +365,9 @@ impl LastGood {
             reboot_method: self.reboot_method.as_deref().map_or(d.reboot_method, |m| {
                 RebootMethod::parse(m).unwrap_or(RebootMethod::Firmware)
             }),
+            // Not recorded: windows and the gate hold back an operator's
+            // `umm on`, never a boot or a crash loop.
+            rolling: RollingSettings::default(),
         }
     }
 }

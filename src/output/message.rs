@@ -18,6 +18,10 @@ pub enum Overridden {
     Checks,
     PreOn,
     PreOff,
+    /// No maintenance window is open.
+    Window,
+    /// The health gate is closed.
+    Gate,
 }
 
 /// One thing a command tells its operator.
@@ -299,6 +303,8 @@ impl Message<'_> {
                     Overridden::Checks => "Overriding the failed checks",
                     Overridden::PreOn => "Going on despite the failed pre-on hooks",
                     Overridden::PreOff => "Overriding the failed pre-off hooks",
+                    Overridden::Window => "Entering anyway (--force)",
+                    Overridden::Gate => "Overriding the closed health gate",
                 };
                 write!(f, "{what}: {failed}")
             }

@@ -15,12 +15,13 @@ use toml::Spanned;
 
 use super::{ConfigError, Sources};
 use crate::model::fleet::{check_name, check_url, Backend, FleetSettings};
+use crate::model::rolling::{RollingSettings, Window};
 use crate::model::settings::{is_unit_name, HookTimeouts, RebootMethod, Settings};
 use crate::model::timefmt::{bounded, parse_span};
 
 /// The keys of the top level, for the error that names an unknown one.
 const KNOWN_KEYS: &str =
-    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics], [reboot], [fleet]";
+    "enabled, reboot_count, counter_reset_time, keep_units, command_timeout, [hooks], [grub], [metrics], [reboot], [fleet], [rolling]";
 
 /// What one umm.toml file may set.
 #[derive(Deserialize, Debug)]
@@ -37,6 +38,19 @@ struct Fragment {
     metrics: Option<Table<MetricsFragment>>,
     fleet: Option<Table<FleetFragment>>,
     reboot: Option<Table<RebootFragment>>,
+    rolling: Option<Table<RollingFragment>>,
+}
+
+/// `[rolling]`: each value checked as read; how the keys fit together
+/// (`RollingSettings::validate`) once every file is merged (`load`).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RollingFragment {
+    windows: Option<Spanned<Windows>>,
+    gate_url: Option<Spanned<Url>>,
+    gate_alerts: Option<Spanned<Text>>,
+    gate_expr: Option<Spanned<Text>>,
+    gate_timeout: Option<Spanned<Span>>,
 }
 
 /// `[reboot]`.
@@ -124,7 +138,61 @@ impl Fragment {
         if let Some(Table(fleet)) = self.fleet {
             fleet.apply(file, text, &mut settings.fleet, sources);
         }
+        if let Some(Table(rolling)) = self.rolling {
+            rolling.apply(file, text, &mut settings.rolling, sources);
+        }
     }
+}
+
+impl RollingFragment {
+    fn apply(self, file: &Path, text: &str, r: &mut RollingSettings, sources: &mut Sources) {
+        let mut at = |key: &'static str, start: usize| {
+            sources.rolling_keys.retain(|(k, _, _)| *k != key);
+            sources
+                .rolling_keys
+                .push((key, file.to_path_buf(), line_of(text, start)));
+        };
+        if let Some(v) = self.windows {
+            at("windows", v.span().start);
+            r.windows = v.into_inner().0;
+        }
+        if let Some(v) = self.gate_url {
+            at("gate_url", v.span().start);
+            r.gate_url = Some(v.into_inner().0);
+        }
+        if let Some(v) = self.gate_alerts {
+            at("gate_alerts", v.span().start);
+            r.gate_alerts = Some(v.into_inner().0);
+        }
+        if let Some(v) = self.gate_expr {
+            at("gate_expr", v.span().start);
+            r.gate_expr = Some(v.into_inner().0);
+        }
+        if let Some(v) = self.gate_timeout {
+            at("gate_timeout", v.span().start);
+            r.gate_timeout = v.into_inner().0;
+        }
+    }
+}
+
+/// The merged `[rolling]` settings checked as a whole, placed as
+/// `check_fleet` places its errors.
+pub(super) fn check_rolling(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
+    let Err((key, message)) = settings.rolling.validate() else {
+        return Ok(());
+    };
+    let placed = sources.rolling_keys.iter().find(|(k, _, _)| *k == key);
+    let (file, line) = match placed.or_else(|| sources.rolling_keys.last()) {
+        Some((_, file, line)) => (file.clone(), Some(*line)),
+        None => (sources.files.last().cloned().unwrap_or_default(), None),
+    };
+    Err(ConfigError {
+        file,
+        line,
+        key: Some(format!("rolling.{key}")),
+        message,
+        unreadable: false,
+    })
 }
 
 impl FleetFragment {
@@ -226,6 +294,7 @@ pub fn parse_toml(file: &Path, text: &str) -> Result<Settings, ConfigError> {
     let mut sources = Sources::default();
     apply_toml_text(file, text, &mut settings, &mut sources)?;
     check_fleet(&settings, &sources)?;
+    check_rolling(&settings, &sources)?;
     Ok(settings)
 }
 
@@ -581,6 +650,54 @@ impl TryFrom<Raw> for Url {
     }
 }
 
+/// Maintenance windows (`["Mon..Fri 22:00-05:00"]`), at most 32.
+#[derive(Debug)]
+struct Windows(Vec<Window>);
+
+impl TryFrom<Raw> for Windows {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Windows, String> {
+        let Raw::Array(items) = raw else {
+            return Err(format!(
+                "expected a list of windows such as [\"Mon..Fri 22:00-05:00\"], found a {}",
+                raw.kind()
+            ));
+        };
+        if items.len() > 32 {
+            return Err(format!("{} windows: at most 32", items.len()));
+        }
+        items
+            .into_iter()
+            .map(|item| match item {
+                Raw::Str(s) => Window::parse(&s),
+                other => Err(format!(
+                    "expected a window as a string, found a {}",
+                    other.kind()
+                )),
+            })
+            .collect::<Result<_, _>>()
+            .map(Windows)
+    }
+}
+
+/// A regex or a PromQL expression: a non-empty string of at most 4 KiB.
+#[derive(Debug)]
+struct Text(String);
+
+impl TryFrom<Raw> for Text {
+    type Error = String;
+    fn try_from(raw: Raw) -> Result<Text, String> {
+        match raw {
+            Raw::Str(s) if s.trim().is_empty() => Err("empty: remove the key instead".into()),
+            Raw::Str(s) if s.len() > 4096 || s.contains('\0') => {
+                Err("longer than 4096 bytes, or holds a NUL".into())
+            }
+            Raw::Str(s) => Ok(Text(s)),
+            other => Err(format!("expected a string, found a {}", other.kind())),
+        }
+    }
+}
+
 /// A list of URLs (etcd's client URLs), at most 16.
 #[derive(Debug)]
 struct Urls(Vec<String>);
@@ -650,7 +767,9 @@ from_raw!(
     Urls,
     Slots,
     FilePath,
-    Dir
+    Dir,
+    Windows,
+    Text
 );
 
 // ---------------------------------------------------------------------------
@@ -827,6 +946,7 @@ mod tests {
             ("metrics", fields::<MetricsFragment>()),
             ("fleet", fields::<FleetFragment>()),
             ("reboot", fields::<RebootFragment>()),
+            ("rolling", fields::<RollingFragment>()),
         ];
         let mut accepted: Vec<(&str, &str)> = Vec::new();
         for name in fields::<Fragment>() {

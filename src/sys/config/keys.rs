@@ -271,6 +271,56 @@ pub const KEYS: &[Key] = &[
         "Bound on one call to the coordinator, across endpoints and retries.",
         "Bound on one call to the coordinator, across endpoints and retries.",
     ),
+    key(
+        "rolling",
+        "windows",
+        "[]",
+        "Maintenance windows in local time, e.g. [\"Mon..Fri 22:00-05:00\"]; none: any time.",
+        "Maintenance windows in the node's local time zone (`/etc/localtime`), at most 32, \
+         each `DAYS HH:MM-HH:MM`: DAYS is `daily` or a list of days and ranges (`Mon..Fri`, \
+         `Sat,Sun`), and a window whose end is not after its start runs past midnight into \
+         the next day (`\"Mon..Fri 22:00-05:00\"` is open Friday night into Saturday, not \
+         early Monday). Wall-clock times: a window in the hour skipped when clocks go forward \
+         does not open that day. Outside every window `umm on` is refused with the next \
+         window's start, unless `--force`; a crash loop ignores windows, and a window that \
+         closes never interrupts a maintenance. None: any time.",
+    ),
+    unset(
+        "rolling",
+        "gate_url",
+        (
+            "none (no health gate)",
+            "\"http://prometheus.example:9090\"",
+        ),
+        "The Prometheus server the health gate asks.",
+        "The Prometheus server the health gate asks (its HTTP API, `/api/v1/query`; https \
+         uses `[fleet]`'s `ca_file`, `cert_file` and `key_file`). With it, `umm on` is \
+         refused while the gate is closed, unless `--force`. The gate fails closed: a query \
+         that gets no answer, an error or an answer umm cannot read closes it too.",
+    ),
+    unset(
+        "rolling",
+        "gate_alerts",
+        ("none", "\"Ceph.*|NodeDown\""),
+        "Firing alerts whose name matches this regex close the gate.",
+        "Firing alerts (`ALERTS{alertstate=\"firing\"}`) whose name matches this regex \
+         (RE2, anchored, matched by Prometheus) close the gate; the refusal names them.",
+    ),
+    unset(
+        "rolling",
+        "gate_expr",
+        ("none", "\"ceph_health_status > 0\""),
+        "A PromQL expression that must return nothing for the gate to open.",
+        "A PromQL expression that must return an empty instant vector for the gate to open; \
+         the series it returns are named in the refusal.",
+    ),
+    key(
+        "rolling",
+        "gate_timeout",
+        "\"10s\"",
+        "Bound on each query of the health gate.",
+        "Bound on each query of the health gate; no answer in time closes the gate.",
+    ),
 ];
 
 /// The tables of umm.toml, in the order of `KEYS` (`""` first).

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fragment::{apply_toml_text, check_fleet, enabled_in};
+use super::fragment::{apply_toml_text, check_fleet, check_rolling, enabled_in};
 use super::legacy::apply_legacy_text;
 use super::{ConfigError, InUse, Sources};
 use crate::model::settings::{LastGood, Settings};
@@ -32,6 +32,7 @@ pub fn load(root: &Root) -> Result<(Settings, Sources), ConfigError> {
         apply_toml_text(&dropin, &text, &mut settings, &mut sources)?;
     }
     check_fleet(&settings, &sources)?;
+    check_rolling(&settings, &sources)?;
     Ok((settings, sources))
 }
 

@@ -39,6 +39,8 @@ pub struct Sources {
     /// The file and line that last set each `[fleet]` key, to place an
     /// error found once every file is merged (`FleetSettings::validate`).
     pub fleet_keys: Vec<(&'static str, PathBuf, usize)>,
+    /// The same for `[rolling]`.
+    pub rolling_keys: Vec<(&'static str, PathBuf, usize)>,
 }
 
 /// A configuration error: what is wrong, where, and what to do.
