@@ -156,6 +156,11 @@ pub enum FleetCommand {
         /// The id of the node whose slot to give back
         #[arg(long, value_name = "ID")]
         id: Option<String>,
+        /// Give this node's slot back even while its maintenance is
+        /// requested, in force or being left (the group may then let
+        /// another node in while this one is out)
+        #[arg(long)]
+        force: bool,
     },
 }
 

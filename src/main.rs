@@ -97,7 +97,17 @@ fn log_target(command: &Command) -> Target {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
     // A fleet slot still owed is given back by any command run as root
     // (not the init system's entry points, which do it where they may).
-    let retries = !matches!(command, Command::Internal { .. } | Command::Fleet { .. });
+    // Commands that only look (status, history, check, on --dry-run) never
+    // talk to the coordinator.
+    let retries = !matches!(
+        command,
+        Command::Internal { .. }
+            | Command::Fleet { .. }
+            | Command::Status { .. }
+            | Command::History { .. }
+            | Command::Check { .. }
+            | Command::On { dry_run: true, .. }
+    );
     if retries && nix::unistd::geteuid().is_root() {
         cmd::fleet::retry_owed(ctx);
     }
@@ -121,8 +131,8 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             command: FleetCommand::Status { json },
         } => cmd::fleet::status(ctx, json),
         Command::Fleet {
-            command: FleetCommand::Release { id },
-        } => cmd::fleet::release(ctx, id),
+            command: FleetCommand::Release { id, force },
+        } => cmd::fleet::release(ctx, id, force),
         Command::Check { json } => cmd::enter::check(ctx, json, None),
         Command::History { json } => cmd::status::history(ctx, json),
         Command::Off {

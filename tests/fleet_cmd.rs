@@ -371,12 +371,12 @@ fn etcd_killed_and_restarted_while_nodes_loop_on_and_off() {
         problems.len(),
         &problems[..problems.len().min(10)]
     );
-    // The releases still owed: the next umm run as root gives them back.
+    // The releases still owed: the next umm run as root that changes something gives them back.
     let mut owed_at_end = 0;
     for n in &nodes {
         if state(n)["fleet"]["pending_release"].is_object() {
             owed_at_end += 1;
-            let out = n.expect(0, &["status"]);
+            let out = n.expect(0, &["enable"]);
             assert!(out.contains("landed"), "{out}");
         }
         assert_eq!(
@@ -545,7 +545,7 @@ fn etcd_killed_between_the_read_and_the_transaction_of_a_take_and_a_release() {
     );
     let out = c.expect(1, &["on"]);
     assert!(out.contains("(by node-b)"), "{out}");
-    let out = b.expect(0, &["status"]);
+    let out = b.expect(0, &["enable"]);
     assert!(out.contains("landed"), "{out}");
     assert_eq!(state(&b).get("fleet"), None);
     assert_eq!(stored_holders(&endpoint, group), Some(Vec::new()));
@@ -633,9 +633,13 @@ fn a_failed_release_stays_pending_and_is_retried() {
     let s = state(&a);
     assert_eq!(s["maintenance"], Value::Null);
     assert_eq!(s["fleet"]["pending_release"]["slot"]["id"], "node-a", "{s}");
-    // Every umm run as root tries again (and says so on stderr).
+    // umm status shows it, and never talks to the coordinator; every umm
+    // run as root that changes something tries again (and says so on
+    // stderr).
     let out = a.expect(0, &["status"]);
     assert!(out.contains("Release pending"), "{out}");
+    assert!(!out.contains("could not be given back"), "{out}");
+    let out = a.expect(0, &["enable"]);
     assert!(out.contains("could not be given back"), "{out}");
     // A normal boot (umm-after.service) tries, bounded, while it is down.
     a.clean_reboot();
@@ -646,7 +650,7 @@ fn a_failed_release_stays_pending_and_is_retried() {
     // Up again: the next umm run as root gives it back.
     etcd.restart(0);
     assert_eq!(etcd.holders("p"), ["node-a"]);
-    let out = a.expect(0, &["history"]);
+    let out = a.expect(0, &["enable"]);
     assert!(out.contains("landed"), "{out}");
     assert!(etcd.holders("p").is_empty());
     assert_eq!(state(&a).get("fleet"), None);
@@ -981,17 +985,22 @@ fn a_take_whose_answer_is_lost_is_owed_back_never_stranded() {
         "{s}"
     );
     assert!(a.log().contains("is owed back"), "{}", a.log());
-    // umm status shows it (and, as root, tries again: still cut off).
+    // umm status shows it, without talking to the coordinator; a root
+    // run that changes something tries again: still cut off.
     let (code, out, err) = run_apart(&a, &["status", "--json"]);
     assert_eq!(code, Some(0), "{out}{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["fleet"]["pending_release"]["id"], "node-a", "{v}");
     assert_eq!(v["fleet"]["holds_slot"], false, "{v}");
+    assert_eq!(err, "");
+    assert_eq!(state(&a)["fleet"]["pending_release"]["tries"], 1);
+    let (code, out, err) = run_apart(&a, &["enable"]);
+    assert_eq!(code, Some(0), "{out}{err}");
     assert!(err.contains("could not be given back"), "{err}");
     assert_eq!(state(&a)["fleet"]["pending_release"]["tries"], 2);
     // Reachable again: the next root umm run gives it back.
     proxy.set(Cut::Open);
-    let out = a.expect(0, &["status"]);
+    let out = a.expect(0, &["enable"]);
     assert!(out.contains("landed"), "{out}");
     assert!(etcd.holders(group).is_empty());
     assert_eq!(state(&a).get("fleet"), None);
@@ -1014,7 +1023,7 @@ fn a_take_whose_answer_is_lost_is_owed_back_never_stranded() {
     assert_eq!(s["fleet"]["pending_release"], Value::Null, "{s}");
     assert_eq!(b.status()["state"], "pending");
     // A root run after it gives nothing back.
-    b.expect(0, &["status"]);
+    b.expect(0, &["enable"]);
     assert_eq!(etcd.holders(group), ["node-b"]);
     assert_eq!(state(&b)["fleet"]["held"]["id"], "node-b");
 
@@ -1035,7 +1044,7 @@ fn a_take_whose_answer_is_lost_is_owed_back_never_stranded() {
     let s = state(&a);
     assert_eq!(s["fleet"]["held"]["id"], "node-a", "{s}");
     assert_eq!(s["fleet"]["pending_release"], Value::Null, "{s}");
-    a.expect(0, &["status"]);
+    a.expect(0, &["enable"]);
     assert_eq!(etcd.holders(group).len(), 2);
     assert_eq!(proxy.cut.load(Ordering::SeqCst), 3);
 }
@@ -1137,7 +1146,7 @@ fn fleetlock_through_the_commands() {
     assert_eq!(s["maintenance"], Value::Null, "{s}");
     assert_eq!(s["fleet"]["pending_release"]["slot"]["id"], "node-b", "{s}");
     server.set_mode(Mode::Normal);
-    let out = b.expect(0, &["status"]);
+    let out = b.expect(0, &["enable"]);
     assert!(out.contains("landed"), "{out}");
     assert_eq!(b.read("/var/lib/umm/state.json"), before);
 
@@ -1210,8 +1219,8 @@ fn fleetlock_release_pending_while_the_server_is_down_then_retried() {
     assert_eq!(server.holders(), ["node-a"]);
     let out = b.expect(1, &["on"]);
     assert!(out.contains("HTTP 409"), "{out}");
-    // The next umm run as root gives it back.
-    let out = a.expect(0, &["history"]);
+    // The next umm run as root that changes something gives it back.
+    let out = a.expect(0, &["enable"]);
     assert!(out.contains("landed"), "{out}");
     assert!(server.holders().is_empty());
     assert_eq!(state(&a).get("fleet"), None);
@@ -1384,7 +1393,7 @@ fn a_release_in_flight_and_umm_on_on_the_same_node_take_turns() {
     etcd.restart(0);
     assert_eq!(etcd.holders("turns"), ["node-b"]);
 
-    let stopped = run_until(&b, "etcd-release-cas", &["status"]);
+    let stopped = run_until(&b, "etcd-release-cas", &["enable"]);
     let mut on = b
         .command(&["on"])
         .stdout(std::process::Stdio::null())

@@ -10,14 +10,19 @@
 //!
 //! The model has one method per kind of step, so a new phase (such as
 //! `resuming`) is one more field and one more arm.
+//!
+//! The fleet part (issue 22, at the end): 3 nodes of a group of 1 or 2
+//! slots and a counting semaphore, through `umm::rules::fleet`.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
+use std::collections::BTreeSet;
+
 use umm::model::settings::Policy;
 use umm::model::state::OffAction;
-use umm::model::state::{Claim, Mode, Phase, Reason, State};
-use umm::rules::{self, BootInputs, ClaimOutcome, CmdlineRequest, ResetCause};
+use umm::model::state::{Claim, FleetSlot, Mode, Phase, Reason, State};
+use umm::rules::{self, fleet, BootInputs, ClaimOutcome, CmdlineRequest, Leave, ResetCause};
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -383,4 +388,419 @@ fn the_model_says_what_the_readme_says() {
         [Mode::Normal, Mode::Normal, Mode::Normal, Mode::Maintenance]
     );
     assert_eq!(m.maintenance, Some((Phase::Active, Reason::CrashLoop)));
+}
+
+// ------------------------------------------------------------------ fleet
+
+/// A step of the fleet model: what happens to node `n` (of 3) of a group,
+/// with the runs of umm that talk to the coordinator cut in two (the take
+/// sent, its answer heard) so that other steps, kills and lost answers
+/// interleave with them.
+#[derive(Clone, Copy, Debug)]
+enum FleetStep {
+    /// `umm on`: its reconcile, the request checked, the take recorded
+    /// (intent) and sent; the coordinator decides.
+    OnSent(usize),
+    /// The in-flight take's answer is heard (`umm on`: the request saved
+    /// with its slot, or the intent dropped; crash loop: settled against
+    /// the episode as it is now).
+    Answered(usize),
+    /// The in-flight take's answer is lost, and the release made at once
+    /// fails too (`umm on`); a crash-loop take counts it as held.
+    AnswerLost(usize),
+    /// The run in flight is killed (SIGKILL, SIGINT, SIGHUP, power cut).
+    Kill(usize),
+    /// A boot: a request takes effect (the run in flight dies).
+    Boot(usize),
+    /// A crash loop stops the node in maintenance (the run in flight dies).
+    CrashLoop(usize),
+    /// `umm internal maintenance` in a crash loop: the take sent.
+    CrashLoopTakeSent(usize),
+    /// `umm off`: cancels a request, or leaves maintenance (clean check).
+    Off(usize),
+    /// `umm fleet release` (refused while its maintenance is on).
+    Release(usize),
+    /// `umm fleet release --id <node m>` from node n: only for a dead m.
+    ReleaseId(usize, usize),
+    /// The node dies for good (its run in flight with it).
+    Die(usize),
+    /// The retry timer: the reconcile.
+    Reconcile(usize),
+}
+
+fn fleet_step() -> impl Strategy<Value = FleetStep> {
+    let n = 0usize..3;
+    prop_oneof![
+        4 => n.clone().prop_map(FleetStep::OnSent),
+        4 => n.clone().prop_map(FleetStep::Answered),
+        1 => n.clone().prop_map(FleetStep::AnswerLost),
+        2 => n.clone().prop_map(FleetStep::Kill),
+        2 => n.clone().prop_map(FleetStep::Boot),
+        1 => n.clone().prop_map(FleetStep::CrashLoop),
+        2 => n.clone().prop_map(FleetStep::CrashLoopTakeSent),
+        4 => n.clone().prop_map(FleetStep::Off),
+        1 => n.clone().prop_map(FleetStep::Release),
+        1 => (n.clone(), 0usize..3).prop_map(|(a, b)| FleetStep::ReleaseId(a, b)),
+        1 => n.clone().prop_map(FleetStep::Die),
+        3 => n.prop_map(FleetStep::Reconcile),
+    ]
+}
+
+/// The coordinator: a counting semaphore.
+struct Coordinator {
+    slots: usize,
+    holders: BTreeSet<String>,
+}
+
+impl Coordinator {
+    fn take(&mut self, id: &str) -> bool {
+        if self.holders.contains(id) {
+            return true;
+        }
+        if self.holders.len() < self.slots {
+            self.holders.insert(id.to_string());
+            return true;
+        }
+        false
+    }
+}
+
+/// A take in flight: whose run, and whether the coordinator granted it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flight {
+    On { granted: bool },
+    CrashLoop { granted: bool },
+}
+
+struct FleetNode {
+    id: String,
+    state: State,
+    /// A run holding the fleet lock, its take sent.
+    flight: Option<Flight>,
+    dead: bool,
+}
+
+const POLICY: Policy = Policy {
+    enabled: true,
+    reboot_count: 2,
+};
+
+impl FleetNode {
+    fn slot(&self) -> FleetSlot {
+        FleetSlot {
+            backend: "etcd".into(),
+            group: "g".into(),
+            id: self.id.clone(),
+            since: 1,
+            extra: Default::default(),
+        }
+    }
+
+    /// Gives back what the state owes (the release lands).
+    fn release_owed(&mut self, c: &mut Coordinator) {
+        if let Some(p) = self.state.fleet.pending_release.clone() {
+            c.holders.remove(&p.slot.id);
+            self.state = fleet::released(&self.state, &p.slot);
+        }
+    }
+
+    /// The reconcile, as every root run that changes something, the timer
+    /// and the boot make it: only under the fleet lock (no run in flight).
+    fn reconcile(&mut self, c: &mut Coordinator, now: i64) {
+        if self.flight.is_none() && !self.dead {
+            self.state = fleet::reconcile(&self.state, now);
+            self.release_owed(c);
+        }
+    }
+
+    /// A boot into maintenance: the request pending takes effect, or (a
+    /// crash loop, no request) one is opened for `reason`.
+    fn in_maintenance(&mut self, reason: Reason, now: i64) {
+        let mut opened = false;
+        if self.state.maintenance.is_none() {
+            if let Ok(next) = rules::request(&self.state, POLICY, now, None, vec![]) {
+                self.state = next;
+                opened = true;
+            }
+        }
+        if let Some(m) = self.state.maintenance.as_mut() {
+            if m.phase == Phase::Pending {
+                m.phase = Phase::Active;
+                m.since = Some(now);
+                if opened {
+                    m.reason = reason;
+                }
+            }
+        }
+    }
+
+    fn off(&mut self, c: &mut Coordinator, now: i64) {
+        self.reconcile(c, now);
+        let boot_id = "boot".to_string();
+        let Ok((next, leave)) = rules::leave(&self.state, now, &boot_id, OffAction::Resume, vec![])
+        else {
+            return;
+        };
+        self.state = if leave == Leave::Cancelled {
+            fleet::cancelled(&next, now)
+        } else {
+            let me = Claim {
+                boot_id,
+                pid: 1,
+                pid_start: None,
+                since: now,
+                extra: Default::default(),
+            };
+            let (claimed, _) = rules::claim_finish(&next, &me, false);
+            match rules::finish(&claimed, &me, now, vec![], None) {
+                Ok(done) => fleet::back_in_service(&done, true, now),
+                Err(_) => next,
+            }
+        };
+        // The release waits for the fleet lock: with a run in flight it
+        // stays owed.
+        if self.flight.is_none() {
+            self.release_owed(c);
+        }
+    }
+
+    /// `umm fleet release` (no --force).
+    fn give_back(&mut self, c: &mut Coordinator, now: i64) {
+        if self.state.maintenance.is_some() || self.flight.is_some() {
+            return;
+        }
+        let mut next = fleet::give_up(&self.state, now);
+        if let Some(t) = next.fleet.taking.clone() {
+            next = fleet::give_up(&fleet::taken(&next, t), now);
+        }
+        if next.fleet.pending_release.is_none() {
+            next = fleet::give_up(&fleet::taken(&next, self.slot()), now);
+        }
+        self.state = next;
+        self.release_owed(c);
+    }
+}
+
+fn fleet_step_on(node: &mut FleetNode, c: &mut Coordinator, step: FleetStep, now: i64) {
+    let slot = node.slot();
+    match step {
+        FleetStep::OnSent(_) => {
+            node.reconcile(c, now);
+            if node.flight.is_none()
+                && rules::request(&node.state, POLICY, now, None, vec![]).is_ok()
+            {
+                node.state = fleet::intend(&node.state, slot.clone());
+                let granted = c.take(&node.id);
+                node.flight = Some(Flight::On { granted });
+            }
+        }
+        FleetStep::Answered(_) => match node.flight.take() {
+            Some(Flight::On { granted: true }) => {
+                match rules::request(&node.state, POLICY, now, None, vec![]) {
+                    Ok(next) => node.state = fleet::taken(&next, slot),
+                    Err(_) => {
+                        c.holders.remove(&node.id);
+                        node.state = fleet::not_taken(&node.state, &slot);
+                    }
+                }
+            }
+            Some(Flight::On { granted: false }) | Some(Flight::CrashLoop { granted: false }) => {
+                node.state = fleet::not_taken(&node.state, &slot);
+            }
+            Some(Flight::CrashLoop { granted: true }) => {
+                node.state = fleet::reconcile(&fleet::taken(&node.state, slot), now);
+                node.release_owed(c);
+            }
+            None => {}
+        },
+        FleetStep::AnswerLost(_) => match node.flight.take() {
+            Some(Flight::On { .. }) => {
+                node.state = fleet::take_unanswered(&node.state, slot, now, "lost");
+            }
+            Some(Flight::CrashLoop { .. }) => {
+                node.state = fleet::reconcile(&fleet::taken(&node.state, slot), now);
+                node.release_owed(c);
+            }
+            None => {}
+        },
+        FleetStep::Kill(_) => node.flight = None,
+        FleetStep::Boot(_) => {
+            node.flight = None;
+            if node
+                .state
+                .maintenance
+                .as_ref()
+                .is_some_and(|m| m.phase == Phase::Pending)
+            {
+                node.in_maintenance(Reason::Manual, now);
+            }
+            if node.state.maintenance.is_none() {
+                node.reconcile(c, now);
+            }
+        }
+        FleetStep::CrashLoop(_) => {
+            node.flight = None;
+            node.in_maintenance(Reason::CrashLoop, now);
+        }
+        FleetStep::CrashLoopTakeSent(_) => {
+            let m = node.state.maintenance.as_ref();
+            let active =
+                m.is_some_and(|m| m.phase == Phase::Active && m.reason == Reason::CrashLoop);
+            if active && node.flight.is_none() && node.state.fleet.held.is_none() {
+                node.state = fleet::intend(&node.state, slot);
+                let granted = c.take(&node.id);
+                node.flight = Some(Flight::CrashLoop { granted });
+            }
+        }
+        FleetStep::Off(_) => node.off(c, now),
+        FleetStep::Release(_) => node.give_back(c, now),
+        FleetStep::Die(_) => {
+            node.flight = None;
+            node.dead = true;
+        }
+        FleetStep::Reconcile(_) => node.reconcile(c, now),
+        FleetStep::ReleaseId(..) => {}
+    }
+}
+
+/// The invariants, after every step: never more holders than slots; a
+/// node in a maintenance it asked for (`umm on`) is listed; every holder
+/// is known to its node (held, maybe held, owed, or a run in flight).
+fn fleet_invariants(nodes: &[FleetNode], c: &Coordinator) -> Result<(), String> {
+    if c.holders.len() > c.slots {
+        return Err(format!("{} holders for {} slots", c.holders.len(), c.slots));
+    }
+    for n in nodes {
+        let manual = n
+            .state
+            .maintenance
+            .as_ref()
+            .is_some_and(|m| m.reason == Reason::Manual);
+        if manual && !c.holders.contains(&n.id) && !n.dead {
+            return Err(format!("{} is in maintenance without a slot", n.id));
+        }
+        let f = &n.state.fleet;
+        let knows = f.held.is_some()
+            || f.taking.is_some()
+            || f.pending_release
+                .as_ref()
+                .is_some_and(|p| p.slot.id == n.id)
+            || n.flight.is_some();
+        if c.holders.contains(&n.id) && !knows {
+            return Err(format!("{} holds a slot its state does not know of", n.id));
+        }
+    }
+    Ok(())
+}
+
+fn run_fleet_sequence(slots: usize, steps: &[FleetStep]) -> Result<(), TestCaseError> {
+    let mut c = Coordinator {
+        slots,
+        holders: BTreeSet::new(),
+    };
+    let mut nodes: Vec<FleetNode> = (0..3)
+        .map(|i| FleetNode {
+            id: format!("node-{i}"),
+            state: State::default(),
+            flight: None,
+            dead: false,
+        })
+        .collect();
+    for (i, step) in steps.iter().enumerate() {
+        let now = i as i64 + 10;
+        let n = match *step {
+            FleetStep::OnSent(n)
+            | FleetStep::Answered(n)
+            | FleetStep::AnswerLost(n)
+            | FleetStep::Kill(n)
+            | FleetStep::Boot(n)
+            | FleetStep::CrashLoop(n)
+            | FleetStep::CrashLoopTakeSent(n)
+            | FleetStep::Off(n)
+            | FleetStep::Release(n)
+            | FleetStep::Die(n)
+            | FleetStep::Reconcile(n)
+            | FleetStep::ReleaseId(n, _) => n,
+        };
+        if nodes[n].dead {
+            continue;
+        }
+        if let FleetStep::ReleaseId(_, m) = *step {
+            // Only a dead node's slot: the operator's way to free it.
+            if nodes[m].dead {
+                c.holders.remove(&nodes[m].id);
+            }
+        } else {
+            fleet_step_on(&mut nodes[n], &mut c, *step, now);
+        }
+        fleet_invariants(&nodes, &c)
+            .map_err(|e| TestCaseError::fail(format!("after step {i} ({step:?}): {e}")))?;
+        if matches!(step, FleetStep::Reconcile(_)) && nodes[n].flight.is_none() {
+            let node = &nodes[n];
+            if node.state.maintenance.is_none() && !node.state.fleet.kept {
+                prop_assert!(
+                    !c.holders.contains(&node.id),
+                    "after step {} ({:?}): {} in service still listed",
+                    i,
+                    step,
+                    node.id
+                );
+            }
+        }
+    }
+    // The end: every run killed, every node reconciled, back in service
+    // and reconciled again; the dead nodes' slots freed by --id. Nothing
+    // is held.
+    let end = steps.len() as i64 + 10;
+    for node in nodes.iter_mut().filter(|n| !n.dead) {
+        node.flight = None;
+        node.reconcile(&mut c, end);
+        node.off(&mut c, end);
+        node.reconcile(&mut c, end);
+    }
+    for node in nodes.iter().filter(|n| n.dead) {
+        c.holders.remove(&node.id);
+    }
+    prop_assert!(c.holders.is_empty(), "left held: {:?}", c.holders);
+    for node in nodes.iter().filter(|n| !n.dead) {
+        prop_assert!(
+            !fleet::needs_reconcile(&node.state) && node.state.fleet.held.is_none(),
+            "{} not settled: {:?}",
+            node.id,
+            node.state.fleet
+        );
+    }
+    Ok(())
+}
+
+/// Issue 22: random interleavings of on, off, boots, crash loops and
+/// their takes, releases (own and `--id`), reconciles, kills and lost
+/// answers across 3 nodes of a group of 1 or 2 slots, through
+/// `umm::rules::fleet`. After every step: never more holders than slots,
+/// a node in a maintenance it asked for holds a slot, every holder is
+/// known to its node, and a reconcile leaves no node in service listed.
+#[test]
+fn fleet_slots_are_never_stranded_nor_over_admitted() {
+    const CASES: u32 = 3_000;
+    let started = std::time::Instant::now();
+    let mut runner = TestRunner::new(Config {
+        cases: CASES,
+        rng_seed: RngSeed::Fixed(0x756d_6d22),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let steps = std::sync::atomic::AtomicUsize::new(0);
+    let strategy = (1usize..=2, prop::collection::vec(fleet_step(), 1..60));
+    let result = runner.run(&strategy, |(slots, seq)| {
+        steps.fetch_add(seq.len(), std::sync::atomic::Ordering::Relaxed);
+        run_fleet_sequence(slots, &seq)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    println!(
+        "fleet: {CASES} sequences, {} steps, in {:?}",
+        steps.into_inner(),
+        started.elapsed()
+    );
 }

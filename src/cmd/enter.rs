@@ -155,6 +155,9 @@ fn save_request(
         m.fleet = taking.note.clone();
         command = m.command.as_ref().map(|c| c.argv.clone());
     }
+    // (`fleet-request-save`: a test makes the save of the request fail,
+    // to reach the undo of the take.)
+    crate::sys::failpoint::failpoint("fleet-request-save")?;
     save(&mut locked, next)?;
     Ok(Ok(Saved {
         who,

@@ -308,7 +308,7 @@ pub fn after_resume(ctx: &Context) -> Result<Outcome> {
         .as_ref()
         .is_some_and(|m| m.phase == Phase::Resuming)
     {
-        if state.maintenance.is_none() && state.fleet.pending_release.is_some() {
+        if state.maintenance.is_none() && rules::fleet::needs_reconcile(&state) {
             // A fleet release still owed: tried again, bounded.
             let settings = config::load_or_defaults(&ctx.root);
             super::fleet::retry_owed_at_boot(ctx, &settings);
@@ -329,7 +329,7 @@ pub fn after_resume(ctx: &Context) -> Result<Outcome> {
         ),
         Finish::Done(_) | Finish::Nothing => {
             let state = store::read(&ctx.root.path(paths::STATE)).state;
-            if state.maintenance.is_none() && state.fleet.pending_release.is_some() {
+            if state.maintenance.is_none() && rules::fleet::needs_reconcile(&state) {
                 super::fleet::retry_owed_at_boot(ctx, &settings);
             }
         }

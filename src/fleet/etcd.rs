@@ -309,56 +309,16 @@ impl Etcd {
                 // time for the others.
                 let share = u32::try_from(n - k).unwrap_or(1).max(1);
                 let url = format!("{endpoint}{path}");
-                let why = match self.client.post(&url, &[], &body, left / share, ANSWER_MAX) {
-                    Ok(reply) if reply.status == 200 => {
+                match self.try_endpoint(endpoint, &url, &body, left / share, sent)? {
+                    Ok(answer) => {
                         self.preferred.store(i, Ordering::Relaxed);
-                        return Ok(reply.body);
+                        return Ok(answer);
                     }
-                    Ok(reply) => {
-                        let message = gateway_error(&reply.body);
-                        match reply.status {
-                            401 | 403 => {
-                                return Err(FleetError::Tls {
-                                    endpoint: endpoint.clone(),
-                                    detail: format!(
-                                        "etcd refused this node's credentials (HTTP {}: {message})",
-                                        reply.status
-                                    ),
-                                    hint: "give fleet.cert_file a certificate whose name etcd grants read and write on com.coreos.airlock/".into(),
-                                })
-                            }
-                            s if s >= 500 => {
-                                *sent = true;
-                                format!("HTTP {s}: {message}")
-                            }
-                            s => {
-                                return Err(FleetError::Server {
-                                    backend: Backend::Etcd,
-                                    endpoint: endpoint.clone(),
-                                    status: s,
-                                    kind: String::new(),
-                                    value: message,
-                                })
-                            }
+                    Err(why) => {
+                        if let Some(slot) = last.get_mut(i) {
+                            *slot = Some(why);
                         }
                     }
-                    Err(Failed {
-                        why: Failure::Tls { detail, hint },
-                        ..
-                    }) => {
-                        return Err(FleetError::Tls {
-                            endpoint: endpoint.clone(),
-                            detail,
-                            hint,
-                        })
-                    }
-                    Err(f) => {
-                        *sent |= f.sent;
-                        f.why.describe()
-                    }
-                };
-                if let Some(slot) = last.get_mut(i) {
-                    *slot = Some(why);
                 }
             }
             if !deadline.sleep(pause + jitter(pause)) {
@@ -366,6 +326,64 @@ impl Etcd {
             }
             pause = (pause * 2).min(Duration::from_secs(1));
         }
+        Err(self.unreachable(last))
+    }
+
+    /// One POST to one endpoint: `Ok(Ok(body))` answered, `Ok(Err(why))`
+    /// worth trying elsewhere or again, `Err` final (credentials, TLS, a
+    /// 4xx answer).
+    fn try_endpoint(
+        &self,
+        endpoint: &str,
+        url: &str,
+        body: &[u8],
+        within: Duration,
+        sent: &mut bool,
+    ) -> Result<Result<Vec<u8>, String>, FleetError> {
+        match self.client.post(url, &[], body, within, ANSWER_MAX) {
+            Ok(reply) if reply.status == 200 => Ok(Ok(reply.body)),
+            Ok(reply) => {
+                let message = gateway_error(&reply.body);
+                match reply.status {
+                    401 | 403 => Err(FleetError::Tls {
+                        endpoint: endpoint.to_string(),
+                        detail: format!(
+                            "etcd refused this node's credentials (HTTP {}: {message})",
+                            reply.status
+                        ),
+                        hint: "give fleet.cert_file a certificate whose name etcd grants read and write on com.coreos.airlock/".into(),
+                    }),
+                    s if s >= 500 => {
+                        *sent = true;
+                        Ok(Err(format!("HTTP {s}: {message}")))
+                    }
+                    s => Err(FleetError::Server {
+                        backend: Backend::Etcd,
+                        endpoint: endpoint.to_string(),
+                        status: s,
+                        kind: String::new(),
+                        value: message,
+                    }),
+                }
+            }
+            Err(Failed {
+                why: Failure::Tls { detail, hint },
+                ..
+            }) => Err(FleetError::Tls {
+                endpoint: endpoint.to_string(),
+                detail,
+                hint,
+            }),
+            Err(f) => {
+                *sent |= f.sent;
+                Ok(Err(f.why.describe()))
+            }
+        }
+    }
+
+    /// No endpoint answered before the deadline: each with its last
+    /// failure.
+    fn unreachable(&self, last: Vec<Option<String>>) -> FleetError {
         let tried = self
             .endpoints
             .iter()
@@ -377,11 +395,11 @@ impl Etcd {
                 )
             })
             .collect();
-        Err(FleetError::Unreachable {
+        FleetError::Unreachable {
             backend: Backend::Etcd,
             tried,
             deadline: self.timeout,
-        })
+        }
     }
 
     fn protocol(&self, detail: String) -> FleetError {
@@ -473,13 +491,20 @@ impl Etcd {
         if txn.succeeded {
             return Ok(Cas::Done);
         }
-        let fresh = txn
+        // Not succeeded: the failure branch's range must be there. An
+        // answer without it (`{}`) says nothing of what etcd did.
+        let Some(range) = txn
             .responses
             .first()
             .and_then(|r| r.response_range.as_ref())
-            .and_then(|r| r.kvs.first())
-            .map(|kv| self.stored(kv))
-            .transpose()?;
+        else {
+            return Err(self
+                .protocol(
+                    "a transaction answered neither succeeded nor with the key's range".into(),
+                )
+                .sent_if(true));
+        };
+        let fresh = range.kvs.first().map(|kv| self.stored(kv)).transpose()?;
         Ok(Cas::Changed(fresh))
     }
 
@@ -783,6 +808,27 @@ mod tests {
             }
         });
         assert!(!e.may_have_applied(), "{e}");
+    }
+
+    /// A transaction answered `{}` (neither succeeded nor the failure
+    /// branch's range) says nothing of what etcd did: a release so
+    /// answered is an error that may have applied, never "not held".
+    #[test]
+    fn a_transaction_answered_with_nothing_is_not_a_success() {
+        let e = etcd_at(scripted::serve(|p| {
+            if p.ends_with("range") {
+                Act::Answer(
+                    200,
+                    r#"{"kvs":[{"value":"eyJ0b3RhbF9zbG90cyI6MSwiaG9sZGVycyI6WyJuIl19","version":"1","mod_revision":"5"}]}"#,
+                )
+            } else {
+                Act::Answer(200, "{}")
+            }
+        }))
+        .release("n")
+        .unwrap_err();
+        assert!(e.may_have_applied(), "{e}");
+        assert!(e.to_string().contains("neither succeeded"), "{e}");
     }
 
     #[test]

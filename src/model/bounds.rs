@@ -198,6 +198,9 @@ impl State {
         if let Some(slot) = &mut f.held {
             c.slot(slot);
         }
+        if let Some(slot) = &mut f.taking {
+            c.slot(slot);
+        }
         if let Some(p) = &mut f.pending_release {
             c.slot(&mut p.slot);
             if let Some(e) = &mut p.last_error {

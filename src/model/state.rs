@@ -487,6 +487,17 @@ pub struct FleetState {
     /// The last try to take a slot in a crash-loop maintenance boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt: Option<FleetAttempt>,
+    /// A take recorded before it was sent and not settled yet: the
+    /// coordinator may have granted it ("may hold"). Settled by the run
+    /// that sent it, or, if that run died, by the next reconcile (every
+    /// `umm` run as root that changes something, the retry timer, the boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taking: Option<FleetSlot>,
+    /// `held` is kept on purpose although the node is back in service (the
+    /// check after maintenance was not clean): a reconcile leaves it;
+    /// `umm fleet release` gives it up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept: bool,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,

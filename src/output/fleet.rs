@@ -68,6 +68,9 @@ pub struct LocalView {
     /// This node holds a slot, as far as its state says.
     pub holds_slot: bool,
     pub held_since: Option<String>,
+    /// A take recorded and not settled (its run killed, its answer lost):
+    /// the group it may hold a slot of, until the next reconcile.
+    pub may_hold: Option<String>,
     pub pending_release: Option<PendingView>,
     pub crash_loop_attempt: Option<AttemptView>,
 }
@@ -84,6 +87,7 @@ impl LocalView {
             id: id.map(str::to_string),
             holds_slot: f.held.is_some(),
             held_since: f.held.as_ref().map(|h| time(h.since)),
+            may_hold: f.taking.as_ref().map(|t| t.group.clone()),
             pending_release: f.pending_release.as_ref().map(|p| PendingView {
                 group: p.slot.group.clone(),
                 id: p.slot.id.clone(),
@@ -122,9 +126,14 @@ impl LocalView {
         } else {
             format!("This node ({who}) holds no slot.")
         });
+        if let Some(group) = &self.may_hold {
+            out.push(format!(
+                "This node may hold a slot of group {group:?}: a take was not settled (its run ended or its answer was lost); the next umm run as root that changes something, the retry timer or the boot settles it."
+            ));
+        }
         if let Some(p) = &self.pending_release {
             out.push(format!(
-                "{}; retried every 10 minutes, at every boot and at every umm run as root.",
+                "{}; retried every 10 minutes, at every boot and at every umm run as root that changes something.",
                 p.line()
             ));
         }

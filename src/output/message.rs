@@ -453,7 +453,7 @@ impl Message<'_> {
             ),
             Message::FleetReleasePending { group, error } => write!(
                 f,
-                "umm: warning: the slot of fleet group {group:?} could not be given back: {error}; the release stays pending and is retried every 10 minutes (umm-fleet-retry.timer, or cron), at every boot and at every umm run as root (umm fleet release tries now)"
+                "umm: warning: the slot of fleet group {group:?} could not be given back: {error}; the release stays pending and is retried every 10 minutes (umm-fleet-retry.timer, or cron), at every boot and at every umm run as root that changes something (umm fleet release tries now)"
             ),
             Message::FleetKept { group } => write!(
                 f,

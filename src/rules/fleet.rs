@@ -13,6 +13,8 @@ pub fn back_in_service(state: &State, verify_clean: bool, now: i64) -> State {
     let mut s = state.clone();
     if verify_clean {
         owe(&mut s, now);
+    } else {
+        s.fleet.kept = s.fleet.held.is_some();
     }
     s
 }
@@ -30,6 +32,7 @@ pub fn give_up(state: &State, now: i64) -> State {
 }
 
 fn owe(s: &mut State, now: i64) {
+    s.fleet.kept = false;
     if let Some(slot) = s.fleet.held.take() {
         s.fleet.pending_release = Some(PendingRelease {
             slot,
@@ -54,7 +57,102 @@ pub fn taken(state: &State, slot: FleetSlot) -> State {
     {
         s.fleet.pending_release = None;
     }
+    if s.fleet.taking.as_ref().is_some_and(|t| same_slot(t, &slot)) {
+        s.fleet.taking = None;
+    }
     s.fleet.held = Some(slot);
+    s.fleet.kept = false;
+    s
+}
+
+/// Before a take is sent: the slot it asks for is recorded as one this
+/// node may hold, so that a run killed before it hears the answer leaves
+/// something for the reconcile to settle.
+pub fn intend(state: &State, slot: FleetSlot) -> State {
+    let mut s = state.clone();
+    s.fleet.taking = Some(slot);
+    s
+}
+
+/// The take of `slot` was refused, or never reached the coordinator, or
+/// was given back at once: nothing may be held by it.
+pub fn not_taken(state: &State, slot: &FleetSlot) -> State {
+    let mut s = state.clone();
+    if s.fleet.taking.as_ref().is_some_and(|t| same_slot(t, slot)) {
+        s.fleet.taking = None;
+    }
+    s
+}
+
+/// A slot this node holds or may hold that the undo of a take could not
+/// give back: owed (due now, one try made), whatever else is recorded
+/// (a newer debt than one of another slot; the older is lost only when
+/// two slots are owed at once, which takes two unsettled groups).
+pub fn undo_failed(state: &State, slot: FleetSlot, now: i64, error: &str) -> State {
+    let mut s = not_taken(state, &slot);
+    if s.fleet.held.as_ref().is_some_and(|h| same_slot(h, &slot)) {
+        s.fleet.held = None;
+        s.fleet.kept = false;
+    }
+    s.fleet.pending_release = Some(PendingRelease {
+        slot,
+        due: now,
+        tries: 1,
+        last_try: Some(now),
+        last_error: Some(error.to_string()),
+        extra: Default::default(),
+    });
+    s
+}
+
+/// Something a reconcile has to settle: a take not settled, or a slot
+/// held by a node in service (not kept on purpose).
+pub fn unsettled(state: &State) -> bool {
+    let f = &state.fleet;
+    f.taking.is_some() || (state.maintenance.is_none() && f.held.is_some() && !f.kept)
+}
+
+/// Anything for a reconcile to do: something unsettled, or a release owed.
+pub fn needs_reconcile(state: &State) -> bool {
+    unsettled(state) || state.fleet.pending_release.is_some()
+}
+
+/// The reconcile (under the fleet lock, so no take of this node is in
+/// flight): a take not settled counts as held. A node in maintenance
+/// (pending, in force or being left) keeps it as held, given back when it
+/// is back in service; an operational node owes it back, and owes back a
+/// slot it holds unless it was kept on purpose. One slot is owed at a
+/// time: a take not settled while another slot is owed waits for that
+/// release to land.
+pub fn reconcile(state: &State, now: i64) -> State {
+    let mut s = state.clone();
+    if let Some(t) = s.fleet.taking.take() {
+        let held_same = s.fleet.held.as_ref().is_some_and(|h| same_slot(h, &t));
+        let owed_same = s
+            .fleet
+            .pending_release
+            .as_ref()
+            .is_some_and(|p| same_slot(&p.slot, &t));
+        if held_same || owed_same {
+            // Already counted.
+        } else if s.maintenance.is_some() && s.fleet.held.is_none() {
+            s.fleet.held = Some(t);
+        } else if s.maintenance.is_none() && s.fleet.pending_release.is_none() {
+            s.fleet.pending_release = Some(PendingRelease {
+                slot: t,
+                due: now,
+                tries: 0,
+                last_try: None,
+                last_error: None,
+                extra: Default::default(),
+            });
+        } else {
+            s.fleet.taking = Some(t);
+        }
+    }
+    if s.maintenance.is_none() && !s.fleet.kept && s.fleet.pending_release.is_none() {
+        owe(&mut s, now);
+    }
     s
 }
 
@@ -101,6 +199,7 @@ pub fn release_failed(state: &State, slot: &FleetSlot, now: i64, error: &str) ->
 pub fn take_unanswered(state: &State, slot: FleetSlot, now: i64, error: &str) -> State {
     let mut s = state.clone();
     if s.fleet.held.is_none() && s.fleet.pending_release.is_none() {
+        s = not_taken(&s, &slot);
         s.fleet.pending_release = Some(PendingRelease {
             slot,
             due: now,
@@ -239,6 +338,87 @@ mod tests {
         // The release lands: nothing held, nothing owed.
         let s = released(&s, &slot("a"));
         assert!(s.fleet.held.is_none() && s.fleet.pending_release.is_none());
+    }
+
+    fn in_maintenance(state: &State) -> State {
+        let policy = crate::model::settings::Policy {
+            enabled: true,
+            reboot_count: 4,
+        };
+        let mut s = state.clone();
+        s.maintenance = crate::rules::request(&State::default(), policy, 1, None, vec![])
+            .unwrap()
+            .maintenance;
+        s
+    }
+
+    #[test]
+    fn a_reconcile_settles_every_take_and_every_slot_of_a_node_in_service() {
+        let may_hold = |s: &State| intend(s, slot("a"));
+        let kept = back_in_service(&holding("a"), false, 2);
+        let owed_b = cancelled(&holding("b"), 3);
+        // (state, unsettled, held after, owed after, taking after)
+        let cases = [
+            (State::default(), false, None, None, None),
+            (may_hold(&State::default()), true, None, Some("a"), None),
+            (holding("a"), true, None, Some("a"), None),
+            (kept.clone(), false, Some("a"), None, None),
+            (may_hold(&kept), true, Some("a"), None, None),
+            (may_hold(&owed_b), true, None, Some("b"), Some("a")),
+            (
+                may_hold(&cancelled(&holding("a"), 3)),
+                true,
+                None,
+                Some("a"),
+                None,
+            ),
+            (in_maintenance(&State::default()), false, None, None, None),
+            (in_maintenance(&holding("a")), false, Some("a"), None, None),
+            (
+                in_maintenance(&may_hold(&State::default())),
+                true,
+                Some("a"),
+                None,
+                None,
+            ),
+            (
+                in_maintenance(&may_hold(&holding("b"))),
+                true,
+                Some("b"),
+                None,
+                Some("a"),
+            ),
+        ];
+        for (state, open, held, owed, taking) in cases {
+            assert_eq!(unsettled(&state), open, "{state:?}");
+            let s = reconcile(&state, 5);
+            let id = |x: Option<&FleetSlot>| x.map(|x| x.id.clone());
+            assert_eq!(id(s.fleet.held.as_ref()).as_deref(), held, "{state:?}");
+            let p = s.fleet.pending_release.as_ref().map(|p| &p.slot);
+            assert_eq!(id(p).as_deref(), owed, "{state:?}");
+            assert_eq!(id(s.fleet.taking.as_ref()).as_deref(), taking, "{state:?}");
+            // Settled: a second reconcile changes nothing.
+            assert_eq!(reconcile(&s, 6), s, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn an_intent_is_settled_by_the_answer() {
+        let s = intend(&State::default(), slot("a"));
+        assert!(s.fleet.taking.is_some());
+        assert_eq!(not_taken(&s, &slot("a")), State::default());
+        assert_eq!(not_taken(&s, &slot("b")), s);
+        let t = taken(&s, slot("a"));
+        assert!(t.fleet.taking.is_none() && t.fleet.held.is_some());
+        let u = undo_failed(&t, slot("a"), 4, "down");
+        assert!(u.fleet.taking.is_none() && u.fleet.held.is_none());
+        let p = u.fleet.pending_release.unwrap();
+        assert_eq!((p.slot.id.as_str(), p.tries, p.due), ("a", 1, 4));
+        let u = undo_failed(&s, slot("a"), 4, "down");
+        assert!(u.fleet.taking.is_none() && u.fleet.pending_release.is_some());
+        // A lost answer that cannot be owed (a slot held) stays "may hold".
+        let h = intend(&holding("b"), slot("a"));
+        assert_eq!(take_unanswered(&h, slot("a"), 4, "cut"), h);
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub enum Mode {
     /// Every request answered 200 after this long (or when the server
     /// stops).
     Slow(Duration),
+    /// Every request carried out, its answer sent after this long (or when
+    /// the server stops): a client with a shorter deadline loses the
+    /// answer of a request that was applied.
+    AppliedSlow(Duration),
 }
 
 /// What the test server saw of one request.
@@ -195,6 +199,14 @@ fn serve(conn: TcpStream, state: &Mutex<LockState>, stop: &AtomicBool) {
             (200, String::new())
         }
         Mode::Normal => answer(state, &path, protocol.as_deref(), &body),
+        Mode::AppliedSlow(d) => {
+            let answered = answer(state, &path, protocol.as_deref(), &body);
+            let until = Instant::now() + d;
+            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+            }
+            answered
+        }
     };
     let reason = match code {
         200 => "OK",

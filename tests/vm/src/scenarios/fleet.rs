@@ -12,8 +12,13 @@ use super::Scenario;
 use crate::ctx::Ctx;
 use crate::vm::{run_with_deadline, wait_or_kill, Vm};
 
-pub const SCENARIOS: &[Scenario] = &[Scenario::new("fleet", "systemd", fleet)
-    .about("two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off")];
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario::new("fleet", "systemd", fleet)
+        .about("two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off"),
+    Scenario::new("fleet-cut-ssh", "systemd", fleet_cut_ssh)
+        .about("etcd behind a 5 s delay; the ssh session running `umm on` is cut mid-take: the slot that lands is given back within one retry period")
+        .candidate(),
+];
 
 /// Two nodes of one group with one slot, an etcd on the host: `umm on` on
 /// A takes the slot and enters; on B it is refused naming A; B's `umm on
@@ -131,6 +136,143 @@ fn fleet(ctx: &mut Ctx) -> Result<()> {
     );
     ctx.absorb(b);
     Ok(())
+}
+
+/// How long the delay proxy holds each request before passing it to etcd.
+const TAKE_DELAY: Duration = Duration::from_secs(5);
+
+/// Issue 22, item 1 on a real boot: etcd on the host behind a proxy that
+/// delays every request by `TAKE_DELAY`; an interactive ssh session (with
+/// a terminal) runs `umm on` and is cut (the ssh client killed) while the
+/// take is in flight. sshd hangs up the session and umm dies, having
+/// recorded the take; the take still lands on etcd. The node stays
+/// operational, and umm-fleet-retry.timer (every 15 s here) gives the slot
+/// back within one retry period, with no umm command run by the test.
+fn fleet_cut_ssh(ctx: &mut Ctx) -> Result<()> {
+    let etcd = HostEtcd::start(&ctx.work_dir())?;
+    let proxy = DelayProxy::start(etcd.port, TAKE_DELAY)?;
+    let a = installed(ctx)?;
+    a.ssh_ok(&format!(
+        "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"cut\"\\nid = \"node-a\"\\nendpoints = [\"http://10.0.2.2:{}\"]\\nslots = 1\\ntimeout = \"30s\"\\n' \
+         > /etc/umm/umm.toml.d/60-fleet.toml && sync",
+        proxy.port
+    ))?;
+    fleet_retry_every_15s(a)?;
+    let before = a.boot_id()?;
+    // An interactive session (-tt: a terminal, so that sshd hangs it up
+    // when the connection goes), cut once the take is in flight.
+    let mut session = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec {} -tt 'umm on'", a.ssh_command()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting the ssh session")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.requests() < 1 {
+        ensure!(Instant::now() < deadline, "umm on never reached etcd");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The read went through; the take's transaction is next: cut the
+    // session while it waits behind the delay.
+    std::thread::sleep(TAKE_DELAY + Duration::from_secs(1));
+    wait_or_kill(&mut session, Duration::ZERO, Duration::from_secs(5))?;
+    let cut = Instant::now();
+    eprintln!("  ssh session cut during the take");
+    // The take lands on etcd after the delay, for a node that stays
+    // operational.
+    let deadline = cut + Duration::from_secs(30);
+    while etcd.holders("cut")? != ["node-a"] {
+        ensure!(
+            Instant::now() < deadline,
+            "the cut take never landed on etcd (holders {:?}): the scenario did not reproduce the race",
+            etcd.holders("cut")?
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    ensure!(a.boot_id()? == before, "A rebooted although its umm on was cut");
+    let state: Value = serde_json::from_str(&a.ssh_ok("cat /var/lib/umm/state.json")?)?;
+    ensure!(state["maintenance"].is_null(), "A has a request: {state}");
+    // Settled within one retry period (15 s, plus the delay of the
+    // release behind the proxy, plus slack).
+    let deadline = cut + Duration::from_secs(15) + TAKE_DELAY * 4 + Duration::from_secs(15);
+    while etcd.holders("cut")?.iter().any(|h| h == "node-a") {
+        ensure!(
+            Instant::now() < deadline,
+            "A's slot was not given back within one retry period of the cut: {}",
+            a.ssh_ok("cat /var/lib/umm/state.json; journalctl -b --no-pager -u umm-fleet-retry.service | tail -n 20")
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "  the slot was given back {:.0} s after the cut",
+        cut.elapsed().as_secs_f64()
+    );
+    let state: Value = serde_json::from_str(&a.ssh_ok("cat /var/lib/umm/state.json")?)?;
+    ensure!(
+        state["fleet"]["taking"].is_null() && state["fleet"]["pending_release"].is_null(),
+        "A's state is not settled: {}",
+        state["fleet"]
+    );
+    Ok(())
+}
+
+/// A TCP proxy on the host's loopback in front of etcd that holds each
+/// chunk of a request for a while before passing it on (answers pass at
+/// once); its threads end with the lab process.
+struct DelayProxy {
+    port: u16,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl DelayProxy {
+    fn start(upstream: u16, delay: Duration) -> Result<DelayProxy> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                seen.fetch_add(1, Ordering::SeqCst);
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                std::thread::spawn(move || pipe(client, server, delay));
+                std::thread::spawn(move || pipe(s2, c2, Duration::ZERO));
+            }
+        });
+        Ok(DelayProxy { port, requests })
+    }
+
+    /// Connections passed to etcd so far.
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Copies `from` to `to`, each chunk after `delay`, until either end
+/// closes (bounded by the peers: etcd and umm both time out).
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Duration) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        std::thread::sleep(delay);
+        if to.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
 }
 
 /// An etcd on the host's loopback, which the guests reach at 10.0.2.2
