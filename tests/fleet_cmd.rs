@@ -355,7 +355,22 @@ fn etcd_killed_and_restarted_while_nodes_loop_on_and_off() {
             });
         }
         thread::sleep(Duration::from_millis(1500));
+        let someone_holds = || {
+            states.iter().any(|p| {
+                std::fs::read(p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .is_some_and(|s| !s["fleet"]["held"].is_null())
+            })
+        };
         for k in 0..KILLS {
+            // Killed while a node holds a slot (5 s at most to find one),
+            // so that its umm off is likely to meet the outage: how often
+            // one does otherwise depends on the machine's load.
+            let until = Instant::now() + Duration::from_secs(5);
+            while !someone_holds() && Instant::now() < until {
+                thread::sleep(Duration::from_millis(2));
+            }
             etcd.kill(0);
             thread::sleep(Duration::from_millis(1200 + k * 300));
             etcd.restart(0);
