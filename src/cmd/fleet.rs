@@ -17,7 +17,7 @@ use log::Level;
 
 use super::{lock, read_public, refused, require_root, save, Context, Outcome, EXIT_LATER};
 use crate::fleet::{self, Coordinator, FleetError, Listing, Released, Taken};
-use crate::model::fleet::{Backend, FleetSettings};
+use crate::model::fleet::{escaped, Backend, FleetSettings};
 use crate::model::settings::Settings;
 use crate::model::state::{FleetAttempt, FleetNote, FleetSlot, Phase, State};
 use crate::model::timefmt::{format_span, seconds_tenths};
@@ -870,7 +870,8 @@ fn release_other(ctx: &Context, settings: &FleetSettings, id: &str) -> Outcome {
         let listed = if holders.is_empty() {
             "none".to_string()
         } else {
-            holders.join(", ")
+            let shown: Vec<String> = holders.iter().map(|h| escaped(h)).collect();
+            shown.join(", ")
         };
         format!(
             "{id} holds no slot in group {:?}; holders: {listed}",
