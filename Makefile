@@ -87,6 +87,7 @@ UPSTARTDIR := /etc/init
 # Without systemd, cron retries a pending fleet release (units/cron).
 CRONDIR := /etc/cron.d
 GRUBDIR := /etc/grub.d
+GRUBDEFAULTDIR := /etc/default/grub.d
 KERNELINSTALLDIR := $(PREFIX)/lib/kernel/install.d
 CONFDIR := /etc/umm
 STATEDIR := /var/lib/umm
@@ -101,6 +102,8 @@ SYSVINIT_ONLY := $(filter-out $(basename $(UNITS)),$(SYSVINIT))
 UPSTART := $(notdir $(wildcard units/upstart/*.conf))
 CRON := $(notdir $(wildcard units/cron/*))
 GRUB := $(notdir $(wildcard grub.d/42_umm))
+# /etc/default/grub.d/umm.cfg: panic=10 where the administrator set no panic=.
+GRUBDEFAULT := $(notdir $(wildcard grub.d/umm.cfg))
 # kernel-install plugin: umm's BLS boot entries (Fedora, RHEL and the like).
 KERNELINSTALL := $(notdir $(wildcard grub.d/99-umm.install))
 DOCS := README.md $(wildcard docs/*.md)
@@ -151,6 +154,10 @@ ifneq ($(GRUB),)
 	install -d -m0755 $(DESTDIR)$(GRUBDIR)
 	$(call install_subst,0755,grub.d/42_umm,$(DESTDIR)$(GRUBDIR)/42_umm)
 endif
+ifneq ($(GRUBDEFAULT),)
+	install -d -m0755 $(DESTDIR)$(GRUBDEFAULTDIR)
+	$(call install_subst,0644,grub.d/umm.cfg,$(DESTDIR)$(GRUBDEFAULTDIR)/umm.cfg)
+endif
 ifneq ($(KERNELINSTALL),)
 	install -d -m0755 $(DESTDIR)$(KERNELINSTALLDIR)
 	$(call install_subst,0755,grub.d/99-umm.install,$(DESTDIR)$(KERNELINSTALLDIR)/99-umm.install)
@@ -189,7 +196,7 @@ uninstall:
 	for s in $(SYSVINIT_ONLY); do \
 		if [ "$$(readlink $(DESTDIR)$(UNITDIR)/$$s.service)" = /dev/null ]; then \
 			rm -f $(DESTDIR)$(UNITDIR)/$$s.service; fi; done
-	rm -f $(addprefix $(DESTDIR)$(GRUBDIR)/,$(GRUB)) $(addprefix $(DESTDIR)$(KERNELINSTALLDIR)/,$(KERNELINSTALL))
+	rm -f $(addprefix $(DESTDIR)$(GRUBDIR)/,$(GRUB)) $(addprefix $(DESTDIR)$(GRUBDEFAULTDIR)/,$(GRUBDEFAULT)) $(addprefix $(DESTDIR)$(KERNELINSTALLDIR)/,$(KERNELINSTALL))
 	rm -f $(DESTDIR)$(MANDIR)/man8/umm.8.gz
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/umm $(DESTDIR)$(ZSHCOMPDIR)/_umm $(DESTDIR)$(FISHCOMPDIR)/umm.fish
 	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)) copyright)

@@ -63,6 +63,18 @@ done
 echo
 "#;
 
+/// grub-probe for the directory of the environment block: the filesystem
+/// in $STUB_FS (ext2 unless set), the abstraction in $STUB_ABSTRACTION;
+/// fails with $STUB_PROBE_FAIL.
+const STUB_GRUB_PROBE: &str = r#"#! /bin/sh
+[ -z "$STUB_PROBE_FAIL" ] || exit 1
+case $1 in
+--target=fs) echo "${STUB_FS:-ext2}" ;;
+--target=abstraction) echo "$STUB_ABSTRACTION" ;;
+*) exit 1 ;;
+esac
+"#;
+
 const RHEL_NAME: &str = "3f5c8a1e2b7d4c6f9a0b1c2d3e4f5a6b-5.14.0-362.8.1.el9_3.x86_64.conf";
 const RHEL_ENTRY: &str = include_str!("fixtures/rhel9-bls-entry.conf");
 
@@ -88,6 +100,7 @@ impl Lab {
     fn new() -> Lab {
         let lab = Lab { node: Node::new() };
         lab.executable("/stub/10_linux", STUB_10_LINUX);
+        lab.executable("/stub/grub-probe", STUB_GRUB_PROBE);
         lab
     }
 
@@ -102,6 +115,7 @@ impl Lab {
             .env("UMM_INIT", "record")
             .env("UMM_GRUB_BIN", env!("CARGO_BIN_EXE_umm"))
             .env("UMM_GRUB_LINUX_SCRIPT", self.path("/stub/10_linux"))
+            .env("UMM_GRUB_PROBE", self.path("/stub/grub-probe"))
             .env("pkgdatadir", "/usr/share/grub")
             .env("GRUB_DISTRIBUTOR", "Debian")
             .env("GRUB_CMDLINE_LINUX", "console=ttyS0,115200n8 net.ifnames=0")
@@ -400,6 +414,10 @@ fn real_grub_mkconfig_in_a_private_mount_namespace() {
     }
     let lab = Lab::new();
     lab.write("/lab/default/grub", REAL_DEFAULT_GRUB);
+    lab.write(
+        "/lab/default/grub.d/umm.cfg",
+        &fs::read_to_string(source("umm.cfg")).unwrap(),
+    );
     lab.write("/lab/run.sh", REAL_RUN);
     let lab_dir = lab.path("/lab");
     let out = lab
@@ -417,6 +435,7 @@ fn real_grub_mkconfig_in_a_private_mount_namespace() {
             &[],
         )
         .env_remove("UMM_GRUB_LINUX_SCRIPT")
+        .env_remove("UMM_GRUB_PROBE")
         .output()
         .unwrap();
     assert!(
@@ -453,7 +472,7 @@ fn real_grub_mkconfig_in_a_private_mount_namespace() {
         let arg = if i < 3 { "umm=on" } else { "umm=off" };
         assert!(
             line.ends_with(&format!(
-                " ro console=ttyS0,115200n8 net.ifnames=0 quiet {arg}"
+                " ro console=ttyS0,115200n8 net.ifnames=0 quiet panic=10 {arg}"
             )),
             "{line}"
         );
@@ -467,6 +486,20 @@ fn real_grub_mkconfig_in_a_private_mount_namespace() {
     let linux_part = linux_part.split("### END").next().unwrap();
     assert!(linux_part.contains("menuentry 'Bob'\\''s GNU/Linux' "));
     assert!(!linux_part.contains("umm"));
+    // /etc/default/grub.d/umm.cfg: a panic reboots, in 10_linux's entries too.
+    for line in linux_lines(linux_part) {
+        assert!(
+            line.contains(" quiet panic=10") || line.contains("single"),
+            "{line}"
+        );
+    }
+    // The counting code, with the block on a plain partition; GRUB's own
+    // parser accepted the whole grub.cfg (grub-script-check in REAL_RUN).
+    let code = counting_code(umm_part);
+    assert!(
+        code.contains("if [ \"$default\" = '1>2' ]; then set umm_kernel='6.1.0-1-amd64'; fi"),
+        "{code}"
+    );
 }
 
 const REAL_DEFAULT_GRUB: &str = r#"GRUB_DEFAULT=saved
@@ -513,3 +546,327 @@ mount --bind "$lab/default" /etc/default
 grub-mkconfig -o "$lab/grub.cfg"
 if command -v grub-script-check >/dev/null; then grub-script-check "$lab/grub.cfg"; fi
 "#;
+
+// ---------------------------------------------------------------------------
+// Boot-loader counting (docs/boot-flow.md, "Boots that never reach userspace")
+
+/// What 42_umm printed after the counting marker.
+fn counting_code(cfg: &str) -> &str {
+    cfg.split("# umm: boot-loader counting on\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no counting code in:\n{cfg}"))
+}
+
+/// `grub-script-check` (GRUB's own parser) accepts the script.
+fn assert_grub_script_checks(lab: &Lab, cfg: &str) {
+    lab.write("/check.cfg", cfg);
+    let out = Command::new("grub-script-check")
+        .arg(lab.path("/check.cfg"))
+        .output()
+        .expect("grub-script-check (grub-common) must be installed");
+    assert!(out.status.success(), "{}\n{cfg}", text(&out.stderr));
+}
+
+#[test]
+fn counting_code_maps_every_name_of_the_default_to_its_kernel() {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[]).stdout);
+    assert_eq!(
+        umm::bootmenu::counting_in_grub_cfg(&cfg),
+        Some(umm::bootmenu::Counting::On)
+    );
+    let code = counting_code(&cfg);
+    let uuid = UUID;
+    let maps = |default: &str, kernel: &str| {
+        format!("if [ \"$default\" = '{default}' ]; then set umm_kernel='{kernel}'; fi")
+    };
+    // 10_linux's entry 0 is the newest kernel; in the submenu each kernel
+    // is followed by its recovery entry (1>0, 1>2, ...).
+    for line in [
+        "if [ -z \"$default\" ]; then set umm_kernel='6.1.0-2-amd64'; fi".to_string(),
+        maps("0", "6.1.0-2-amd64"),
+        maps(&format!("gnulinux-simple-{uuid}"), "6.1.0-2-amd64"),
+        maps("Debian GNU/Linux", "6.1.0-2-amd64"),
+        maps("1>0", "6.1.0-2-amd64"),
+        maps(
+            &format!("gnulinux-advanced-{uuid}>gnulinux-6.1.0-1-amd64-advanced-{uuid}"),
+            "6.1.0-1-amd64",
+        ),
+        maps("1>2", "6.1.0-1-amd64"),
+        maps(
+            "Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux 6.1.0-1-amd64",
+            "6.1.0-1-amd64",
+        ),
+        format!(
+            "if [ \"$umm_good\" = '6.1.0-1-amd64' ]; then set umm_good_on='umm-on-gnulinux-advanced-{uuid}>umm-on-gnulinux-6.1.0-1-amd64-advanced-{uuid}'; set umm_good_normal='gnulinux-advanced-{uuid}>gnulinux-6.1.0-1-amd64-advanced-{uuid}'; fi"
+        ),
+    ] {
+        assert!(code.lines().any(|l| l == line), "{line}\nnot in:\n{code}");
+    }
+    // The maintenance entry the redirect names is one 42_umm made.
+    let on_ids: Vec<String> = grub_cfg_entries(&cfg)
+        .into_iter()
+        .filter(|e| e.kind == Kind::On)
+        .map(|e| e.id)
+        .collect();
+    assert!(
+        on_ids.contains(&format!(
+            "umm-on-gnulinux-advanced-{uuid}>umm-on-gnulinux-6.1.0-1-amd64-advanced-{uuid}"
+        )),
+        "{on_ids:?}"
+    );
+    for needed in [
+        "set umm_tries=\"${umm_tries}x\"",
+        "save_env umm_tries",
+        "save_env umm_failed",
+        "set default=\"$umm_good_on\"",
+    ] {
+        assert!(code.contains(needed), "{needed}");
+    }
+    assert_grub_script_checks(&lab, &cfg);
+}
+
+#[test]
+fn without_recovery_entries_the_index_paths_follow() {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[("GRUB_DISABLE_RECOVERY", "true")]).stdout);
+    let code = counting_code(&cfg);
+    assert!(
+        code.contains("if [ \"$default\" = '1>1' ]; then set umm_kernel='6.1.0-1-amd64'; fi"),
+        "{code}"
+    );
+    assert_grub_script_checks(&lab, &cfg);
+}
+
+#[rstest]
+#[case::lvm(&[("STUB_ABSTRACTION", "lvm")], "on lvm, which GRUB cannot write")]
+#[case::raid(&[("STUB_ABSTRACTION", "diskfilter mdraid1x")], "on diskfilter mdraid1x")]
+#[case::luks(&[("STUB_ABSTRACTION", "cryptodisk luks2")], "on cryptodisk luks2")]
+#[case::btrfs(&[("STUB_FS", "btrfs")], "on btrfs, which GRUB cannot write")]
+#[case::zfs(&[("STUB_FS", "zfs")], "on zfs")]
+#[case::probe_fails(&[("STUB_PROBE_FAIL", "1")], "grub-probe failed")]
+fn no_counting_where_grub_cannot_write_its_block(#[case] env: &[(&str, &str)], #[case] why: &str) {
+    let lab = Lab::new();
+    let out = lab.snippet(env);
+    let cfg = text(&out.stdout);
+    assert!(!cfg.contains("save_env"), "{cfg}");
+    assert!(!cfg.contains("umm_tries"), "{cfg}");
+    // The maintenance entries are still there.
+    assert_eq!(titles(&cfg).len(), 8, "{cfg}");
+    match umm::bootmenu::counting_in_grub_cfg(&cfg) {
+        Some(umm::bootmenu::Counting::Off(reason)) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("{other:?}\n{cfg}"),
+    }
+    assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    assert_grub_script_checks(&lab, &cfg);
+}
+
+#[test]
+fn a_disabled_umm_emits_no_counting_code_even_with_its_entries() {
+    let lab = Lab::new();
+    lab.write(
+        "/etc/umm/umm.toml",
+        "enabled = false\n[grub]\nentries_when_disabled = true\n",
+    );
+    let cfg = text(&lab.snippet(&[]).stdout);
+    assert_eq!(titles(&cfg).len(), 8, "{cfg}");
+    assert!(!cfg.contains("save_env"), "{cfg}");
+    assert_eq!(
+        umm::bootmenu::counting_in_grub_cfg(&cfg),
+        Some(umm::bootmenu::Counting::Off("umm is disabled".into()))
+    );
+}
+
+/// /etc/default/grub.d/umm.cfg sourced as grub-mkconfig sources it: the
+/// GRUB_CMDLINE_LINUX_DEFAULT it leaves.
+fn panic_cfg(lab: &Lab, linux: &str, default: &str, extra: &str) -> String {
+    let script = format!(
+        "GRUB_CMDLINE_LINUX='{linux}'; GRUB_CMDLINE_LINUX_DEFAULT='{default}'; {extra}\n. '{}'\nprintf '%s' \"$GRUB_CMDLINE_LINUX_DEFAULT\"",
+        source("umm.cfg").display()
+    );
+    let out = lab.command("sh", &["-c", &script], &[]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[rstest]
+#[case::added("console=ttyS0", "quiet", "", "quiet panic=10")]
+#[case::added_to_nothing("", "", "", "panic=10")]
+#[case::admins_default_wins("", "quiet panic=5", "", "quiet panic=5")]
+#[case::admins_linux_wins("panic=30", "quiet", "", "quiet")]
+#[case::panic_0_opts_out("", "panic=0 quiet", "", "panic=0 quiet")]
+#[case::turned_off("", "quiet", "UMM_PANIC_REBOOT=false", "quiet")]
+#[case::umm_removed("", "quiet", "UMM_GRUB_BIN=/nonexistent", "quiet")]
+fn panic_reboots_unless_the_administrator_says_otherwise(
+    #[case] linux: &str,
+    #[case] default: &str,
+    #[case] extra: &str,
+    #[case] expected: &str,
+) {
+    let lab = Lab::new();
+    assert_eq!(panic_cfg(&lab, linux, default, extra), expected);
+}
+
+/// GRUB's side of the counting, run in sh: the code 42_umm emitted, where
+/// GRUB script's `set NAME=VALUE` becomes an sh assignment and `load_env` /
+/// `save_env` read and write the block through the real grub-editenv. It
+/// prints the entry GRUB would boot (`$default`) and what it saved.
+const GRUB_ENV_IN_SH: &str = r#"
+load_env() {
+	for v in "$@"; do unset "$v"; done
+	eval "$(grub-editenv "$prefix/grubenv" list | sed -n "/^umm_[a-z_]*=/{s/'/'\\\\''/g; s/=\(.*\)/='\1'/; p}")"
+}
+save_env() {
+	for v in "$@"; do eval "grub-editenv \"\$prefix/grubenv\" set \"$v=\$$v\""; done
+}
+"#;
+
+/// One boot as GRUB runs it, with `default` set by 00_header (GRUB_DEFAULT):
+/// the entry it boots.
+fn grub_boots(lab: &Lab, cfg: &str, default: &str) -> String {
+    let code: String = counting_code(cfg)
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let indent = &l[..l.len() - t.len()];
+            let l = t
+                .strip_prefix("set ")
+                .map_or(l.to_string(), |a| format!("{indent}{a}"));
+            // `if ...; then set a=b; set c=d; fi` on one line.
+            l.replace("then set ", "then ").replace("; set ", "; ") + "\n"
+        })
+        .collect();
+    let script = format!(
+        "{GRUB_ENV_IN_SH}\nprefix='{}'\ndefault='{default}'\n{code}\nprintf '%s' \"$default\"",
+        lab.path("/boot/grub").display()
+    );
+    let out = lab.command("sh", &["-ec", &script], &[]).output().unwrap();
+    assert!(out.status.success(), "{}\n{script}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// A boot that reaches userspace on `kernel`: umm-boot runs.
+fn userspace(lab: &Lab, kernel: &str, n: u32, cmdline: &str) {
+    lab.write("/proc/sys/kernel/random/boot_id", &format!("boot-{n}\n"));
+    lab.write("/proc/sys/kernel/osrelease", &format!("{kernel}\n"));
+    lab.write("/proc/cmdline", &format!("root=/dev/vda1 ro {cmdline}\n"));
+    let mut c = lab.node.command(&["internal", "boot"]);
+    c.env("UMM_GRUB_BIN", env!("CARGO_BIN_EXE_umm"));
+    let ran = lab.node.run_cmd(c);
+    assert_eq!(ran.code, Some(0), "{}", ran.out);
+}
+
+fn block(lab: &Lab, name: &str) -> String {
+    let out = Command::new("grub-editenv")
+        .arg(lab.path("/boot/grub/grubenv"))
+        .arg("list")
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(String::from))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_kernel_that_never_reaches_userspace_ends_in_maintenance_on_the_good_one() {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[]).stdout);
+    lab.write("/boot/grub/grub.cfg", &cfg);
+    let u = UUID;
+    let good_on =
+        format!("umm-on-gnulinux-advanced-{u}>umm-on-gnulinux-6.1.0-1-amd64-advanced-{u}");
+    let good_normal = format!("gnulinux-advanced-{u}>gnulinux-6.1.0-1-amd64-advanced-{u}");
+    // 6.1.0-1 boots and reaches userspace (GRUB_DEFAULT pointed at it).
+    assert_eq!(
+        grub_boots(&lab, &cfg, "1>2"),
+        "1>2",
+        "no block yet: nothing to do"
+    );
+    userspace(&lab, "6.1.0-1-amd64", 1, "");
+    assert_eq!(block(&lab, "umm_good"), "6.1.0-1-amd64");
+    assert_eq!(block(&lab, "umm_max_tries"), "xxx");
+    // 6.1.0-2 becomes the default (entry 0) and never reaches userspace:
+    // reboot_count (2) + 1 attempts, each counted before the kernel starts.
+    for tries in ["x", "xx", "xxx"] {
+        assert_eq!(grub_boots(&lab, &cfg, "0"), "0");
+        assert_eq!(block(&lab, "umm_tries"), tries);
+    }
+    // The next boot goes to the good kernel's maintenance entry.
+    assert_eq!(grub_boots(&lab, &cfg, "0"), good_on);
+    assert_eq!(block(&lab, "umm_failed"), "6.1.0-2-amd64");
+    userspace(&lab, "6.1.0-1-amd64", 2, "umm=on");
+    let s = lab.status();
+    assert_eq!(
+        (s["state"].as_str(), s["reason"].as_str()),
+        (Some("maintenance"), Some("cmdline"))
+    );
+    assert_eq!(s["boot_menu"]["boot_failure"]["kernel"], "6.1.0-2-amd64");
+    assert_eq!(s["boot_menu"]["boot_failure"]["attempts"], 3);
+    assert_eq!(block(&lab, "umm_tries"), "");
+    // No new loop: the following boots run the good kernel's normal entry,
+    // still counted.
+    for n in 3..5 {
+        assert_eq!(grub_boots(&lab, &cfg, "0"), good_normal);
+        assert_eq!(block(&lab, "umm_tries"), "x");
+        userspace(&lab, "6.1.0-1-amd64", n, "");
+    }
+    // The good kernel failing too counts and ends in its maintenance entry.
+    for _ in 0..3 {
+        assert_eq!(grub_boots(&lab, &cfg, "0"), good_normal);
+    }
+    assert_eq!(grub_boots(&lab, &cfg, "0"), good_on);
+    assert_eq!(block(&lab, "umm_failed"), "6.1.0-2-amd64");
+    userspace(&lab, "6.1.0-1-amd64", 5, "umm=on");
+    // The operator clears the failure: the default kernel is tried again.
+    let cleared = Command::new("grub-editenv")
+        .arg(lab.path("/boot/grub/grubenv"))
+        .args(["unset", "umm_failed"])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    assert_eq!(grub_boots(&lab, &cfg, "0"), "0");
+    // It works now: it is the good kernel.
+    userspace(&lab, "6.1.0-2-amd64", 6, "");
+    assert_eq!(block(&lab, "umm_good"), "6.1.0-2-amd64");
+}
+
+#[test]
+fn another_default_kernel_is_tried_with_a_fresh_failure_record() {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[]).stdout);
+    lab.write("/boot/grub/grub.cfg", &cfg);
+    userspace(&lab, "6.1.0-1-amd64", 1, "");
+    for _ in 0..4 {
+        grub_boots(&lab, &cfg, "0");
+    }
+    assert_eq!(block(&lab, "umm_failed"), "6.1.0-2-amd64");
+    // The administrator makes 6.1.0-1 the default by its id path: it is
+    // not the failed kernel, so GRUB forgets the failure.
+    let u = UUID;
+    let other = format!("gnulinux-advanced-{u}>gnulinux-6.1.0-1-amd64-advanced-{u}");
+    userspace(&lab, "6.1.0-1-amd64", 2, "umm=on");
+    assert_eq!(grub_boots(&lab, &cfg, &other), other);
+    assert_eq!(block(&lab, "umm_failed"), "");
+}
+
+#[test]
+fn a_disabled_umm_never_redirects_even_with_the_count_full() {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[]).stdout);
+    lab.write("/boot/grub/grub.cfg", &cfg);
+    userspace(&lab, "6.1.0-1-amd64", 1, "");
+    for _ in 0..3 {
+        grub_boots(&lab, &cfg, "0");
+    }
+    // `enabled = false` set while the count was already full: the next
+    // boot that reaches userspace tells GRUB.
+    lab.write("/etc/umm/umm.toml", "enabled = false\n");
+    userspace(&lab, "6.1.0-1-amd64", 2, "");
+    assert_eq!(block(&lab, "umm_enabled"), "0");
+    for _ in 0..5 {
+        assert_eq!(grub_boots(&lab, &cfg, "0"), "0");
+    }
+    assert_eq!(block(&lab, "umm_tries"), "");
+    assert_eq!(block(&lab, "umm_failed"), "");
+}

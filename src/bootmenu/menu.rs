@@ -49,3 +49,58 @@ pub fn menu_entries(root: &Root) -> Vec<MenuEntry> {
     }
     entries
 }
+
+/// Whether the boot loader counts boots that never reach userspace
+/// (docs/boot-flow.md): the line `grub.d/42_umm` wrote in grub.cfg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Counting {
+    /// GRUB counts in its environment block.
+    On,
+    /// Not here; why, in one line.
+    Off(String),
+}
+
+impl Counting {
+    pub fn is_on(&self) -> bool {
+        *self == Counting::On
+    }
+}
+
+/// The marker `grub.d/42_umm` writes in grub.cfg.
+pub const COUNTING_MARKER: &str = "# umm: boot-loader counting ";
+
+/// What a grub.cfg's text says about counting, if it says anything.
+pub fn counting_in_grub_cfg(text: &str) -> Option<Counting> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(COUNTING_MARKER)?;
+        Some(match rest.strip_prefix("off: ") {
+            Some(why) => Counting::Off(why.to_string()),
+            None if rest.trim() == "on" => Counting::On,
+            None => Counting::Off(format!("unknown marker in grub.cfg: {rest}")),
+        })
+    })
+}
+
+/// Whether GRUB counts boots on this system, from its grub.cfg.
+pub fn boot_counting(root: &Root) -> Counting {
+    for cfg in GRUB_CFGS {
+        if let Ok(text) = fsread::read_string(&root.path(cfg), MENU_MAX) {
+            if let Some(c) = counting_in_grub_cfg(&text) {
+                return c;
+            }
+            if root.path(BLS_DIR).is_dir() && text.contains("blscfg") {
+                break;
+            }
+            return Counting::Off(format!(
+                "{cfg} has no counting code from umm (run update-grub)"
+            ));
+        }
+    }
+    if root.path(BLS_DIR).is_dir() {
+        return Counting::Off(
+            "boot-loader counting is not available with Boot Loader Specification entries (systemd-boot, GRUB with blscfg)"
+                .to_string(),
+        );
+    }
+    Counting::Off("no GRUB menu (/boot/grub/grub.cfg) was found".to_string())
+}

@@ -34,7 +34,7 @@ mod menu;
 
 pub use bls::{bls_sync, bls_variant, bls_variant_name, bls_variant_of, Report, BLS_DIR};
 pub use grub_cfg::{grub_cfg_entries, GRUB_CFGS};
-pub use menu::menu_entries;
+pub use menu::{boot_counting, counting_in_grub_cfg, menu_entries, Counting, COUNTING_MARKER};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {

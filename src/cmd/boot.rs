@@ -10,6 +10,7 @@ use log::Level;
 
 use super::maintenance::write_banners;
 use super::{save, Context, Outcome};
+use crate::bootmenu;
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::{Mode, NodeState, State};
@@ -17,7 +18,7 @@ use crate::model::timefmt::format_span;
 use crate::rules::{self, BootInputs, BootOutcome, CmdlineRequest, Event, ResetCause};
 use crate::sys::journal::{self, Change};
 use crate::sys::paths::{self, Root};
-use crate::sys::{boot_decision, config, fsread, store};
+use crate::sys::{boot_decision, config, fsread, grubenv, store};
 
 pub fn read_cmdline(root: &Root) -> CmdlineRequest {
     CmdlineRequest::parse(&cmdline_text(root))
@@ -158,11 +159,40 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
             write_banners(&ctx.root, m);
         }
     }
+    mark_reached_userspace(ctx, &settings, &state, now);
     if late {
         log::warn!("entering maintenance late: isolating the maintenance target");
         ctx.init.enter_maintenance_late()?;
     }
     Ok(Outcome::Done)
+}
+
+/// Boot-loader counting (`rules::bootcount`): this boot reached userspace,
+/// so GRUB's count of attempts goes back to zero and this kernel is the last
+/// good one. Only where 42_umm put counting code in grub.cfg; a block that
+/// cannot be parsed or written is reported and left alone, never a reason to
+/// fail the boot.
+fn mark_reached_userspace(ctx: &Context, settings: &Settings, state: &State, now: i64) {
+    if !bootmenu::boot_counting(&ctx.root).is_on() {
+        return;
+    }
+    let kernel = fsread::read(&ctx.root.path(paths::OSRELEASE), fsread::SMALL_MAX)
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let env = match grubenv::read(&ctx.root) {
+        Ok(env) => env,
+        Err(e) => return log::error!("{e}; boot-loader counting does not work until it is fixed"),
+    };
+    let input = rules::bootcount::Reached {
+        enabled: rules::effective_enabled(state, settings.policy()),
+        reboot_count: settings.reboot_count,
+        kernel: &kernel,
+        now,
+    };
+    let changes = rules::bootcount::reached_userspace(&env, &input);
+    if let Err(e) = grubenv::update(&ctx.root, &changes) {
+        log::error!("{e}; boot-loader counting does not work until it is fixed");
+    }
 }
 
 /// The state cannot be read (an I/O error, a FIFO put there) or locked:

@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 
 use super::{hooks_allow, lock, refused, require_root, save, Context, Outcome};
+use crate::bootmenu::{self, Counting};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
@@ -269,6 +270,10 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Out
         services_error,
         keep_units: keep,
         command: argv,
+        boot_loader_counting_off: match bootmenu::boot_counting(&ctx.root) {
+            Counting::On => None,
+            Counting::Off(why) => Some(why),
+        },
     };
     if json {
         outln!("{}", json::pretty(&view)?);

@@ -10,8 +10,9 @@ use crate::bootmenu;
 use crate::output::history;
 use crate::output::json;
 use crate::output::status::{self, StatusView};
+use crate::rules::bootcount;
 use crate::sys::paths;
-use crate::sys::{boot_decision, config, store};
+use crate::sys::{boot_decision, config, grubenv, store};
 
 pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
     // What the boot would use: with a broken configuration, the last one
@@ -30,9 +31,16 @@ pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         .and_then(|id| boot_decision::read(&ctx.root, &id));
     let menu = bootmenu::menu_entries(&ctx.root);
     let cmdline = cmdline_text(&ctx.root);
+    let counting = bootmenu::boot_counting(&ctx.root);
+    let boot_failure = grubenv::read(&ctx.root)
+        .ok()
+        .filter(|_| counting.is_on())
+        .and_then(|env| bootcount::boot_failure(&env));
     let inputs = status::Inputs {
         menu: &menu,
         cmdline_arg: bootmenu::boot_from_entry(&cmdline),
+        counting: &counting,
+        boot_failure: boot_failure.as_ref(),
         state: &loaded.state,
         state_problem: loaded.problem.as_deref(),
         settings: &settings,

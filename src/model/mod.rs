@@ -11,6 +11,7 @@ pub mod boot_decision;
 pub mod bounds;
 pub mod extra;
 pub mod fleet;
+pub mod grubenv;
 pub mod hook;
 pub mod limits;
 pub mod open;

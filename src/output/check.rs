@@ -24,6 +24,9 @@ pub struct CheckView {
     pub keep_units: Vec<String>,
     /// The command `umm on --dry-run -- ...` would schedule.
     pub command: Option<Vec<String>>,
+    /// Why the boot loader does not count boots that never reach
+    /// userspace (docs/boot-flow.md); none when it does.
+    pub boot_loader_counting_off: Option<String>,
 }
 
 impl CheckView {
@@ -34,6 +37,12 @@ impl CheckView {
         out.push(match &self.command {
             Some(a) => format!("Scheduled command: {}", shell_words(a)),
             None => "Scheduled command: none".into(),
+        });
+        out.push(match &self.boot_loader_counting_off {
+            None => "Boot loader: counts boots that never reach userspace".into(),
+            Some(why) => {
+                format!("Boot loader: does not count boots that never reach userspace: {why}")
+            }
         });
         out.join("\n")
     }
@@ -106,6 +115,7 @@ mod tests {
     #[test]
     fn check_json_has_its_fields() {
         let view = CheckView {
+            boot_loader_counting_off: None,
             allowed: false,
             refused: None,
             checks: vec![],
@@ -120,6 +130,7 @@ mod tests {
             keys,
             [
                 "allowed",
+                "boot_loader_counting_off",
                 "checks",
                 "command",
                 "keep_units",

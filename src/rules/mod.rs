@@ -25,6 +25,7 @@ use crate::model::state::{BootRecord, Episode, EpisodeEnd, Maintenance, Phase, R
 use crate::model::verify::VerifyResult;
 
 pub mod boot;
+pub mod bootcount;
 pub mod fleet;
 pub mod gate;
 pub mod leave;

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod failpoint;
 pub mod fsread;
+pub mod grubenv;
 pub mod interrupt;
 pub mod journal;
 pub mod kexec;

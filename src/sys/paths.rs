@@ -38,6 +38,8 @@ pub const BOOT_DECISION: &str = "/run/umm/boot.json";
 pub const MOTD: &str = "/run/motd.d/umm";
 pub const ISSUE: &str = "/run/issue.d/umm.issue";
 pub const CMDLINE: &str = "/proc/cmdline";
+/// This boot's kernel version (`uname -r`).
+pub const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
 pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 pub const UPTIME: &str = "/proc/uptime";
 pub const HOOKS_DIR: &str = "/etc/umm";

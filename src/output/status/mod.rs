@@ -11,13 +11,14 @@ use serde::{Serialize, Serializer};
 
 use super::fleet::LocalView;
 use super::history::{time, BootView, CommandView, EpisodeView, RequesterView, RootOnly};
-use crate::bootmenu::MenuEntry;
+use crate::bootmenu::{Counting, MenuEntry};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::hook::HookRecord;
 use crate::model::open::Open;
 use crate::model::settings::Settings;
 pub use crate::model::state::NodeState;
 use crate::model::state::{Leaving, Mode, OffAction, Phase, Reason, State};
+use crate::rules::bootcount::BootFailure;
 use crate::sys::config::{InUse, Sources};
 
 mod text;
@@ -37,6 +38,10 @@ pub struct Inputs<'a> {
     pub menu: &'a [MenuEntry],
     /// `umm=on` / `umm=off` when this boot's command line carries one.
     pub cmdline_arg: Option<&'static str>,
+    /// Whether GRUB counts boots that never reach userspace.
+    pub counting: &'a Counting,
+    /// The kernel GRUB's environment block records as failed, if any.
+    pub boot_failure: Option<&'a BootFailure>,
     /// The caller is not root: `state` is the public part of the state
     /// (`State::public`), and the root-only fields are left out.
     pub restricted: bool,
@@ -134,6 +139,27 @@ pub struct BootMenuView {
     pub entries: Vec<MenuEntryView>,
     /// `umm=on` or `umm=off` when this boot's command line has it.
     pub this_boot_cmdline: Option<&'static str>,
+    /// Boot-loader counting: on, or why not (docs/boot-flow.md).
+    pub counting: CountingView,
+    /// A kernel that never reached userspace, as GRUB recorded it.
+    pub boot_failure: Option<BootFailureView>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct CountingView {
+    pub on: bool,
+    /// Why not, when off.
+    pub detail: Option<String>,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct BootFailureView {
+    pub kernel: String,
+    pub attempts: usize,
+    /// The kernel GRUB boots instead.
+    pub good_kernel: Option<String>,
+    /// When umm first saw it (RFC 3339).
+    pub since: Option<String>,
 }
 
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -196,7 +222,7 @@ impl StatusView {
             leaving: m.and_then(|m| m.leaving.as_ref()).map(LeavingView::new),
             this_boot: i.this_boot.map(ThisBootView::new),
             init: i.init.to_string(),
-            boot_menu: BootMenuView::new(i.menu, i.cmdline_arg),
+            boot_menu: BootMenuView::new(i),
             config: ConfigView::new(i.sources, i.config_error.clone(), i.config_in_use),
             hooks: RootOnly::new(restricted, || m.map_or(Vec::new(), |m| m.hooks.clone())),
             last_episode: i
@@ -245,9 +271,10 @@ impl ThisBootView {
 }
 
 impl BootMenuView {
-    fn new(menu: &[MenuEntry], this_boot_cmdline: Option<&'static str>) -> BootMenuView {
+    fn new(i: &Inputs) -> BootMenuView {
         BootMenuView {
-            entries: menu
+            entries: i
+                .menu
                 .iter()
                 .map(|e| MenuEntryView {
                     title: e.title.clone(),
@@ -255,7 +282,20 @@ impl BootMenuView {
                     id: e.id.clone(),
                 })
                 .collect(),
-            this_boot_cmdline,
+            this_boot_cmdline: i.cmdline_arg,
+            counting: CountingView {
+                on: i.counting.is_on(),
+                detail: match i.counting {
+                    Counting::On => None,
+                    Counting::Off(why) => Some(why.clone()),
+                },
+            },
+            boot_failure: i.boot_failure.map(|f| BootFailureView {
+                kernel: f.kernel.clone(),
+                attempts: f.attempts,
+                good_kernel: f.good.clone(),
+                since: f.since.map(time),
+            }),
         }
     }
 }

@@ -124,7 +124,15 @@ fn view_json_of(full: State, restricted: bool) -> Value {
         files: vec!["/etc/umm/umm.toml".into()],
         ..Sources::default()
     };
+    let failure = crate::rules::bootcount::BootFailure {
+        kernel: "6.1.0-3-amd64".into(),
+        attempts: 3,
+        good: Some("6.1.0-2-amd64".into()),
+        since: Some(1_795_290_000),
+    };
     let inputs = Inputs {
+        counting: &crate::bootmenu::Counting::On,
+        boot_failure: Some(&failure),
         state: &state,
         state_problem: None,
         settings: &Settings::default(),
@@ -197,6 +205,12 @@ const CONTRACT: &[(&str, &str)] = &[
     ("/boot_menu/entries/0/kind", "string"),
     ("/boot_menu/entries/0/id", "string"),
     ("/boot_menu/this_boot_cmdline", "string"),
+    ("/boot_menu/counting/on", "bool"),
+    ("/boot_menu/counting/detail", "null"),
+    ("/boot_menu/boot_failure/kernel", "string"),
+    ("/boot_menu/boot_failure/attempts", "number"),
+    ("/boot_menu/boot_failure/good_kernel", "string"),
+    ("/boot_menu/boot_failure/since", "string"),
     ("/config/files/0", "string"),
     ("/config/legacy", "bool"),
     ("/config/error", "string"),
@@ -285,6 +299,8 @@ fn text_and_json_show_the_same_facts() {
     let v = view_json(false);
     let sources = Sources::default();
     let inputs = Inputs {
+        counting: &crate::bootmenu::Counting::On,
+        boot_failure: None,
         state: &full,
         state_problem: None,
         settings: &Settings::default(),

@@ -20,6 +20,7 @@ impl StatusView {
         out.extend(self.this_boot.as_ref().map(ThisBootView::line));
         out.push(format!("Init system:  {}", self.init));
         out.push(self.boot_menu.line());
+        out.extend(self.boot_menu.counting_lines());
         out.extend(self.config.lines());
         if let Some(f) = &self.fleet {
             let mut lines = f.status_lines().into_iter();
@@ -201,6 +202,33 @@ impl BootMenuView {
             None => String::new(),
         };
         format!("Boot menu:    {on} maintenance and {off} skip entries{from}")
+    }
+}
+
+impl BootMenuView {
+    /// Boot-loader counting and, after a boot failure, what GRUB does now.
+    fn counting_lines(&self) -> Vec<String> {
+        let mut out = vec![match &self.counting.detail {
+            None => {
+                "Boot loader:  counts boots that never reach userspace (GRUB environment block)"
+                    .to_string()
+            }
+            Some(why) => {
+                format!("Boot loader:  does not count boots that never reach userspace: {why}")
+            }
+        }];
+        if let Some(f) = &self.boot_failure {
+            let since = f
+                .since
+                .as_deref()
+                .map_or(String::new(), |s| format!(" (seen {s})"));
+            let instead = f.good_kernel.as_deref().unwrap_or("the last good kernel");
+            out.push(format!(
+                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}; GRUB boots {instead} instead until `grub-editenv /boot/grub/grubenv unset umm_failed` or another default kernel",
+                f.kernel, f.attempts
+            ));
+        }
+        out
     }
 }
 

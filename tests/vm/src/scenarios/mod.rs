@@ -79,7 +79,9 @@ macro_rules! families {
     };
 }
 
-families![crash, metrics, on_off, grub, packages, hooks, sysvinit, shapes, fleet, kexec, demo];
+families![
+    crash, metrics, on_off, grub, bootfail, packages, hooks, sysvinit, shapes, fleet, kexec, demo
+];
 
 /// Every scenario of every family.
 pub fn all() -> impl Iterator<Item = &'static Scenario> {

@@ -1,0 +1,48 @@
+//! The GRUB environment block on disk (`/boot/grub/grubenv`): read, and
+//! replaced atomically (temp file, fsync, rename, fsync the directory, as
+//! `grub-editenv` itself renames a new block into place). A block that
+//! cannot be parsed is never rewritten: the caller reports it.
+
+use std::path::PathBuf;
+
+use super::atomic::atomic_write;
+use super::fsread;
+use super::paths::Root;
+use crate::model::grubenv::GrubEnv;
+
+pub const GRUBENV: &str = "/boot/grub/grubenv";
+
+/// The block; a default (empty, 1 KiB) one when there is none yet.
+/// Err: one line saying what is wrong with it and where.
+pub fn read(root: &Root) -> Result<GrubEnv, String> {
+    let path = root.path(GRUBENV);
+    match fsread::read(&path, fsread::SMALL_MAX) {
+        Ok(bytes) => GrubEnv::parse(&bytes).map_err(|e| {
+            format!(
+                "{}: {e}; umm leaves it alone (recreate it with `grub-editenv {GRUBENV} create`)",
+                path.display()
+            )
+        }),
+        Err(e) if e.is_absent() => Ok(GrubEnv::default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sets `changes` in the block and writes it (nothing when `changes` is
+/// empty). Err: one line, the block unchanged.
+pub fn update(root: &Root, changes: &[(&str, String)]) -> Result<bool, String> {
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    let mut env = read(root)?;
+    for (name, value) in changes {
+        env.set(name, value);
+    }
+    let path: PathBuf = root.path(GRUBENV);
+    let bytes = env
+        .encode()
+        .map_err(|e| format!("{}: {e}; umm did not change it", path.display()))?;
+    atomic_write(&path, &bytes, 0o644)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(true)
+}

@@ -1,0 +1,181 @@
+//! Boot-loader counting, userspace side: what `umm internal boot` (umm-boot)
+//! writes to GRUB's environment block in a root prefix, checked with the real
+//! `grub-editenv`, and what `umm status` says about it.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::Node;
+
+const GRUBENV: &str = "/boot/grub/grubenv";
+
+/// A node whose grub.cfg carries 42_umm's counting code, running `kernel`.
+fn counting_node(kernel: &str) -> Node {
+    let node = Node::new();
+    node.write(
+        "/boot/grub/grub.cfg",
+        "### BEGIN /etc/grub.d/42_umm ###\n# umm: boot-loader counting on\n",
+    );
+    node.write("/proc/sys/kernel/osrelease", &format!("{kernel}\n"));
+    node
+}
+
+fn editenv(node: &Node, args: &[&str]) -> String {
+    let out = Command::new("grub-editenv")
+        .arg(node.path(GRUBENV))
+        .args(args)
+        .output()
+        .expect("grub-editenv (grub-common) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The block as grub-editenv reads it, one `name=value` per line, sorted.
+fn listed(node: &Node) -> Vec<String> {
+    let mut lines: Vec<String> = editenv(node, &["list"]).lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_boot_that_reached_userspace_clears_grubs_count_and_keeps_the_rest() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    editenv(&node, &["create"]);
+    editenv(
+        &node,
+        &[
+            "set",
+            "saved_entry=gnulinux-advanced>x",
+            "umm_tries=xx",
+            "umm_enabled=1",
+        ],
+    );
+    node.boot();
+    assert_eq!(
+        listed(&node),
+        [
+            "saved_entry=gnulinux-advanced>x",
+            "umm_enabled=1",
+            "umm_good=6.1.0-2-amd64",
+            "umm_max_tries=xxx",
+            "umm_tries=",
+        ]
+    );
+    assert_eq!(fs::metadata(node.path(GRUBENV)).unwrap().len(), 1024);
+}
+
+#[test]
+fn a_missing_block_is_created_as_grub_editenv_would() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    node.write("/etc/umm/umm.toml", "reboot_count = 0\n");
+    node.boot();
+    assert_eq!(fs::metadata(node.path(GRUBENV)).unwrap().len(), 1024);
+    assert_eq!(
+        listed(&node),
+        ["umm_enabled=1", "umm_good=6.1.0-2-amd64", "umm_max_tries=x"]
+    );
+}
+
+#[test]
+fn without_counting_code_in_grub_cfg_the_block_is_not_touched() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    node.write(
+        "/boot/grub/grub.cfg",
+        "# umm: boot-loader counting off: umm is disabled\n",
+    );
+    node.boot();
+    assert!(!node.exists(GRUBENV));
+    let s = node.status();
+    assert_eq!(s["boot_menu"]["counting"]["on"], false);
+    assert_eq!(s["boot_menu"]["counting"]["detail"], "umm is disabled");
+}
+
+#[test]
+fn a_disabled_umm_tells_grub_not_to_redirect() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    node.write("/etc/umm/umm.toml", "enabled = false\n");
+    editenv(&node, &["create"]);
+    editenv(
+        &node,
+        &["set", "umm_enabled=1", "umm_tries=xxx", "umm_max_tries=xxx"],
+    );
+    node.boot();
+    let env = listed(&node);
+    assert!(env.contains(&"umm_enabled=0".to_string()), "{env:?}");
+    assert!(env.contains(&"umm_tries=".to_string()), "{env:?}");
+}
+
+#[test]
+fn a_full_block_is_left_alone_and_the_boot_goes_on() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    editenv(&node, &["create"]);
+    // GRUB's own variables fill the block: no room for umm's.
+    let filler = format!("other={}", "y".repeat(1024 - 25 - 70 - 8));
+    editenv(&node, &["set", &filler]);
+    let before = fs::read(node.path(GRUBENV)).unwrap();
+    node.boot();
+    assert_eq!(fs::read(node.path(GRUBENV)).unwrap(), before);
+    let log = node.log();
+    assert!(log.contains("it is full"), "{log}");
+    assert!(log.contains("grub-editenv unset"), "{log}");
+    // The boot itself was recorded.
+    assert_eq!(node.status()["state"], "operational");
+}
+
+#[test]
+fn a_corrupt_block_is_never_rewritten() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    let mut junk = b"# GRUB Environment Block\nsaved_entry".to_vec();
+    junk.resize(1024, 0);
+    fs::create_dir_all(node.path("/boot/grub")).unwrap();
+    fs::write(node.path(GRUBENV), &junk).unwrap();
+    node.boot();
+    assert_eq!(fs::read(node.path(GRUBENV)).unwrap(), junk);
+    let log = node.log();
+    assert!(log.contains("umm leaves it alone"), "{log}");
+    assert!(
+        log.contains(&node.path(GRUBENV).display().to_string()),
+        "{log}"
+    );
+}
+
+#[test]
+fn status_names_the_kernel_that_failed_and_the_failed_kernel_booting_clears_it() {
+    let mut node = counting_node("6.1.0-1-amd64");
+    editenv(&node, &["create"]);
+    editenv(
+        &node,
+        &[
+            "set",
+            "umm_enabled=1",
+            "umm_tries=xxx",
+            "umm_max_tries=xxx",
+            "umm_good=6.1.0-1-amd64",
+            "umm_failed=6.1.0-2-amd64",
+        ],
+    );
+    node.boot();
+    let s = node.status();
+    let failure = &s["boot_menu"]["boot_failure"];
+    assert_eq!(failure["kernel"], "6.1.0-2-amd64");
+    assert_eq!(failure["attempts"], 3);
+    assert_eq!(failure["good_kernel"], "6.1.0-1-amd64");
+    assert!(failure["since"].is_string(), "{failure}");
+    let text = node.expect(0, &["status"]);
+    assert!(
+        text.contains("Boot failure: kernel 6.1.0-2-amd64 did not reach userspace in 3 attempts"),
+        "{text}"
+    );
+    assert!(text.contains("GRUB boots 6.1.0-1-amd64 instead"), "{text}");
+    // The failed kernel does reach userspace after all (picked by hand).
+    node.write("/proc/sys/kernel/osrelease", "6.1.0-2-amd64\n");
+    node.boot();
+    assert!(node.status()["boot_menu"]["boot_failure"].is_null());
+    assert!(listed(&node).contains(&"umm_failed=".to_string()));
+}

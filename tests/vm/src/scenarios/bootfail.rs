@@ -1,0 +1,139 @@
+//! Boots that never reach userspace (docs/boot-flow.md, "Boots that never
+//! reach userspace"): a newer kernel whose initramfs is junk becomes GRUB's
+//! default; it panics before userspace, and only GRUB's counting in its
+//! environment block can stop the loop. The "newer kernel" is a copy of
+//! the installed one under a higher version name with a junk initramfs:
+//! what GRUB's 10_linux sees as a kernel; it cannot prove a real kernel
+//! package's postinst or a DKMS failure.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+
+use super::common::{expect_state, installed_via_grub, run_then_wait_reboot, status};
+use super::Scenario;
+use crate::ctx::Ctx;
+use crate::vm::Vm;
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario::new("boot-failure", "systemd", boot_failure)
+        .about("a newer default kernel with a junk initramfs panics: after reboot_count+1 attempts GRUB boots the maintenance entry of the good kernel; status names the failed kernel; umm off reboot boots the good kernel again, no new loop")
+        .candidate(),
+    Scenario::new("boot-failure-disabled", "systemd", boot_failure_disabled)
+        .about("umm disabled: GRUB never redirects, the bad kernel panics again and again")
+        .candidate(),
+    Scenario::new("boot-failure-sysvinit", "sysvinit", boot_failure)
+        .about("sysvinit: the same as boot-failure (the boot-loader part does not depend on the init system)")
+        .candidate(),
+];
+
+/// Higher than any Debian 12 kernel: 10_linux sorts it first, so it is
+/// GRUB's default entry (GRUB_DEFAULT=0).
+const BAD: &str = "6.99.0-0.lab-amd64";
+/// reboot_count + 1 attempts that panic, then the maintenance boot; each
+/// attempt is a kernel start and a panic=10 wait under TCG.
+const FAILURE_TIMEOUT: Duration = Duration::from_secs(1200);
+
+/// Installs the bad kernel as GRUB's default; returns the good one.
+fn install_bad_kernel(vm: &Vm) -> Result<String> {
+    let good = vm.ssh_ok("uname -r")?.trim().to_string();
+    vm.ssh_ok(&format!(
+        "cp /boot/vmlinuz-{good} /boot/vmlinuz-{BAD} && \
+         head -c 65536 /dev/urandom >/boot/initrd.img-{BAD} && update-grub 2>&1 && sync"
+    ))?;
+    Ok(good)
+}
+
+/// a newer default kernel with a junk initramfs: maintenance on the previous
+/// kernel within reboot_count + 1 failed attempts; status names the failed
+/// kernel; after `umm off reboot` the good kernel boots again, twice.
+fn boot_failure(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed_via_grub(ctx)?;
+    let good = install_bad_kernel(vm)?;
+    let cfg = vm.ssh_ok("cat /boot/grub/grub.cfg")?;
+    ensure!(
+        cfg.contains("# umm: boot-loader counting on"),
+        "no counting code in grub.cfg"
+    );
+    let bad_linux: Vec<&str> = cfg
+        .lines()
+        .filter(|l| l.trim_start().starts_with("linux") && l.contains(&format!("vmlinuz-{BAD} ")))
+        .collect();
+    ensure!(
+        !bad_linux.is_empty() && bad_linux.iter().all(|l| l.contains(" panic=10")),
+        "panic=10 is not on the bad kernel's entries (/etc/default/grub.d/umm.cfg): {bad_linux:?}"
+    );
+    let env = vm.ssh_ok("grub-editenv list")?;
+    ensure!(env.contains("umm_max_tries=xxx"), "grubenv: {env}");
+    let serial_from = serial_len(vm);
+    let old = vm.boot_id()?;
+    vm.detached("if [ -d /run/systemd/system ]; then systemctl reboot; else reboot; fi")?;
+    vm.wait_new_boot(&old, FAILURE_TIMEOUT)?;
+    let panics = panics_since(vm, serial_from);
+    ensure!(
+        panics == 3,
+        "want 3 panicking attempts (reboot_count 2, + 1) before maintenance, the serial console shows {panics}"
+    );
+    ensure!(vm.ssh_ok("uname -r")?.trim() == good, "not the good kernel");
+    let s = expect_state(vm, "maintenance", Some("cmdline"))?;
+    let failure = &s["boot_menu"]["boot_failure"];
+    ensure!(
+        failure["kernel"] == BAD && failure["attempts"] == 3 && failure["good_kernel"] == good.as_str(),
+        "status: {}",
+        s["boot_menu"]
+    );
+    let text = vm.ssh_ok("umm status")?;
+    ensure!(text.contains(&format!("Boot failure: kernel {BAD}")), "{text}");
+    // No new loop: out of maintenance, the good kernel boots, and again.
+    run_then_wait_reboot(vm, "umm off reboot")?;
+    for _ in 0..2 {
+        ensure!(vm.ssh_ok("uname -r")?.trim() == good, "the failed kernel booted again");
+        expect_state(vm, "operational", None)?;
+        let env = vm.ssh_ok("grub-editenv list")?;
+        ensure!(
+            env.contains(&format!("umm_failed={BAD}")) && env.contains("umm_tries=\n"),
+            "grubenv: {env}"
+        );
+        ensure!(status(vm)?["boot_menu"]["boot_failure"]["kernel"] == BAD);
+        vm.reboot_clean()?;
+    }
+    Ok(())
+}
+
+/// umm disabled: no counting code, GRUB never redirects: the bad kernel
+/// panics more than reboot_count + 1 times in a row.
+fn boot_failure_disabled(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed_via_grub(ctx)?;
+    vm.ssh_ok("umm disable")?;
+    install_bad_kernel(vm)?;
+    let cfg = vm.ssh_ok("cat /boot/grub/grub.cfg")?;
+    ensure!(
+        cfg.contains("# umm: boot-loader counting off: umm is disabled") && !cfg.contains("save_env umm_tries"),
+        "counting code in grub.cfg while disabled"
+    );
+    let serial_from = serial_len(vm);
+    vm.detached("systemctl reboot")?;
+    let deadline = Instant::now() + FAILURE_TIMEOUT;
+    while panics_since(vm, serial_from) < 5 {
+        ensure!(
+            Instant::now() < deadline,
+            "only {} panics in {} s",
+            panics_since(vm, serial_from),
+            FAILURE_TIMEOUT.as_secs()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    Ok(())
+}
+
+fn serial_len(vm: &Vm) -> usize {
+    fs::read(vm.serial_log()).map_or(0, |b| b.len())
+}
+
+/// Kernel panics the serial console showed after byte `from`.
+fn panics_since(vm: &Vm, from: usize) -> usize {
+    let log = fs::read(vm.serial_log()).unwrap_or_default();
+    let tail = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
+    tail.matches("Kernel panic - not syncing").count()
+}
