@@ -106,6 +106,12 @@ fn off_reboot_by_kexec_boots_the_default_entry_not_the_running_one() {
     );
 }
 
+/// A GRUB environment block holding `vars`, padded with `#` to 1 KiB.
+fn grubenv(vars: &str) -> String {
+    let head = format!("# GRUB Environment Block\n{vars}");
+    format!("{head}{}", "#".repeat(1024 - head.len()))
+}
+
 /// Each case breaks one thing kexec needs: umm reboots through the
 /// firmware and says why in one line.
 #[rstest]
@@ -143,6 +149,14 @@ fn off_reboot_by_kexec_boots_the_default_entry_not_the_running_one() {
 #[case::too_little_memory(
     |n: &Node| n.write("/proc/meminfo", "MemAvailable: 50000 kB\n"),
     "too little memory to load the kernel (48 MiB available, 102 MiB needed)"
+)]
+#[case::grub_reboot_pending(
+    |n: &Node| n.write("/boot/grub/grubenv", &grubenv("next_entry=umm-off-entry\n")),
+    "GRUB chooses the next boot itself (a one-time entry from grub-reboot: umm-off-entry)"
+)]
+#[case::a_kernel_failed_to_boot(
+    |n: &Node| n.write("/boot/grub/grubenv", &grubenv("umm_failed=6.99.0-bad\n")),
+    "GRUB chooses the next boot itself (kernel 6.99.0-bad did not reach userspace; GRUB boots the last good one)"
 )]
 #[case::signature_refused(
     |n: &Node| n.write("/run/umm/kexec-load-fails", "129\n"),

@@ -31,6 +31,7 @@ fn facts(
         image: kexec::image(root, target, ctx.clock.now()),
         mem_available: kexec::mem_available(root),
         cmdline_bytes: cmdline.len(),
+        boot_loader_choice: kexec::boot_loader_choice(root),
     }
 }
 

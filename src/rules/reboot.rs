@@ -41,6 +41,10 @@ pub struct Facts {
     pub mem_available: Option<u64>,
     /// The command line to boot with, in bytes (`cmdline`).
     pub cmdline_bytes: usize,
+    /// The boot loader has a choice of its own for the next boot (a
+    /// one-time entry from `grub-reboot`, or a kernel that failed to boot
+    /// and that GRUB now avoids): what it is. kexec would bypass it.
+    pub boot_loader_choice: Option<String>,
 }
 
 /// Besides the images, what loading them needs (page tables, the copy the
@@ -69,6 +73,8 @@ pub enum Fallback {
         needed: u64,
     },
     CmdlineTooLong(usize),
+    /// The boot loader chooses the next boot itself (what it chose).
+    BootLoader(String),
     /// Loading was refused: the kernel's answer (`load_failure`).
     Load(LoadFailure),
     /// The init system did not take the kexec (its error).
@@ -120,6 +126,10 @@ impl std::fmt::Display for Fallback {
                 f.write_str("kernel.kexec_load_disabled = 1 (it stays set until a reboot)")
             }
             Fallback::Image(why) => write!(f, "{why}"),
+            Fallback::BootLoader(choice) => write!(
+                f,
+                "GRUB chooses the next boot itself ({choice}); kexec would bypass it"
+            ),
             Fallback::Memory { available, needed } => write!(
                 f,
                 "too little memory to load the kernel ({} MiB available, {} MiB needed)",
@@ -184,6 +194,9 @@ impl Facts {
         }
         if let Some(asked) = self.firmware_asked() {
             return Some(asked);
+        }
+        if let Some(choice) = &self.boot_loader_choice {
+            return Some(Fallback::BootLoader(choice.clone()));
         }
         if !self.init_supports_kexec {
             return Some(Fallback::Init(init_name));
@@ -290,6 +303,7 @@ mod tests {
             image: Image::Found { bytes: 80 << 20 },
             mem_available: Some(4 << 30),
             cmdline_bytes: 200,
+            boot_loader_choice: None,
         }
     }
 
@@ -317,6 +331,8 @@ mod tests {
     #[case::image_missing(Facts { image: Image::Missing("no kernel".into()), ..clear() }, firmware(Fallback::Image("no kernel".into()), false))]
     #[case::image_changing(Facts { image: Image::Changing("being written".into()), ..clear() }, firmware(Fallback::Image("being written".into()), false))]
     #[case::too_little_memory(Facts { mem_available: Some(100 << 20), ..clear() }, firmware(Fallback::Memory { available: 100 << 20, needed: (80 << 20) + MEMORY_MARGIN }, false))]
+    #[case::grub_reboot_pending(Facts { boot_loader_choice: Some("next_entry=x".into()), ..clear() }, firmware(Fallback::BootLoader("next_entry=x".into()), false))]
+    #[case::grub_choice_even_with_the_flag(Facts { boot_loader_choice: Some("next_entry=x".into()), flag: Some(Kexec), ..clear() }, firmware(Fallback::BootLoader("next_entry=x".into()), true))]
     #[case::cmdline_too_long(Facts { cmdline_bytes: MAX_CMDLINE + 1, ..clear() }, firmware(Fallback::CmdlineTooLong(MAX_CMDLINE + 1), false))]
     fn kexec_only_when_every_fact_allows_it(#[case] facts: Facts, #[case] expected: Choice) {
         assert_eq!(choose(&facts, "sysvinit"), expected);

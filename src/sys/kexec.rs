@@ -144,6 +144,25 @@ fn running_kernel(root: &Root) -> Option<Target> {
     Some(Target { kernel, initrd })
 }
 
+/// What GRUB's environment block chooses for the next boot that a kexec
+/// would bypass: a one-time entry (`grub-reboot` sets `next_entry`), or a
+/// kernel that never reached userspace (`umm_failed`: GRUB boots the last
+/// good kernel instead of the default, which the links still name). A
+/// block that cannot be read counts too: what GRUB does is then unknown.
+pub fn boot_loader_choice(root: &Root) -> Option<String> {
+    let env = match super::grubenv::read(root) {
+        Ok(env) => env,
+        Err(why) => return Some(why),
+    };
+    let set = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(str::to_string);
+    if let Some(entry) = set("next_entry") {
+        return Some(format!("a one-time entry from grub-reboot: {entry}"));
+    }
+    set("umm_failed").map(|kernel| {
+        format!("kernel {kernel} did not reach userspace; GRUB boots the last good one")
+    })
+}
+
 /// The default entry's kernel and initramfs: Debian's links, else the BLS
 /// entry GRUB saved, else the running kernel's files.
 pub fn default_target(root: &Root) -> Option<Target> {
