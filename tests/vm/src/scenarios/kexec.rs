@@ -16,8 +16,7 @@ use crate::vm::Vm;
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("kexec", "systemd", kexec)
-        .about("umm on by kexec: maintenance, ssh, new boot id, no GRUB (cmdline); umm off reboot by kexec -> normal, clean; --firmware goes through GRUB")
-        .candidate(),
+        .about("umm on by kexec: maintenance, ssh, new boot id, no GRUB (cmdline); umm off reboot by kexec -> normal, clean; --firmware goes through GRUB"),
     Scenario::new("kexec-disabled", "systemd", kexec_disabled)
         .about("kernel.kexec_load_disabled=1: umm on and umm off reboot go through the firmware and GRUB, and say why")
         .candidate(),
