@@ -31,17 +31,23 @@ pub fn give_up(state: &State, now: i64) -> State {
     cancelled(state, now)
 }
 
+/// A release of `slot` owed from `now`; `failed`: the error of the
+/// release (or take) already tried once at `now`.
+fn owed(slot: FleetSlot, now: i64, failed: Option<&str>) -> PendingRelease {
+    PendingRelease {
+        slot,
+        due: now,
+        tries: u32::from(failed.is_some()),
+        last_try: failed.map(|_| now),
+        last_error: failed.map(str::to_string),
+        extra: Default::default(),
+    }
+}
+
 fn owe(s: &mut State, now: i64) {
     s.fleet.kept = false;
     if let Some(slot) = s.fleet.held.take() {
-        s.fleet.pending_release = Some(PendingRelease {
-            slot,
-            due: now,
-            tries: 0,
-            last_try: None,
-            last_error: None,
-            extra: Default::default(),
-        });
+        s.fleet.pending_release = Some(owed(slot, now, None));
     }
 }
 
@@ -94,14 +100,7 @@ pub fn undo_failed(state: &State, slot: FleetSlot, now: i64, error: &str) -> Sta
         s.fleet.held = None;
         s.fleet.kept = false;
     }
-    s.fleet.pending_release = Some(PendingRelease {
-        slot,
-        due: now,
-        tries: 1,
-        last_try: Some(now),
-        last_error: Some(error.to_string()),
-        extra: Default::default(),
-    });
+    s.fleet.pending_release = Some(owed(slot, now, Some(error)));
     s
 }
 
@@ -138,14 +137,7 @@ pub fn reconcile(state: &State, now: i64) -> State {
         } else if s.maintenance.is_some() && s.fleet.held.is_none() {
             s.fleet.held = Some(t);
         } else if s.maintenance.is_none() && s.fleet.pending_release.is_none() {
-            s.fleet.pending_release = Some(PendingRelease {
-                slot: t,
-                due: now,
-                tries: 0,
-                last_try: None,
-                last_error: None,
-                extra: Default::default(),
-            });
+            s.fleet.pending_release = Some(owed(t, now, None));
         } else {
             s.fleet.taking = Some(t);
         }
@@ -200,14 +192,7 @@ pub fn take_unanswered(state: &State, slot: FleetSlot, now: i64, error: &str) ->
     let mut s = state.clone();
     if s.fleet.held.is_none() && s.fleet.pending_release.is_none() {
         s = not_taken(&s, &slot);
-        s.fleet.pending_release = Some(PendingRelease {
-            slot,
-            due: now,
-            tries: 1,
-            last_try: Some(now),
-            last_error: Some(error.to_string()),
-            extra: Default::default(),
-        });
+        s.fleet.pending_release = Some(owed(slot, now, Some(error)));
     }
     s
 }
