@@ -74,8 +74,19 @@ pub enum Command {
         /// With a fleet back-end ([fleet] in umm.toml): when no slot of the
         /// group is free, try again (backoff with jitter, progress shown)
         /// for up to SPAN (default 30min; 1s to 30d)
-        #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "30min", value_parser = parse_span_arg)]
+        #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "30min", value_parser = parse_span_arg, conflicts_with = "queue")]
         wait: Option<std::time::Duration>,
+        /// Queue the request and return at once: the node waits by itself
+        /// (umm-queue.timer) for an open [rolling] window, a green gate and
+        /// a free fleet slot, for up to SPAN (default 24h), then reboots
+        /// into maintenance. `umm off` cancels it
+        #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "24h", value_parser = parse_span_arg, conflicts_with = "dry_run")]
+        queue: Option<std::time::Duration>,
+        /// Once COMMAND exited 0 and the on.d hooks passed, leave maintenance
+        /// by itself as `umm off` (`off`) or `umm off reboot` (`reboot`)
+        /// would; a failure keeps the node in maintenance
+        #[arg(long, value_enum, value_name = "off|reboot")]
+        then: Option<ThenArg>,
         /// Command to run once maintenance is reached, after `--` (an argv
         /// list: no shell unless you write `sh -c '...'`). Without `--`,
         /// every word is an option: a mistyped one is a usage error, never a
@@ -162,6 +173,12 @@ pub enum FleetCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThenArg {
+    Off,
+    Reboot,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,10 +13,11 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
-use umm::cli::{Cli, Command, FleetCommand, Internal, OffArg};
+use umm::cli::{Cli, Command, FleetCommand, Internal, OffArg, ThenArg};
 use umm::cmd::{self, Context, Outcome};
 use umm::errln;
 use umm::init;
+use umm::model::rolling::Then;
 use umm::model::settings::RebootMethod;
 use umm::model::state::OffAction;
 use umm::rules::ResetCause;
@@ -122,11 +123,26 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
         Command::On {
             force,
             wait,
+            queue,
+            then,
             command,
             kexec,
             firmware,
             ..
-        } => cmd::enter::on(ctx, force, wait, command, method_flag(kexec, firmware)),
+        } => {
+            let options = cmd::enter::OnOptions {
+                force,
+                wait,
+                queue,
+                then: match then {
+                    None => Then::Stay,
+                    Some(ThenArg::Off) => Then::Off,
+                    Some(ThenArg::Reboot) => Then::Reboot,
+                },
+                method: method_flag(kexec, firmware),
+            };
+            cmd::enter::on(ctx, options, command)
+        }
         Command::Fleet {
             command: FleetCommand::Status { json },
         } => cmd::fleet::status(ctx, json),

@@ -9,6 +9,7 @@ use crate::bootmenu::{self, Counting};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::limits;
+use crate::model::rolling::Then;
 use crate::model::settings::{RebootMethod, Settings};
 use crate::model::state::{Reason, Requester};
 use crate::output::check::CheckView;
@@ -36,17 +37,36 @@ fn requester() -> Requester {
     }
 }
 
+/// `umm on`'s options (besides COMMAND).
+#[derive(Clone, Debug)]
+pub struct OnOptions {
+    /// Enter whatever the checks, hooks, window and gate say.
+    pub force: bool,
+    /// Wait up to this long for a free fleet slot.
+    pub wait: Option<std::time::Duration>,
+    /// Queue the request for up to this long instead of entering now.
+    pub queue: Option<std::time::Duration>,
+    /// What the maintenance boot does once COMMAND succeeded.
+    pub then: Then,
+    /// `--kexec` / `--firmware`: this reboot's method.
+    pub method: Option<RebootMethod>,
+}
+
 /// `umm on`: the checks and the pre-on hooks, then the request, saved,
 /// then a clean reboot into maintenance.
-pub fn on(
-    ctx: &Context,
-    force: bool,
-    wait: Option<std::time::Duration>,
-    argv: Vec<String>,
-    method: Option<RebootMethod>,
-) -> Result<Outcome> {
+pub fn on(ctx: &Context, options: OnOptions, argv: Vec<String>) -> Result<Outcome> {
+    let OnOptions {
+        force,
+        wait,
+        queue,
+        then,
+        method,
+    } = options;
     require_root("on")?;
     check_command_fits(&argv)?;
+    if queue.is_some() {
+        bail!("umm on --queue: not in this build yet (issue #24)");
+    }
     let (settings, sources) = config::load(&ctx.root)?;
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
@@ -67,6 +87,7 @@ pub fn on(
     let entry = Entry {
         who: requester(),
         argv,
+        then,
         hooks,
         services_before: active_services(ctx),
     };
@@ -107,6 +128,7 @@ fn check_command_fits(argv: &[String]) -> Result<()> {
 struct Entry {
     who: Requester,
     argv: Vec<String>,
+    then: Then,
     hooks: Vec<HookRecord>,
     services_before: Option<Vec<String>>,
 }
@@ -154,6 +176,7 @@ fn save_request(
         m.services_before = entry.services_before;
         m.hooks = entry.hooks;
         m.fleet = taking.note.clone();
+        m.then = entry.then;
         command = m.command.as_ref().map(|c| c.argv.clone());
     }
     // (`fleet-request-save`: a test makes the save of the request fail,

@@ -148,6 +148,12 @@ pub enum Then {
     Reboot,
 }
 
+impl Then {
+    pub fn is_stay(&self) -> bool {
+        *self == Then::Stay
+    }
+}
+
 /// A request that waits for its turn (`umm on --queue`): the window, the
 /// gate, the group's halt and a free slot. Kept in the state so that it
 /// outlives the caller's session and the node's reboots.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::extra::Extra;
 use super::hook::{HookPhase, HookRecord};
 use super::open::{Named, Open};
-use super::rolling::Queued;
+use super::rolling::{Queued, Then};
 use super::verify::VerifyResult;
 
 /// Version of the on-disk format. A file from a newer umm (a higher
@@ -369,6 +369,11 @@ pub struct Maintenance {
     /// absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetNote>,
+    /// What the maintenance boot does once COMMAND exited 0 and the on.d
+    /// hooks passed (`umm on --then`): stay (the default), or leave by
+    /// itself.
+    #[serde(default, skip_serializing_if = "Then::is_stay")]
+    pub then: Then,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,

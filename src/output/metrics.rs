@@ -280,6 +280,7 @@ mod tests {
                 hooks: Vec::new(),
                 leaving: None,
                 fleet: None,
+                then: Default::default(),
                 extra: Default::default(),
             }),
             ..State::default()

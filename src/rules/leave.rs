@@ -179,6 +179,7 @@ pub fn upgrade(state: State) -> State {
             extra: Default::default(),
         }),
         fleet: e.fleet,
+        then: Default::default(),
         extra: Default::default(),
     });
     s

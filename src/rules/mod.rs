@@ -109,6 +109,7 @@ pub(crate) fn entered(
         hooks: Vec::new(),
         leaving: None,
         fleet: None,
+        then: Default::default(),
         extra: Default::default(),
     }
 }

@@ -153,7 +153,11 @@ pub fn turn(
     let Some(q) = s.queued.take() else {
         return Err(Refusal::NotInMaintenance);
     };
-    request(&s, policy, now, requested_by, q.argv.unwrap_or_default())
+    let mut s = request(&s, policy, now, requested_by, q.argv.unwrap_or_default())?;
+    if let Some(m) = s.maintenance.as_mut() {
+        m.then = q.then;
+    }
+    Ok(s)
 }
 
 /// The span is over: the request leaves the queue unserved.
@@ -326,8 +330,8 @@ mod tests {
         assert!(turned.queued.is_none());
         let m = turned.maintenance.as_ref().unwrap();
         assert_eq!(
-            (m.phase, m.reason, m.requested),
-            (Phase::Pending, Reason::Manual, 500)
+            (m.phase, m.reason, m.requested, m.then),
+            (Phase::Pending, Reason::Manual, 500, Then::Off)
         );
         assert_eq!(
             m.command.as_ref().unwrap().argv,

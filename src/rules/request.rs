@@ -46,6 +46,7 @@ pub fn request(
         hooks: Vec::new(),
         leaving: None,
         fleet: None,
+        then: Default::default(),
         extra: Default::default(),
     });
     Ok(s)

@@ -77,6 +77,7 @@ fn busy_state() -> State {
             extra: Default::default(),
         }),
         fleet: None,
+        then: Default::default(),
         extra: Default::default(),
     });
     state.history.push(Episode {
