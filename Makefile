@@ -251,15 +251,18 @@ DEPS := make gcc libc6-dev lld git ca-certificates file binutils dpkg-dev debhel
 	etcd-server etcd-client openssl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Installs whatever of DEPS is missing (nothing when all are there).
+# Installs whatever of DEPS is missing (nothing when all are there). Twice:
+# installing one package can remove another that was there (a backported
+# qemu-utils goes when bookworm's qemu-system-x86 comes in).
 deps:
-	@missing=$$(for p in $(DEPS); do \
-		dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
+	@for pass in 1 2; do \
+		missing=$$(for p in $(DEPS); do \
+			dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
+		[ -n "$$missing" ] || break; \
 		echo "make deps: installing" $$missing; \
-		$(SUDO) apt-get update -q; \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+		[ $$pass = 2 ] || $(SUDO) apt-get update -q; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	done
 
 # --- VM lab (tests/vm) ---------------------------------------------------------
 
