@@ -16,7 +16,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("fleet", "systemd", fleet)
         .about("two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off"),
     Scenario::new("fleet-cut-ssh", "systemd", fleet_cut_ssh)
-        .about("etcd behind a 5 s delay; the ssh session running `umm on` is cut mid-take: the slot that lands is given back within one retry period")
+        .about("etcd's answers held 5 s; the ssh session running `umm on` is cut once the take has landed, before its answer: the slot is given back within one retry period")
         .candidate(),
 ];
 
@@ -138,19 +138,23 @@ fn fleet(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// How long the delay proxy holds each request before passing it to etcd.
-const TAKE_DELAY: Duration = Duration::from_secs(5);
+/// How long the delay proxy holds each of etcd's answers.
+const ANSWER_DELAY: Duration = Duration::from_secs(5);
 
 /// Issue 22, item 1 on a real boot: etcd on the host behind a proxy that
-/// delays every request by `TAKE_DELAY`; an interactive ssh session (with
-/// a terminal) runs `umm on` and is cut (the ssh client killed) while the
-/// take is in flight. sshd hangs up the session and umm dies, having
-/// recorded the take; the take still lands on etcd. The node stays
+/// passes requests at once and holds every answer for `ANSWER_DELAY`; an
+/// interactive ssh session (with a terminal) runs `umm on` and is cut (the
+/// ssh client killed) as soon as the take shows on etcd, while its answer
+/// is still held. That is the race: the coordinator granted the slot, the
+/// node never heard it. sshd hangs up the session and umm dies, having
+/// recorded its intent before the request left. The node stays
 /// operational, and umm-fleet-retry.timer (every 15 s here) gives the slot
 /// back within one retry period, with no umm command run by the test.
+/// (A first version delayed the requests instead: the cut came before the
+/// take ever left, so nothing was held and nothing was proven.)
 fn fleet_cut_ssh(ctx: &mut Ctx) -> Result<()> {
     let etcd = HostEtcd::start(&ctx.work_dir())?;
-    let proxy = DelayProxy::start(etcd.port, TAKE_DELAY)?;
+    let proxy = DelayProxy::start(etcd.port, ANSWER_DELAY)?;
     let a = installed(ctx)?;
     a.ssh_ok(&format!(
         "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"cut\"\\nid = \"node-a\"\\nendpoints = [\"http://10.0.2.2:{}\"]\\nslots = 1\\ntimeout = \"30s\"\\n' \
@@ -169,34 +173,30 @@ fn fleet_cut_ssh(ctx: &mut Ctx) -> Result<()> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .context("starting the ssh session")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proxy.requests() < 1 {
-        ensure!(Instant::now() < deadline, "umm on never reached etcd");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // The read went through; the take's transaction is next: cut the
-    // session while it waits behind the delay.
-    std::thread::sleep(TAKE_DELAY + Duration::from_secs(1));
-    wait_or_kill(&mut session, Duration::ZERO, Duration::from_secs(5))?;
-    let cut = Instant::now();
-    eprintln!("  ssh session cut during the take");
-    // The take lands on etcd after the delay, for a node that stays
-    // operational.
-    let deadline = cut + Duration::from_secs(30);
+    // The take lands on etcd at once (asked directly, not through the
+    // proxy); its answer is held: cut the session now.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while etcd.holders("cut")? != ["node-a"] {
         ensure!(
             Instant::now() < deadline,
-            "the cut take never landed on etcd (holders {:?}): the scenario did not reproduce the race",
-            etcd.holders("cut")?
+            "umm on's take never landed on etcd (holders {:?}, {} connections through the proxy)",
+            etcd.holders("cut")?,
+            proxy.requests()
         );
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(100));
     }
+    wait_or_kill(&mut session, Duration::ZERO, Duration::from_secs(5))?;
+    let cut = Instant::now();
+    eprintln!("  ssh session cut after the take landed, before its answer");
+    // Past the held answer: had umm survived the hangup it would be
+    // rebooting by now.
+    std::thread::sleep(ANSWER_DELAY + Duration::from_secs(5));
     ensure!(a.boot_id()? == before, "A rebooted although its umm on was cut");
     let state: Value = serde_json::from_str(&a.ssh_ok("cat /var/lib/umm/state.json")?)?;
     ensure!(state["maintenance"].is_null(), "A has a request: {state}");
     // Settled within one retry period (15 s, plus the delay of the
     // release behind the proxy, plus slack).
-    let deadline = cut + Duration::from_secs(15) + TAKE_DELAY * 4 + Duration::from_secs(15);
+    let deadline = cut + Duration::from_secs(15) + ANSWER_DELAY * 4 + Duration::from_secs(15);
     while etcd.holders("cut")?.iter().any(|h| h == "node-a") {
         ensure!(
             Instant::now() < deadline,
@@ -219,9 +219,9 @@ fn fleet_cut_ssh(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// A TCP proxy on the host's loopback in front of etcd that holds each
-/// chunk of a request for a while before passing it on (answers pass at
-/// once); its threads end with the lab process.
+/// A TCP proxy on the host's loopback in front of etcd that passes each
+/// request on at once and holds each chunk of an answer for a while (a
+/// slow or lossy way back); its threads end with the lab process.
 struct DelayProxy {
     port: u16,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -244,8 +244,8 @@ impl DelayProxy {
                 let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
                     continue;
                 };
-                std::thread::spawn(move || pipe(client, server, delay));
-                std::thread::spawn(move || pipe(s2, c2, Duration::ZERO));
+                std::thread::spawn(move || pipe(client, server, Duration::ZERO));
+                std::thread::spawn(move || pipe(s2, c2, delay));
             }
         });
         Ok(DelayProxy { port, requests })
