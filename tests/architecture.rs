@@ -6,7 +6,9 @@
 //!   `LAYERS` says (the same table as the document);
 //! - no modules form a cycle (a `mod.rs` that only re-exports its own
 //!   children, `pub use child::…`, does not depend on them);
-//! - only `output` and `cmd` print (`outln!`, `out!`, `errln!`).
+//! - only `output` and `cmd` print (`outln!`, `out!`, `errln!`);
+//! - no function in src/ or tools/ is longer than `MAX_FN_LINES` (the files
+//!   of `LONG_FNS_ALLOWED` wait for their split).
 //!
 //! Test code (`#[cfg(test)]` and after) is not read: tests may reach across.
 
@@ -570,4 +572,141 @@ fn a_child_named_in_code_is_an_edge() {
         .map(String::from)
         .into();
     assert_eq!(children_named_in_code(&m, &known), ["fleet::fleetlock"]);
+}
+
+/// The longest a function in src/ or tools/ may be, from its `fn` line to
+/// its closing brace (CONTRIBUTING.md: small steps).
+const MAX_FN_LINES: usize = 60;
+
+/// Files whose long functions are being split elsewhere (issue #23); remove
+/// a file from here once its functions fit.
+const LONG_FNS_ALLOWED: &[&str] = &[
+    "src/cli.rs",
+    "src/main.rs",
+    "src/cmd/enter.rs",
+    "src/cmd/maintenance.rs",
+    "src/cmd/finish.rs",
+    "src/cmd/leave.rs",
+    "src/cmd/fleet.rs",
+    "src/cmd/boot.rs",
+    "src/cmd/rolling.rs",
+    "src/fleet/",
+    "src/output/status/",
+    "src/output/metrics.rs",
+    "src/sys/journal.rs",
+    "src/sys/kexec.rs",
+    "src/rules/boot.rs",
+    "src/rules/leave.rs",
+    "src/rules/queue.rs",
+    "src/model/state.rs",
+];
+
+/// Every `.rs` file under `dir`, sorted.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        if path.is_dir() {
+            if e.file_name() != "target" {
+                rust_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The functions of rustfmt-formatted `text` (up to its tests) as
+/// (name, first line, length in lines): a function runs from its `fn` line
+/// to the first line that is its indentation followed by `}`.
+fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("#[cfg(test)]"))
+        .collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let Some(name) = fn_name(body) else { continue };
+        let Some(open) =
+            (i..lines.len()).find(|&j| lines[j].contains('{') || lines[j].ends_with(';'))
+        else {
+            continue;
+        };
+        if !lines[open].contains('{') || lines[open].trim_end().ends_with('}') {
+            continue; // a declaration without a body, or a one-line body
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = (open + 1..lines.len()).find(|&j| lines[j] == close) {
+            out.push((name, i + 1, end - i + 1));
+        }
+    }
+    out
+}
+
+/// The name of the function a line declares (`pub(crate) const fn name…`).
+fn fn_name(line: &str) -> Option<String> {
+    let mut rest = line;
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "async ",
+        "unsafe ",
+    ] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    let name: String = rest
+        .strip_prefix("fn ")?
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Small steps: no function in src/ or tools/ (test code aside) is longer
+/// than `MAX_FN_LINES`, except in the files of `LONG_FNS_ALLOWED`.
+#[test]
+fn no_function_is_longer_than_sixty_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("tools"), &mut files);
+    let mut long = Vec::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if rel.ends_with("/tests.rs") || LONG_FNS_ALLOWED.iter().any(|a| rel.starts_with(a)) {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for (name, line, len) in function_lengths(&text) {
+            if len > MAX_FN_LINES {
+                long.push(format!(
+                    "{rel}:{line}: `{name}` is {len} lines; split it into named steps"
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// The measure itself: bodies, declarations, one-liners and nesting.
+#[test]
+fn function_lengths_count_from_fn_to_its_closing_brace() {
+    let text = "fn a() {\n    1\n}\n\nimpl X {\n    pub(crate) fn b(\n        x: u8,\n    ) -> u8 {\n        if x {\n        }\n        x\n    }\n    fn c() {}\n    fn d();\n}\n#[cfg(test)]\nfn e() {\n}\n";
+    assert_eq!(
+        function_lengths(text),
+        [("a".to_string(), 1, 3), ("b".to_string(), 6, 7)]
+    );
 }

@@ -7,7 +7,9 @@ use super::hook::HookRecord;
 use super::limits;
 use super::open::Open;
 use super::rolling::Queued;
-use super::state::{BootRecord, FleetSlot, Requester, ScheduledCommand, State};
+use super::state::{
+    BootRecord, Episode, FleetSlot, FleetState, Maintenance, Requester, ScheduledCommand, State,
+};
 
 /// Lines of what a queued request waits for (one per thing in the way).
 const QUEUE_WAITS: usize = 16;
@@ -164,67 +166,86 @@ impl State {
             c.string(&mut b.boot_id, limits::STRING);
         }
         if let Some(m) = &mut self.maintenance {
-            c.boots("crash-loop boots", &mut m.crash_boots);
-            c.requester(&mut m.requested_by);
-            c.command(&mut m.command);
-            c.services(&mut m.services_before);
-            c.hooks("hook results of the maintenance", &mut m.hooks);
-            if let Some(l) = &mut m.leaving {
-                c.string(&mut l.boot_id, limits::STRING);
-                if let Some(f) = &mut l.finisher {
-                    c.string(&mut f.boot_id, limits::STRING);
-                }
-            }
+            c.maintenance(m);
         }
         c.list("history", &mut self.history, limits::HISTORY);
         for e in &mut self.history {
-            c.requester(&mut e.requested_by);
-            c.command(&mut e.command);
-            c.open(&mut e.end);
-            c.hooks("hook results of an episode", &mut e.hooks);
-            if let Some(v) = &mut e.verify {
-                c.list("services not back", &mut v.not_back, limits::SERVICES);
-                c.list("failed services", &mut v.failed, limits::SERVICES);
-                c.strings(&mut v.not_back, limits::STRING);
-                c.strings(&mut v.failed, limits::STRING);
-                c.string(&mut v.compared_with, limits::STRING);
-            }
+            c.episode(e);
         }
         if let Some(a) = &mut self.after_resume {
             c.services(&mut a.services_before);
         }
         c.queued(&mut self.queued);
-        let f = &mut self.fleet;
+        c.fleet(&mut self.fleet);
+        c.notes()
+    }
+}
+
+/// The steps of `State::bound`, one per part of the state.
+impl Cuts {
+    fn maintenance(&mut self, m: &mut Maintenance) {
+        self.boots("crash-loop boots", &mut m.crash_boots);
+        self.requester(&mut m.requested_by);
+        self.command(&mut m.command);
+        self.services(&mut m.services_before);
+        self.hooks("hook results of the maintenance", &mut m.hooks);
+        if let Some(l) = &mut m.leaving {
+            self.string(&mut l.boot_id, limits::STRING);
+            if let Some(f) = &mut l.finisher {
+                self.string(&mut f.boot_id, limits::STRING);
+            }
+        }
+        if let Some(n) = &mut m.fleet {
+            self.string(&mut n.detail, limits::STRING);
+        }
+    }
+
+    /// One episode of the history (the history itself is cut before).
+    fn episode(&mut self, e: &mut Episode) {
+        self.requester(&mut e.requested_by);
+        self.command(&mut e.command);
+        self.open(&mut e.end);
+        self.hooks("hook results of an episode", &mut e.hooks);
+        if let Some(v) = &mut e.verify {
+            self.list("services not back", &mut v.not_back, limits::SERVICES);
+            self.list("failed services", &mut v.failed, limits::SERVICES);
+            self.strings(&mut v.not_back, limits::STRING);
+            self.strings(&mut v.failed, limits::STRING);
+            self.string(&mut v.compared_with, limits::STRING);
+        }
+        if let Some(n) = &mut e.fleet {
+            self.string(&mut n.detail, limits::STRING);
+        }
+    }
+
+    fn fleet(&mut self, f: &mut FleetState) {
         if let Some(slot) = &mut f.held {
-            c.slot(slot);
+            self.slot(slot);
         }
         if let Some(slot) = &mut f.taking {
-            c.slot(slot);
+            self.slot(slot);
         }
         if let Some(p) = &mut f.pending_release {
-            c.slot(&mut p.slot);
+            self.slot(&mut p.slot);
             if let Some(e) = &mut p.last_error {
-                c.string(e, limits::STRING);
+                self.string(e, limits::STRING);
             }
         }
         if let Some(a) = &mut f.last_attempt {
-            c.string(&mut a.result, limits::STRING);
-            c.string(&mut a.detail, limits::STRING);
+            self.string(&mut a.result, limits::STRING);
+            self.string(&mut a.detail, limits::STRING);
         }
-        if let Some(n) = self.maintenance.as_mut().and_then(|m| m.fleet.as_mut()) {
-            c.string(&mut n.detail, limits::STRING);
-        }
-        for e in &mut self.history {
-            if let Some(n) = &mut e.fleet {
-                c.string(&mut n.detail, limits::STRING);
-            }
-        }
-        let mut notes = c.lists;
+    }
+
+    /// One note per list cut (the same cut noted once), then one for
+    /// all the strings shortened.
+    fn notes(self) -> Vec<String> {
+        let mut notes = self.lists;
         notes.dedup();
-        if c.strings > 0 {
+        if self.strings > 0 {
             notes.push(format!(
                 "{} strings longer than umm keeps were shortened",
-                c.strings
+                self.strings
             ));
         }
         notes

@@ -236,17 +236,7 @@ impl FleetView {
 
     pub fn text(&self) -> String {
         if self.backend == Backend::None {
-            let mut out = vec![
-                "Fleet coordination: none (backend = \"none\"): this node decides alone."
-                    .to_string(),
-            ];
-            if let Some(p) = &self.pending_release {
-                out.push(format!(
-                    "Release pending: the slot of group {:?} ({}); set [fleet] back to give it back.",
-                    p.group, p.id
-                ));
-            }
-            return out.join("\n");
+            return self.text_without_coordinator();
         }
         let mut out = vec![format!(
             "Fleet: {} group {:?}{}.",
@@ -257,6 +247,44 @@ impl FleetView {
                 .map(|p| format!(" on {}", hide_userinfo(p)))
                 .unwrap_or_default()
         )];
+        self.holder_lines(&mut out);
+        if let Some(e) = &self.error {
+            out.push(format!("The coordinator could not be asked: {e}"));
+        }
+        let who = self.id.as_deref().unwrap_or("this node");
+        out.push(format!(
+            "This node ({who}) {}.",
+            if self.holds_slot {
+                "holds a slot"
+            } else {
+                "holds no slot"
+            }
+        ));
+        if let Some(p) = &self.pending_release {
+            out.push(format!("{}.", p.line()));
+        }
+        if let Some(a) = &self.crash_loop_attempt {
+            out.push(a.line());
+        }
+        out.join("\n")
+    }
+
+    /// `backend = "none"`: no coordinator, perhaps a slot still to give back.
+    fn text_without_coordinator(&self) -> String {
+        let mut out = vec![
+            "Fleet coordination: none (backend = \"none\"): this node decides alone.".to_string(),
+        ];
+        if let Some(p) = &self.pending_release {
+            out.push(format!(
+                "Release pending: the slot of group {:?} ({}); set [fleet] back to give it back.",
+                p.group, p.id
+            ));
+        }
+        out.join("\n")
+    }
+
+    /// The slots held and by whom, or why they cannot be listed.
+    fn holder_lines(&self, out: &mut Vec<String>) {
         match (&self.holders, self.slots) {
             (Some(h), Some(slots)) => {
                 out.push(format!("Slots: {} of {slots} held.", h.len()));
@@ -278,24 +306,5 @@ impl FleetView {
             ),
             _ => {}
         }
-        if let Some(e) = &self.error {
-            out.push(format!("The coordinator could not be asked: {e}"));
-        }
-        let who = self.id.as_deref().unwrap_or("this node");
-        out.push(format!(
-            "This node ({who}) {}.",
-            if self.holds_slot {
-                "holds a slot"
-            } else {
-                "holds no slot"
-            }
-        ));
-        if let Some(p) = &self.pending_release {
-            out.push(format!("{}.", p.line()));
-        }
-        if let Some(a) = &self.crash_loop_attempt {
-            out.push(a.line());
-        }
-        out.join("\n")
     }
 }
