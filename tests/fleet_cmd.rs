@@ -434,52 +434,6 @@ fn etcd_killed_and_restarted_while_nodes_loop_on_and_off() {
     assert!(get(&tally.observations) >= 10);
 }
 
-/// A umm run stopped by itself (the `stop` fail point) at a named step.
-struct Stopped {
-    child: std::process::Child,
-    out: std::path::PathBuf,
-}
-
-/// Runs umm on `node` with `FAILPOINTS=<step>=1*return(stop)` and waits
-/// (10 s at most) until it has stopped itself at that step.
-fn run_until(node: &Node, step: &str, args: &[&str]) -> Stopped {
-    let out = node.path(&format!("/.out-{step}"));
-    let file = std::fs::File::create(&out).unwrap();
-    let mut c = node.command(args);
-    c.env("FAILPOINTS", format!("{step}=1*return(stop)"))
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
-    let child = c.spawn().unwrap();
-    let stat = format!("/proc/{}/stat", child.id());
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&stat).unwrap();
-        // "pid (comm) S ...": the state after the command's name.
-        let state = text.rsplit(") ").next().unwrap().chars().next();
-        if state == Some('T') {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "umm {args:?} did not reach {step}: {}",
-            std::fs::read_to_string(&out).unwrap_or_default()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-    Stopped { child, out }
-}
-
-impl Stopped {
-    /// SIGCONT, then its exit code and what it said (30 s at most).
-    fn resume(mut self) -> (Option<i32>, String) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-        let status = wait_bounded(&mut self.child, Duration::from_secs(30))
-            .expect("umm did not finish after SIGCONT");
-        (status.code(), std::fs::read_to_string(&self.out).unwrap())
-    }
-}
-
 /// etcd SIGKILLed exactly between the read and the transaction of a take
 /// and of a release (the `etcd-take-cas` and `etcd-release-cas` fail
 /// points stop umm there): a take whose transaction meets etcd down fails
@@ -502,7 +456,7 @@ fn etcd_killed_between_the_read_and_the_transaction_of_a_take_and_a_release() {
 
     // A take: read done, etcd killed, the transaction fails.
     let before = c.read("/var/lib/umm/state.json");
-    let stopped = run_until(&c, "etcd-take-cas", &["on"]);
+    let stopped = run_until(&c, "etcd-take-cas", "", &["on"]);
     etcd.kill(0);
     let (code, out) = stopped.resume();
     assert_eq!(code, Some(1), "{out}");
@@ -524,7 +478,7 @@ fn etcd_killed_between_the_read_and_the_transaction_of_a_take_and_a_release() {
     // A take: read done (a free slot), etcd killed and restarted, B takes
     // the slot, then A's transaction: it compares, loses, and is refused.
     let before = a.read("/var/lib/umm/state.json");
-    let stopped = run_until(&a, "etcd-take-cas", &["on"]);
+    let stopped = run_until(&a, "etcd-take-cas", "", &["on"]);
     etcd.kill(0);
     etcd.restart(0);
     let out = b.expect(0, &["on"]);
@@ -543,7 +497,7 @@ fn etcd_killed_between_the_read_and_the_transaction_of_a_take_and_a_release() {
 
     // A release: read done, etcd killed: owed; back in service anyway.
     b.clean_reboot();
-    let stopped = run_until(&b, "etcd-release-cas", &["off"]);
+    let stopped = run_until(&b, "etcd-release-cas", "", &["off"]);
     etcd.kill(0);
     let (code, out) = stopped.resume();
     assert_eq!(code, Some(0), "{out}");
@@ -1254,7 +1208,6 @@ fn fleet_retry_without_a_pending_release_makes_no_connection() {
     for _ in 0..3 {
         let r = node.run(&["internal", "fleet-retry"]);
         assert_eq!(r.code, Some(0), "{}", r.out);
-        assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
         assert!(r.out.is_empty(), "{}", r.out);
     }
     // The kernel completes a connection before accept(): any connection
@@ -1408,7 +1361,7 @@ fn a_release_in_flight_and_umm_on_on_the_same_node_take_turns() {
     etcd.restart(0);
     assert_eq!(etcd.holders("turns"), ["node-b"]);
 
-    let stopped = run_until(&b, "etcd-release-cas", &["enable"]);
+    let stopped = run_until(&b, "etcd-release-cas", "", &["enable"]);
     let mut on = b
         .command(&["on"])
         .stdout(std::process::Stdio::null())

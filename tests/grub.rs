@@ -745,6 +745,23 @@ fn grub_boots(lab: &Lab, cfg: &str, default: &str) -> String {
     text(&out.stdout)
 }
 
+/// A lab whose grub.cfg is the snippet's (the counting code in place):
+/// the lab and that grub.cfg.
+fn counting_lab() -> (Lab, String) {
+    let lab = Lab::new();
+    let cfg = text(&lab.snippet(&[]).stdout);
+    lab.write("/boot/grub/grub.cfg", &cfg);
+    (lab, cfg)
+}
+
+/// `counting_lab` after a first boot of 6.1.0-1 reached userspace (it is
+/// the good kernel).
+fn lab_after_a_good_boot() -> (Lab, String) {
+    let (lab, cfg) = counting_lab();
+    userspace(&lab, "6.1.0-1-amd64", 1, "");
+    (lab, cfg)
+}
+
 /// A boot that reaches userspace on `kernel`: umm-boot runs.
 fn userspace(lab: &Lab, kernel: &str, n: u32, cmdline: &str) {
     lab.write("/proc/sys/kernel/random/boot_id", &format!("boot-{n}\n"));
@@ -770,9 +787,7 @@ fn block(lab: &Lab, name: &str) -> String {
 
 #[test]
 fn a_kernel_that_never_reaches_userspace_ends_in_maintenance_on_the_good_one() {
-    let lab = Lab::new();
-    let cfg = text(&lab.snippet(&[]).stdout);
-    lab.write("/boot/grub/grub.cfg", &cfg);
+    let (lab, cfg) = counting_lab();
     let u = UUID;
     let good_on =
         format!("umm-on-gnulinux-advanced-{u}>umm-on-gnulinux-6.1.0-1-amd64-advanced-{u}");
@@ -833,10 +848,7 @@ fn a_kernel_that_never_reaches_userspace_ends_in_maintenance_on_the_good_one() {
 
 #[test]
 fn another_default_kernel_is_tried_with_a_fresh_failure_record() {
-    let lab = Lab::new();
-    let cfg = text(&lab.snippet(&[]).stdout);
-    lab.write("/boot/grub/grub.cfg", &cfg);
-    userspace(&lab, "6.1.0-1-amd64", 1, "");
+    let (lab, cfg) = lab_after_a_good_boot();
     for _ in 0..4 {
         grub_boots(&lab, &cfg, "0");
     }
@@ -852,10 +864,7 @@ fn another_default_kernel_is_tried_with_a_fresh_failure_record() {
 
 #[test]
 fn a_disabled_umm_never_redirects_even_with_the_count_full() {
-    let lab = Lab::new();
-    let cfg = text(&lab.snippet(&[]).stdout);
-    lab.write("/boot/grub/grub.cfg", &cfg);
-    userspace(&lab, "6.1.0-1-amd64", 1, "");
+    let (lab, cfg) = lab_after_a_good_boot();
     for _ in 0..3 {
         grub_boots(&lab, &cfg, "0");
     }

@@ -126,20 +126,14 @@ fn requests_refusals_hooks_and_the_switch_have_their_ids() {
 /// message umm logs. Skipped, with a line that says so, without journalctl.
 #[test]
 fn journalctl_reads_the_catalog() {
-    use std::io::Write;
     use std::path::Path;
     use std::process::Command;
-    let Some(journalctl) = ["/usr/bin/journalctl", "/bin/journalctl"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-    else {
-        let mut terminal = std::io::stderr();
-        writeln!(
-            terminal,
-            "SKIPPED journalctl_reads_the_catalog: journalctl is not installed"
-        )
-        .unwrap();
+    let Some(journalctl) = common::require_tool(
+        "journalctl_reads_the_catalog",
+        "journalctl",
+        "systemd",
+        "UMM_JOURNAL_REQUIRE_JOURNALCTL",
+    ) else {
         return;
     };
     let root = tempfile::tempdir().unwrap();
@@ -152,7 +146,7 @@ fn journalctl_reads_the_catalog() {
     .unwrap();
     let root_arg = format!("--root={}", root.path().display());
     let run = |arg: &str| {
-        let out = Command::new(journalctl)
+        let out = Command::new(&journalctl)
             .args([root_arg.as_str(), arg])
             .output()
             .unwrap();

@@ -151,21 +151,15 @@ const FIRING: &str =
     "groups:\n- name: umm\n  interval: 1s\n  rules:\n  - alert: UmmTestDown\n    expr: vector(1)\n";
 const CLEAR: &str = "groups:\n- name: umm\n  interval: 1s\n  rules:\n  - alert: UmmTestDown\n    expr: vector(1) < 0\n";
 
+/// Prometheus, or `None` (after a SKIPPED line) unless required
+/// (UMM_METRICS_REQUIRE_PROMTOOL, which CI sets).
 fn prometheus_binary(test: &str) -> Option<PathBuf> {
-    let p = Path::new("/usr/bin/prometheus");
-    if p.is_file() {
-        return Some(p.to_path_buf());
-    }
-    if std::env::var("UMM_METRICS_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1") {
-        panic!("prometheus is not installed (Debian package prometheus) and UMM_METRICS_REQUIRE_PROMTOOL=1");
-    }
-    let mut terminal = std::io::stderr();
-    writeln!(
-        terminal,
-        "SKIPPED {test}: prometheus is not installed (Debian package prometheus)"
+    common::require_tool(
+        test,
+        "prometheus",
+        "prometheus",
+        "UMM_METRICS_REQUIRE_PROMTOOL",
     )
-    .unwrap();
-    None
 }
 
 impl Prometheus {

@@ -12,6 +12,8 @@
 //!   it must be there (CI sets them: .ci/run).
 //! - `bounded_node`, `node_in_maintenance`: the nodes the fault tests
 //!   (failpoints.rs, hostile.rs) start from.
+//! - `stopped::run_until`: a umm run stopped at a named step by its `stop`
+//!   fail point (fleet_cmd.rs, fleet_settle.rs).
 //! - `etcd`, `fleetlock`: the fleet coordinators the fleet tests run on
 //!   loopback (a real etcd; a FleetLock server written from the protocol).
 
@@ -20,6 +22,7 @@
 
 pub mod etcd;
 pub mod fleetlock;
+pub mod stopped;
 
 use std::fs;
 use std::io::Write;
