@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::etcd::{free_port, one_etcd, try_raw_get, Etcds};
 use common::fleetlock::{LockServer, Mode};
+use common::stopped::run_until;
 use common::{wait_bounded, Node};
 use serde_json::Value;
 use umm::fleet::etcd::semaphore_key;

@@ -12,13 +12,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::etcd::{one_etcd, Etcds};
 use common::fleetlock::{LockServer, Mode, GROUP};
-use common::{wait_bounded, Node};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::stopped::run_until;
+use common::Node;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const SLOTS: u64 = 1;
