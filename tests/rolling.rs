@@ -11,31 +11,16 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::prometheus::{until, Prometheus, CLEAR, FIRING};
 use common::Node;
-use umm::fleet::gate::query;
-use umm::fleet::FleetSettings;
 
 /// The test's clock (`common::NOW`) is Saturday 2026-11-21 19:42:00 UTC.
 fn node_with(config: &str) -> Node {
     let node = Node::new().bounded(Duration::from_secs(60));
     node.write("/etc/umm/umm.toml", config);
     node
-}
-
-/// Polls `done` every 200 ms for at most `limit`.
-fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = std::time::Instant::now();
-    while started.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
 }
 
 fn pending(node: &Node) -> bool {
@@ -137,120 +122,6 @@ fn rolling_settings_that_do_not_fit_together_are_errors_at_their_line() {
 }
 
 // -- the health gate, against a real Prometheus -----------------------------
-
-/// Prometheus on a free port of 127.0.0.1, evaluating `rules.yml` every
-/// second; killed by PID on drop.
-struct Prometheus {
-    child: Child,
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-const FIRING: &str =
-    "groups:\n- name: umm\n  interval: 1s\n  rules:\n  - alert: UmmTestDown\n    expr: vector(1)\n";
-const CLEAR: &str = "groups:\n- name: umm\n  interval: 1s\n  rules:\n  - alert: UmmTestDown\n    expr: vector(1) < 0\n";
-
-/// Prometheus, or `None` (after a SKIPPED line) unless required
-/// (UMM_METRICS_REQUIRE_PROMTOOL, which CI sets).
-fn prometheus_binary(test: &str) -> Option<PathBuf> {
-    common::require_tool(
-        test,
-        "prometheus",
-        "prometheus",
-        "UMM_METRICS_REQUIRE_PROMTOOL",
-    )
-}
-
-impl Prometheus {
-    fn start(test: &str, rules: &str) -> Option<Prometheus> {
-        let bin = prometheus_binary(test)?;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
-        std::fs::write(
-            dir.path().join("prometheus.yml"),
-            "global:\n  evaluation_interval: 1s\nrule_files:\n- rules.yml\n",
-        )
-        .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let p = Prometheus {
-            child,
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let up = until(Duration::from_secs(60), || {
-            query(
-                &FleetSettings::default(),
-                &p.url,
-                "vector(1)",
-                Duration::from_secs(2),
-            )
-            .is_ok()
-        });
-        assert!(up, "prometheus did not answer: {}", p.log());
-        Some(p)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    /// Whether UmmTestDown fires, as Prometheus says (not through umm's
-    /// reading of the answer).
-    fn firing(&self) -> bool {
-        let body = query(
-            &FleetSettings::default(),
-            &self.url,
-            "ALERTS{alertstate=\"firing\"}",
-            Duration::from_secs(2),
-        )
-        .unwrap_or_default();
-        body.contains("UmmTestDown")
-    }
-
-    /// New rules, read again on SIGHUP; waits until the alert is `firing`.
-    fn rules(&self, rules: &str, firing: bool) {
-        std::fs::write(self.dir.path().join("rules.yml"), rules).unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .unwrap();
-        let settled = until(Duration::from_secs(60), || self.firing() == firing);
-        assert!(
-            settled,
-            "the alert did not become firing={firing}: {}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn a_firing_alert_keeps_umm_on_out_until_it_clears() {

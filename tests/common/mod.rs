@@ -23,6 +23,7 @@
 pub mod etcd;
 pub mod fleetlock;
 pub mod stopped;
+pub mod prometheus;
 
 use std::fs;
 use std::io::Write;
