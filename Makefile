@@ -239,7 +239,7 @@ bench-fleet:
 # What the build, the packages, the tests and the VM lab need from Debian:
 # gcc/libc6-dev/lld for the static link, file/binutils for size-check,
 # dpkg-dev/debhelper/lintian/rpm for the packages, dbus-daemon for the D-Bus
-# client's test, libvirt-clients/pacemaker-cli-utils for the example hooks'
+# client's test, libvirt-clients/pacemaker-cli-utils/etcd-client for the example hooks'
 # tests against real tools, grub-common for the GRUB snippet's test against
 # the real grub-mkconfig, shellcheck and systemd (systemd-analyze) for
 # `make checks`, qemu/debootstrap/fdisk/ssh for the VM lab, prometheus

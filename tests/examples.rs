@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 use common::Tree;
 use rstest::rstest;
 
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 6] = [
     "libvirt-guests",
     "pacemaker-standby",
     "ceph-noout",
     "kubernetes-drain",
+    "pacemaker-quorum",
+    "etcd-health",
 ];
 
 // Where the real tools are looked for, and the `PATH` after the stubs.
@@ -83,8 +85,20 @@ const CRM_NODE: &str = r#"case "$1" in
 -n | --name)
     cat "$STUB/crm/name" 2>/dev/null && exit 0
     echo "error: Could not connect to controller: Connection refused" >&2; exit 102 ;;
+-q | --quorum)
+    cat "$STUB/crm/quorum" 2>/dev/null && exit 0
+    echo "error: Could not connect to controller: Connection refused" >&2; exit 102 ;;
 *) echo "stub crm_node: unexpected call: $*" >&2; exit 99 ;;
 esac
+"#;
+
+/// `-s` prints $STUB/corosync/status and exits with $STUB/corosync/rc (0
+/// when absent; corosync's 2 is "not quorate"); without the status file it
+/// fails as corosync 3 does when it is not running.
+const COROSYNC_QUORUMTOOL: &str = r#"if [ "$*" != "-s" ]; then echo "stub corosync-quorumtool: unexpected call: $*" >&2; exit 99; fi
+if [ ! -f "$STUB/corosync/status" ]; then echo "Cannot initialize CMAP service" >&2; exit 1; fi
+cat "$STUB/corosync/status"
+exit "$(cat "$STUB/corosync/rc" 2>/dev/null || echo 0)"
 "#;
 
 /// The nodes are lines "name online standby resources_running" in
@@ -188,9 +202,10 @@ const SLEEP: &str = r#"for d in /usr/bin /bin; do [ -x "$d/sleep" ] && exec "$d/
 exit 127
 "#;
 
-const STUBS: [(&str, &str); 8] = [
+const STUBS: [(&str, &str); 9] = [
     ("virsh", VIRSH),
     ("crm_node", CRM_NODE),
+    ("corosync-quorumtool", COROSYNC_QUORUMTOOL),
     ("crm_mon", CRM_MON),
     ("crm_standby", CRM_STANDBY),
     ("ceph", CEPH),
@@ -378,6 +393,8 @@ fn every_example_is_an_executable_sh_script_with_its_header() {
 #[case("pacemaker-standby", &["on", "pre-off", ""])]
 #[case("ceph-noout", &["on", "pre-off", ""])]
 #[case("kubernetes-drain", &["check", "on", "pre-off", ""])]
+#[case("pacemaker-quorum", &["pre-on", "on", "pre-off", "off", ""])]
+#[case("etcd-health", &["pre-on", "on", "pre-off", "off", ""])]
 fn phases_an_example_has_no_use_for_do_nothing(#[case] name: &str, #[case] phases: &[&str]) {
     let bed = Bed::new();
     for phase in phases {
@@ -798,6 +815,129 @@ fn pacemaker_against_the_real_crm_mon_and_crm_standby_on_a_cib_file() {
         .ok()
         .says("n1 taken out of standby");
     assert_eq!(standby_of("1"), Some("off"));
+}
+
+// ---------------------------------------------------------------- pacemaker-quorum
+
+/// `corosync-quorumtool -s` as corosync 3.1 prints it: `present` votes of
+/// `expected`, `quorum` needed, this node (id 1) with `mine` votes.
+fn corosync_status(present: u32, quorum: u32, mine: u32) -> String {
+    let mut s = format!(
+        "Quorum information\n------------------\nDate:             Mon Dec  7 18:00:00 2026\n\
+         Quorum provider:  corosync_votequorum\nNodes:            {present}\nNode ID:          1\n\
+         Ring ID:          1.10\nQuorate:          Yes\n\nVotequorum information\n\
+         ----------------------\nExpected votes:   3\nHighest expected: 3\n\
+         Total votes:      {present}\nQuorum:           {quorum}  \nFlags:            Quorate \n\n\
+         Membership information\n----------------------\n    Nodeid      Votes Name\n\
+                  1          {mine} node7 (local)\n"
+    );
+    for id in 2..=present {
+        s.push_str(&format!("         {id}          1 node{id}\n"));
+    }
+    s
+}
+
+#[rstest]
+// (crm_node -q, corosync -s exit status, votes present, quorum, this node's votes, ok, says)
+#[case::three_of_three(Some("1"), 0, 3, 2, 1, true, "quorate: 3 votes, quorum 2, 2 left without this node")]
+#[case::two_node_cluster(Some("1"), 0, 2, 1, 1, true, "quorate: 2 votes, quorum 1, 1 left")]
+#[case::one_down_already(Some("1"), 0, 2, 2, 1, false, "without this node's 1 vote(s) the cluster would have 1 of the 2 votes quorum needs")]
+#[case::heavy_node(Some("1"), 0, 4, 3, 2, false, "without this node's 2 vote(s) the cluster would have 2 of the 3 votes")]
+#[case::pacemaker_no_quorum(Some("0"), 0, 3, 2, 1, false, "this cluster partition has no quorum (crm_node -q: 0)")]
+#[case::corosync_not_quorate(Some("1"), 2, 1, 2, 1, false, "corosync says this partition is not quorate")]
+#[case::pacemaker_not_running(None, 0, 3, 2, 1, false, "cannot ask Pacemaker for quorum (crm_node -q failed)")]
+fn pacemaker_quorum_vetoes_unless_the_cluster_keeps_quorum_without_this_node(
+    #[case] crm_quorum: Option<&str>,
+    #[case] corosync_rc: u8,
+    #[case] present: u32,
+    #[case] quorum: u32,
+    #[case] mine: u32,
+    #[case] ok: bool,
+    #[case] says: &str,
+) {
+    let bed = Bed::new();
+    if let Some(q) = crm_quorum {
+        bed.write("stub/crm/quorum", &format!("{q}\n"));
+    }
+    bed.write("stub/corosync/status", &corosync_status(present, quorum, mine));
+    bed.write("stub/corosync/rc", &corosync_rc.to_string());
+    let run = bed.run("pacemaker-quorum", "check", &[]);
+    if ok {
+        run.ok().says(says);
+    } else {
+        run.fails().says(&format!("refusing: {says}"));
+        assert_eq!(run.out.trim().lines().count(), 1, "{}", run.out);
+    }
+}
+
+#[test]
+fn pacemaker_quorum_refuses_in_one_line_when_corosync_cannot_be_read() {
+    let bed = Bed::new();
+    bed.write("stub/crm/quorum", "1\n");
+    let run = bed.run("pacemaker-quorum", "check", &[]);
+    run.fails()
+        .says("refusing: cannot read corosync's quorum (corosync-quorumtool -s: Cannot initialize CMAP service)");
+    assert_eq!(run.out.trim().lines().count(), 1, "{}", run.out);
+    bed.write("stub/corosync/status", "Quorum information\n");
+    bed.run("pacemaker-quorum", "check", &[])
+        .fails()
+        .says("cannot read the votes in corosync-quorumtool -s");
+}
+
+/// The real tools, with no cluster running on this machine: the gate stays
+/// closed and says which tool could not be asked.
+#[test]
+fn pacemaker_quorum_against_the_real_tools_with_no_cluster_refuses() {
+    let test = "pacemaker_quorum_against_the_real_tools_with_no_cluster_refuses";
+    if !real_tool("crm_node", "pacemaker-cli-utils", test)
+        || !real_tool("corosync-quorumtool", "corosync", test)
+    {
+        return;
+    }
+    let bed = Bed::new();
+    let run = bed.run_real("pacemaker-quorum", "check", &[]);
+    run.fails()
+        .says("refusing: cannot ask Pacemaker for quorum (crm_node -q failed)");
+    assert_eq!(run.out.trim().lines().count(), 1, "{}", run.out);
+}
+
+// ---------------------------------------------------------------- etcd-health
+
+/// Against a real etcd on loopback: healthy with every member up; one of
+/// three members killed (by PID) closes the gate naming it; nothing
+/// answering closes it too. Each refusal is one line.
+#[test]
+fn etcd_health_against_a_real_etcd_on_loopback() {
+    let test = "etcd_health_against_a_real_etcd_on_loopback";
+    if !real_tool("etcdctl", "etcd-client", test) {
+        return;
+    }
+    let Some(bin) = common::etcd::etcd_binary(test) else {
+        return;
+    };
+    let bed = Bed::new();
+    let mut etcd = common::etcd::Etcds::start(bin, 3, None);
+    let endpoint = etcd.endpoint(0);
+    let env = [
+        ("ETCDCTL_ENDPOINTS", endpoint.as_str()),
+        ("UMM_ETCD_TIMEOUT", "2"),
+    ];
+    bed.run_real("etcd-health", "check", &env)
+        .ok()
+        .says("etcd healthy: 3 member(s)");
+    etcd.kill(2);
+    let run = bed.run_real("etcd-health", "check", &env);
+    run.fails().says(&format!(
+        "refusing: etcd is not healthy ({endpoint}): {} is unhealthy",
+        etcd.endpoint(2)
+    ));
+    assert_eq!(run.out.trim().lines().count(), 1, "{}", run.out);
+    etcd.kill(0);
+    etcd.kill(1);
+    let run = bed.run_real("etcd-health", "check", &env);
+    run.fails()
+        .says(&format!("refusing: etcd is not healthy ({endpoint}): Error: "));
+    assert_eq!(run.out.trim().lines().count(), 1, "{}", run.out);
 }
 
 // ---------------------------------------------------------------- ceph
