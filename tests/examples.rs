@@ -839,13 +839,61 @@ fn corosync_status(present: u32, quorum: u32, mine: u32) -> String {
 
 #[rstest]
 // (crm_node -q, corosync -s exit status, votes present, quorum, this node's votes, ok, says)
-#[case::three_of_three(Some("1"), 0, 3, 2, 1, true, "quorate: 3 votes, quorum 2, 2 left without this node")]
+#[case::three_of_three(
+    Some("1"),
+    0,
+    3,
+    2,
+    1,
+    true,
+    "quorate: 3 votes, quorum 2, 2 left without this node"
+)]
 #[case::two_node_cluster(Some("1"), 0, 2, 1, 1, true, "quorate: 2 votes, quorum 1, 1 left")]
-#[case::one_down_already(Some("1"), 0, 2, 2, 1, false, "without this node's 1 vote(s) the cluster would have 1 of the 2 votes quorum needs")]
-#[case::heavy_node(Some("1"), 0, 4, 3, 2, false, "without this node's 2 vote(s) the cluster would have 2 of the 3 votes")]
-#[case::pacemaker_no_quorum(Some("0"), 0, 3, 2, 1, false, "this cluster partition has no quorum (crm_node -q: 0)")]
-#[case::corosync_not_quorate(Some("1"), 2, 1, 2, 1, false, "corosync says this partition is not quorate")]
-#[case::pacemaker_not_running(None, 0, 3, 2, 1, false, "cannot ask Pacemaker for quorum (crm_node -q failed)")]
+#[case::one_down_already(
+    Some("1"),
+    0,
+    2,
+    2,
+    1,
+    false,
+    "without this node's 1 vote(s) the cluster would have 1 of the 2 votes quorum needs"
+)]
+#[case::heavy_node(
+    Some("1"),
+    0,
+    4,
+    3,
+    2,
+    false,
+    "without this node's 2 vote(s) the cluster would have 2 of the 3 votes"
+)]
+#[case::pacemaker_no_quorum(
+    Some("0"),
+    0,
+    3,
+    2,
+    1,
+    false,
+    "this cluster partition has no quorum (crm_node -q: 0)"
+)]
+#[case::corosync_not_quorate(
+    Some("1"),
+    2,
+    1,
+    2,
+    1,
+    false,
+    "corosync says this partition is not quorate"
+)]
+#[case::pacemaker_not_running(
+    None,
+    0,
+    3,
+    2,
+    1,
+    false,
+    "cannot ask Pacemaker for quorum (crm_node -q failed)"
+)]
 fn pacemaker_quorum_vetoes_unless_the_cluster_keeps_quorum_without_this_node(
     #[case] crm_quorum: Option<&str>,
     #[case] corosync_rc: u8,
@@ -859,7 +907,10 @@ fn pacemaker_quorum_vetoes_unless_the_cluster_keeps_quorum_without_this_node(
     if let Some(q) = crm_quorum {
         bed.write("stub/crm/quorum", &format!("{q}\n"));
     }
-    bed.write("stub/corosync/status", &corosync_status(present, quorum, mine));
+    bed.write(
+        "stub/corosync/status",
+        &corosync_status(present, quorum, mine),
+    );
     bed.write("stub/corosync/rc", &corosync_rc.to_string());
     let run = bed.run("pacemaker-quorum", "check", &[]);
     if ok {
@@ -935,8 +986,9 @@ fn etcd_health_against_a_real_etcd_on_loopback() {
     etcd.kill(0);
     etcd.kill(1);
     let run = bed.run_real("etcd-health", "check", &env);
-    run.fails()
-        .says(&format!("refusing: etcd is not healthy ({endpoint}): Error: "));
+    run.fails().says(&format!(
+        "refusing: etcd is not healthy ({endpoint}): Error: "
+    ));
     assert_eq!(run.out.trim().lines().count(), 1, "{}", run.out);
 }
 

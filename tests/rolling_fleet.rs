@@ -151,14 +151,24 @@ impl Roll {
             args.extend(argv.iter().map(String::as_str));
             let node = &self.nodes[i].node;
             let ran = node.run(&args);
-            assert_eq!(ran.code, Some(0), "{}: umm {args:?}: {}", self.nodes[i].id, ran.out);
+            assert_eq!(
+                ran.code,
+                Some(0),
+                "{}: umm {args:?}: {}",
+                self.nodes[i].id,
+                ran.out
+            );
             assert!(
                 ran.elapsed < Duration::from_secs(10),
                 "umm on --queue did not return at once: {:?}",
                 ran.elapsed
             );
             assert_eq!(node.status()["state"], "operational", "queued, not pending");
-            assert!(queued(node).is_some(), "{}: nothing queued", self.nodes[i].id);
+            assert!(
+                queued(node).is_some(),
+                "{}: nothing queued",
+                self.nodes[i].id
+            );
             self.check();
         }
     }
@@ -227,7 +237,13 @@ impl Roll {
             }
             Stage::Working { booted, turn } if step >= booted + WORK_STEPS => {
                 let ran = n.node.run(&["internal", "maintenance"]);
-                assert_eq!(ran.code, Some(0), "{}: internal maintenance: {}", n.id, ran.out);
+                assert_eq!(
+                    ran.code,
+                    Some(0),
+                    "{}: internal maintenance: {}",
+                    n.id,
+                    ran.out
+                );
                 if n.node.status()["state"] == "resuming" {
                     n.node.expect(0, &["internal", "after-resume"]);
                 }
@@ -300,9 +316,19 @@ fn ten_nodes_queued_at_once_pass_through_two_slots_by_themselves() {
     assert!(finished, "after 300 steps, still out: {:?}", stages(&roll));
     for n in &roll.nodes {
         assert_eq!(n.node.status()["state"], "operational", "{}", n.id);
-        assert_eq!(runs(&n.node), 1, "{}: COMMAND ran {} times", n.id, runs(&n.node));
+        assert_eq!(
+            runs(&n.node),
+            1,
+            "{}: COMMAND ran {} times",
+            n.id,
+            runs(&n.node)
+        );
         assert!(queued(&n.node).is_none(), "{}: still queued", n.id);
-        assert!(n.maintenance_steps.is_some(), "{}: did not leave by itself", n.id);
+        assert!(
+            n.maintenance_steps.is_some(),
+            "{}: did not leave by itself",
+            n.id
+        );
     }
     assert_eq!(roll.etcd.holders(&roll.group), Vec::<String>::new());
     assert_eq!(roll.most_out, 2, "the 2 slots were never used together");
@@ -356,10 +382,16 @@ fn a_command_failing_on_node_4_halts_the_group_for_the_queues_span() {
     assert!(failed, "node 4 never ran its COMMAND: {:?}", stages(&roll));
     let failed_at = roll.step;
     let bad = &roll.nodes[FAILING].node;
-    assert_eq!(bad.status()["state"], "maintenance", "a failed COMMAND stays");
+    assert_eq!(
+        bad.status()["state"],
+        "maintenance",
+        "a failed COMMAND stays"
+    );
     assert_eq!(runs(bad), 1);
     assert!(
-        roll.etcd.holders(&roll.group).contains(&"node-04".to_string()),
+        roll.etcd
+            .holders(&roll.group)
+            .contains(&"node-04".to_string()),
         "node-04 keeps its slot"
     );
     let entered_then = roll.entered().len();
@@ -371,7 +403,11 @@ fn a_command_failing_on_node_4_halts_the_group_for_the_queues_span() {
         .iter()
         .filter(|n| n.stage == Stage::Queued)
         .collect();
-    assert!(!waiting.is_empty(), "nothing was left to halt: {:?}", stages(&roll));
+    assert!(
+        !waiting.is_empty(),
+        "nothing was left to halt: {:?}",
+        stages(&roll)
+    );
     for n in &waiting {
         let q = queued(&n.node).expect("still queued");
         let why = q["waiting_for"].to_string();
@@ -382,7 +418,11 @@ fn a_command_failing_on_node_4_halts_the_group_for_the_queues_span() {
     // Past the span: the requests end unserved, still nobody entered.
     roll.run_until(10, |_| false);
     assert_eq!(roll.entered().len(), entered_then, "{:?}", stages(&roll));
-    let expired = roll.nodes.iter().filter(|n| n.stage == Stage::Expired).count();
+    let expired = roll
+        .nodes
+        .iter()
+        .filter(|n| n.stage == Stage::Expired)
+        .count();
     assert_eq!(expired, halted, "{:?}", stages(&roll));
     tell(&format!(
         "halt: node-04's COMMAND failed at step {failed_at}; the {halted} node(s) queued \
@@ -451,7 +491,11 @@ fn a_firing_alert_keeps_the_queue_waiting_until_it_clears() {
     };
     roll.queue_all("24h", None);
     roll.run_until(15, |_| false);
-    assert_eq!(roll.entered(), Vec::<&str>::new(), "entered through a closed gate");
+    assert_eq!(
+        roll.entered(),
+        Vec::<&str>::new(),
+        "entered through a closed gate"
+    );
     for n in &roll.nodes {
         let q = queued(&n.node).expect("still queued");
         assert!(
