@@ -22,8 +22,8 @@
 
 pub mod etcd;
 pub mod fleetlock;
-pub mod stopped;
 pub mod prometheus;
+pub mod stopped;
 
 use std::fs;
 use std::io::Write;
