@@ -278,17 +278,17 @@ fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream, delay: Durat
 /// An etcd on the host's loopback, which the guests reach at 10.0.2.2
 /// (qemu's user network), from a temporary data directory; killed by its
 /// PID when dropped.
-struct HostEtcd {
+pub(super) struct HostEtcd {
     /// `None` while stopped (`stop`, then `restart`).
     child: Option<std::process::Child>,
-    port: u16,
+    pub(super) port: u16,
     peer: u16,
     dir: PathBuf,
     log: PathBuf,
 }
 
 impl HostEtcd {
-    fn start(work: &Path) -> Result<HostEtcd> {
+    pub(super) fn start(work: &Path) -> Result<HostEtcd> {
         let free = || -> Result<u16> {
             Ok(std::net::TcpListener::bind("127.0.0.1:0")?
                 .local_addr()?
@@ -367,7 +367,7 @@ impl HostEtcd {
     }
 
     /// The holders of `group`'s semaphore, as airlock stores it.
-    fn holders(&self, group: &str) -> Result<Vec<String>> {
+    pub(super) fn holders(&self, group: &str) -> Result<Vec<String>> {
         let key = format!("com.coreos.airlock/groups/{group}/v1/semaphore");
         let out = self.ctl(&["get", "--print-value-only", &key])?;
         if out.trim().is_empty() {
@@ -393,7 +393,7 @@ impl Drop for HostEtcd {
 
 /// The [fleet] drop-in for a lab guest: both guests are resumed from the
 /// same saved VM (same /etc/machine-id), so each gets its own id.
-fn join_fleet(vm: &Vm, id: &str, port: u16) -> Result<()> {
+pub(super) fn join_fleet(vm: &Vm, id: &str, port: u16) -> Result<()> {
     vm.ssh_ok(&format!(
         "printf '[fleet]\\nbackend = \"etcd\"\\ngroup = \"lab\"\\nid = \"{id}\"\\nendpoints = [\"http://10.0.2.2:{port}\"]\\nslots = 1\\ntimeout = \"3s\"\\n' \
          > /etc/umm/umm.toml.d/60-fleet.toml && umm fleet status && sync"

@@ -80,7 +80,8 @@ macro_rules! families {
 }
 
 families![
-    crash, metrics, on_off, grub, bootfail, packages, hooks, sysvinit, shapes, fleet, kexec, demo
+    crash, metrics, on_off, grub, bootfail, packages, hooks, sysvinit, shapes, fleet, rolling,
+    kexec, demo
 ];
 
 /// Every scenario of every family.
