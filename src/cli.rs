@@ -192,6 +192,9 @@ pub enum Internal {
     Boot,
     /// Record a clean shutdown of this boot (ExecStop of umm-shutdown.service)
     CleanShutdown,
+    /// sysvinit, last in runlevel 6: boot the kernel umm loaded for this
+    /// reboot, if it is still loaded; otherwise do nothing (umm-kexec)
+    KexecExec,
     /// Record that this boot reached counter_reset_time of uptime (umm-uptime.timer)
     UptimeReached {
         /// Sleep until then first (init systems without timers)

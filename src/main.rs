@@ -191,6 +191,7 @@ fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<Outcome> {
             cmd::boot::record_reset(ctx, ResetCause::UptimeReached, wait)
         }
         Internal::Pause => cmd::pause::pause(ctx),
+        Internal::KexecExec => cmd::reboot::kexec_exec(ctx),
         Internal::Maintenance => cmd::maintenance::maintenance(ctx),
         Internal::AfterResume => cmd::finish::after_resume(ctx),
         Internal::FleetRetry => cmd::fleet::retry_pending(ctx),

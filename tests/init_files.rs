@@ -335,6 +335,76 @@ fn sysvinit_clean_shutdown_record_is_the_last_stop_before_unmounting() {
     }
 }
 
+/// An LSB header's field as words (empty when absent).
+fn lsb_field(text: &str, key: &str) -> Vec<String> {
+    text.lines()
+        .skip_while(|l| *l != "### BEGIN INIT INFO")
+        .take_while(|l| *l != "### END INIT INFO")
+        .find_map(|l| l.strip_prefix(&format!("# {key}:")))
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Debian's stop scripts with umm's own, as insserv reads their headers.
+fn stop_scripts_with_umms() -> Vec<(String, Vec<String>, Vec<String>)> {
+    let mut scripts: Vec<(String, Vec<String>, Vec<String>)> = DEBIAN_STOP_SCRIPTS
+        .iter()
+        .map(|(n, needs, after)| {
+            (
+                n.to_string(),
+                needs.iter().map(|s| s.to_string()).collect(),
+                after.iter().map(|s| s.to_string()).collect(),
+            )
+        })
+        .collect();
+    for (name, text) in files("units/sysvinit") {
+        if lsb_field(&text, "Default-Stop").is_empty() {
+            continue;
+        }
+        let needs = lsb_field(&text, "Required-Stop")
+            .into_iter()
+            .chain(lsb_field(&text, "Should-Stop"))
+            .collect();
+        scripts.push((name, needs, lsb_field(&text, "X-Stop-After")));
+    }
+    scripts
+}
+
+/// A reboot by kexec on sysvinit is a clean reboot: umm-kexec boots the
+/// loaded kernel only after umm-boot recorded the clean shutdown and the
+/// root is read-only (umountroot), and before Debian's reboot script
+/// reboots through the firmware. Runlevel 6 only: halting stays a halt.
+#[test]
+fn sysvinit_kexec_runs_after_the_clean_shutdown_record_and_before_reboot() {
+    let (_, text) = files("units/sysvinit")
+        .into_iter()
+        .find(|(n, _)| n == "umm-kexec")
+        .unwrap();
+    assert_eq!(lsb_field(&text, "Default-Stop"), ["6"]);
+    assert!(lsb_field(&text, "Default-Start").is_empty());
+    let scripts = stop_scripts_with_umms();
+    let edges = stops_before(&scripts);
+    for (first, then) in [
+        ("sendsigs", "umm-kexec"),
+        ("umm-boot", "umm-kexec"),
+        ("umountfs", "umm-kexec"),
+        ("umountroot", "umm-kexec"),
+        ("umm-kexec", "reboot"),
+    ] {
+        assert!(
+            ordered_before(&edges, first, then),
+            "{first} must stop before {then}: {edges:?}"
+        );
+    }
+    for (name, _, _) in &scripts {
+        assert!(!ordered_before(&edges, name, name), "a loop through {name}");
+    }
+    assert!(
+        text.contains("\"$UMM\" internal kexec-exec || true"),
+        "umm-kexec must never fail the reboot"
+    );
+}
+
 /// The cron entry (sysvinit, upstart): the retry of a pending fleet release
 /// every 10 minutes, as root, doing nothing under systemd (the timer does
 /// it there) nor without the binary, and mailing nothing.

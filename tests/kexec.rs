@@ -260,3 +260,91 @@ fn an_unknown_method_is_one_line_naming_the_file_and_line() {
     assert!(out.contains("\"auto\", \"kexec\" or \"firmware\""), "{out}");
     assert!(node.actions().is_empty());
 }
+
+/// sysvinit (the recording init system in its runlevel-6 mode): kexec
+/// needs umm's umm-kexec script, in /etc/init.d and linked in rc6.d.
+fn sysvinit_node(script: bool, linked: bool) -> Node {
+    let node = kexec_node();
+    node.write("/run/umm/init-kexec-runlevel6", "");
+    if script {
+        node.write("/etc/init.d/umm-kexec", "#!/bin/sh\nexit 0\n");
+        let path = node.path("/etc/init.d/umm-kexec");
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    if linked {
+        fs::create_dir_all(node.path("/etc/rc6.d")).unwrap();
+        std::os::unix::fs::symlink("../init.d/umm-kexec", node.path("/etc/rc6.d/K03umm-kexec"))
+            .unwrap();
+    }
+    node
+}
+
+#[test]
+fn sysvinit_with_the_script_reboots_by_kexec_and_marks_the_load_as_umms() {
+    let node = sysvinit_node(true, true);
+    let out = node.expect(0, &["on"]);
+    assert!(out.contains("umm on: rebooting by kexec into"), "{out}");
+    assert_eq!(node.actions(), ["kexec"]);
+    assert!(loaded(&node).ends_with(" umm=on\n"), "{}", loaded(&node));
+}
+
+#[rstest]
+#[case::no_script(false, true)]
+#[case::script_not_in_runlevel_6(true, false)]
+fn sysvinit_without_the_script_reboots_through_the_firmware_and_says_why(
+    #[case] script: bool,
+    #[case] linked: bool,
+) {
+    let node = sysvinit_node(script, linked);
+    let out = node.expect(0, &["on"]);
+    assert!(
+        out.contains(
+            "umm on: rebooting through the firmware: /etc/init.d/umm-kexec is not installed in runlevel 6"
+        ),
+        "{out}"
+    );
+    assert_eq!(node.actions(), ["reboot"]);
+    assert!(!node.exists("/run/umm/kexec-loaded"), "a kernel was loaded");
+}
+
+/// The last step of sysvinit's runlevel 6: boots umm's kernel, and only
+/// umm's, only while it is still loaded; in every case exits 0, so the
+/// ordinary reboot goes on.
+#[rstest]
+#[case::umms_kernel_loaded("1\n", true, true, "rebooting by kexec")]
+#[case::no_marker("1\n", false, false, "left alone")]
+#[case::nothing_loaded("0\n", false, false, "no kernel loaded for kexec")]
+#[case::marker_but_unloaded("0\n", true, false, "no longer loaded")]
+#[case::kexec_loaded_empty("", true, false, "no longer loaded")]
+fn kexec_exec_boots_only_the_kernel_umm_loaded(
+    #[case] kexec_loaded: &str,
+    #[case] marker: bool,
+    #[case] execs: bool,
+    #[case] said: &str,
+) {
+    let node = sysvinit_node(true, true);
+    if marker {
+        node.expect(0, &["on"]);
+    }
+    node.write("/sys/kernel/kexec_loaded", kexec_loaded);
+    let out = node.expect(0, &["internal", "kexec-exec"]);
+    assert!(out.contains(said), "{out}");
+    assert_eq!(node.exists("/run/umm/kexec-executed"), execs, "{out}");
+}
+
+/// A crash loop is left through the boot loader on sysvinit too: nothing
+/// is loaded, so runlevel 6's umm-kexec has nothing to boot.
+#[test]
+fn sysvinit_crash_loop_leaves_nothing_for_kexec_exec() {
+    let mut node = sysvinit_node(true, true);
+    for _ in 0..3 {
+        node.crash_and_boot();
+    }
+    assert_eq!(node.status()["reason"], "crash-loop");
+    node.expect(0, &["off", "reboot", "--kexec"]);
+    assert_eq!(node.actions(), ["reboot"]);
+    node.write("/sys/kernel/kexec_loaded", "1\n");
+    let out = node.expect(0, &["internal", "kexec-exec"]);
+    assert!(out.contains("left alone"), "{out}");
+    assert!(!node.exists("/run/umm/kexec-executed"));
+}

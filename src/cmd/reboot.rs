@@ -25,7 +25,7 @@ fn facts(
         setting: settings.reboot_method,
         flag,
         transition,
-        init_supports_kexec: ctx.init.supports_kexec(),
+        init_kexec: ctx.init.kexec_path(),
         kernel_has_kexec: kexec::kernel_has_kexec(root),
         load_disabled: kexec::load_disabled(root),
         image: kexec::image(root, target, ctx.clock.now()),
@@ -94,4 +94,34 @@ fn by_kexec(ctx: &Context, target: &Target, cmdline: &str, command: &str) -> Res
         kexec::unload(&ctx.root);
         Fallback::Start(format!("{e:#}"))
     })
+}
+
+/// `umm internal kexec-exec`, from the umm-kexec script last in sysvinit's
+/// runlevel 6 (the root is read-only by then): boots the kernel umm loaded
+/// for this reboot. Anything else (no kernel loaded, one loaded by someone
+/// else, the kernel refusing) leaves the ordinary reboot to go on: always
+/// Done, each case said in one line.
+pub fn kexec_exec(ctx: &Context) -> Result<super::Outcome> {
+    match kexec::pending(&ctx.root) {
+        kexec::Pending::Ours(loaded) => {
+            log::info!("umm: rebooting by kexec ({loaded})");
+            if let Err(e) = kexec::exec(&ctx.root) {
+                log::warn!(
+                    "umm: the kernel refused the kexec ({e}); rebooting through the firmware"
+                );
+            }
+        }
+        kexec::Pending::Nothing => {
+            log::info!("umm: no kernel loaded for kexec; rebooting through the firmware")
+        }
+        kexec::Pending::NotOurs => log::info!(
+            "umm: a kernel loaded for kexec by something other than umm is left alone; \
+             rebooting through the firmware"
+        ),
+        kexec::Pending::Unloaded => log::warn!(
+            "umm: the kernel umm loaded for kexec is no longer loaded \
+             (/sys/kernel/kexec_loaded is 0); rebooting through the firmware"
+        ),
+    }
+    Ok(super::Outcome::Done)
 }

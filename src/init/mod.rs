@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::model::reboot::KexecPath;
 use crate::model::verify::Service;
 
 pub mod dbus;
@@ -44,9 +45,9 @@ pub trait InitSystem {
     fn name(&self) -> &'static str;
     /// Asks for a clean reboot; returns once the init system has accepted it.
     fn reboot(&self) -> Result<()>;
-    /// Can `kexec` finish a planned reboot by kexec here?
-    fn supports_kexec(&self) -> bool {
-        false
+    /// How `kexec` finishes a planned reboot by kexec here, if it can.
+    fn kexec_path(&self) -> KexecPath {
+        KexecPath::Unsupported
     }
     /// Asks for a clean reboot into the kernel loaded for kexec
     /// (`sys::kexec::load`): the same orderly shutdown as `reboot`.

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 
 use super::{InitSystem, Resumed};
 use crate::model::open::Open;
+use crate::model::reboot::KexecPath;
 use crate::model::verify::Service;
 use crate::sys::paths::Root;
 
@@ -25,8 +26,12 @@ pub struct Recorder {
     /// If this file exists, the boot is paused: the normal target is not
     /// reached until a resume succeeds (which removes it).
     paused: PathBuf,
-    /// If this file exists, the init system has no kexec path (sysvinit).
+    /// If this file exists, the init system has no kexec path (upstart).
     no_kexec: PathBuf,
+    /// If this file exists, kexec goes through runlevel 6 as on sysvinit:
+    /// only with the umm-kexec script installed under the root.
+    runlevel6: PathBuf,
+    root: Root,
     /// If this file exists, starting the kexec fails.
     kexec_fails: PathBuf,
 }
@@ -39,6 +44,8 @@ impl Recorder {
             fail_resume: root.path("/run/umm/init-resume-fails"),
             paused: root.path("/run/umm/init-paused"),
             no_kexec: root.path("/run/umm/init-no-kexec"),
+            runlevel6: root.path("/run/umm/init-kexec-runlevel6"),
+            root: root.clone(),
             kexec_fails: root.path("/run/umm/init-kexec-fails"),
         }
     }
@@ -66,9 +73,18 @@ impl InitSystem for Recorder {
         self.record("reboot")
     }
 
-    /// Unless `<root>/run/umm/init-no-kexec` exists.
-    fn supports_kexec(&self) -> bool {
-        !self.no_kexec.exists()
+    /// Native, unless `<root>/run/umm/init-no-kexec` (none) or
+    /// `<root>/run/umm/init-kexec-runlevel6` (sysvinit's) exists.
+    fn kexec_path(&self) -> KexecPath {
+        if self.no_kexec.exists() {
+            KexecPath::Unsupported
+        } else if self.runlevel6.exists() {
+            KexecPath::Runlevel6 {
+                script_installed: crate::sys::kexec::kexec_script_installed(&self.root),
+            }
+        } else {
+            KexecPath::Native
+        }
     }
 
     /// Fails if `<root>/run/umm/init-kexec-fails` exists.

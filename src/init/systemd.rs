@@ -13,6 +13,7 @@ use zbus::zvariant::{DynamicType, OwnedObjectPath, OwnedValue, Type};
 use super::dbus::Bus;
 use super::{InitSystem, Resumed};
 use crate::model::open::Open;
+use crate::model::reboot::KexecPath;
 use crate::model::verify::{ActiveState, Service};
 
 pub struct Systemd;
@@ -181,8 +182,8 @@ impl InitSystem for Systemd {
             .map(|_| ())
     }
 
-    fn supports_kexec(&self) -> bool {
-        true
+    fn kexec_path(&self) -> KexecPath {
+        KexecPath::Native
     }
 
     fn kexec(&self) -> Result<()> {

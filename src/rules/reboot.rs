@@ -10,7 +10,7 @@
 //! where the image is not known to be whole. Each fallback is said in one
 //! line (`Fallback`'s Display).
 
-pub use crate::model::reboot::Image;
+pub use crate::model::reboot::{Image, KexecPath, KEXEC_SCRIPT};
 use crate::model::settings::RebootMethod;
 
 /// Which planned reboot this is.
@@ -30,8 +30,8 @@ pub struct Facts {
     /// `--kexec` (Kexec) or `--firmware` (Firmware); Auto is never given.
     pub flag: Option<RebootMethod>,
     pub transition: Transition,
-    /// The init system can finish a kexec (systemd: kexec.target).
-    pub init_supports_kexec: bool,
+    /// How the init system finishes a kexec, if it can.
+    pub init_kexec: KexecPath,
     /// The kernel has kexec at all (/sys/kernel/kexec_loaded exists).
     pub kernel_has_kexec: bool,
     /// `kernel.kexec_load_disabled = 1` (it cannot be set back until a reboot).
@@ -65,6 +65,8 @@ pub enum Fallback {
     CrashLoop,
     /// The init system (named) has no kexec path in umm.
     Init(&'static str),
+    /// sysvinit without umm's runlevel-6 script (`KEXEC_SCRIPT`).
+    NoKexecScript,
     NoKexec,
     LoadDisabled,
     Image(String),
@@ -121,6 +123,10 @@ impl std::fmt::Display for Fallback {
                 f.write_str("a crash loop is left through the boot loader, where boots are counted")
             }
             Fallback::Init(name) => write!(f, "umm does not kexec under {name}"),
+            Fallback::NoKexecScript => write!(
+                f,
+                "{KEXEC_SCRIPT} is not installed in runlevel 6 (reinstall umm, or run `update-rc.d umm-kexec defaults`)"
+            ),
             Fallback::NoKexec => f.write_str("this kernel has no kexec (CONFIG_KEXEC_FILE)"),
             Fallback::LoadDisabled => {
                 f.write_str("kernel.kexec_load_disabled = 1 (it stays set until a reboot)")
@@ -198,8 +204,15 @@ impl Facts {
         if let Some(choice) = &self.boot_loader_choice {
             return Some(Fallback::BootLoader(choice.clone()));
         }
-        if !self.init_supports_kexec {
-            return Some(Fallback::Init(init_name));
+        match self.init_kexec {
+            KexecPath::Native
+            | KexecPath::Runlevel6 {
+                script_installed: true,
+            } => {}
+            KexecPath::Runlevel6 {
+                script_installed: false,
+            } => return Some(Fallback::NoKexecScript),
+            KexecPath::Unsupported => return Some(Fallback::Init(init_name)),
         }
         if !self.kernel_has_kexec {
             return Some(Fallback::NoKexec);
@@ -289,6 +302,7 @@ pub fn cmdline(running: &str, transition: Transition) -> String {
 mod tests {
     use super::*;
     use rstest::rstest;
+    use KexecPath::{Runlevel6, Unsupported};
     use RebootMethod::{Auto, Firmware, Kexec};
 
     /// Everything allows kexec: each case changes one fact.
@@ -297,7 +311,7 @@ mod tests {
             setting: Auto,
             flag: None,
             transition: Transition::Enter,
-            init_supports_kexec: true,
+            init_kexec: KexecPath::Native,
             kernel_has_kexec: true,
             load_disabled: false,
             image: Image::Found { bytes: 80 << 20 },
@@ -323,8 +337,12 @@ mod tests {
     #[case::flag_firmware_over_setting_kexec(Facts { setting: Kexec, flag: Some(Firmware), ..clear() }, firmware(Fallback::Flag, false))]
     #[case::crash_loop(Facts { transition: Transition::Leave { crash_loop: true }, ..clear() }, firmware(Fallback::CrashLoop, false))]
     #[case::crash_loop_even_with_the_flag(Facts { transition: Transition::Leave { crash_loop: true }, flag: Some(Kexec), ..clear() }, firmware(Fallback::CrashLoop, true))]
-    #[case::sysvinit(Facts { init_supports_kexec: false, ..clear() }, firmware(Fallback::Init("sysvinit"), false))]
-    #[case::sysvinit_asked_for_kexec(Facts { init_supports_kexec: false, setting: Kexec, ..clear() }, firmware(Fallback::Init("sysvinit"), true))]
+    #[case::sysvinit_with_its_script(Facts { init_kexec: Runlevel6 { script_installed: true }, ..clear() }, Choice::Kexec)]
+    #[case::sysvinit_without_its_script(Facts { init_kexec: Runlevel6 { script_installed: false }, ..clear() }, firmware(Fallback::NoKexecScript, false))]
+    #[case::sysvinit_without_its_script_asked_for_kexec(Facts { init_kexec: Runlevel6 { script_installed: false }, setting: Kexec, ..clear() }, firmware(Fallback::NoKexecScript, true))]
+    #[case::sysvinit_crash_loop(Facts { init_kexec: Runlevel6 { script_installed: true }, transition: Transition::Leave { crash_loop: true }, ..clear() }, firmware(Fallback::CrashLoop, false))]
+    #[case::upstart(Facts { init_kexec: Unsupported, ..clear() }, firmware(Fallback::Init("upstart"), false))]
+    #[case::upstart_asked_for_kexec(Facts { init_kexec: Unsupported, setting: Kexec, ..clear() }, firmware(Fallback::Init("upstart"), true))]
     #[case::no_kexec_in_the_kernel(Facts { kernel_has_kexec: false, ..clear() }, firmware(Fallback::NoKexec, false))]
     #[case::load_disabled(Facts { load_disabled: true, ..clear() }, firmware(Fallback::LoadDisabled, false))]
     #[case::load_disabled_with_the_flag(Facts { load_disabled: true, flag: Some(Kexec), ..clear() }, firmware(Fallback::LoadDisabled, true))]
@@ -335,7 +353,7 @@ mod tests {
     #[case::grub_choice_even_with_the_flag(Facts { boot_loader_choice: Some("next_entry=x".into()), flag: Some(Kexec), ..clear() }, firmware(Fallback::BootLoader("next_entry=x".into()), true))]
     #[case::cmdline_too_long(Facts { cmdline_bytes: MAX_CMDLINE + 1, ..clear() }, firmware(Fallback::CmdlineTooLong(MAX_CMDLINE + 1), false))]
     fn kexec_only_when_every_fact_allows_it(#[case] facts: Facts, #[case] expected: Choice) {
-        assert_eq!(choose(&facts, "sysvinit"), expected);
+        assert_eq!(choose(&facts, "upstart"), expected);
     }
 
     /// The order reasons are given in: the crash loop first (it holds even
@@ -343,7 +361,7 @@ mod tests {
     #[test]
     fn the_first_obstacle_is_the_one_said() {
         let everything_wrong = Facts {
-            init_supports_kexec: false,
+            init_kexec: KexecPath::Unsupported,
             kernel_has_kexec: false,
             load_disabled: true,
             image: Image::Missing("gone".into()),
@@ -356,7 +374,9 @@ mod tests {
             firmware(Fallback::Init("upstart"), false)
         );
         let kernel_wrong = Facts {
-            init_supports_kexec: true,
+            init_kexec: KexecPath::Runlevel6 {
+                script_installed: true,
+            },
             ..everything_wrong.clone()
         };
         assert_eq!(
@@ -393,7 +413,8 @@ mod tests {
             Fallback::Flag,
             Fallback::Setting,
             Fallback::CrashLoop,
-            Fallback::Init("sysvinit"),
+            Fallback::Init("upstart"),
+            Fallback::NoKexecScript,
             Fallback::NoKexec,
             Fallback::LoadDisabled,
             Fallback::Image("/vmlinuz: not found".into()),

@@ -5,15 +5,20 @@
 //! The kernel loaded is the boot loader's default entry's, the one a
 //! firmware reboot would boot, not necessarily the running one: a kernel
 //! installed during maintenance is booted by `umm off reboot` either way.
-//! Under a test root nothing reaches the kernel: loading is recorded in
-//! `<root>/run/umm/kexec-loaded`, and fails with the errno written in
-//! `<root>/run/umm/kexec-load-fails`, if that file exists.
+//! A load is recorded in /run/umm/kexec-loaded (`LOADED`), the marker
+//! that this reboot's kernel is umm's: on sysvinit, `umm internal
+//! kexec-exec` (the umm-kexec script, last in runlevel 6) boots a loaded
+//! kernel only when the marker is there (`pending`, `exec`).
+//! Under a test root nothing reaches the kernel: loading only writes the
+//! marker, and fails with the errno written in
+//! `<root>/run/umm/kexec-load-fails`, if that file exists; `exec` records
+//! itself in `<root>/run/umm/kexec-executed`.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::model::reboot::Image;
+use crate::model::reboot::{Image, KEXEC_SCRIPT};
 use crate::sys::fsread::{self, SMALL_MAX};
 use crate::sys::paths::Root;
 
@@ -241,8 +246,9 @@ pub struct LoadError {
     pub text: String,
 }
 
-/// Loads `target` with `cmdline` for the next kexec. Under a test root,
-/// records it instead (see the module's documentation).
+/// Loads `target` with `cmdline` for the next kexec and writes the marker
+/// (`LOADED`); without the marker the load is undone. Under a test root,
+/// only writes the marker (see the module's documentation).
 pub fn load(root: &Root, target: &Target, cmdline: &str) -> Result<(), LoadError> {
     let kernel = fsread::open_regular(&root.join(&target.kernel)).map_err(|e| LoadError {
         errno: nix::libc::ENOENT,
@@ -256,17 +262,26 @@ pub fn load(root: &Root, target: &Target, cmdline: &str) -> Result<(), LoadError
         None => None,
     };
     if !root.is_system() {
-        return record_load(root, target, cmdline);
+        if let Some(errno) = read_small(root, LOAD_FAILS) {
+            let errno = errno.trim().parse().unwrap_or(nix::libc::EINVAL);
+            return Err(LoadError {
+                errno,
+                text: nix::errno::Errno::from_raw(errno).desc().to_string(),
+            });
+        }
+    } else {
+        let mut line = cmdline.as_bytes().to_vec();
+        line.push(0);
+        kexec_file_load(&kernel, initrd.as_ref(), &line, 0)?;
     }
-    let mut line = cmdline.as_bytes().to_vec();
-    line.push(0);
-    kexec_file_load(&kernel, initrd.as_ref(), &line, 0)
+    write_marker(root, target, cmdline).inspect_err(|_| unload(root))
 }
 
-/// Unloads what `load` loaded (a fallback to the firmware after a load).
+/// Unloads what `load` loaded, and its marker (a fallback to the
+/// firmware after a load).
 pub fn unload(root: &Root) {
+    let _ = std::fs::remove_file(root.path(LOADED));
     if !root.is_system() {
-        let _ = std::fs::remove_file(root.path(LOADED));
         return;
     }
     if let Ok(kernel) = File::open("/dev/null") {
@@ -274,28 +289,85 @@ pub fn unload(root: &Root) {
     }
 }
 
-/// The test root's record of a load.
+/// The marker of a load by umm for this reboot: `kernel initrd cmdline`.
+/// In /run, so no later boot ever sees it.
 pub const LOADED: &str = "/run/umm/kexec-loaded";
 /// The test root's switch: loading fails with the errno this file holds.
 pub const LOAD_FAILS: &str = "/run/umm/kexec-load-fails";
+/// The test root's record of `exec`.
+pub const EXECUTED: &str = "/run/umm/kexec-executed";
 
-fn record_load(root: &Root, target: &Target, cmdline: &str) -> Result<(), LoadError> {
-    if let Some(errno) = read_small(root, LOAD_FAILS) {
-        let errno = errno.trim().parse().unwrap_or(nix::libc::EINVAL);
-        return Err(LoadError {
-            errno,
-            text: nix::errno::Errno::from_raw(errno).desc().to_string(),
-        });
-    }
+fn write_marker(root: &Root, target: &Target, cmdline: &str) -> Result<(), LoadError> {
     let initrd = target
         .initrd
         .as_ref()
         .map_or("-".into(), |p| p.display().to_string());
     let text = format!("{} {initrd} {cmdline}\n", target.kernel.display());
-    std::fs::write(root.path(LOADED), text).map_err(|e| LoadError {
+    let path = root.path(LOADED);
+    let io_error = |e: std::io::Error| LoadError {
         errno: e.raw_os_error().unwrap_or(nix::libc::EIO),
-        text: e.to_string(),
-    })
+        text: format!("cannot write {}: {e}", path.display()),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+    }
+    super::atomic::atomic_write(&path, text.as_bytes(), 0o644).map_err(io_error)
+}
+
+/// The umm-kexec script is installed and linked to run in runlevel 6
+/// (`K<nn>umm-kexec` in /etc/rc6.d, as update-rc.d makes it).
+pub fn kexec_script_installed(root: &Root) -> bool {
+    let script = root.path(KEXEC_SCRIPT);
+    let executable = std::fs::metadata(&script).is_ok_and(|m| {
+        m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+    });
+    let linked = std::fs::read_dir(root.path("/etc/rc6.d"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('K') && name.ends_with("umm-kexec") && e.path().exists()
+        });
+    executable && linked
+}
+
+/// Whether a kernel is loaded for kexec now, and whose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// Loaded by umm for this reboot (the marker's text).
+    Ours(String),
+    /// Nothing loaded (or /sys/kernel/kexec_loaded unreadable).
+    Nothing,
+    /// Loaded, but not by umm: someone else's business.
+    NotOurs,
+    /// umm's marker, but the kernel no longer has it loaded.
+    Unloaded,
+}
+
+/// What `exec` would boot, if anything.
+pub fn pending(root: &Root) -> Pending {
+    let loaded = read_small(root, "/sys/kernel/kexec_loaded").is_some_and(|v| v.trim() == "1");
+    match (loaded, read_small(root, LOADED)) {
+        (true, Some(marker)) => Pending::Ours(marker.trim().to_string()),
+        (true, None) => Pending::NotOurs,
+        (false, Some(_)) => Pending::Unloaded,
+        (false, None) => Pending::Nothing,
+    }
+}
+
+/// Boots the loaded kernel now: `reboot(RB_KEXEC)` after a sync. Returns
+/// only if the kernel refused. Under a test root, records the call.
+pub fn exec(root: &Root) -> std::io::Result<()> {
+    if !root.is_system() {
+        return std::fs::write(root.path(EXECUTED), "kexec\n");
+    }
+    nix::unistd::sync();
+    match nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_KEXEC) {
+        Ok(never) => match never {},
+        Err(errno) => Err(std::io::Error::from(errno)),
+    }
 }
 
 const KEXEC_FILE_UNLOAD: nix::libc::c_ulong = 0x1;

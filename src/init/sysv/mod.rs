@@ -29,10 +29,11 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 
 use super::{InitSystem, Resumed};
 use crate::model::open::Open;
+use crate::model::reboot::KexecPath;
 use crate::model::verify::{ActiveState, Service};
-use crate::sys::fsread;
 use crate::sys::paths::Root;
 use crate::sys::run::{self, run_bounded};
+use crate::sys::{fsread, kexec};
 
 mod getty;
 mod inittab;
@@ -189,6 +190,24 @@ impl InitSystem for Sysv {
             0 => Ok(()),
             code => bail!("/sbin/shutdown -r now exited {code}"),
         }
+    }
+
+    /// sysvinit: runlevel 6 ends with umm-kexec, which boots the kernel
+    /// umm loaded once the root is read-only. upstart: no such script.
+    fn kexec_path(&self) -> KexecPath {
+        match self.flavour {
+            Flavour::Sysvinit => KexecPath::Runlevel6 {
+                script_installed: kexec::kexec_script_installed(&self.root),
+            },
+            Flavour::Upstart => KexecPath::Unsupported,
+        }
+    }
+
+    /// The ordinary reboot: every stop script runs (umm-boot's records the
+    /// clean shutdown), then umm-kexec boots the loaded kernel instead of
+    /// the `reboot` script's firmware reboot.
+    fn kexec(&self) -> Result<()> {
+        self.reboot()
     }
 
     fn resume(&self, wait: Option<Duration>) -> Result<Resumed> {
