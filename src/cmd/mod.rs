@@ -13,7 +13,8 @@
 //!   `maintenance`: the work of a maintenance boot; `pause`: holding a
 //!   sysvinit or upstart boot;
 //! - `reboot`: a planned reboot (`umm on`, `umm off reboot`) by kexec or
-//!   through the firmware.
+//!   through the firmware, and sysvinit's last step of it (`umm internal
+//!   kexec-exec`).
 
 use std::process::ExitCode;
 

@@ -15,6 +15,10 @@
 //! resumed in /run/umm/boot.json. That wait is the one that has no bound:
 //! it is the maintenance itself.
 //!
+//! A planned reboot by kexec is the ordinary runlevel-6 reboot: the
+//! umm-kexec stop script, after `umountroot`, boots the kernel umm loaded
+//! (`umm internal kexec-exec`). upstart has no such path.
+//!
 //! Every program run here (init scripts, `initctl`, `runlevel`,
 //! `shutdown`, the gettys of /etc/inittab) is found under the root prefix:
 //! under a test root, never the host's.

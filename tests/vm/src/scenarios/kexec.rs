@@ -7,7 +7,7 @@
 use anyhow::{ensure, Result};
 
 use super::common::{
-    expect_state, installed, installed_via_grub, run_then_wait_reboot, status, strict,
+    expect_state, installed_via_grub, run_then_wait_reboot, status, strict,
     umm_off_resumes,
 };
 use super::Scenario;
@@ -24,7 +24,7 @@ pub const SCENARIOS: &[Scenario] = &[
         .about("a crash loop is left through GRUB even with umm off reboot --kexec, and says so")
         .candidate(),
     Scenario::new("sysvinit-kexec", "sysvinit", sysvinit_kexec)
-        .about("sysvinit: umm on falls back to the firmware and says umm does not kexec there")
+        .about("sysvinit: umm on by kexec (runlevel 6, umm-kexec): maintenance, ssh, new boot id, no GRUB; umm off reboot by kexec -> normal, not counted")
         .candidate(),
 ];
 
@@ -113,17 +113,33 @@ fn kexec_crash_loop(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// sysvinit: no kexec path in umm yet; the reboot goes through the firmware
-/// and says so.
+/// sysvinit: `umm on` loads the kernel and asks for runlevel 6, whose
+/// last stop script (umm-kexec, after umm-boot's clean-shutdown record and
+/// umountroot) boots it: maintenance with ssh, a new boot id, no GRUB.
+/// `umm off reboot` the same way back to normal, never counted.
 fn sysvinit_kexec(ctx: &mut Ctx) -> Result<()> {
-    let vm = installed(ctx)?;
+    let vm = installed_via_grub(ctx)?;
     ensure!(status(vm)?["init"] == "sysvinit", "not sysvinit");
+    vm.ssh_ok("ls /etc/rc6.d/ | grep -q '^K[0-9]*umm-kexec$'")
+        .map_err(|e| anyhow::anyhow!("umm-kexec is not linked in /etc/rc6.d: {e:#}"))?;
+    ensure!(through_grub(vm)?, "the first boot did not come through GRUB: {}", cmdline(vm)?);
+    let old = vm.boot_id()?;
     let said = run_then_wait_reboot(vm, "umm on")?;
-    ensure!(
-        said.contains("rebooting through the firmware: umm does not kexec under sysvinit"),
-        "umm on said: {said}"
-    );
+    ensure!(said.contains("rebooting by kexec into /boot/vmlinuz-"), "umm on said: {said}");
+    ensure!(vm.boot_id()? != old, "the boot id did not change");
     expect_state(vm, "maintenance", Some("manual"))?;
-    umm_off_resumes(vm)?;
+    let line = cmdline(vm)?;
+    ensure!(!through_grub(vm)?, "the maintenance boot came through GRUB: {line}");
+    ensure!(line.split_whitespace().any(|w| w == "umm=on"), "no umm=on: {line}");
+    let old = vm.boot_id()?;
+    let said = run_then_wait_reboot(vm, "umm off reboot")?;
+    ensure!(said.contains("rebooting by kexec"), "umm off reboot said: {said}");
+    ensure!(vm.boot_id()? != old, "the boot id did not change");
+    vm.settle()?;
+    let s = expect_state(vm, "operational", None)?;
+    ensure!(s["unclean_boots"] == 0, "the kexec reboot counted as unclean: {s}");
+    let line = cmdline(vm)?;
+    ensure!(!through_grub(vm)?, "the normal boot came through GRUB: {line}");
+    ensure!(!line.split_whitespace().any(|w| w.starts_with("umm")), "umm's word left: {line}");
     Ok(())
 }
