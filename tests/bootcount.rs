@@ -179,3 +179,104 @@ fn status_names_the_kernel_that_failed_and_the_failed_kernel_booting_clears_it()
     assert!(node.status()["boot_menu"]["boot_failure"].is_null());
     assert!(listed(&node).contains(&"umm_failed=".to_string()));
 }
+
+/// The block as GRUB leaves it when it gives up on 6.1.0-2 (three attempts)
+/// and boots 6.1.0-1's maintenance entry.
+fn after_grub_gave_up(node: &Node) {
+    editenv(node, &["create"]);
+    editenv(
+        node,
+        &[
+            "set",
+            "umm_enabled=1",
+            "umm_tries=xxx",
+            "umm_max_tries=xxx",
+            "umm_good=6.1.0-1-amd64",
+            "umm_failed=6.1.0-2-amd64",
+        ],
+    );
+}
+
+/// The journal entries with `UMM_EVENT` = `event`.
+fn journal_events(node: &Node, event: &str) -> Vec<serde_json::Value> {
+    let text = if node.exists("/run/umm/journal.log") {
+        node.read("/run/umm/journal.log")
+    } else {
+        String::new()
+    };
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["UMM_EVENT"] == event)
+        .collect()
+}
+
+#[test]
+fn the_boot_grub_fell_back_to_is_a_boot_failure_maintenance() {
+    let mut node = counting_node("6.1.0-1-amd64");
+    fs::create_dir_all(node.path("/var/lib/prometheus/node-exporter")).unwrap();
+    after_grub_gave_up(&node);
+    node.write(
+        "/proc/cmdline",
+        "root=/dev/vda1 ro quiet umm=on umm.why=boot-failure\n",
+    );
+    node.boot();
+    let s = node.status();
+    assert_eq!(
+        (s["state"].as_str(), s["reason"].as_str()),
+        (Some("maintenance"), Some("boot-failure"))
+    );
+    let failure = &s["boot_menu"]["boot_failure"];
+    assert_eq!(failure["kernel"], "6.1.0-2-amd64");
+    assert_eq!(failure["attempts"], 3);
+    assert_eq!(failure["running_kernel"], "6.1.0-1-amd64");
+    assert!(failure["since"].is_string(), "{failure}");
+    let text = node.expect(0, &["status"]);
+    assert!(text.contains("MAINTENANCE (boot-failure)"), "{text}");
+    assert!(
+        text.contains("Boot failure: kernel 6.1.0-2-amd64 did not reach userspace in 3 attempts in a row (seen "),
+        "{text}"
+    );
+    assert!(text.contains("this boot runs 6.1.0-1-amd64"), "{text}");
+    // The journal: the episode entered for its reason, and what failed.
+    let entered = journal_events(&node, "entered");
+    assert_eq!(entered.len(), 1, "{entered:?}");
+    assert_eq!(entered[0]["UMM_REASON"], "boot-failure");
+    let failed = journal_events(&node, "boot-failure");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["UMM_KERNEL"], "6.1.0-2-amd64");
+    assert_eq!(failed[0]["UMM_ATTEMPTS"], "3");
+    assert_eq!(failed[0]["UMM_GOOD_KERNEL"], "6.1.0-1-amd64");
+    assert_eq!(failed[0]["UMM_EPISODE"], entered[0]["UMM_EPISODE"]);
+    // The metric counts it under its own reason.
+    let prom = node.read("/var/lib/prometheus/node-exporter/umm.prom");
+    assert!(
+        prom.contains("umm_maintenance_entered_total{reason=\"boot-failure\"} 1\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("umm_maintenance_entered_total{reason=\"cmdline\"} 0\n"),
+        "{prom}"
+    );
+    // The episode goes to the history with that reason.
+    node.write("/proc/cmdline", "root=/dev/vda1 ro quiet\n");
+    node.expect(0, &["off"]);
+    node.expect(0, &["internal", "after-resume"]);
+    let history: serde_json::Value =
+        serde_json::from_str(&node.expect(0, &["history", "--json"])).unwrap();
+    assert_eq!(history[0]["reason"], "boot-failure", "{history}");
+}
+
+#[test]
+fn an_operators_own_pick_of_the_maintenance_entry_is_no_boot_failure() {
+    // The failure is recorded and the count is full, but this command line
+    // has no marker: the operator picked the entry (GRUB did not fall back).
+    let mut node = counting_node("6.1.0-1-amd64");
+    after_grub_gave_up(&node);
+    node.write("/proc/cmdline", "root=/dev/vda1 ro quiet umm=on\n");
+    node.boot();
+    let s = node.status();
+    assert_eq!(s["reason"], "cmdline");
+    assert!(journal_events(&node, "boot-failure").is_empty());
+    // The block still says what failed.
+    assert_eq!(s["boot_menu"]["boot_failure"]["kernel"], "6.1.0-2-amd64");
+}

@@ -1385,3 +1385,36 @@ fn a_release_in_flight_and_umm_on_on_the_same_node_take_turns() {
     assert_eq!(s["fleet"]["pending_release"], Value::Null, "{s}");
     assert_eq!(s["maintenance"]["phase"], "pending", "{s}");
 }
+
+/// A maintenance GRUB fell back to after a boot failure is a crash loop
+/// the boot loader counted: `umm internal maintenance` takes a slot for it,
+/// as for a crash loop, and `umm off` gives it back.
+#[test]
+fn a_boot_failure_maintenance_takes_a_slot_like_a_crash_loop() {
+    let Some(etcd) = one_etcd("boot_failure_take") else {
+        return;
+    };
+    let mut node = fleet_node(&etcd.endpoint(0), "bf", "node-a", 1, "5s");
+    node.write(
+        "/boot/grub/grub.cfg",
+        "### BEGIN /etc/grub.d/42_umm ###\n# umm: boot-loader counting on\n",
+    );
+    node.write("/proc/sys/kernel/osrelease", "6.1.0-1-amd64\n");
+    let mut block = String::from("# GRUB Environment Block\numm_enabled=1\numm_tries=xxx\numm_max_tries=xxx\numm_good=6.1.0-1-amd64\numm_failed=6.1.0-2-amd64\n");
+    block.push_str(&"#".repeat(1024 - block.len()));
+    node.write("/boot/grub/grubenv", &block);
+    node.write(
+        "/proc/cmdline",
+        "root=/dev/vda1 ro umm=on umm.why=boot-failure\n",
+    );
+    node.crash_and_boot();
+    assert_eq!(node.status()["reason"], "boot-failure");
+    assert!(etcd.holders("bf").is_empty());
+    node.expect(0, &["internal", "maintenance"]);
+    assert_eq!(etcd.holders("bf"), ["node-a"]);
+    assert_eq!(held(&node).as_deref(), Some("node-a"));
+    node.write("/proc/cmdline", "root=/dev/vda1 ro\n");
+    let out = node.expect(0, &["off"]);
+    assert!(out.contains("Normal target reached"), "{out}");
+    assert!(etcd.holders("bf").is_empty());
+}

@@ -206,7 +206,9 @@ fn entries_for_every_kernel_boot_with_umms_argument_last() {
     let linux = linux_lines(&cfg);
     assert_eq!(linux.len(), 6);
     for (i, line) in linux.iter().enumerate() {
-        let arg = if i < 3 { "umm=on" } else { "umm=off" };
+        // The maintenance entries carry GRUB's boot-failure marker, a
+        // variable empty unless GRUB gave up on the default kernel.
+        let arg = if i < 3 { "umm=on $umm_why" } else { "umm=off" };
         assert!(
             line.ends_with(&format!(
                 " root=UUID={UUID} ro console=ttyS0,115200n8 net.ifnames=0 quiet {arg}"
@@ -469,7 +471,9 @@ fn real_grub_mkconfig_in_a_private_mount_namespace() {
     let linux = linux_lines(umm_part);
     assert_eq!(linux.len(), 6, "{umm_part}");
     for (i, line) in linux.iter().enumerate() {
-        let arg = if i < 3 { "umm=on" } else { "umm=off" };
+        // The maintenance entries carry GRUB's boot-failure marker, a
+        // variable empty unless GRUB gave up on the default kernel.
+        let arg = if i < 3 { "umm=on $umm_why" } else { "umm=off" };
         assert!(
             line.ends_with(&format!(
                 " ro console=ttyS0,115200n8 net.ifnames=0 quiet panic=10 {arg}"
@@ -724,6 +728,12 @@ save_env() {
 /// One boot as GRUB runs it, with `default` set by 00_header (GRUB_DEFAULT):
 /// the entry it boots.
 fn grub_boots(lab: &Lab, cfg: &str, default: &str) -> String {
+    grub_boots_why(lab, cfg, default).0
+}
+
+/// One boot as GRUB runs it: the entry it boots, and `$umm_why`, which the
+/// maintenance entries' `linux` line expands (the boot-failure marker).
+fn grub_boots_why(lab: &Lab, cfg: &str, default: &str) -> (String, String) {
     let code: String = counting_code(cfg)
         .lines()
         .map(|l| {
@@ -737,12 +747,14 @@ fn grub_boots(lab: &Lab, cfg: &str, default: &str) -> String {
         })
         .collect();
     let script = format!(
-        "{GRUB_ENV_IN_SH}\nprefix='{}'\ndefault='{default}'\n{code}\nprintf '%s' \"$default\"",
+        "{GRUB_ENV_IN_SH}\nprefix='{}'\ndefault='{default}'\n{code}\nprintf '%s\\n%s' \"$default\" \"$umm_why\"",
         lab.path("/boot/grub").display()
     );
     let out = lab.command("sh", &["-ec", &script], &[]).output().unwrap();
     assert!(out.status.success(), "{}\n{script}", text(&out.stderr));
-    text(&out.stdout)
+    let printed = text(&out.stdout);
+    let (entry, why) = printed.split_once('\n').unwrap();
+    (entry.to_string(), why.to_string())
 }
 
 /// A lab whose grub.cfg is the snippet's (the counting code in place):
@@ -804,20 +816,28 @@ fn a_kernel_that_never_reaches_userspace_ends_in_maintenance_on_the_good_one() {
     // 6.1.0-2 becomes the default (entry 0) and never reaches userspace:
     // reboot_count (2) + 1 attempts, each counted before the kernel starts.
     for tries in ["x", "xx", "xxx"] {
-        assert_eq!(grub_boots(&lab, &cfg, "0"), "0");
+        assert_eq!(grub_boots_why(&lab, &cfg, "0"), ("0".into(), "".into()));
         assert_eq!(block(&lab, "umm_tries"), tries);
     }
-    // The next boot goes to the good kernel's maintenance entry.
-    assert_eq!(grub_boots(&lab, &cfg, "0"), good_on);
+    // The next boot goes to the good kernel's maintenance entry, whose
+    // command line then carries the boot-failure marker.
+    let (entry, why) = grub_boots_why(&lab, &cfg, "0");
+    assert_eq!(
+        (entry, why.as_str()),
+        (good_on.clone(), "umm.why=boot-failure")
+    );
     assert_eq!(block(&lab, "umm_failed"), "6.1.0-2-amd64");
-    userspace(&lab, "6.1.0-1-amd64", 2, "umm=on");
+    userspace(&lab, "6.1.0-1-amd64", 2, &format!("umm=on {why}"));
     let s = lab.status();
     assert_eq!(
         (s["state"].as_str(), s["reason"].as_str()),
-        (Some("maintenance"), Some("cmdline"))
+        (Some("maintenance"), Some("boot-failure"))
     );
-    assert_eq!(s["boot_menu"]["boot_failure"]["kernel"], "6.1.0-2-amd64");
-    assert_eq!(s["boot_menu"]["boot_failure"]["attempts"], 3);
+    let failure = &s["boot_menu"]["boot_failure"];
+    assert_eq!(failure["kernel"], "6.1.0-2-amd64");
+    assert_eq!(failure["attempts"], 3);
+    assert_eq!(failure["running_kernel"], "6.1.0-1-amd64");
+    assert!(failure["since"].is_string(), "{failure}");
     assert_eq!(block(&lab, "umm_tries"), "");
     // No new loop: the following boots run the good kernel's normal entry,
     // still counted.

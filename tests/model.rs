@@ -212,6 +212,7 @@ impl Node {
             boot_id: &id,
             now: self.boot as i64 * 100,
             cmdline,
+            boot_failure: false,
             policy,
         };
         let (next, outcome) = rules::boot(&self.state, &input);

@@ -13,15 +13,21 @@ use super::{save, Context, Outcome};
 use crate::bootmenu;
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
-use crate::model::state::{Mode, NodeState, State};
+use crate::model::state::{Mode, NodeState, Reason, State};
 use crate::model::timefmt::format_span;
 use crate::rules::{self, BootInputs, BootOutcome, CmdlineRequest, Event, ResetCause};
 use crate::sys::journal::{self, Change};
 use crate::sys::paths::{self, Root};
 use crate::sys::{boot_decision, config, fsread, grubenv, store};
 
-pub fn read_cmdline(root: &Root) -> CmdlineRequest {
-    CmdlineRequest::parse(&cmdline_text(root))
+/// The kernel command line's `umm=` request, and whether GRUB's
+/// boot-failure marker is there (`rules::boot::BOOT_FAILURE_MARKER`).
+pub fn read_cmdline(root: &Root) -> (CmdlineRequest, bool) {
+    let text = cmdline_text(root);
+    (
+        CmdlineRequest::parse(&text),
+        rules::boot::boot_failure_marker(&text),
+    )
 }
 
 /// The kernel command line; when it cannot be read (logged), an empty one.
@@ -122,10 +128,12 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     if in_use == config::InUse::Loaded {
         locked.record_config(&settings, &sources, now);
     }
+    let (cmdline, boot_failure) = read_cmdline(&ctx.root);
     let input = BootInputs {
         boot_id: &boot_id,
         now,
-        cmdline: read_cmdline(&ctx.root),
+        cmdline,
+        boot_failure,
         policy: settings.policy(),
     };
     let (next, outcome) = rules::boot(&locked.state, &input);
@@ -148,6 +156,12 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     let state = locked.state.clone();
     drop(locked);
     log_events(&outcome.events, &state, settings.reboot_count);
+    if outcome
+        .events
+        .contains(&Event::Entered(Reason::BootFailure))
+    {
+        log_boot_failure(ctx, &state);
+    }
     let decided_by = if early.is_some() {
         DecidedBy::Generator
     } else {
@@ -176,9 +190,7 @@ fn mark_reached_userspace(ctx: &Context, settings: &Settings, state: &State, now
     if !bootmenu::boot_counting(&ctx.root).is_on() {
         return;
     }
-    let kernel = fsread::read(&ctx.root.path(paths::OSRELEASE), fsread::SMALL_MAX)
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .unwrap_or_default();
+    let kernel = running_kernel(&ctx.root);
     let env = match grubenv::read(&ctx.root) {
         Ok(env) => env,
         Err(e) => return log::error!("{e}; boot-loader counting does not work until it is fixed"),
@@ -193,6 +205,39 @@ fn mark_reached_userspace(ctx: &Context, settings: &Settings, state: &State, now
     if let Err(e) = grubenv::update(&ctx.root, &changes) {
         log::error!("{e}; boot-loader counting does not work until it is fixed");
     }
+}
+
+/// This boot's kernel (`uname -r`); empty when it cannot be read.
+pub fn running_kernel(root: &Root) -> String {
+    fsread::read(&root.path(paths::OSRELEASE), fsread::SMALL_MAX)
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A maintenance entered because GRUB gave up on a kernel: the journal
+/// event names the kernel and the attempts, as GRUB's block records them
+/// (read before this boot's write; a block that cannot be read leaves
+/// them unknown, never a reason to fail the boot).
+fn log_boot_failure(ctx: &Context, state: &State) {
+    let episode = state.maintenance.as_ref().map_or(0, |m| m.id);
+    let failure = grubenv::read(&ctx.root)
+        .ok()
+        .and_then(|env| rules::bootcount::boot_failure(&env));
+    let kernel = failure.as_ref().map_or("unknown", |f| f.kernel.as_str());
+    let attempts = failure.as_ref().map_or(0, |f| f.attempts);
+    let good = running_kernel(&ctx.root);
+    journal::log(
+        Level::Warn,
+        &Change::BootFailure {
+            episode,
+            kernel,
+            attempts,
+            good: &good,
+        },
+        format_args!(
+            "GRUB gave up on kernel {kernel} after {attempts} attempts that never reached userspace and booted {good}'s maintenance entry"
+        ),
+    );
 }
 
 /// The state cannot be read (an I/O error, a FIFO put there) or locked:
@@ -212,10 +257,12 @@ fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i
     if let Some(p) = &early.problem {
         log::error!("{p}; this boot is a normal one");
     }
+    let (cmdline, boot_failure) = read_cmdline(&ctx.root);
     let input = BootInputs {
         boot_id,
         now,
-        cmdline: read_cmdline(&ctx.root),
+        cmdline,
+        boot_failure,
         policy: settings.policy(),
     };
     let (_, outcome) = rules::boot(&early.state, &input);

@@ -52,10 +52,12 @@ fn decide_now(ctx: &Context, settings: &Settings, boot_id: &str) -> Result<Mode>
     if let Some(p) = &early.problem {
         log::error!("{p}; deciding from the default state");
     }
+    let (cmdline, boot_failure) = read_cmdline(&ctx.root);
     let input = BootInputs {
         boot_id,
         now: ctx.clock.now(),
-        cmdline: read_cmdline(&ctx.root),
+        cmdline,
+        boot_failure,
         policy: settings.policy(),
     };
     let (_, outcome) = rules::boot(&early.state, &input);

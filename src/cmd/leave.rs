@@ -131,9 +131,10 @@ fn reboot_out(
         format_args!("leaving maintenance by umm off reboot; rebooting into normal operation"),
     );
     say(&Message::RebootingOut);
-    // A crash loop's boots must pass the boot loader, where they are counted.
+    // A crash loop's boots (and a boot failure's) must pass the boot
+    // loader, where they are counted.
     let transition = Transition::Leave {
-        crash_loop: reason == Reason::CrashLoop,
+        crash_loop: matches!(reason, Reason::CrashLoop | Reason::BootFailure),
     };
     super::reboot::planned_reboot(ctx, settings, method, transition, "off reboot")?;
     Ok(Outcome::Done)

@@ -56,11 +56,12 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
     let first_time = m.command.as_ref().is_none_or(|c| c.run.is_none())
         && !m.hooks.iter().any(|h| h.phase.is(HookPhase::On));
     drop(locked);
-    // A crash loop: the node is out of service anyway; the group is told
-    // (a slot taken if one is free), bounded, after the on.d hooks, never
-    // a reason to leave maintenance.
+    // A crash loop, or a boot failure (a crash loop GRUB counted): the node
+    // is out of service anyway; the group is told (a slot taken if one is
+    // free), bounded, after the on.d hooks, never a reason to leave
+    // maintenance.
     let crash_loop_take = || {
-        if m.reason == Reason::CrashLoop {
+        if matches!(m.reason, Reason::CrashLoop | Reason::BootFailure) {
             if let Err(e) = super::fleet::take_in_crash_loop(ctx, &settings) {
                 log::warn!("fleet: crash-loop maintenance: {e:#}");
             }

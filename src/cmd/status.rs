@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::boot::cmdline_text;
+use super::boot::{cmdline_text, running_kernel};
 use super::{read_public, Context, Outcome};
 use crate::bootmenu;
 use crate::output::history;
@@ -41,6 +41,7 @@ pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
         cmdline_arg: bootmenu::boot_from_entry(&cmdline),
         counting: &counting,
         boot_failure: boot_failure.as_ref(),
+        running_kernel: &running_kernel(&ctx.root),
         state: &loaded.state,
         state_problem: loaded.problem.as_deref(),
         settings: &settings,

@@ -105,19 +105,27 @@ pub struct ByReason {
     pub crash_loop: u64,
     #[serde(default)]
     pub cmdline: u64,
+    #[serde(default)]
+    pub boot_failure: u64,
     /// Reasons of a newer umm, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }
 
 impl ByReason {
-    pub const REASONS: [Reason; 3] = [Reason::Manual, Reason::CrashLoop, Reason::Cmdline];
+    pub const REASONS: [Reason; 4] = [
+        Reason::Manual,
+        Reason::CrashLoop,
+        Reason::Cmdline,
+        Reason::BootFailure,
+    ];
 
     pub fn get(&self, reason: Reason) -> u64 {
         match reason {
             Reason::Manual => self.manual,
             Reason::CrashLoop => self.crash_loop,
             Reason::Cmdline => self.cmdline,
+            Reason::BootFailure => self.boot_failure,
         }
     }
 
@@ -126,6 +134,7 @@ impl ByReason {
             Reason::Manual => &mut self.manual,
             Reason::CrashLoop => &mut self.crash_loop,
             Reason::Cmdline => &mut self.cmdline,
+            Reason::BootFailure => &mut self.boot_failure,
         };
         *n = n.saturating_add(1);
     }
@@ -329,6 +338,10 @@ pub enum Reason {
     CrashLoop,
     /// `umm` or `umm=on` on the kernel command line.
     Cmdline,
+    /// GRUB gave up on a kernel that never reached userspace in
+    /// `reboot_count + 1` attempts and booted the maintenance entry of the
+    /// last good one (`umm.why=boot-failure` on its command line).
+    BootFailure,
 }
 
 impl Reason {
@@ -337,6 +350,7 @@ impl Reason {
             Reason::Manual => "manual",
             Reason::CrashLoop => "crash-loop",
             Reason::Cmdline => "cmdline",
+            Reason::BootFailure => "boot-failure",
         }
     }
 }

@@ -47,11 +47,36 @@ impl CmdlineRequest {
     }
 }
 
+/// The word GRUB adds to the maintenance entry it falls back to after a
+/// boot failure (42_umm: `$umm_why` on that entry's `linux` line, set only
+/// in the boot where GRUB gave up).
+///
+/// Why a marker on the command line rather than umm-boot reading the
+/// environment block: the block cannot tell GRUB's fallback from the
+/// operator's own pick of a maintenance entry. After GRUB's `x` is added,
+/// `umm_tries` equals `umm_max_tries` on the last counted attempt too
+/// (every boot with `reboot_count = 0`), and `umm_failed` stays set while
+/// the last good kernel runs; only GRUB knows, in the boot it gave up in,
+/// why it booted that entry. The kernel command line is also what the
+/// systemd generator reads, so both take the same decision; a marker
+/// that is missing (an older grub.cfg) leaves reason `cmdline`.
+pub const BOOT_FAILURE_MARKER: &str = "umm.why=boot-failure";
+
+/// Does the kernel command line carry GRUB's boot-failure marker?
+pub fn boot_failure_marker(cmdline: &str) -> bool {
+    cmdline
+        .split_ascii_whitespace()
+        .any(|w| w == BOOT_FAILURE_MARKER)
+}
+
 pub struct BootInputs<'a> {
     pub boot_id: &'a str,
     /// Wall-clock time, for the record only (never for counting).
     pub now: i64,
     pub cmdline: CmdlineRequest,
+    /// GRUB's boot-failure marker is on the command line: with `umm=on`,
+    /// a new episode's reason is `boot-failure` rather than `cmdline`.
+    pub boot_failure: bool,
     pub policy: Policy,
 }
 
@@ -256,7 +281,9 @@ fn decide_mode(
         }
         return (Mode::Maintenance, Some(reason));
     }
-    let (reason, crash_boots) = if input.cmdline == CmdlineRequest::On {
+    let (reason, crash_boots) = if input.cmdline == CmdlineRequest::On && input.boot_failure {
+        (Reason::BootFailure, Vec::new())
+    } else if input.cmdline == CmdlineRequest::On {
         (Reason::Cmdline, Vec::new())
     } else if crash_loop {
         (Reason::CrashLoop, s.unclean_records.clone())
@@ -440,6 +467,55 @@ mod tests {
         assert_eq!(state.maintenance.map(|m| m.reason), Some(Reason::Cmdline));
     }
 
+    /// GRUB's boot-failure marker names the reason of a new episode only:
+    /// with `umm=on` and no episode (boot-failure), without it (cmdline:
+    /// the operator's own pick), with `umm=off` (no maintenance), with a
+    /// disabled umm (no maintenance), with an episode in force (its reason
+    /// holds), after a crash loop (the marker's `umm=on` wins).
+    #[rstest]
+    #[case::grub_gave_up("", CmdlineRequest::On, true, true, Some(Reason::BootFailure))]
+    #[case::operators_pick("", CmdlineRequest::On, false, true, Some(Reason::Cmdline))]
+    #[case::marker_without_umm_on("", CmdlineRequest::None, true, true, None)]
+    #[case::skipped("", CmdlineRequest::Off, true, true, None)]
+    #[case::disabled("", CmdlineRequest::On, true, false, None)]
+    #[case::held("N", CmdlineRequest::On, true, true, Some(Reason::Manual))]
+    #[case::after_unclean_boots("XXX", CmdlineRequest::On, true, true, Some(Reason::BootFailure))]
+    fn the_boot_failure_marker_names_a_new_episodes_reason(
+        #[case] before: &str,
+        #[case] cmdline: CmdlineRequest,
+        #[case] marker: bool,
+        #[case] enabled: bool,
+        #[case] expected: Option<Reason>,
+    ) {
+        let (state, _) = run(before, POLICY, CmdlineRequest::None);
+        let policy = Policy { enabled, ..POLICY };
+        let input = BootInputs {
+            boot_id: "failed-over",
+            now: 9000,
+            cmdline,
+            boot_failure: marker,
+            policy,
+        };
+        let (next, outcome) = boot(&state, &input);
+        assert_eq!(outcome.reason, expected);
+        assert_eq!(next.maintenance.as_ref().map(|m| m.reason), expected);
+        if expected == Some(Reason::BootFailure) {
+            assert!(outcome
+                .events
+                .contains(&Event::Entered(Reason::BootFailure)));
+            assert_eq!(next.counters.entered.get(Reason::BootFailure), 1);
+        }
+    }
+
+    #[rstest]
+    #[case("ro quiet umm=on umm.why=boot-failure", true)]
+    #[case("ro quiet umm=on", false)]
+    #[case("umm.why=boot-failure-not", false)]
+    #[case("xumm.why=boot-failure", false)]
+    fn finds_grubs_boot_failure_marker(#[case] line: &str, #[case] expected: bool) {
+        assert_eq!(boot_failure_marker(line), expected);
+    }
+
     #[test]
     fn cmdline_off_skips_but_keeps_the_request() {
         let mut state = request(&State::default(), POLICY, 5, None, vec!["true".into()]).unwrap();
@@ -447,6 +523,7 @@ mod tests {
             boot_id: "b1",
             now: 10,
             cmdline: CmdlineRequest::Off,
+            boot_failure: false,
             policy: POLICY,
         };
         let (next, outcome) = boot(&state, &input);
@@ -461,6 +538,7 @@ mod tests {
             boot_id: "b2",
             now: 30,
             cmdline: CmdlineRequest::None,
+            boot_failure: false,
             policy: POLICY,
         };
         let (next, outcome) = boot(&state, &input);
@@ -484,6 +562,7 @@ mod tests {
             boot_id: "boot-2",
             now: 99_999,
             cmdline: CmdlineRequest::None,
+            boot_failure: false,
             policy: POLICY,
         };
         let (again, outcome) = boot(&state, &input);
@@ -498,6 +577,7 @@ mod tests {
             boot_id: "first",
             now: 1,
             cmdline: CmdlineRequest::None,
+            boot_failure: false,
             policy: POLICY,
         };
         let (state, outcome) = boot(&State::default(), &input);
@@ -533,6 +613,7 @@ mod tests {
             boot_id: "b",
             now: 9,
             cmdline: CmdlineRequest::None,
+            boot_failure: false,
             policy: POLICY,
         };
         // The generator saw a maintenance the full state does not have.
@@ -587,6 +668,7 @@ mod tests {
             boot_id: "b2",
             now: 50,
             cmdline,
+            boot_failure: false,
             policy: Policy {
                 enabled,
                 reboot_count: 2,

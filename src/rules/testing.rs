@@ -51,6 +51,7 @@ pub fn run(script: &str, policy: Policy, cmdline: CmdlineRequest) -> (State, Str
             boot_id: &id,
             now,
             cmdline,
+            boot_failure: false,
             policy,
         };
         let (next, outcome) = boot(&state, &input);
@@ -89,6 +90,7 @@ pub fn in_phase(phase: &str) -> State {
         boot_id: "b1",
         now: 20,
         cmdline: CmdlineRequest::None,
+        boot_failure: false,
         policy: POLICY,
     };
     match phase {

@@ -71,6 +71,9 @@ kinds! {
     Entered "705a2a9089de48c1a261e47f58e427f8" "entered"
         "a boot stopped in maintenance (a new episode)"
         ["UMM_STATE", "UMM_REASON", "UMM_EPISODE", "UMM_UNCLEAN_BOOTS"];
+    BootFailure "1fd49e7ee0564c58bf3e3dfa20d245b8" "boot-failure"
+        "GRUB gave up on a kernel that never reached userspace and booted the last good one's maintenance entry"
+        ["UMM_STATE", "UMM_REASON", "UMM_EPISODE", "UMM_KERNEL", "UMM_ATTEMPTS", "UMM_GOOD_KERNEL"];
     Held "f116fff6b4974e3cbe39f664b59e41ec" "held"
         "maintenance entered in an earlier boot holds for this one"
         ["UMM_STATE", "UMM_REASON", "UMM_EPISODE"];
@@ -123,6 +126,14 @@ pub enum Change<'a> {
         reason: Reason,
         episode: u64,
         unclean_boots: u32,
+    },
+    /// GRUB gave up on `kernel` after `attempts` attempts and booted the
+    /// maintenance entry of `good` (this boot's kernel).
+    BootFailure {
+        episode: u64,
+        kernel: &'a str,
+        attempts: usize,
+        good: &'a str,
     },
     /// Maintenance entered in an earlier boot still holds.
     Held {
@@ -196,6 +207,7 @@ impl Change<'_> {
     pub fn kind(&self) -> Kind {
         match self {
             Change::Entered { .. } => Kind::Entered,
+            Change::BootFailure { .. } => Kind::BootFailure,
             Change::Held { .. } => Kind::Held,
             Change::Counted { .. } => Kind::Counted,
             Change::CounterReset { .. } => Kind::CounterReset,
@@ -216,7 +228,9 @@ impl Change<'_> {
     /// The node's state once this happened (`None`: not known here).
     fn state(&self) -> Option<NodeState> {
         match self {
-            Change::Entered { .. } | Change::Held { .. } => Some(NodeState::Maintenance),
+            Change::Entered { .. } | Change::Held { .. } | Change::BootFailure { .. } => {
+                Some(NodeState::Maintenance)
+            }
             Change::Requested { .. } => Some(NodeState::Pending),
             Change::Cancelled { .. } | Change::Resumed { .. } => Some(NodeState::Operational),
             Change::Resuming { .. } => Some(NodeState::Resuming),
@@ -254,6 +268,7 @@ impl Change<'_> {
             | Change::Resuming { reason, .. }
             | Change::Resumed { reason, .. } => Some(*reason),
             Change::Requested { .. } => Some(Reason::Manual),
+            Change::BootFailure { .. } => Some(Reason::BootFailure),
             _ => None,
         }
     }
@@ -263,6 +278,7 @@ impl Change<'_> {
         match self {
             Change::Entered { episode, .. }
             | Change::Held { episode, .. }
+            | Change::BootFailure { episode, .. }
             | Change::Requested { episode, .. }
             | Change::Cancelled { episode }
             | Change::Resuming { episode, .. }
@@ -284,6 +300,16 @@ impl Change<'_> {
             } => vec![
                 ("UMM_UNCLEAN_BOOTS", unclean_boots.to_string()),
                 ("UMM_REBOOT_COUNT", threshold.to_string()),
+            ],
+            Change::BootFailure {
+                kernel,
+                attempts,
+                good,
+                ..
+            } => vec![
+                ("UMM_KERNEL", (*kernel).into()),
+                ("UMM_ATTEMPTS", attempts.to_string()),
+                ("UMM_GOOD_KERNEL", (*good).into()),
             ],
             Change::CounterReset { cause, .. } => vec![("UMM_CAUSE", (*cause).into())],
             Change::Requested { by, .. } => vec![("UMM_REQUESTED_BY", (*by).into())],
@@ -349,6 +375,12 @@ mod tests {
                 reason: Reason::CrashLoop,
                 episode: 3,
                 unclean_boots: 3,
+            },
+            Kind::BootFailure => Change::BootFailure {
+                episode: 5,
+                kernel: "6.1.0-99-amd64",
+                attempts: 3,
+                good: "6.1.0-2-amd64",
             },
             Kind::Held => Change::Held {
                 reason: Reason::CrashLoop,

@@ -42,6 +42,8 @@ pub struct Inputs<'a> {
     pub counting: &'a Counting,
     /// The kernel GRUB's environment block records as failed, if any.
     pub boot_failure: Option<&'a BootFailure>,
+    /// This boot's kernel (`uname -r`), empty when unknown.
+    pub running_kernel: &'a str,
     /// The caller is not root: `state` is the public part of the state
     /// (`State::public`), and the root-only fields are left out.
     pub restricted: bool,
@@ -158,6 +160,8 @@ pub struct BootFailureView {
     pub attempts: usize,
     /// The kernel GRUB boots instead.
     pub good_kernel: Option<String>,
+    /// The kernel this boot runs (`uname -r`).
+    pub running_kernel: Option<String>,
     /// When umm first saw it (RFC 3339).
     pub since: Option<String>,
 }
@@ -294,6 +298,9 @@ impl BootMenuView {
                 kernel: f.kernel.clone(),
                 attempts: f.attempts,
                 good_kernel: f.good.clone(),
+                running_kernel: Some(i.running_kernel)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string),
                 since: f.since.map(time),
             }),
         }

@@ -134,6 +134,7 @@ fn view_json_of(full: State, restricted: bool) -> Value {
     let inputs = Inputs {
         counting: &crate::bootmenu::Counting::On,
         boot_failure: Some(&failure),
+        running_kernel: "6.1.0-2-amd64",
         state: &state,
         state_problem: None,
         settings: &Settings::default(),
@@ -211,6 +212,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("/boot_menu/boot_failure/kernel", "string"),
     ("/boot_menu/boot_failure/attempts", "number"),
     ("/boot_menu/boot_failure/good_kernel", "string"),
+    ("/boot_menu/boot_failure/running_kernel", "string"),
     ("/boot_menu/boot_failure/since", "string"),
     ("/config/files/0", "string"),
     ("/config/legacy", "bool"),
@@ -302,6 +304,7 @@ fn text_and_json_show_the_same_facts() {
     let inputs = Inputs {
         counting: &crate::bootmenu::Counting::On,
         boot_failure: None,
+        running_kernel: "",
         state: &full,
         state_problem: None,
         settings: &Settings::default(),

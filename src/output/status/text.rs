@@ -223,8 +223,12 @@ impl BootMenuView {
                 .as_deref()
                 .map_or(String::new(), |s| format!(" (seen {s})"));
             let instead = f.good_kernel.as_deref().unwrap_or("the last good kernel");
+            let running = f
+                .running_kernel
+                .as_deref()
+                .map_or(String::new(), |k| format!("; this boot runs {k}"));
             out.push(format!(
-                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}; GRUB boots {instead} instead until `grub-editenv /boot/grub/grubenv unset umm_failed` or another default kernel",
+                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}{running}; GRUB boots {instead} instead until `grub-editenv /boot/grub/grubenv unset umm_failed` or another default kernel",
                 f.kernel, f.attempts
             ));
         }
