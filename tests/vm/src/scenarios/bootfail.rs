@@ -79,15 +79,7 @@ fn boot_failure(ctx: &mut Ctx) -> Result<()> {
         "want 3 panicking attempts (reboot_count 2, + 1) before maintenance, the serial console shows {panics}"
     );
     ensure!(vm.ssh_ok("uname -r")?.trim() == good, "not the good kernel");
-    let s = expect_state(vm, "maintenance", Some("cmdline"))?;
-    let failure = &s["boot_menu"]["boot_failure"];
-    ensure!(
-        failure["kernel"] == BAD && failure["attempts"] == 3 && failure["good_kernel"] == good.as_str(),
-        "status: {}",
-        s["boot_menu"]
-    );
-    let text = vm.ssh_ok("umm status")?;
-    ensure!(text.contains(&format!("Boot failure: kernel {BAD}")), "{text}");
+    expect_boot_failure(vm, &good)?;
     // No new loop: out of maintenance, the good kernel boots, and again.
     run_then_wait_reboot(vm, "umm off reboot")?;
     for _ in 0..2 {
@@ -127,6 +119,43 @@ fn boot_failure_disabled(ctx: &mut Ctx) -> Result<()> {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+    Ok(())
+}
+
+/// This boot is the maintenance GRUB fell back to: GRUB's marker on the
+/// command line, reason boot-failure, and `umm status` names the failed
+/// kernel, the attempts and the kernel running.
+fn expect_boot_failure(vm: &Vm, good: &str) -> Result<()> {
+    let cmdline = vm.ssh_ok("cat /proc/cmdline")?;
+    ensure!(
+        cmdline.contains("umm=on umm.why=boot-failure"),
+        "GRUB's marker is not on the command line: {cmdline}"
+    );
+    let s = expect_state(vm, "maintenance", Some("boot-failure"))?;
+    let failure = &s["boot_menu"]["boot_failure"];
+    ensure!(
+        failure["kernel"] == BAD
+            && failure["attempts"] == 3
+            && failure["good_kernel"] == good
+            && failure["running_kernel"] == good,
+        "status: {}",
+        s["boot_menu"]
+    );
+    let text = vm.ssh_ok("umm status")?;
+    ensure!(text.contains("MAINTENANCE (boot-failure)"), "{text}");
+    ensure!(
+        text.contains(&format!("Boot failure: kernel {BAD} did not reach userspace in 3 attempts"))
+            && text.contains(&format!("this boot runs {good}")),
+        "{text}"
+    );
+    // The journal event, where there is a journal (not under sysvinit).
+    let journal = vm.ssh_ok(
+        "if [ -d /run/systemd/system ]; then journalctl -o cat UMM_EVENT=boot-failure; else echo no journal; fi",
+    )?;
+    ensure!(
+        journal.trim() == "no journal" || journal.contains(&format!("GRUB gave up on kernel {BAD}")),
+        "journal: {journal}"
+    );
     Ok(())
 }
 
