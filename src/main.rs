@@ -195,6 +195,7 @@ fn run_internal(ctx: &Context, command: Internal) -> anyhow::Result<Outcome> {
         Internal::Maintenance => cmd::maintenance::maintenance(ctx),
         Internal::AfterResume => cmd::finish::after_resume(ctx),
         Internal::FleetRetry => cmd::fleet::retry_pending(ctx),
+        Internal::Queue => cmd::queue::run(ctx),
         Internal::BlsSync { remove } => cmd::boot_entries::bls_sync(ctx, remove),
         Internal::Generator {
             normal_dir,

@@ -21,7 +21,7 @@ use crate::sys::paths;
 use crate::sys::{config, store};
 
 /// Who asked: the user behind sudo, and the ssh client's address.
-fn requester() -> Requester {
+pub(super) fn requester() -> Requester {
     let user = std::env::var("SUDO_USER")
         .ok()
         .filter(|u| !u.is_empty())
@@ -64,10 +64,10 @@ pub fn on(ctx: &Context, options: OnOptions, argv: Vec<String>) -> Result<Outcom
     } = options;
     require_root("on")?;
     check_command_fits(&argv)?;
-    if queue.is_some() {
-        bail!("umm on --queue: not in this build yet (issue #24)");
-    }
     let (settings, sources) = config::load(&ctx.root)?;
+    if let Some(span) = queue {
+        return super::queue::enqueue(ctx, &settings, &sources, span, then, argv);
+    }
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     if let Err(r) = rules::request(&current, settings.policy(), 0, None, vec![]) {
@@ -85,30 +85,50 @@ pub fn on(ctx: &Context, options: OnOptions, argv: Vec<String>) -> Result<Outcom
         return Ok(Outcome::Refused);
     };
     let entry = Entry {
+        rule: Rule::Request,
         who: requester(),
         argv,
         then,
         hooks,
         services_before: active_services(ctx),
     };
-    let saved = match save_request(ctx, &settings, &sources, &taking, entry) {
+    match request_and_reboot(ctx, &settings, &sources, &taking, entry, method)? {
+        Ok(outcome) => Ok(outcome),
+        Err(refusal) => Ok(refused("on", refusal)),
+    }
+}
+
+/// From the slot on, the same for `umm on` and a queued request's turn:
+/// the request saved under the lock (the slot given back when it is not),
+/// announced, then the reboot into maintenance. The inner error is the
+/// rules' refusal (the state changed since the first check): nothing was
+/// saved, and the caller says it.
+pub(super) fn request_and_reboot(
+    ctx: &Context,
+    settings: &Settings,
+    sources: &config::Sources,
+    taking: &super::fleet::Taking,
+    entry: Entry,
+    method: Option<RebootMethod>,
+) -> Result<Result<Outcome, rules::Refusal>> {
+    let saved = match save_request(ctx, settings, sources, taking, entry) {
         Ok(Ok(saved)) => saved,
         Ok(Err(refusal)) => {
-            super::fleet::undo_take(ctx, &settings, &taking);
-            return Ok(refused("on", refusal));
+            super::fleet::undo_take(ctx, settings, taking);
+            return Ok(Err(refusal));
         }
         Err(e) => {
-            super::fleet::undo_take(ctx, &settings, &taking);
+            super::fleet::undo_take(ctx, settings, taking);
             return Err(e);
         }
     };
     announce_request(&saved);
     let transition = rules::reboot::Transition::Enter;
-    if let Err(e) = super::reboot::planned_reboot(ctx, &settings, method, transition, "on") {
+    if let Err(e) = super::reboot::planned_reboot(ctx, settings, method, transition, "on") {
         log::error!("reboot into maintenance failed: {e:#}");
         bail!("{e:#}; the request is saved: reboot by hand to enter maintenance, or run `umm off` to cancel it");
     }
-    Ok(Outcome::Done)
+    Ok(Ok(Outcome::Done))
 }
 
 /// The scheduled command must fit what the state keeps.
@@ -123,14 +143,25 @@ fn check_command_fits(argv: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Which rule makes the request under the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Rule {
+    /// `umm on`: `rules::request`, with the entry's command.
+    Request,
+    /// A queued request's turn: `rules::queue::turn`, with the queued
+    /// command and `then`.
+    Turn,
+}
+
 /// What `umm on` gathered before saving: who asked, the command, the
 /// pre-on hooks' records and the services running now.
-struct Entry {
-    who: Requester,
-    argv: Vec<String>,
-    then: Then,
-    hooks: Vec<HookRecord>,
-    services_before: Option<Vec<String>>,
+pub(super) struct Entry {
+    pub rule: Rule,
+    pub who: Requester,
+    pub argv: Vec<String>,
+    pub then: Then,
+    pub hooks: Vec<HookRecord>,
+    pub services_before: Option<Vec<String>>,
 }
 
 /// The saved request, for the journal and the user.
@@ -155,13 +186,12 @@ fn save_request(
     locked.record_config(settings, sources, ctx.clock.now());
     let now = ctx.clock.now();
     let who = entry.who;
-    let mut next = match rules::request(
-        &locked.state,
-        settings.policy(),
-        now,
-        Some(who.clone()),
-        entry.argv,
-    ) {
+    let policy = settings.policy();
+    let made = match entry.rule {
+        Rule::Request => rules::request(&locked.state, policy, now, Some(who.clone()), entry.argv),
+        Rule::Turn => rules::queue::turn(&locked.state, policy, now, Some(who.clone())),
+    };
+    let mut next = match made {
         Ok(next) => next,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -176,7 +206,9 @@ fn save_request(
         m.services_before = entry.services_before;
         m.hooks = entry.hooks;
         m.fleet = taking.note.clone();
-        m.then = entry.then;
+        if entry.rule == Rule::Request {
+            m.then = entry.then;
+        }
         command = m.command.as_ref().map(|c| c.argv.clone());
     }
     // (`fleet-request-save`: a test makes the save of the request fail,
@@ -244,7 +276,7 @@ fn entry_hooks(ctx: &Context, settings: &Settings, force: bool) -> Option<Vec<Ho
 
 /// The services running now, to check after `umm off` that they came back
 /// (None: the init system could not say; the enabled ones are used then).
-fn active_services(ctx: &Context) -> Option<Vec<String>> {
+pub(super) fn active_services(ctx: &Context) -> Option<Vec<String>> {
     match ctx.init.active_services() {
         Ok(names) => Some(names),
         Err(e) => {

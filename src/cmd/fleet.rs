@@ -84,7 +84,7 @@ fn note(slot: bool, forced: bool, detail: String) -> Option<FleetNote> {
 
 /// A number in 0..1 that differs between nodes and tries (for jitter, not
 /// for secrets).
-fn jitter() -> f64 {
+pub(super) fn jitter() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -141,6 +141,23 @@ pub(super) fn take_for_on(
             }
         }
     }
+}
+
+/// A queued request's turn (`umm internal queue`): one take, never
+/// waiting, with the same intent-before-take rule as `umm on`'s. `Err`:
+/// why no slot was had (the holders when the group is full), for the
+/// request's wait; nothing is said as a refusal.
+pub(super) fn take_for_queue(ctx: &Context, settings: &Settings) -> Result<Taking, String> {
+    let (c, id) = match coordinator(ctx, &settings.fleet) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return Ok(no_slot(None)),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut unanswered: Option<String> = None;
+    take_once(ctx, settings, c.as_ref(), &id, &mut unanswered).map_err(|why| match unanswered {
+        Some(note) => format!("{why}; {note}"),
+        None => why,
+    })
 }
 
 /// No slot, and nothing to give back: no fleet, or `--force` without one.

@@ -44,6 +44,10 @@ pub fn off(
     } else {
         "off"
     };
+    // A queued request (and no maintenance) is cancelled at once.
+    if let Some(outcome) = super::queue::cancel(ctx, command)? {
+        return Ok(outcome);
+    }
     let (settings, sources, loaded) = settings_or_fallback(&ctx.root, command);
     let boot_id = ctx.clock.boot_id()?;
     let Some(pre_off) = pre_off_hooks(ctx, &settings, force, command) else {

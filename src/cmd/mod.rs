@@ -41,6 +41,7 @@ pub mod generator;
 pub mod leave;
 pub mod maintenance;
 pub mod pause;
+pub mod queue;
 pub mod reboot;
 pub mod rolling;
 pub mod status;

@@ -178,6 +178,9 @@ pub struct Queued {
     /// What the last try waited for, one line each (`umm status`).
     #[serde(default)]
     pub waiting_for: Vec<String>,
+    /// Who queued it (the request's `requested_by` at its turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<crate::model::state::Requester>,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -311,6 +314,7 @@ mod tests {
                 tries: 0,
                 next_try: 1,
                 waiting_for: vec!["slot".into(); waits],
+                by: None,
                 extra: Default::default(),
             }),
             ..State::default()

@@ -90,6 +90,9 @@ pub struct Counters {
     /// `umm check` and `umm on --dry-run` change nothing and are not counted.
     #[serde(default)]
     pub hook_failures: ByPhase,
+    /// Queued requests that ended unserved after their span.
+    #[serde(default)]
+    pub queue_expired: u64,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -622,6 +625,11 @@ impl State {
         if let Some(a) = &mut s.after_resume {
             a.services_before = None;
             a.extra.clear();
+        }
+        if let Some(q) = &mut s.queued {
+            q.argv = None;
+            q.by = None;
+            q.extra.clear();
         }
         s
     }

@@ -73,6 +73,33 @@ pub struct LocalView {
     pub may_hold: Option<String>,
     pub pending_release: Option<PendingView>,
     pub crash_loop_attempt: Option<AttemptView>,
+    /// A request queued by `umm on --queue`, waiting for a slot (and its
+    /// window and gate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<QueuedSummary>,
+}
+
+/// A queued request, as the fleet views show it.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct QueuedSummary {
+    pub since: String,
+    pub expires: String,
+    pub next_try: String,
+    pub waiting_for: Vec<String>,
+}
+
+impl QueuedSummary {
+    fn line(&self) -> String {
+        let waits = if self.waiting_for.is_empty() {
+            "not tried yet".to_string()
+        } else {
+            self.waiting_for.join("; ")
+        };
+        format!(
+            "Queued since {} until {}: waiting for {waits}; next try at {}.",
+            self.since, self.expires, self.next_try
+        )
+    }
 }
 
 impl LocalView {
@@ -100,6 +127,12 @@ impl LocalView {
                 at: time(a.at),
                 result: a.result.clone(),
                 detail: a.detail.clone(),
+            }),
+            queued: state.queued.as_ref().map(|q| QueuedSummary {
+                since: time(q.since),
+                expires: time(q.expires),
+                next_try: time(q.next_try),
+                waiting_for: q.waiting_for.clone(),
             }),
         }
     }
@@ -185,6 +218,8 @@ pub struct FleetView {
     pub holds_slot: bool,
     pub pending_release: Option<PendingView>,
     pub crash_loop_attempt: Option<AttemptView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<QueuedSummary>,
     /// Why the coordinator could not be asked.
     pub error: Option<String>,
 }
@@ -230,6 +265,7 @@ impl FleetView {
             holds_slot,
             pending_release: local.pending_release,
             crash_loop_attempt: local.crash_loop_attempt,
+            queued: local.queued,
             error,
         }
     }
@@ -266,6 +302,7 @@ impl FleetView {
         if let Some(a) = &self.crash_loop_attempt {
             out.push(a.line());
         }
+        out.extend(self.queued.as_ref().map(QueuedSummary::line));
         out.join("\n")
     }
 

@@ -78,6 +78,24 @@ pub enum Message<'a> {
     Requested {
         command: Option<&'a [String]>,
     },
+    /// `umm on --queue`: the request is saved; it waits for `waits`.
+    Queued {
+        waits: String,
+        expires: String,
+    },
+    /// `umm internal queue`: the way is closed; the next try's time.
+    QueueWaiting {
+        waits: String,
+        next: String,
+    },
+    /// `umm internal queue`: the request's span is over.
+    QueueExpired {
+        why: String,
+    },
+    /// `umm internal queue`: its turn came, but the rules refused it.
+    QueueDropped {
+        why: String,
+    },
 
     // -- umm off -------------------------------------------------------
     /// A pre-off hook vetoed leaving.
@@ -87,6 +105,8 @@ pub enum Message<'a> {
     },
     /// A pending request was cancelled.
     Cancelled,
+    /// `umm off` with a queued request: cancelled.
+    QueueCancelled,
     /// `umm off reboot`: the reboot follows.
     RebootingOut,
     /// A retry after the normal target was reached.
@@ -190,6 +210,7 @@ impl Message<'_> {
                 | Message::RebootBy { loud: true, .. }
                 | Message::VetoedByChecks { .. }
                 | Message::PreOnFailed { .. }
+                | Message::QueueDropped { .. }
                 | Message::VetoedByPreOff { .. }
                 | Message::NotReached { .. }
                 | Message::NotReachedYet
@@ -228,11 +249,16 @@ impl fmt::Display for Message<'_> {
             | M::RebootBy { .. }
             | M::MenuNotUpdated(_)
             | M::Banner(_) => self.fmt_any_command(f),
-            M::VetoedByChecks { .. } | M::PreOnFailed { .. } | M::Requested { .. } => {
-                self.fmt_on(f)
-            }
+            M::VetoedByChecks { .. }
+            | M::PreOnFailed { .. }
+            | M::Requested { .. }
+            | M::Queued { .. }
+            | M::QueueWaiting { .. }
+            | M::QueueExpired { .. }
+            | M::QueueDropped { .. } => self.fmt_on(f),
             M::VetoedByPreOff { .. }
             | M::Cancelled
+            | M::QueueCancelled
             | M::RebootingOut
             | M::AlreadyReached
             | M::Resuming
@@ -334,6 +360,22 @@ impl Message<'_> {
                     "Maintenance requested{scheduled}. Rebooting cleanly into maintenance mode."
                 )
             }
+            Message::Queued { waits, expires } => write!(
+                f,
+                "Maintenance queued: the node waits by itself for {waits}, until {expires}, then reboots into maintenance. `umm status` shows it; `umm off` cancels it."
+            ),
+            Message::QueueWaiting { waits, next } => write!(
+                f,
+                "Queued maintenance waits for: {waits}; next try at {next}."
+            ),
+            Message::QueueExpired { why } => write!(
+                f,
+                "Queued maintenance expired unserved (it last waited for: {why}); queue it again with umm on --queue."
+            ),
+            Message::QueueDropped { why } => write!(
+                f,
+                "umm internal queue: the queued request was dropped: {why}; nothing was entered."
+            ),
             _ => Ok(()),
         }
     }
@@ -348,6 +390,9 @@ impl Message<'_> {
             Message::Cancelled => {
                 f.write_str("Cancelled the maintenance request; the next boot will be normal.")
             }
+            Message::QueueCancelled => f.write_str(
+                "Cancelled the queued maintenance request; the node will not enter maintenance for it.",
+            ),
             Message::RebootingOut => f.write_str(
                 "Leaving maintenance: rebooting cleanly into normal operation. The off.d hooks and the check run once the normal boot reaches its target.",
             ),

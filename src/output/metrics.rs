@@ -126,6 +126,20 @@ pub const METRICS: &[Metric] = &[
         help: "1 while giving this node's fleet slot back has failed and is retried (the group has one slot fewer), else 0.",
         samples: fleet_release_pending,
     },
+    Metric {
+        name: "umm_queued",
+        kind: "gauge",
+        labels: &[],
+        help: "1 while a request queued by umm on --queue waits for its turn (window, gate, slot), else 0.",
+        samples: queued,
+    },
+    Metric {
+        name: "umm_queue_expired_total",
+        kind: "counter",
+        labels: &[],
+        help: "Queued requests that were still waiting after their span and ended unserved.",
+        samples: queue_expired_total,
+    },
 ];
 
 /// The hook phases, as the `phase` label names them.
@@ -225,6 +239,14 @@ fn fleet_slot_held(out: &mut String, m: &Metric, state: &State, _: &Settings) {
 
 fn fleet_release_pending(out: &mut String, m: &Metric, state: &State, _: &Settings) {
     sample(out, m, u8::from(state.fleet.pending_release.is_some()));
+}
+
+fn queued(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    sample(out, m, u8::from(state.queued.is_some()));
+}
+
+fn queue_expired_total(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    sample(out, m, state.counters.queue_expired);
 }
 
 /// The exit status of the newest scheduled command that finished: the

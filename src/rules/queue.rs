@@ -45,6 +45,7 @@ pub fn enqueue(
         tries: 0,
         next_try: now,
         waiting_for: Vec::new(),
+        by: None,
         extra: Default::default(),
     });
     Ok(s)

@@ -116,6 +116,18 @@ kinds! {
     FleetReleasePending "c7d75d17f1e14ab9944d5842b2a7c2f2" "fleet-release-pending"
         "giving a slot back failed: it stays owed and is retried"
         ["UMM_FLEET_GROUP", "UMM_FLEET_ID", "UMM_WHY"];
+    Queued "8a48d5a2ce524e96b047a70340eb55b9" "queued"
+        "`umm on --queue`: a request waits for its turn (window, gate, slot)"
+        ["UMM_REQUESTED_BY", "UMM_THEN"];
+    QueueCancelled "338448e92acc46c8b2ae541594406ce8" "queue-cancelled"
+        "`umm off` cancelled a queued request"
+        [];
+    QueueExpired "9d6b5f1feb6443f580de9ca8f28b712d" "queue-expired"
+        "a queued request was still waiting after its span: it ended unserved"
+        ["UMM_WHY"];
+    QueueDropped "6c02fae52b914fe7ae36579c74158cfc" "queue-dropped"
+        "a queued request's turn came but `umm on` would refuse it: it was dropped"
+        ["UMM_WHY"];
 }
 
 /// One state change with what its fields say.
@@ -159,6 +171,21 @@ pub enum Change<'a> {
     /// `umm off`: a pending request cancelled.
     Cancelled {
         episode: u64,
+    },
+    /// `umm on --queue`: a request queued.
+    Queued {
+        by: &'a str,
+        then: &'a str,
+    },
+    /// `umm off`: a queued request cancelled.
+    QueueCancelled,
+    /// A queued request's span ended (`why`: what it waited for last).
+    QueueExpired {
+        why: &'a str,
+    },
+    /// A queued request's turn was refused by the rules of `umm on`.
+    QueueDropped {
+        why: &'a str,
     },
     /// `umm off` began leaving (`resume` or `reboot`).
     Resuming {
@@ -222,6 +249,10 @@ impl Change<'_> {
             Change::FleetSlotTaken { .. } => Kind::FleetSlotTaken,
             Change::FleetSlotReleased { .. } => Kind::FleetSlotReleased,
             Change::FleetReleasePending { .. } => Kind::FleetReleasePending,
+            Change::Queued { .. } => Kind::Queued,
+            Change::QueueCancelled => Kind::QueueCancelled,
+            Change::QueueExpired { .. } => Kind::QueueExpired,
+            Change::QueueDropped { .. } => Kind::QueueDropped,
         }
     }
 
@@ -343,9 +374,18 @@ impl Change<'_> {
                 ("UMM_FLEET_ID", (*id).into()),
                 ("UMM_WHY", (*error).into()),
             ],
-            Change::Held { .. } | Change::Cancelled { .. } | Change::Enabled | Change::Disabled => {
-                Vec::new()
+            Change::Queued { by, then } => vec![
+                ("UMM_REQUESTED_BY", (*by).into()),
+                ("UMM_THEN", (*then).into()),
+            ],
+            Change::QueueExpired { why } | Change::QueueDropped { why } => {
+                vec![("UMM_WHY", (*why).into())]
             }
+            Change::Held { .. }
+            | Change::Cancelled { .. }
+            | Change::QueueCancelled
+            | Change::Enabled
+            | Change::Disabled => Vec::new(),
         }
     }
 }
@@ -433,6 +473,17 @@ mod tests {
                 group: "ctl",
                 id: "node-a",
                 error: "connection refused",
+            },
+            Kind::Queued => Change::Queued {
+                by: "alice",
+                then: "off",
+            },
+            Kind::QueueCancelled => Change::QueueCancelled,
+            Kind::QueueExpired => Change::QueueExpired {
+                why: "slot: all held (node-b)",
+            },
+            Kind::QueueDropped => Change::QueueDropped {
+                why: "umm is disabled",
             },
         }
     }

@@ -17,6 +17,9 @@ pub const FLEET_LOCK: &str = "/var/lib/umm/fleet.lock";
 /// Held by `umm internal fleet-retry` while it runs, so that two runs
 /// (the timer or cron, and one started by hand) never overlap.
 pub const FLEET_RETRY_LOCK: &str = "/var/lib/umm/fleet-retry.lock";
+/// Held by `umm internal queue` while it runs (hooks and a take may
+/// outlast the timer's minute), so that two runs never overlap.
+pub const QUEUE_LOCK: &str = "/var/lib/umm/queue.lock";
 /// The part of the state any user may read (0644), for `umm status`:
 /// state.json itself is root's only.
 pub const PUBLIC_STATUS: &str = "/var/lib/umm/status.json";

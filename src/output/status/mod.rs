@@ -15,6 +15,7 @@ use crate::bootmenu::{Counting, MenuEntry};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::hook::HookRecord;
 use crate::model::open::Open;
+use crate::model::rolling::{Queued, Then};
 use crate::model::settings::Settings;
 pub use crate::model::state::NodeState;
 use crate::model::state::{Leaving, Mode, OffAction, Phase, Reason, State};
@@ -96,6 +97,9 @@ pub struct StatusView {
     /// is configured or the state remembers a slot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<LocalView>,
+    /// A request queued by `umm on --queue`, waiting for its turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<QueuedView>,
     /// Present (and true) only for a caller who is not root.
     #[serde(skip_serializing_if = "is_false")]
     pub restricted: bool,
@@ -239,7 +243,40 @@ impl StatusView {
             state_problem: i.state_problem.map(String::from),
             history_entries: i.state.history.len(),
             fleet: LocalView::for_status(&i.settings.fleet, i.state),
+            queued: i
+                .state
+                .queued
+                .as_ref()
+                .map(|q| QueuedView::new(q, restricted)),
             restricted,
+        }
+    }
+}
+
+/// A queued request (`umm on --queue`): since when, until when, what the
+/// maintenance boot does after COMMAND, what the last try waited for.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct QueuedView {
+    pub since: String,
+    pub expires: String,
+    pub then: Then,
+    #[serde(skip_serializing_if = "RootOnly::is_hidden")]
+    pub command: RootOnly<Option<Vec<String>>>,
+    pub tries: u32,
+    pub next_try: String,
+    pub waiting_for: Vec<String>,
+}
+
+impl QueuedView {
+    fn new(q: &Queued, restricted: bool) -> QueuedView {
+        QueuedView {
+            since: time(q.since),
+            expires: time(q.expires),
+            then: q.then,
+            command: RootOnly::new(restricted, || q.argv.clone()),
+            tries: q.tries,
+            next_try: time(q.next_try),
+            waiting_for: q.waiting_for.clone(),
         }
     }
 }

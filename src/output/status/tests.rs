@@ -363,6 +363,17 @@ fn the_documented_json_keys_are_the_printed_ones() {
         since: 1,
         extra: Default::default(),
     });
+    with_slot.queued = Some(crate::model::rolling::Queued {
+        since: 1,
+        expires: 2,
+        then: crate::model::rolling::Then::Off,
+        argv: Some(vec!["true".into()]),
+        tries: 0,
+        next_try: 1,
+        waiting_for: vec![],
+        by: None,
+        extra: Default::default(),
+    });
     let mut printed = keys(&root);
     printed.extend(keys(&user));
     printed.extend(keys(&view_json_of(with_slot, false)));

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use super::{BootMenuView, ConfigView, LeavingView, NodeState, StatusView, Switch, ThisBootView};
+use super::{
+    BootMenuView, ConfigView, LeavingView, NodeState, QueuedView, StatusView, Switch, ThisBootView,
+};
 use crate::bootmenu::Kind;
+use crate::model::rolling::Then;
 use crate::model::state::{Mode, OffAction, Reason};
 use crate::model::timefmt::format_span;
-use crate::output::history::{hook_name, shell_words, CommandView};
+use crate::output::history::{hook_name, program_and_count, shell_words, CommandView};
 use crate::sys::config::InUse;
 
 impl StatusView {
@@ -31,6 +34,11 @@ impl StatusView {
             );
             out.extend(lines.map(|l| format!("              {l}")));
         }
+        out.extend(
+            self.queued
+                .as_ref()
+                .map_or_else(Vec::new, QueuedView::lines),
+        );
         out.extend(
             self.state_problem
                 .as_ref()
@@ -288,4 +296,37 @@ fn command_state(c: &CommandView) -> String {
         c.ended.as_deref().unwrap_or(started),
         c.output.as_deref().unwrap_or_default()
     )
+}
+
+impl QueuedView {
+    /// Since when, until when, then, the command; what the last try waited
+    /// for and when the next one is.
+    fn lines(&self) -> Vec<String> {
+        let then = match self.then {
+            Then::Stay => "stays in maintenance until umm off",
+            Then::Off => "leaves by itself (umm off) once COMMAND succeeded",
+            Then::Reboot => "leaves by itself (umm off reboot) once COMMAND succeeded",
+        };
+        let command = match self.command.shown() {
+            Some(Some(argv)) => format!("; command: {}", program_and_count(argv)),
+            Some(None) => "; no command".into(),
+            None => String::new(),
+        };
+        let mut out = vec![format!(
+            "Queued:       since {}, until {}; then {then}{command} (umm off cancels it)",
+            self.since, self.expires
+        )];
+        let mut waits = self.waiting_for.iter();
+        match waits.next() {
+            None => out.push("Waiting for:  not tried yet".into()),
+            Some(first) => out.push(format!("Waiting for:  {first}")),
+        }
+        out.extend(waits.map(|w| format!("              {w}")));
+        out.push(format!(
+            "Next try:     {} (try {})",
+            self.next_try,
+            self.tries.saturating_add(1)
+        ));
+        out
+    }
 }
