@@ -80,7 +80,7 @@ pub enum Command {
         /// queue` tries it (an open [rolling] window, a green gate, passing
         /// check.d hooks, a free fleet slot) for up to SPAN (default 24h),
         /// then reboots into maintenance. `umm off` cancels it
-        #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "24h", value_parser = parse_span_arg, conflicts_with = "dry_run")]
+        #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "24h", value_parser = parse_span_arg, conflicts_with_all = ["dry_run", "force", "kexec", "firmware"])]
         queue: Option<std::time::Duration>,
         /// Once COMMAND exited 0 and the on.d hooks passed, leave maintenance
         /// by itself as `umm off` (`off`) or `umm off reboot` (`reboot`)

@@ -130,15 +130,18 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             firmware,
             ..
         } => {
+            let then = match then {
+                None => Then::Stay,
+                Some(ThenArg::Off) => Then::Off,
+                Some(ThenArg::Reboot) => Then::Reboot,
+            };
+            if let Some(span) = queue {
+                return cmd::queue::enqueue(ctx, span, then, command);
+            }
             let options = cmd::enter::OnOptions {
                 force,
                 wait,
-                queue,
-                then: match then {
-                    None => Then::Stay,
-                    Some(ThenArg::Off) => Then::Off,
-                    Some(ThenArg::Reboot) => Then::Reboot,
-                },
+                then,
                 method: method_flag(kexec, firmware),
             };
             cmd::enter::on(ctx, options, command)

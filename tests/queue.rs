@@ -201,3 +201,92 @@ fn a_turn_the_rules_refuse_drops_the_request_and_says_why() {
     assert!(node.status().get("queued").is_none());
     assert!(events(&node).contains(&"queue-dropped".to_string()));
 }
+
+/// A node of fleet group "one" (1 slot) on `endpoint`, booted once.
+fn fleet_node(endpoint: &str, id: &str) -> Node {
+    let mut node = node_with(&format!(
+        "[fleet]\nbackend = \"etcd\"\ngroup = \"one\"\nid = \"{id}\"\nendpoints = [\"{endpoint}\"]\nslots = 1\ntimeout = \"10s\"\n"
+    ));
+    node.boot();
+    node
+}
+
+/// Against a real etcd: the one slot held by node-a, node-b's queued
+/// request waits naming the holder; once node-a is back in service and
+/// gave the slot back, node-b's next try takes it and its turn.
+#[test]
+fn with_the_slot_held_it_waits_naming_the_holder_then_takes_it_when_freed() {
+    let Some(etcd) = common::etcd::one_etcd("queue_waits_for_the_slot") else {
+        return;
+    };
+    let mut a = fleet_node(&etcd.endpoint(0), "node-a");
+    let mut b = fleet_node(&etcd.endpoint(0), "node-b");
+    a.expect(0, &["on"]);
+    assert_eq!(etcd.holders("one"), ["node-a"]);
+    let out = b.expect(0, &["on", "--queue", "--then", "off", "--", "true"]);
+    assert!(out.contains("a free slot of fleet group \"one\""), "{out}");
+    let out = b.expect(0, &["internal", "queue"]);
+    assert!(
+        out.contains("slot: no free slot in fleet group \"one\""),
+        "{out}"
+    );
+    assert!(out.contains("node-a"), "{out}");
+    assert!(!rebooted(&b));
+    let fleet = b.expect(0, &["fleet", "status"]);
+    assert!(fleet.contains("Queued since"), "{fleet}");
+    assert!(fleet.contains("node-a"), "{fleet}");
+    assert_eq!(etcd.holders("one"), ["node-a"]);
+    // node-a through maintenance and back: the slot goes back.
+    a.clean_reboot();
+    let out = a.expect(0, &["off"]);
+    assert!(out.contains("Normal target reached"), "{out}");
+    assert!(etcd.holders("one").is_empty());
+    let (code, out) = run_at(&mut b, 600, &["internal", "queue"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Took a slot of fleet group \"one\""), "{out}");
+    assert!(rebooted(&b));
+    assert_eq!(etcd.holders("one"), ["node-b"]);
+    let s = state(&b);
+    assert_eq!(s["maintenance"]["phase"], "pending");
+    assert_eq!(s["maintenance"]["fleet"]["slot"], true);
+    assert_eq!(s["fleet"]["held"]["id"], "node-b");
+}
+
+/// A try killed between recording its take and sending it
+/// (`fleet-take-sent`) leaves the intent ("may hold") in the state; the
+/// reconcile (`umm internal fleet-retry`) settles it, and the request is
+/// still queued for its next try.
+#[test]
+fn a_try_killed_during_the_take_leaves_the_intent_that_the_reconcile_settles() {
+    let Some(etcd) = common::etcd::one_etcd("queue_killed_during_the_take") else {
+        return;
+    };
+    let b = fleet_node(&etcd.endpoint(0), "node-b");
+    b.expect(0, &["on", "--queue", "--", "true"]);
+    let mut c = b.command(&["internal", "queue"]);
+    c.env("FAILPOINTS", "fleet-take-sent=1*return(stop)")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let stat = format!("/proc/{}/stat", child.id());
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&stat).unwrap();
+        if text.rsplit(") ").next().unwrap().starts_with('T') {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let s = state(&b);
+    assert_eq!(s["fleet"]["taking"]["group"], "one", "{s}");
+    assert!(s["queued"].is_object(), "{s}");
+    b.expect(0, &["internal", "fleet-retry"]);
+    let s = state(&b);
+    assert!(s["fleet"].get("taking").is_none_or(Value::is_null), "{s}");
+    assert!(s["queued"].is_object(), "still queued: {s}");
+    assert!(etcd.holders("one").is_empty());
+    assert!(!rebooted(&b));
+}

@@ -44,8 +44,6 @@ pub struct OnOptions {
     pub force: bool,
     /// Wait up to this long for a free fleet slot.
     pub wait: Option<std::time::Duration>,
-    /// Queue the request for up to this long instead of entering now.
-    pub queue: Option<std::time::Duration>,
     /// What the maintenance boot does once COMMAND succeeded.
     pub then: Then,
     /// `--kexec` / `--firmware`: this reboot's method.
@@ -58,16 +56,12 @@ pub fn on(ctx: &Context, options: OnOptions, argv: Vec<String>) -> Result<Outcom
     let OnOptions {
         force,
         wait,
-        queue,
         then,
         method,
     } = options;
     require_root("on")?;
     check_command_fits(&argv)?;
     let (settings, sources) = config::load(&ctx.root)?;
-    if let Some(span) = queue {
-        return super::queue::enqueue(ctx, &settings, &sources, span, then, argv);
-    }
     // Refuse before running any hook if the request cannot be taken.
     let current = store::read(&ctx.root.path(paths::STATE)).state;
     if let Err(r) = rules::request(&current, settings.policy(), 0, None, vec![]) {
@@ -132,7 +126,7 @@ pub(super) fn request_and_reboot(
 }
 
 /// The scheduled command must fit what the state keeps.
-fn check_command_fits(argv: &[String]) -> Result<()> {
+pub(super) fn check_command_fits(argv: &[String]) -> Result<()> {
     if argv.len() > limits::ARGS || argv.iter().any(|a| a.len() > limits::ARG) {
         bail!(
             "umm on: the command is longer than umm keeps ({} arguments of at most {} bytes); put it in a script and schedule the script",

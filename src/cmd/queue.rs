@@ -12,14 +12,16 @@ use std::time::Duration;
 use anyhow::Result;
 use log::Level;
 
-use super::enter::{active_services, request_and_reboot, requester, Entry, Rule};
+use super::enter::{
+    active_services, check_command_fits, request_and_reboot, requester, Entry, Rule,
+};
 use super::{lock, refused, require_root, save, Context, Outcome};
 use crate::hooks;
 use crate::model::fleet::Backend;
 use crate::model::hook::{HookPhase, HookRecord};
 use crate::model::rolling::Then;
 use crate::model::settings::Settings;
-use crate::model::state::{Reason, State};
+use crate::model::state::{Reason, Requester, State};
 use crate::model::timefmt::rfc3339;
 use crate::output::message::{say, Message};
 use crate::rules::queue::{self as rule, Due, Way};
@@ -30,25 +32,23 @@ use crate::sys::{config, localtime, store};
 
 /// `umm on --queue`: refused as `umm on` is; else saved under the lock,
 /// logged, and said. No hook, no slot, no reboot now.
-pub(super) fn enqueue(
-    ctx: &Context,
-    settings: &Settings,
-    sources: &config::Sources,
-    span: Duration,
-    then: Then,
-    argv: Vec<String>,
-) -> Result<Outcome> {
+pub fn enqueue(ctx: &Context, span: Duration, then: Then, argv: Vec<String>) -> Result<Outcome> {
+    require_root("on")?;
+    check_command_fits(&argv)?;
+    let (settings, sources) = config::load(&ctx.root)?;
+    let settings = &settings;
     let who = requester();
     let now = ctx.clock.now();
     let mut locked = lock(&ctx.root, "on")?;
-    locked.record_config(settings, sources, now);
+    locked.record_config(settings, &sources, now);
     let mut next = match rule::enqueue(&locked.state, settings.policy(), now, span, then, argv) {
         Ok(next) => next,
         Err(refusal) => return Ok(refused("on", refusal)),
     };
     let expires = next.queued.as_ref().map_or(now, |q| q.expires);
     if let Some(q) = next.queued.as_mut() {
-        q.by = Some(who.clone());
+        q.by = Some(who.user.clone());
+        q.from = who.from.clone();
     }
     save(&mut locked, next)?;
     drop(locked);
@@ -192,7 +192,14 @@ fn try_turn(ctx: &Context, settings: &Settings, sources: &config::Sources) -> Re
     let queued = state.queued.unwrap_or_else(queued_gone);
     let entry = Entry {
         rule: Rule::Turn,
-        who: queued.by.clone().unwrap_or_else(requester),
+        who: match queued.by.clone() {
+            Some(user) => Requester {
+                user,
+                from: queued.from.clone(),
+                extra: Default::default(),
+            },
+            None => requester(),
+        },
         argv: queued.argv.clone().unwrap_or_default(),
         then: queued.then,
         hooks: checks.into_iter().chain(pre_on).collect(),
@@ -217,6 +224,7 @@ fn queued_gone() -> crate::model::rolling::Queued {
         next_try: 0,
         waiting_for: Vec::new(),
         by: None,
+        from: None,
         extra: Default::default(),
     }
 }

@@ -178,9 +178,12 @@ pub struct Queued {
     /// What the last try waited for, one line each (`umm status`).
     #[serde(default)]
     pub waiting_for: Vec<String>,
-    /// Who queued it (the request's `requested_by` at its turn).
+    /// Who queued it, and from where (the request's `requested_by` at
+    /// its turn).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<crate::model::state::Requester>,
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
@@ -315,6 +318,7 @@ mod tests {
                 next_try: 1,
                 waiting_for: vec!["slot".into(); waits],
                 by: None,
+                from: None,
                 extra: Default::default(),
             }),
             ..State::default()

@@ -629,6 +629,7 @@ impl State {
         if let Some(q) = &mut s.queued {
             q.argv = None;
             q.by = None;
+            q.from = None;
             q.extra.clear();
         }
         s

@@ -46,6 +46,7 @@ pub fn enqueue(
         next_try: now,
         waiting_for: Vec::new(),
         by: None,
+        from: None,
         extra: Default::default(),
     });
     Ok(s)

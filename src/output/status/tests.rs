@@ -372,6 +372,7 @@ fn the_documented_json_keys_are_the_printed_ones() {
         next_try: 1,
         waiting_for: vec![],
         by: None,
+        from: None,
         extra: Default::default(),
     });
     let mut printed = keys(&root);
