@@ -76,10 +76,10 @@ pub enum Command {
         /// for up to SPAN (default 30min; 1s to 30d)
         #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "30min", value_parser = parse_span_arg, conflicts_with = "queue")]
         wait: Option<std::time::Duration>,
-        /// Queue the request and return at once: each run of `umm internal
-        /// queue` tries it (an open [rolling] window, a green gate, passing
-        /// check.d hooks, a free fleet slot) for up to SPAN (default 24h),
-        /// then reboots into maintenance. `umm off` cancels it
+        /// Queue the request and return at once: the queue's tries wait for
+        /// an open [rolling] window, a green gate, passing check.d hooks
+        /// and a free fleet slot, for up to SPAN (default 24h), then reboot
+        /// into maintenance. `umm off` cancels it
         #[arg(long, value_name = "SPAN", num_args = 0..=1, default_missing_value = "24h", value_parser = parse_span_arg, conflicts_with_all = ["dry_run", "force", "kexec", "firmware"])]
         queue: Option<std::time::Duration>,
         /// Once COMMAND exited 0 and the on.d hooks passed, leave maintenance
@@ -212,8 +212,8 @@ pub enum Internal {
     /// (umm-fleet-retry.timer; cron where there is no systemd)
     FleetRetry,
     /// Try a request queued by `umm on --queue`: with none due, exits 0 at
-    /// once without any network (umm-queue.timer; cron where there is no
-    /// systemd)
+    /// once without any network (no timer or cron line ships for it yet:
+    /// run it every minute from one of your own)
     Queue,
     /// Write (or with --remove, delete) umm's entries in /boot/loader/entries
     /// (kernel-install plugin, rpm scriptlets, /etc/grub.d/42_umm)
