@@ -39,6 +39,44 @@ pub fn off(
     method: Option<RebootMethod>,
 ) -> Result<Outcome> {
     require_root("off")?;
+    leave_as(ctx, action, By::Operator { force, method }, wait)
+}
+
+/// Who leaves: an operator's `umm off`, or the maintenance boot by itself
+/// (`umm on --then`), which never overrides a pre-off veto.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum By {
+    Operator {
+        force: bool,
+        method: Option<RebootMethod>,
+    },
+    Itself,
+}
+
+impl By {
+    /// How the journal and the log say who left.
+    fn words(self, action: OffAction) -> &'static str {
+        match (self, action) {
+            (By::Operator { .. }, OffAction::Resume) => "by umm off",
+            (By::Operator { .. }, OffAction::Reboot) => "by umm off reboot",
+            (By::Itself, OffAction::Resume) => "by itself (umm on --then off)",
+            (By::Itself, OffAction::Reboot) => "by itself (umm on --then reboot)",
+        }
+    }
+}
+
+/// The one transaction of leaving, whoever asks for it: pre-off hooks,
+/// the leaving phase, then the resume (or the reboot) and the finisher.
+pub(super) fn leave_as(
+    ctx: &Context,
+    action: OffAction,
+    by: By,
+    wait: Option<Duration>,
+) -> Result<Outcome> {
+    let (force, method) = match by {
+        By::Operator { force, method } => (force, method),
+        By::Itself => (false, None),
+    };
     let command = if action == OffAction::Reboot {
         "off reboot"
     } else {
@@ -76,6 +114,8 @@ pub fn off(
     let owed = next.fleet.pending_release.is_some();
     save(&mut locked, next)?;
     drop(locked);
+    // A test kills umm here: leaving has begun, nothing of it is done.
+    crate::sys::failpoint::failpoint("leave-begun")?;
     remove_banners(&ctx.root);
     let episode_id = episode.unwrap_or(0);
     match (leave, action) {
@@ -83,7 +123,7 @@ pub fn off(
             let cancelled = state.maintenance.as_ref().map_or(0, |m| m.id);
             cancel_pending(ctx, &settings, cancelled, owed)
         }
-        (_, OffAction::Reboot) => reboot_out(ctx, &settings, method, reason, episode_id),
+        (_, OffAction::Reboot) => reboot_out(ctx, &settings, method, reason, (episode_id, by)),
         (_, OffAction::Resume) => {
             journal::log(
                 Level::Info,
@@ -93,8 +133,9 @@ pub fn off(
                     action: "resume",
                 },
                 format_args!(
-                    "leaving maintenance (reason {}, episode {episode_id}) by umm off: resuming",
+                    "leaving maintenance (reason {}, episode {episode_id}) {}: resuming",
                     reason.as_str(),
+                    by.words(action),
                 ),
             );
             resume(ctx, &settings, wait, leave, episode)
@@ -123,7 +164,7 @@ fn reboot_out(
     settings: &Settings,
     method: Option<RebootMethod>,
     reason: Reason,
-    episode: u64,
+    (episode, by): (u64, By),
 ) -> Result<Outcome> {
     journal::log(
         Level::Info,
@@ -132,7 +173,10 @@ fn reboot_out(
             episode,
             action: "reboot",
         },
-        format_args!("leaving maintenance by umm off reboot; rebooting into normal operation"),
+        format_args!(
+            "leaving maintenance {}; rebooting into normal operation",
+            by.words(OffAction::Reboot)
+        ),
     );
     say(&Message::RebootingOut);
     // A crash loop's boots (and a boot failure's) must pass the boot

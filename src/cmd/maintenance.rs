@@ -9,13 +9,18 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
+use super::leave::{leave_as, By};
 use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
-use crate::model::state::{CommandRun, Maintenance, Phase, Reason, ScheduledCommand, State};
+use crate::model::settings::Settings;
+use crate::model::state::{
+    CommandRun, Maintenance, OffAction, Phase, Reason, ScheduledCommand, State,
+};
 use crate::output::history::program_and_count;
 use crate::output::message::{banner_text, say, Message};
 use crate::rules;
+use crate::rules::then::AfterWork;
 use crate::sys::paths::{self, Root};
 use crate::sys::run::{self, run_bounded_then, Finished};
 use crate::sys::{config, store};
@@ -48,8 +53,10 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
         .clone()
         .filter(|m| m.phase == Phase::Active)
     else {
+        drop(locked);
         log::info!("not in maintenance; nothing to do");
-        return Ok(Outcome::Done);
+        // Unless leaving by itself was cut short: finish it.
+        return after_work(ctx, &settings);
     };
     write_banners(&ctx.root, &m);
     say(&Message::Banner(&banner_text(&m)));
@@ -69,7 +76,7 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
     };
     if !first_time {
         crash_loop_take();
-        return Ok(Outcome::Done);
+        return after_work(ctx, &settings);
     }
     // The on.d hooks run once per maintenance, before the scheduled command.
     let on_hooks = hooks::run_phase(
@@ -80,7 +87,7 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
     );
     let Some(started) = start_command(ctx, &m, on_hooks)? else {
         crash_loop_take();
-        return Ok(Outcome::Done);
+        return after_work(ctx, &settings);
     };
     log::info!(
         "running the scheduled command: {}",
@@ -93,6 +100,62 @@ pub fn maintenance(ctx: &Context) -> Result<Outcome> {
         |pid| record_pid(ctx, m.id, pid),
     );
     record_result(ctx, m.id, started.run, &result)?;
+    after_work(ctx, &settings)
+}
+
+/// How long leaving by itself waits for the normal target (as `umm off`).
+const LEAVE_WAIT: Duration = Duration::from_secs(600);
+
+/// `umm on --then off|reboot`: once the work is done, the maintenance
+/// boot leaves by itself when it succeeded (the same transaction as `umm
+/// off`), or halts the group's roll when it failed. Decided from the state
+/// as saved, so a run after a crash finishes what one before began.
+fn after_work(ctx: &Context, settings: &Settings) -> Result<Outcome> {
+    let state = rules::upgrade(store::read(&ctx.root.path(paths::STATE)).state);
+    let Some(m) = state.maintenance else {
+        return Ok(Outcome::Done);
+    };
+    let alive = m
+        .command
+        .as_ref()
+        .and_then(|c| c.run.as_ref())
+        .and_then(|r| r.pid)
+        .is_some_and(super::finish::process_alive);
+    let (action, retry) = match rules::then::after_work(&m, alive) {
+        AfterWork::Stay | AfterWork::Wait => return Ok(Outcome::Done),
+        AfterWork::Halt(why) => return halt(ctx, settings, &m, &why),
+        AfterWork::Leave(action) => (action, false),
+        AfterWork::Retry(action) => (action, true),
+    };
+    // A test kills umm here: the work is done and recorded, leaving is not
+    // begun.
+    crate::sys::failpoint::failpoint("then-leave")?;
+    log::info!(
+        "{}: leaving maintenance by itself (umm on --then {})",
+        if retry {
+            "leaving by itself was cut short"
+        } else {
+            "the maintenance work succeeded"
+        },
+        if action == OffAction::Reboot {
+            "reboot"
+        } else {
+            "off"
+        }
+    );
+    match leave_as(ctx, action, By::Itself, Some(LEAVE_WAIT))? {
+        Outcome::Refused => halt(ctx, settings, &m, "a pre-off hook vetoed leaving"),
+        outcome => Ok(outcome),
+    }
+}
+
+/// The work failed: the node stays in maintenance and keeps its slot.
+fn halt(_ctx: &Context, _settings: &Settings, m: &Maintenance, why: &str) -> Result<Outcome> {
+    log::error!(
+        "the maintenance work failed ({why}): the node stays in maintenance (episode {}); `umm off` leaves once it is fixed",
+        m.id
+    );
+    // Not a failed unit: the check after `umm off` would count it.
     Ok(Outcome::Done)
 }
 

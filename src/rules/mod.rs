@@ -17,6 +17,8 @@
 //! - Rolling maintenance: `window` (open now? next start? in the node's
 //!   time zone), `gate` (the health gate's verdict, fail-closed) and
 //!   `queue` (`umm on --queue`: due, waiting with backoff, expiry, turn).
+//! - `then`: after the maintenance work of `umm on --then`, leave by
+//!   itself, wait, or halt the group's roll.
 //! - `reboot`: a planned reboot by kexec or through the firmware, and the
 //!   command line a kexec'd kernel boots with.
 
@@ -32,6 +34,7 @@ pub mod leave;
 pub mod queue;
 pub mod reboot;
 pub mod request;
+pub mod then;
 pub mod verify;
 pub mod window;
 
