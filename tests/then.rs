@@ -9,8 +9,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::etcd::{one_etcd, raw_get};
 use common::Node;
 use serde_json::Value;
+use umm::fleet::etcd::halt_key;
+
+const PROM: &str = "/var/lib/prometheus/node-exporter/umm.prom";
 
 fn state(node: &Node) -> Value {
     serde_json::from_str(&node.read("/var/lib/umm/state.json")).unwrap()
@@ -143,6 +147,16 @@ fn a_failed_command_or_on_d_hook_keeps_the_node_in_maintenance() {
             "{}",
             node.log()
         );
+        assert!(
+            node.read(PROM).contains("\numm_roll_halted 1\n"),
+            "{command:?} {hook}"
+        );
+        let out = node.expect(0, &["status"]);
+        assert!(out.contains("Roll halted:  by this node"), "{out}");
+        assert!(node.status()["roll_halted"].is_string());
+        node.expect(0, &["off"]);
+        assert!(node.read(PROM).contains("\numm_roll_halted 0\n"));
+        assert_eq!(node.status()["roll_halted"], Value::Null);
     }
 }
 
@@ -169,4 +183,81 @@ fn a_self_leave_cut_short_is_finished_by_the_next_run_once() {
         node.expect(0, &["internal", "maintenance"]);
         assert_eq!(hook_lines(&node), ["pre-off", "off"], "{step}");
     }
+}
+
+/// A node of etcd group `group` with off.d and pre-off hooks, booted.
+fn fleet_node(endpoint: &str, group: &str, id: &str) -> Node {
+    let node = node_with_hooks();
+    node.write(
+        "/etc/umm/umm.toml",
+        &format!(
+            "[fleet]\nbackend = \"etcd\"\ngroup = \"{group}\"\nid = \"{id}\"\nendpoints = [\"{endpoint}\"]\nslots = 1\ntimeout = \"10s\"\n"
+        ),
+    );
+    node
+}
+
+/// The halt recorded for `group`, as JSON; Null when none.
+fn halt(endpoint: &str, group: &str) -> Value {
+    raw_get(endpoint, &halt_key(group))
+        .map_or(Value::Null, |(v, _)| serde_json::from_slice(&v).unwrap())
+}
+
+#[test]
+fn then_off_gives_the_slot_back_and_a_failure_halts_the_group_until_umm_off() {
+    let Some(etcd) = one_etcd("then_halt") else {
+        return;
+    };
+    let ep = etcd.endpoint(0);
+    // Success: the slot goes back by itself, nothing halted.
+    let mut a = fleet_node(&ep, "h", "node-a");
+    into_maintenance(&mut a, &["--then", "off", "--", "true"]);
+    assert_eq!(etcd.holders("h"), ["node-a"]);
+    a.expect(0, &["internal", "maintenance"]);
+    assert_eq!(a.status()["state"], "operational");
+    assert!(etcd.holders("h").is_empty());
+    assert_eq!(halt(&ep, "h"), Value::Null);
+    // Failure: the node stays, keeps the slot, and the halt names it.
+    let mut b = fleet_node(&ep, "h", "node-b");
+    into_maintenance(&mut b, &["--then", "off", "--", "sh", "-c", "exit 3"]);
+    b.expect(0, &["internal", "maintenance"]);
+    assert_eq!(b.status()["state"], "maintenance");
+    assert_eq!(etcd.holders("h"), ["node-b"]);
+    let h = halt(&ep, "h");
+    assert_eq!(h["node"], "node-b", "{h}");
+    assert_eq!(h["why"], "the scheduled command exited 3", "{h}");
+    assert!(
+        b.log().contains("roll is halted by this node"),
+        "{}",
+        b.log()
+    );
+    // The next node cannot enter: the slot is held.
+    let c = fleet_node(&ep, "h", "node-c");
+    let out = c.expect(1, &["on", "--then", "off"]);
+    assert!(out.contains("node-b"), "{out}");
+    // b fixed: its clean `umm off` gives the slot back and clears the halt.
+    b.expect(0, &["off"]);
+    assert_eq!(b.status()["state"], "operational");
+    assert!(etcd.holders("h").is_empty());
+    assert_eq!(halt(&ep, "h"), Value::Null, "a clean umm off clears it");
+}
+
+#[test]
+fn only_the_node_that_halted_clears_the_halt() {
+    let Some(etcd) = one_etcd("then_halt_owner") else {
+        return;
+    };
+    let ep = etcd.endpoint(0);
+    let mut b = fleet_node(&ep, "o", "node-b");
+    into_maintenance(&mut b, &["--then", "off", "--", "false"]);
+    b.expect(0, &["internal", "maintenance"]);
+    assert_eq!(halt(&ep, "o")["node"], "node-b");
+    // node-c has its own (clean) round with --force: b's halt stays.
+    let mut c = fleet_node(&ep, "o", "node-c");
+    into_maintenance(&mut c, &["--force"]);
+    c.expect(0, &["off"]);
+    assert_eq!(halt(&ep, "o")["node"], "node-b");
+    // b's `umm fleet release --force` (it is still in maintenance) clears it.
+    b.expect(0, &["fleet", "release", "--force"]);
+    assert_eq!(halt(&ep, "o"), Value::Null);
 }

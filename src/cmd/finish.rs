@@ -9,6 +9,7 @@ use anyhow::Result;
 use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
+use crate::model::rolling::Then;
 use crate::model::settings::Settings;
 use crate::model::state::{Claim, Episode, Maintenance, Phase};
 use crate::model::verify::VerifyResult;
@@ -120,7 +121,16 @@ fn run_and_close(
             save(&mut locked, next)?;
             drop(locked);
             log_closed(m, episode.as_ref());
+            if !clean && m.then != Then::Stay && held.is_some() {
+                // `umm on --then`: the slot kept halts the group's roll.
+                let why = "the check after leaving was not clean (umm history)";
+                super::halt::record(ctx, settings, m.id, why);
+            }
             give_back(ctx, settings, held, clean)?;
+            if clean {
+                // Back in service, clean: the roll this node halted goes on.
+                super::halt::clear(ctx, settings);
+            }
             Ok(match episode {
                 Some(episode) => Finish::Done(Box::new(Closed {
                     episode,

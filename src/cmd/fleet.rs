@@ -862,6 +862,7 @@ pub fn release(ctx: &Context, other: Option<String>, force: bool) -> Result<Outc
     }
     save(&mut locked, next)?;
     drop(locked);
+    super::halt::clear(ctx, &settings);
     Ok(if release_owed_locked(ctx, &settings, Loud::Stdout)? {
         Outcome::Done
     } else {

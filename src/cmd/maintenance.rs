@@ -150,11 +150,12 @@ fn after_work(ctx: &Context, settings: &Settings) -> Result<Outcome> {
 }
 
 /// The work failed: the node stays in maintenance and keeps its slot.
-fn halt(_ctx: &Context, _settings: &Settings, m: &Maintenance, why: &str) -> Result<Outcome> {
+fn halt(ctx: &Context, settings: &Settings, m: &Maintenance, why: &str) -> Result<Outcome> {
     log::error!(
         "the maintenance work failed ({why}): the node stays in maintenance (episode {}); `umm off` leaves once it is fixed",
         m.id
     );
+    super::halt::record(ctx, settings, m.id, why);
     // Not a failed unit: the check after `umm off` would count it.
     Ok(Outcome::Done)
 }

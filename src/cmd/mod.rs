@@ -12,6 +12,7 @@
 //!   and uptime records; `generator`: the systemd generator;
 //!   `maintenance`: the work of a maintenance boot; `pause`: holding a
 //!   sysvinit or upstart boot;
+//! - `halt`: the group's roll halted by a failed `umm on --then`;
 //! - `reboot`: a planned reboot (`umm on`, `umm off reboot`) by kexec or
 //!   through the firmware, and sysvinit's last step of it (`umm internal
 //!   kexec-exec`).
@@ -38,6 +39,7 @@ pub mod enter;
 pub mod finish;
 pub mod fleet;
 pub mod generator;
+pub mod halt;
 pub mod leave;
 pub mod maintenance;
 pub mod pause;

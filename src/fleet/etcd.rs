@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use super::http::{Client, Failed, Failure};
 use super::{
     check_name, jitter, now_unix, one_line, Backend, Coordinator, Deadline, FleetError,
-    FleetSettings, GroupStatus, Holder, Listing, Refusal, Released, Taken,
+    FleetSettings, GroupStatus, Halt, Holder, Listing, Refusal, Released, Taken,
 };
 
 /// airlock's prefix for every group.
@@ -86,6 +86,11 @@ pub fn holders_prefix(group: &str) -> String {
 /// umm's record of `id` holding a slot of `group`.
 pub fn holder_key(group: &str, id: &str) -> String {
     format!("{}{}", holders_prefix(group), query_escape(id))
+}
+
+/// Where a node that halted `group`'s roll says so (`umm on --then`).
+pub fn halt_key(group: &str) -> String {
+    format!("{KEY_PREFIX}{}/v1/umm-halted", query_escape(group))
 }
 
 /// The value stored at the semaphore's key (airlock's `Semaphore`).
@@ -559,6 +564,30 @@ impl Etcd {
     }
 }
 
+impl Etcd {
+    /// The group's halt and its key's revision; a value that is not a
+    /// halt is an error (a reader fails closed on it).
+    fn read_halt_key(&self) -> Result<Option<(Halt, i64)>, FleetError> {
+        let key = halt_key(&self.group);
+        let body = json!({ "key": B64.encode(&key) });
+        let answer = self.call("/v3/kv/range", &body, &Deadline::after(self.timeout))?;
+        let range: RangeResponse = self.parse(&answer, "a range")?;
+        let Some(kv) = range.kvs.first() else {
+            return Ok(None);
+        };
+        let halt = B64
+            .decode(kv.value.as_bytes())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Halt>(&bytes).ok())
+            .ok_or_else(|| {
+                self.protocol(format!(
+                    "{key} holds something that is not umm's halt; look at it with `etcdctl get {key}`, then fix or delete it"
+                ))
+            })?;
+        Ok(Some((halt, kv.mod_revision)))
+    }
+}
+
 /// The message of a gateway error (`{"error":..,"message":..,"code":..}`).
 fn gateway_error(body: &[u8]) -> String {
     #[derive(Deserialize)]
@@ -658,6 +687,40 @@ impl Coordinator for Etcd {
                 }
             }
         }
+    }
+
+    fn record_halt(&self, halt: &Halt) -> Result<bool, FleetError> {
+        let deadline = Deadline::after(self.timeout);
+        let value = serde_json::to_vec(halt).unwrap_or_default();
+        let body = json!({
+            "key": B64.encode(halt_key(&self.group)),
+            "value": B64.encode(value),
+        });
+        self.call("/v3/kv/put", &body, &deadline)?;
+        Ok(true)
+    }
+
+    fn read_halt(&self) -> Result<Option<Halt>, FleetError> {
+        Ok(self.read_halt_key()?.map(|(halt, _)| halt))
+    }
+
+    fn clear_halt(&self, node: &str) -> Result<bool, FleetError> {
+        let Some((halt, revision)) = self.read_halt_key()? else {
+            return Ok(false);
+        };
+        if halt.node != node {
+            return Ok(false);
+        }
+        // Only the halt as read: a newer one (another node's) stays.
+        let key = B64.encode(halt_key(&self.group));
+        let body = json!({
+            "compare": [{ "key": key, "result": "EQUAL", "target": "MOD",
+                          "mod_revision": revision.to_string() }],
+            "success": [{ "request_delete_range": { "key": key } }],
+        });
+        let answer = self.call("/v3/kv/txn", &body, &Deadline::after(self.timeout))?;
+        let txn: TxnResponse = self.parse(&answer, "a transaction")?;
+        Ok(txn.succeeded)
     }
 
     fn status(&self) -> Result<GroupStatus, FleetError> {

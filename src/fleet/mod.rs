@@ -21,7 +21,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sys::fsread;
 use crate::sys::paths::Root;
@@ -440,6 +440,30 @@ pub trait Coordinator: Send + Sync {
     fn release(&self, id: &str) -> Result<Released, FleetError>;
     /// The group as far as the back-end can tell.
     fn status(&self) -> Result<GroupStatus, FleetError>;
+    /// Records that `halt.node` halted the group's roll. `Ok(false)`: the
+    /// back-end has no key store (FleetLock): the slot it keeps is the halt.
+    fn record_halt(&self, _halt: &Halt) -> Result<bool, FleetError> {
+        Ok(false)
+    }
+    /// The group's halt, if one is recorded.
+    fn read_halt(&self) -> Result<Option<Halt>, FleetError> {
+        Ok(None)
+    }
+    /// Clears the group's halt if `node` recorded it: whether it did.
+    fn clear_halt(&self, _node: &str) -> Result<bool, FleetError> {
+        Ok(false)
+    }
+}
+
+/// A group's roll halted by a node whose maintenance work failed (`umm on
+/// --then`): stored as JSON beside the semaphore (etcd).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Halt {
+    pub node: String,
+    pub why: String,
+    /// RFC 3339, for people reading the key with etcdctl.
+    pub since: String,
+    pub since_unix: i64,
 }
 
 /// One deadline for a whole call.

@@ -140,6 +140,13 @@ pub const METRICS: &[Metric] = &[
         help: "Queued requests that were still waiting after their span and ended unserved.",
         samples: queue_expired_total,
     },
+    Metric {
+        name: "umm_roll_halted",
+        kind: "gauge",
+        labels: &[],
+        help: "1 while this node halts its group's roll: its umm on --then work (an on.d hook or COMMAND) failed and it stays in maintenance, keeping its slot, until umm off; else 0.",
+        samples: roll_halted,
+    },
 ];
 
 /// The hook phases, as the `phase` label names them.
@@ -247,6 +254,18 @@ fn queued(out: &mut String, m: &Metric, state: &State, _: &Settings) {
 
 fn queue_expired_total(out: &mut String, m: &Metric, state: &State, _: &Settings) {
     sample(out, m, state.counters.queue_expired);
+}
+
+fn roll_halted(out: &mut String, m: &Metric, state: &State, _: &Settings) {
+    // A command still recorded as running counts as running here: only
+    // the maintenance worker can tell a killed one (and then halts).
+    let halted = state.maintenance.as_ref().is_some_and(|e| {
+        matches!(
+            crate::rules::then::after_work(e, true),
+            crate::rules::then::AfterWork::Halt(_)
+        )
+    });
+    sample(out, m, u8::from(halted));
 }
 
 /// The exit status of the newest scheduled command that finished: the

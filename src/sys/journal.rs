@@ -128,6 +128,9 @@ kinds! {
     QueueDropped "6c02fae52b914fe7ae36579c74158cfc" "queue-dropped"
         "a queued request's turn came but `umm on` would refuse it: it was dropped"
         ["UMM_WHY"];
+    RollHalted "4b1d7c0e9a5f4e2c8d3b6a1f0e7c9d52" "roll-halted"
+        "`umm on --then`: the maintenance work failed; the node stays and halts its group's roll"
+        ["UMM_STATE", "UMM_EPISODE", "UMM_WHY"];
 }
 
 /// One state change with what its fields say.
@@ -228,6 +231,12 @@ pub enum Change<'a> {
         id: &'a str,
         error: &'a str,
     },
+    /// `umm on --then`: the maintenance work failed; the node stays in
+    /// maintenance and halts its group's roll.
+    RollHalted {
+        episode: u64,
+        why: &'a str,
+    },
 }
 
 impl Change<'_> {
@@ -253,13 +262,15 @@ impl Change<'_> {
             Change::QueueCancelled => Kind::QueueCancelled,
             Change::QueueExpired { .. } => Kind::QueueExpired,
             Change::QueueDropped { .. } => Kind::QueueDropped,
+            Change::RollHalted { .. } => Kind::RollHalted,
         }
     }
 
     /// The node's state once this happened (`None`: not known here).
     fn state(&self) -> Option<NodeState> {
         match self {
-            Change::Entered { .. } | Change::Held { .. } | Change::BootFailure { .. } => {
+            Change::Entered { .. } | Change::Held { .. } | Change::BootFailure { .. }
+            | Change::RollHalted { .. } => {
                 Some(NodeState::Maintenance)
             }
             Change::Requested { .. } => Some(NodeState::Pending),
@@ -313,7 +324,8 @@ impl Change<'_> {
             | Change::Requested { episode, .. }
             | Change::Cancelled { episode }
             | Change::Resuming { episode, .. }
-            | Change::Resumed { episode, .. } => Some(*episode),
+            | Change::Resumed { episode, .. }
+            | Change::RollHalted { episode, .. } => Some(*episode),
             _ => None,
         }
     }
@@ -345,6 +357,7 @@ impl Change<'_> {
             Change::CounterReset { cause, .. } => vec![("UMM_CAUSE", (*cause).into())],
             Change::Requested { by, .. } => vec![("UMM_REQUESTED_BY", (*by).into())],
             Change::Resuming { action, .. } => vec![("UMM_ACTION", (*action).into())],
+            Change::RollHalted { why, .. } => vec![("UMM_WHY", (*why).into())],
             Change::Resumed { not_back, .. } => {
                 vec![("UMM_SERVICES_NOT_BACK", not_back.to_string())]
             }
@@ -484,6 +497,10 @@ mod tests {
             },
             Kind::QueueDropped => Change::QueueDropped {
                 why: "umm is disabled",
+            },
+            Kind::RollHalted => Change::RollHalted {
+                episode: 4,
+                why: "the scheduled command exited 1",
             },
         }
     }

@@ -91,6 +91,8 @@ pub struct StatusView {
     pub hooks: RootOnly<Vec<HookRecord>>,
     pub last_episode: Option<EpisodeView>,
     pub after_resume_pending: bool,
+    /// `umm on --then` failed: why this node halts its group's roll.
+    pub roll_halted: Option<String>,
     pub state_problem: Option<String>,
     pub history_entries: usize,
     /// Fleet coordination, from this node's state (present when a back-end
@@ -240,6 +242,10 @@ impl StatusView {
                 .map(|e| EpisodeView::new(e, restricted)),
             after_resume_pending: i.state.after_resume.is_some()
                 || m.is_some_and(|m| m.phase == Phase::Resuming),
+            roll_halted: m.and_then(|m| match crate::rules::then::after_work(m, true) {
+                crate::rules::then::AfterWork::Halt(why) => Some(why),
+                _ => None,
+            }),
             state_problem: i.state_problem.map(String::from),
             history_entries: i.state.history.len(),
             fleet: LocalView::for_status(&i.settings.fleet, i.state),

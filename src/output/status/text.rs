@@ -116,6 +116,11 @@ impl StatusView {
                 command_state(c)
             ));
         }
+        if let Some(why) = &self.roll_halted {
+            out.push(format!(
+                "Roll halted:  by this node (umm on --then): {why}; it keeps its fleet slot; fix it, then `umm off` resumes the roll"
+            ));
+        }
         out
     }
 
