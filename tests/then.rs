@@ -23,6 +23,8 @@ fn state(node: &Node) -> Value {
 /// A node whose off.d and pre-off hooks append a line to /hooks.log.
 fn node_with_hooks() -> Node {
     let mut node = Node::new().bounded(Duration::from_secs(60));
+    // umm writes umm.prom only where the directory exists.
+    std::fs::create_dir_all(node.path("/var/lib/prometheus/node-exporter")).unwrap();
     node.boot();
     let log = node.path("/hooks.log");
     for phase in ["pre-off", "off"] {
