@@ -180,7 +180,7 @@ endif
 ifeq ($(filter-out /,$(DESTDIR)),)
 	@echo 'umm installed. Enable it with:'
 	@echo '  systemctl daemon-reload'
-	@echo '  systemctl enable --now umm-boot.service umm-shutdown.service umm-uptime.timer umm-fleet-retry.timer'
+	@echo '  systemctl enable --now umm-boot.service umm-shutdown.service umm-uptime.timer umm-fleet-retry.timer umm-queue.timer'
 	@echo '  systemctl enable umm-after.service'
 endif
 

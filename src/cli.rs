@@ -212,8 +212,8 @@ pub enum Internal {
     /// (umm-fleet-retry.timer; cron where there is no systemd)
     FleetRetry,
     /// Try a request queued by `umm on --queue`: with none due, exits 0 at
-    /// once without any network (no timer or cron line ships for it yet:
-    /// run it every minute from one of your own)
+    /// once without any network (umm-queue.timer every minute; cron where
+    /// there is no systemd)
     Queue,
     /// Write (or with --remove, delete) umm's entries in /boot/loader/entries
     /// (kernel-install plugin, rpm scriptlets, /etc/grub.d/42_umm)

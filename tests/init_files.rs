@@ -405,11 +405,12 @@ fn sysvinit_kexec_runs_after_the_clean_shutdown_record_and_before_reboot() {
     );
 }
 
-/// The cron entry (sysvinit, upstart): the retry of a pending fleet release
-/// every 10 minutes, as root, doing nothing under systemd (the timer does
-/// it there) nor without the binary, and mailing nothing.
+/// The cron entries (sysvinit, upstart): the retry of a pending fleet
+/// release every 10 minutes and the queue's try every minute, as root,
+/// doing nothing under systemd (the timers do it there) nor without the
+/// binary, and mailing nothing.
 #[test]
-fn the_cron_entry_retries_a_pending_release_only_without_systemd() {
+fn the_cron_entries_run_only_without_systemd() {
     let jobs: Vec<String> = files("units/cron")
         .into_iter()
         .flat_map(|(_, text)| {
@@ -419,17 +420,24 @@ fn the_cron_entry_retries_a_pending_release_only_without_systemd() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(jobs.len(), 1, "{jobs:?}");
-    let job = &jobs[0];
-    let fields: Vec<&str> = job.splitn(7, ' ').collect();
-    assert_eq!(fields[..6], ["*/10", "*", "*", "*", "*", "root"], "{job}");
-    let command = fields[6];
-    assert!(
-        command.starts_with("if [ ! -d /run/systemd/system ] && [ -x /usr/bin/umm ]; then "),
-        "{command}"
-    );
-    assert!(
-        command.contains("/usr/bin/umm internal fleet-retry >/dev/null 2>&1; fi"),
-        "{command}"
-    );
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let mut seen = Vec::new();
+    for job in &jobs {
+        let fields: Vec<&str> = job.splitn(7, ' ').collect();
+        let command = fields[6];
+        assert!(
+            command.starts_with("if [ ! -d /run/systemd/system ] && [ -x /usr/bin/umm ]; then "),
+            "{command}"
+        );
+        for (every, internal) in [("*/10", "fleet-retry"), ("*", "queue")] {
+            if command.contains(&format!(
+                "/usr/bin/umm internal {internal} >/dev/null 2>&1; fi"
+            )) {
+                assert_eq!(fields[..6], [every, "*", "*", "*", "*", "root"], "{job}");
+                seen.push(internal);
+            }
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, ["fleet-retry", "queue"], "{jobs:?}");
 }

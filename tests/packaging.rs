@@ -65,7 +65,9 @@ fn maintainer_scripts_never_stop_or_restart_the_counting_units() {
             if line.contains(" stop ") {
                 assert!(
                     name == "prerm"
-                        && line.contains("stop umm-uptime.timer umm-fleet-retry.timer "),
+                        && line.contains(
+                            "stop umm-uptime.timer umm-fleet-retry.timer umm-queue.timer "
+                        ),
                     "{name}: only the timers are stopped (on removal): {line}"
                 );
             }

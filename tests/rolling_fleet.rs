@@ -304,7 +304,6 @@ fn runs(node: &Node) -> usize {
 /// back in service, nothing held in etcd at the end. Prints the
 /// coordination overhead.
 #[test]
-#[ignore = "waits for `umm internal queue` (helper queue) and the leave by itself (helper then), issue #24"]
 fn ten_nodes_queued_at_once_pass_through_two_slots_by_themselves() {
     const NODES: usize = 10;
     let Some(mut roll) = Roll::new("ten_nodes_queued_at_once", NODES, 2, "") else {
@@ -368,7 +367,6 @@ fn stages(roll: &Roll) -> Vec<(String, Stage)> {
 /// span (1 h): the queued nodes say what halts them, and their requests end
 /// unserved when the span is over.
 #[test]
-#[ignore = "waits for `umm internal queue` (helper queue) and the group's halt (helper then), issue #24"]
 fn a_command_failing_on_node_4_halts_the_group_for_the_queues_span() {
     const NODES: usize = 8;
     const FAILING: usize = 4;
@@ -433,7 +431,6 @@ fn a_command_failing_on_node_4_halts_the_group_for_the_queues_span() {
 /// The same halt, shown while the requests still wait: each queued node's
 /// state names node-04 and why; `umm off` there lets the rest through.
 #[test]
-#[ignore = "waits for `umm internal queue` (helper queue) and the group's halt (helper then), issue #24"]
 fn umm_off_on_the_halting_node_lets_the_roll_go_on() {
     const NODES: usize = 6;
     const FAILING: usize = 4;
@@ -470,7 +467,6 @@ fn umm_off_on_the_halting_node_lets_the_roll_go_on() {
 /// A firing alert keeps every queued node waiting (and each says which
 /// alert); once the rule stops firing, the queue proceeds.
 #[test]
-#[ignore = "waits for `umm internal queue` (helper queue), issue #24"]
 fn a_firing_alert_keeps_the_queue_waiting_until_it_clears() {
     const NODES: usize = 4;
     let test = "a_firing_alert_keeps_the_queue_waiting";

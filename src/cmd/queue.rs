@@ -233,10 +233,16 @@ fn queued_gone() -> crate::model::rolling::Queued {
 /// the check.d records for the episode. The gate and the hooks are asked
 /// only inside a window.
 fn way(ctx: &Context, settings: &Settings) -> (Vec<String>, Vec<HookRecord>) {
+    // The group's halt first: a node that halted the roll keeps everyone
+    // out, whatever the window and the gate say (one bounded read of etcd;
+    // an error counts as halted).
+    let halt = super::halt::roll_halted(ctx, settings);
     let (window_open, next_window, window_error) = window_now(ctx, settings);
-    let gate = window_open.then(|| super::rolling::gate(settings));
+    let gate = (window_open && halt.is_none()).then(|| super::rolling::gate(settings));
     let way = Way {
-        halted: None,
+        halted: halt
+            .as_ref()
+            .map(|(node, why)| (node.as_str(), why.as_str())),
         window_open,
         next_window,
         gate: gate.as_ref(),

@@ -269,10 +269,10 @@ impl Change<'_> {
     /// The node's state once this happened (`None`: not known here).
     fn state(&self) -> Option<NodeState> {
         match self {
-            Change::Entered { .. } | Change::Held { .. } | Change::BootFailure { .. }
-            | Change::RollHalted { .. } => {
-                Some(NodeState::Maintenance)
-            }
+            Change::Entered { .. }
+            | Change::Held { .. }
+            | Change::BootFailure { .. }
+            | Change::RollHalted { .. } => Some(NodeState::Maintenance),
             Change::Requested { .. } => Some(NodeState::Pending),
             Change::Cancelled { .. } | Change::Resumed { .. } => Some(NodeState::Operational),
             Change::Resuming { .. } => Some(NodeState::Resuming),
