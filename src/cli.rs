@@ -140,6 +140,12 @@ pub enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
+    /// Boot-loader counting (GRUB): after a kernel that never reached
+    /// userspace (umm status: "Boot failure")
+    Boot {
+        #[command(subcommand)]
+        command: BootCommand,
+    },
     /// Turn umm on (counting, enforcement, `umm on`)
     Enable,
     /// Turn umm off: nothing is counted or enforced, boots are never delayed
@@ -173,6 +179,14 @@ pub enum FleetCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BootCommand {
+    /// Clear the boot failure GRUB recorded, so that the next boot tries
+    /// the failed kernel (the default entry's) again with a fresh count; a
+    /// new failure ends in maintenance on the last good kernel again
+    Retry,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

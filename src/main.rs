@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
-use umm::cli::{Cli, Command, FleetCommand, Internal, OffArg, ThenArg};
+use umm::cli::{BootCommand, Cli, Command, FleetCommand, Internal, OffArg, ThenArg};
 use umm::cmd::{self, Context, Outcome};
 use umm::errln;
 use umm::init;
@@ -169,6 +169,9 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             let wait = (!no_wait).then_some(timeout);
             cmd::leave::off(ctx, action, force, wait, method_flag(kexec, firmware))
         }
+        Command::Boot {
+            command: BootCommand::Retry,
+        } => cmd::boot_loader::retry(ctx),
         Command::Enable => cmd::switch::enable(ctx),
         Command::Disable => cmd::switch::disable(ctx),
         Command::Internal { command } => run_internal(ctx, command),

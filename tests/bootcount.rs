@@ -280,3 +280,98 @@ fn an_operators_own_pick_of_the_maintenance_entry_is_no_boot_failure() {
     // The block still says what failed.
     assert_eq!(s["boot_menu"]["boot_failure"]["kernel"], "6.1.0-2-amd64");
 }
+
+#[test]
+fn boot_retry_clears_the_failure_keeps_every_other_line_and_refuses_twice() {
+    let mut node = counting_node("6.1.0-1-amd64");
+    after_grub_gave_up(&node);
+    editenv(
+        &node,
+        &[
+            "set",
+            "saved_entry=gnulinux-advanced>x",
+            "other_tool=keep\\me",
+        ],
+    );
+    node.write(
+        "/proc/cmdline",
+        "root=/dev/vda1 ro umm=on umm.why=boot-failure\n",
+    );
+    node.boot();
+    let before = fs::read(node.path(GRUBENV)).unwrap();
+    let out = node.expect(0, &["boot", "retry"]);
+    assert!(
+        out.contains("Boot failure of kernel 6.1.0-2-amd64 cleared: the next boot tries it again"),
+        "{out}"
+    );
+    assert!(
+        out.contains("If it fails again (3 attempts in a row that never reach userspace), GRUB boots the maintenance entry of 6.1.0-1-amd64 again."),
+        "{out}"
+    );
+    // GRUB's own tool reads the failure gone and the count fresh.
+    let listed = listed(&node);
+    for cleared in ["umm_failed=", "umm_failed_since=", "umm_tries="] {
+        assert!(listed.contains(&cleared.to_string()), "{listed:?}");
+    }
+    assert!(
+        listed.contains(&"umm_good=6.1.0-1-amd64".to_string()),
+        "{listed:?}"
+    );
+    // Every other line byte for byte, the block's size kept: only the
+    // three values changed.
+    let after = fs::read(node.path(GRUBENV)).unwrap();
+    assert_eq!(after.len(), before.len());
+    let strip = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .trim_end_matches('#')
+            .lines()
+            .filter(|l| {
+                !["umm_failed=", "umm_failed_since=", "umm_tries="]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&before));
+    assert!(String::from_utf8_lossy(&after).contains("\nother_tool=keep\\\\me\n"));
+    // umm status no longer reports it.
+    assert!(node.status()["boot_menu"]["boot_failure"].is_null());
+    // Nothing left to retry: one line, exit 1, the block untouched.
+    let again = node.run(&["boot", "retry"]);
+    assert_eq!(again.code, Some(1), "{}", again.out);
+    assert!(
+        again.out.contains("records no kernel that failed to boot"),
+        "{}",
+        again.out
+    );
+    assert_eq!(again.out.trim().lines().count(), 1, "{}", again.out);
+    assert_eq!(fs::read(node.path(GRUBENV)).unwrap(), after);
+}
+
+#[test]
+fn boot_retry_refuses_where_the_boot_loader_does_not_count_or_the_block_is_corrupt() {
+    // No counting code in grub.cfg: refused, naming why.
+    let node = Node::new();
+    node.write(
+        "/boot/grub/grub.cfg",
+        "### BEGIN /etc/grub.d/42_umm ###\n# umm: boot-loader counting off: the environment block is on lvm, which GRUB cannot write\n",
+    );
+    let ran = node.run(&["boot", "retry"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(ran.out.contains("does not count boots here"), "{}", ran.out);
+    assert!(ran.out.contains("on lvm"), "{}", ran.out);
+    // A block umm cannot parse is never rewritten.
+    let node = counting_node("6.1.0-1-amd64");
+    let junk = b"not a grub block\numm_failed=6.1.0-2-amd64\n".to_vec();
+    fs::create_dir_all(node.path("/boot/grub")).unwrap();
+    fs::write(node.path(GRUBENV), &junk).unwrap();
+    let ran = node.run(&["boot", "retry"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(ran.out.contains("umm leaves it alone"), "{}", ran.out);
+    assert_eq!(fs::read(node.path(GRUBENV)).unwrap(), junk);
+    // Not root: refused before anything is read.
+    let ran = node.as_nobody(&["boot", "retry"]);
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    assert!(ran.out.contains("needs root"), "{}", ran.out);
+}

@@ -35,6 +35,7 @@ use crate::sys::store;
 
 pub mod boot;
 pub mod boot_entries;
+pub mod boot_loader;
 pub mod enter;
 pub mod finish;
 pub mod fleet;

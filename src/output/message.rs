@@ -150,6 +150,13 @@ pub enum Message<'a> {
     AlreadyDisabled,
     Disabled,
     MenuUpdated,
+    /// `umm boot retry`: the failure of `kernel` cleared; a new failure
+    /// (`attempts` in a row) ends in `good`'s maintenance entry again.
+    BootRetry {
+        kernel: &'a str,
+        good: Option<&'a str>,
+        attempts: usize,
+    },
     /// The boot menu could not be brought in step (`what` failed).
     MenuNotUpdated(String),
 
@@ -274,7 +281,8 @@ impl fmt::Display for Message<'_> {
             | M::Enabled
             | M::AlreadyDisabled
             | M::Disabled
-            | M::MenuUpdated => self.fmt_switch(f),
+            | M::MenuUpdated
+            | M::BootRetry { .. } => self.fmt_switch(f),
             M::FleetTaken { .. }
             | M::FleetWaiting { .. }
             | M::FleetForced { .. }
@@ -451,6 +459,15 @@ impl Message<'_> {
                 "umm enable: refused: the configuration disables umm{place}; set enabled = true there"
             ),
             Message::AlreadyEnabled => f.write_str("umm is already enabled."),
+            Message::BootRetry {
+                kernel,
+                good,
+                attempts,
+            } => write!(
+                f,
+                "Boot failure of kernel {kernel} cleared: the next boot tries it again (the default entry's kernel) with a fresh count. If it fails again ({attempts} attempts in a row that never reach userspace), GRUB boots the maintenance entry of {} again.",
+                good.unwrap_or("the last good kernel")
+            ),
             Message::Enabled => f.write_str(
                 "umm enabled: unclean boots are counted and crash loops stop in maintenance.",
             ),

@@ -241,7 +241,7 @@ impl BootMenuView {
                 .as_deref()
                 .map_or(String::new(), |k| format!("; this boot runs {k}"));
             out.push(format!(
-                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}{running}; GRUB boots {instead} instead until `grub-editenv /boot/grub/grubenv unset umm_failed` or another default kernel",
+                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}{running}; GRUB boots {instead} instead until `umm boot retry` or another default kernel",
                 f.kernel, f.attempts
             ));
         }

@@ -93,7 +93,40 @@ fn boot_failure(ctx: &mut Ctx) -> Result<()> {
         ensure!(status(vm)?["boot_menu"]["boot_failure"]["kernel"] == BAD);
         vm.reboot_clean()?;
     }
-    Ok(())
+    retry_fails_again(vm, &good)
+}
+
+/// `umm boot retry`: the failure is cleared in the block (a second run is
+/// refused), and the next boot tries the bad kernel again: it panics
+/// again, and GRUB falls back to the good kernel's maintenance again.
+fn retry_fails_again(vm: &mut Vm, good: &str) -> Result<()> {
+    let out = vm.ssh_ok("umm boot retry")?;
+    ensure!(
+        out.contains(&format!("Boot failure of kernel {BAD} cleared")),
+        "{out}"
+    );
+    let env = vm.ssh_ok("grub-editenv list")?;
+    ensure!(
+        env.contains("umm_failed=\n") && env.contains("umm_tries=\n"),
+        "grubenv: {env}"
+    );
+    let again = vm.ssh("umm boot retry")?;
+    ensure!(
+        again.status.code() == Some(1),
+        "a second umm boot retry was not refused: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let serial_from = serial_len(vm);
+    let old = vm.boot_id()?;
+    vm.detached("if [ -d /run/systemd/system ]; then systemctl reboot; else reboot; fi")?;
+    vm.wait_new_boot(&old, FAILURE_TIMEOUT)?;
+    let panics = panics_since(vm, serial_from);
+    ensure!(
+        panics == 3,
+        "after umm boot retry: want 3 panicking attempts again, the serial console shows {panics}"
+    );
+    ensure!(vm.ssh_ok("uname -r")?.trim() == good, "not the good kernel");
+    expect_boot_failure(vm, good)
 }
 
 /// umm disabled: no counting code, GRUB never redirects: the bad kernel
