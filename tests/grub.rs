@@ -733,6 +733,9 @@ fn grub_boots(lab: &Lab, cfg: &str, default: &str) -> String {
 
 /// One boot as GRUB runs it: the entry it boots, and `$umm_why`, which the
 /// maintenance entries' `linux` line expands (the boot-failure marker).
+/// The entries sit in a submenu, a new GRUB context that sees only the
+/// exported variables: `$umm_why` is read by a child shell, which sees
+/// only what is exported too (a real boot showed the difference).
 fn grub_boots_why(lab: &Lab, cfg: &str, default: &str) -> (String, String) {
     let code: String = counting_code(cfg)
         .lines()
@@ -747,7 +750,7 @@ fn grub_boots_why(lab: &Lab, cfg: &str, default: &str) -> (String, String) {
         })
         .collect();
     let script = format!(
-        "{GRUB_ENV_IN_SH}\nprefix='{}'\ndefault='{default}'\n{code}\nprintf '%s\\n%s' \"$default\" \"$umm_why\"",
+        "{GRUB_ENV_IN_SH}\nprefix='{}'\ndefault='{default}'\n{code}\nprintf '%s\\n' \"$default\"\nsh -c 'printf %s \"$umm_why\"'",
         lab.path("/boot/grub").display()
     );
     let out = lab.command("sh", &["-ec", &script], &[]).output().unwrap();
