@@ -28,8 +28,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("broken-dropin", "systemd", broken_dropin)
         .about("enabled = false, then a drop-in with a typo: crashes never enter (last good config)"),
     Scenario::new("broken-dropin-pushed", "systemd", broken_dropin_pushed)
-        .about("enabled = false pushed together with a broken drop-in over an enabled last-good: 4 hard resets never enter, status says why")
-        .candidate(),
+        .about("enabled = false pushed together with a broken drop-in over an enabled last-good: 4 hard resets never enter, status says why"),
 ];
 
 /// Crash loop -> maintenance with nothing outside the keep-set started ->
