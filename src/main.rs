@@ -96,20 +96,7 @@ fn log_target(command: &Command) -> Target {
 
 /// The command line's command, to its entry point in `cmd`.
 fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
-    // A fleet slot still owed is given back by any command run as root
-    // (not the init system's entry points, which do it where they may).
-    // Commands that only look (status, history, check, on --dry-run) never
-    // talk to the coordinator.
-    let retries = !matches!(
-        command,
-        Command::Internal { .. }
-            | Command::Fleet { .. }
-            | Command::Status { .. }
-            | Command::History { .. }
-            | Command::Check { .. }
-            | Command::On { dry_run: true, .. }
-    );
-    if retries && nix::unistd::geteuid().is_root() {
+    if gives_back_owed_slots(&command) && nix::unistd::geteuid().is_root() {
         cmd::fleet::retry_owed(ctx);
     }
     match command {
@@ -130,28 +117,23 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             firmware,
             ..
         } => {
-            let then = match then {
-                None => Then::Stay,
-                Some(ThenArg::Off) => Then::Off,
-                Some(ThenArg::Reboot) => Then::Reboot,
-            };
+            let then = then_flag(then);
             if let Some(span) = queue {
                 return cmd::queue::enqueue(ctx, span, then, command);
             }
+            let method = method_flag(kexec, firmware);
             let options = cmd::enter::OnOptions {
                 force,
                 wait,
                 then,
-                method: method_flag(kexec, firmware),
+                method,
             };
             cmd::enter::on(ctx, options, command)
         }
-        Command::Fleet {
-            command: FleetCommand::Status { json },
-        } => cmd::fleet::status(ctx, json),
-        Command::Fleet {
-            command: FleetCommand::Release { id, force },
-        } => cmd::fleet::release(ctx, id, force),
+        Command::Fleet { command } => match command {
+            FleetCommand::Status { json } => cmd::fleet::status(ctx, json),
+            FleetCommand::Release { id, force } => cmd::fleet::release(ctx, id, force),
+        },
         Command::Check { json } => cmd::enter::check(ctx, json, None),
         Command::History { json } => cmd::status::history(ctx, json),
         Command::Off {
@@ -162,19 +144,48 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<Outcome> {
             kexec,
             firmware,
         } => {
-            let action = match action {
-                Some(OffArg::Reboot) => OffAction::Reboot,
-                None => OffAction::Resume,
-            };
-            let wait = (!no_wait).then_some(timeout);
-            cmd::leave::off(ctx, action, force, wait, method_flag(kexec, firmware))
+            let (action, method) = (off_action(action), method_flag(kexec, firmware));
+            cmd::leave::off(ctx, action, force, (!no_wait).then_some(timeout), method)
         }
-        Command::Boot {
-            command: BootCommand::Retry,
-        } => cmd::boot_loader::retry(ctx),
+        Command::Boot { command } => match command {
+            BootCommand::Retry => cmd::boot_loader::retry(ctx),
+        },
         Command::Enable => cmd::switch::enable(ctx),
         Command::Disable => cmd::switch::disable(ctx),
         Command::Internal { command } => run_internal(ctx, command),
+    }
+}
+
+/// A fleet slot still owed is given back by any command run as root (not
+/// the init system's entry points, which do it where they may). Commands
+/// that only look (status, history, check, on --dry-run) never talk to the
+/// coordinator.
+fn gives_back_owed_slots(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Internal { .. }
+            | Command::Fleet { .. }
+            | Command::Status { .. }
+            | Command::History { .. }
+            | Command::Check { .. }
+            | Command::On { dry_run: true, .. }
+    )
+}
+
+/// `umm off` or `umm off reboot`.
+fn off_action(action: Option<OffArg>) -> OffAction {
+    match action {
+        Some(OffArg::Reboot) => OffAction::Reboot,
+        None => OffAction::Resume,
+    }
+}
+
+/// `--then`: what the maintenance boot does once COMMAND succeeded.
+fn then_flag(then: Option<ThenArg>) -> Then {
+    match then {
+        None => Then::Stay,
+        Some(ThenArg::Off) => Then::Off,
+        Some(ThenArg::Reboot) => Then::Reboot,
     }
 }
 

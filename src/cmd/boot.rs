@@ -155,30 +155,44 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     save(&mut locked, next)?;
     let state = locked.state.clone();
     drop(locked);
-    log_events(&outcome.events, &state, settings.reboot_count);
-    if outcome
-        .events
-        .contains(&Event::Entered(Reason::BootFailure))
-    {
-        log_boot_failure(ctx, &state);
-    }
-    let decided_by = if early.is_some() {
-        DecidedBy::Generator
-    } else {
-        DecidedBy::Boot
-    };
-    boot_decision::write(&ctx.root, &decision(boot_id, &outcome, decided_by))?;
-    if outcome.mode == Mode::Maintenance {
-        if let Some(m) = &state.maintenance {
-            write_banners(&ctx.root, m);
-        }
-    }
+    announce(ctx, &settings, &state, &outcome, early.is_some(), boot_id)?;
     mark_reached_userspace(ctx, &settings, &state, now);
     if late {
         log::warn!("entering maintenance late: isolating the maintenance target");
         ctx.init.enter_maintenance_late()?;
     }
     Ok(Outcome::Done)
+}
+
+/// What the decision saved means outside the state: the journal events,
+/// the boot decision for the other units, the banners of a maintenance.
+fn announce(
+    ctx: &Context,
+    settings: &Settings,
+    state: &State,
+    outcome: &BootOutcome,
+    early: bool,
+    boot_id: String,
+) -> Result<()> {
+    log_events(&outcome.events, state, settings.reboot_count);
+    if outcome
+        .events
+        .contains(&Event::Entered(Reason::BootFailure))
+    {
+        log_boot_failure(ctx, state);
+    }
+    let decided_by = if early {
+        DecidedBy::Generator
+    } else {
+        DecidedBy::Boot
+    };
+    boot_decision::write(&ctx.root, &decision(boot_id, outcome, decided_by))?;
+    if outcome.mode == Mode::Maintenance {
+        if let Some(m) = &state.maintenance {
+            write_banners(&ctx.root, m);
+        }
+    }
+    Ok(())
 }
 
 /// Boot-loader counting (`rules::bootcount`): this boot reached userspace,

@@ -77,11 +77,7 @@ pub(super) fn leave_as(
         By::Operator { force, method } => (force, method),
         By::Itself => (false, None),
     };
-    let command = if action == OffAction::Reboot {
-        "off reboot"
-    } else {
-        "off"
-    };
+    let command = command_name(action);
     // A queued request (and no maintenance) is cancelled at once.
     if let Some(outcome) = super::queue::cancel(ctx, command)? {
         return Ok(outcome);
@@ -91,56 +87,99 @@ pub(super) fn leave_as(
     let Some(pre_off) = pre_off_hooks(ctx, &settings, force, command) else {
         return Ok(Outcome::Refused);
     };
-    let mut locked = lock(&ctx.root, command)?;
-    if loaded {
-        locked.record_config(&settings, &sources, ctx.clock.now());
+    let begun = {
+        let mut locked = lock(&ctx.root, command)?;
+        if loaded {
+            locked.record_config(&settings, &sources, ctx.clock.now());
+        }
+        match begin(ctx, &mut locked, &boot_id, action, pre_off)? {
+            Ok(begun) => begun,
+            Err(r) => return Ok(refused(command, r)),
+        }
+    };
+    // A test kills umm here: leaving has begun, nothing of it is done.
+    crate::sys::failpoint::failpoint("leave-begun")?;
+    remove_banners(&ctx.root);
+    let episode_id = begun.episode.unwrap_or(0);
+    match (begun.leave, action) {
+        (Leave::Cancelled, OffAction::Resume) => {
+            cancel_pending(ctx, &settings, begun.cancelled, begun.owed)
+        }
+        (_, OffAction::Reboot) => {
+            reboot_out(ctx, &settings, method, begun.reason, (episode_id, by))
+        }
+        (_, OffAction::Resume) => {
+            journal::log(
+                Level::Info,
+                &Change::Resuming {
+                    reason: begun.reason,
+                    episode: episode_id,
+                    action: "resume",
+                },
+                format_args!(
+                    "leaving maintenance (reason {}, episode {episode_id}) {}: resuming",
+                    begun.reason.as_str(),
+                    by.words(action),
+                ),
+            );
+            resume(ctx, &settings, wait, begun.leave, begun.episode)
+        }
     }
+}
+
+/// The command as the user typed it, for messages.
+fn command_name(action: OffAction) -> &'static str {
+    match action {
+        OffAction::Reboot => "off reboot",
+        OffAction::Resume => "off",
+    }
+}
+
+/// What `begin` saved, for the steps after the lock.
+struct Begun {
+    leave: Leave,
+    /// The episode leaving (none: nothing was pending or in force).
+    episode: Option<u64>,
+    reason: Reason,
+    /// A cancelled request's slot is owed back.
+    owed: bool,
+    /// The id of the request a cancel dropped.
+    cancelled: u64,
+}
+
+/// Under the state lock: the leave rule, saved; a cancelled request gives
+/// its fleet slot back. The inner error is the rules' refusal.
+fn begin(
+    ctx: &Context,
+    locked: &mut store::Locked,
+    boot_id: &str,
+    action: OffAction,
+    pre_off: Vec<HookRecord>,
+) -> Result<Result<Begun, rules::Refusal>> {
     let state = rules::upgrade(locked.state.clone());
-    let (next, leave) = match rules::leave(&state, ctx.clock.now(), &boot_id, action, pre_off) {
+    let (next, leave) = match rules::leave(&state, ctx.clock.now(), boot_id, action, pre_off) {
         Ok(r) => r,
-        Err(r) => return Ok(refused(command, r)),
+        Err(r) => return Ok(Err(r)),
     };
     let episode = next.maintenance.as_ref().map(|m| m.id);
     let reason = next
         .maintenance
         .as_ref()
         .map_or(state_reason(&state), |m| m.reason);
-    // A cancelled request gives its fleet slot back.
     let next = if leave == Leave::Cancelled {
         rules::fleet::cancelled(&next, ctx.clock.now())
     } else {
         next
     };
     let owed = next.fleet.pending_release.is_some();
-    save(&mut locked, next)?;
-    drop(locked);
-    // A test kills umm here: leaving has begun, nothing of it is done.
-    crate::sys::failpoint::failpoint("leave-begun")?;
-    remove_banners(&ctx.root);
-    let episode_id = episode.unwrap_or(0);
-    match (leave, action) {
-        (Leave::Cancelled, OffAction::Resume) => {
-            let cancelled = state.maintenance.as_ref().map_or(0, |m| m.id);
-            cancel_pending(ctx, &settings, cancelled, owed)
-        }
-        (_, OffAction::Reboot) => reboot_out(ctx, &settings, method, reason, (episode_id, by)),
-        (_, OffAction::Resume) => {
-            journal::log(
-                Level::Info,
-                &Change::Resuming {
-                    reason,
-                    episode: episode_id,
-                    action: "resume",
-                },
-                format_args!(
-                    "leaving maintenance (reason {}, episode {episode_id}) {}: resuming",
-                    reason.as_str(),
-                    by.words(action),
-                ),
-            );
-            resume(ctx, &settings, wait, leave, episode)
-        }
-    }
+    save(locked, next)?;
+    Ok(Ok(Begun {
+        leave,
+        episode,
+        reason,
+        owed,
+        cancelled: state.maintenance.as_ref().map_or(0, |m| m.id),
+    }))
 }
 
 /// A pending request was cancelled: say so, and give back the slot it

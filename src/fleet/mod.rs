@@ -359,21 +359,7 @@ impl fmt::Display for RawError<'_> {
                 backend,
                 tried,
                 deadline,
-            } => {
-                write!(
-                    f,
-                    "no {} endpoint answered within {}: ",
-                    backend.name(),
-                    crate::model::timefmt::seconds_tenths(*deadline) + "s"
-                )?;
-                let each: Vec<String> =
-                    tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
-                write!(
-                    f,
-                    "{}; check that the server is up and reachable from this node, or raise fleet.timeout",
-                    each.join("; ")
-                )
-            }
+            } => unreachable_text(f, *backend, tried, *deadline),
             FleetError::Tls {
                 endpoint,
                 detail,
@@ -385,19 +371,13 @@ impl fmt::Display for RawError<'_> {
                 status,
                 kind,
                 value,
-            } => {
-                write!(f, "{} at {endpoint} answered HTTP {status}", backend.name())?;
-                match (kind.is_empty(), value.is_empty()) {
-                    (false, _) => write!(f, " ({kind}: {value})")?,
-                    (true, false) => write!(f, " ({value})")?,
-                    (true, true) => {}
-                }
-                if *status >= 500 {
-                    write!(f, "; the server is failing: check its logs, then try again")
-                } else {
-                    write!(f, "; check the fleet settings against the server's")
-                }
-            }
+            } => server_text(
+                f,
+                *backend,
+                endpoint,
+                *status,
+                (kind.as_str(), value.as_str()),
+            ),
             FleetError::Conflict {
                 endpoint,
                 key,
@@ -414,6 +394,49 @@ impl fmt::Display for RawError<'_> {
             // to say (it knows what it does about it).
             FleetError::MayHaveApplied(inner) => write!(f, "{}", RawError(inner)),
         }
+    }
+}
+
+/// `FleetError::Unreachable`'s line: each endpoint tried, and why.
+fn unreachable_text(
+    f: &mut fmt::Formatter<'_>,
+    backend: Backend,
+    tried: &[(String, String)],
+    deadline: std::time::Duration,
+) -> fmt::Result {
+    write!(
+        f,
+        "no {} endpoint answered within {}: ",
+        backend.name(),
+        crate::model::timefmt::seconds_tenths(deadline) + "s"
+    )?;
+    let each: Vec<String> = tried.iter().map(|(e, why)| format!("{e}: {why}")).collect();
+    write!(
+        f,
+        "{}; check that the server is up and reachable from this node, or raise fleet.timeout",
+        each.join("; ")
+    )
+}
+
+/// `FleetError::Server`'s line: the status, the server's own words, and
+/// what to do.
+fn server_text(
+    f: &mut fmt::Formatter<'_>,
+    backend: Backend,
+    endpoint: &str,
+    status: u16,
+    (kind, value): (&str, &str),
+) -> fmt::Result {
+    write!(f, "{} at {endpoint} answered HTTP {status}", backend.name())?;
+    match (kind.is_empty(), value.is_empty()) {
+        (false, _) => write!(f, " ({kind}: {value})")?,
+        (true, false) => write!(f, " ({value})")?,
+        (true, true) => {}
+    }
+    if status >= 500 {
+        write!(f, "; the server is failing: check its logs, then try again")
+    } else {
+        write!(f, "; check the fleet settings against the server's")
     }
 }
 

@@ -376,6 +376,23 @@ impl Change<'_> {
                 ("UMM_HOOK", (*hook).into()),
                 ("UMM_RESULT", (*result).into()),
             ],
+            Change::FleetSlotTaken { .. }
+            | Change::FleetSlotReleased { .. }
+            | Change::FleetReleasePending { .. }
+            | Change::Queued { .. }
+            | Change::QueueExpired { .. }
+            | Change::QueueDropped { .. } => self.fleet_and_queue_fields(),
+            Change::Held { .. }
+            | Change::Cancelled { .. }
+            | Change::QueueCancelled
+            | Change::Enabled
+            | Change::Disabled => Vec::new(),
+        }
+    }
+
+    /// `own_fields` of the fleet's and the queue's changes.
+    fn fleet_and_queue_fields(&self) -> Vec<(&'static str, String)> {
+        match self {
             Change::FleetSlotTaken { group, id } | Change::FleetSlotReleased { group, id } => {
                 vec![
                     ("UMM_FLEET_GROUP", (*group).into()),
@@ -394,11 +411,7 @@ impl Change<'_> {
             Change::QueueExpired { why } | Change::QueueDropped { why } => {
                 vec![("UMM_WHY", (*why).into())]
             }
-            Change::Held { .. }
-            | Change::Cancelled { .. }
-            | Change::QueueCancelled
-            | Change::Enabled
-            | Change::Disabled => Vec::new(),
+            _ => Vec::new(),
         }
     }
 }
