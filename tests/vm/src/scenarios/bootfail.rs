@@ -69,16 +69,7 @@ fn boot_failure(ctx: &mut Ctx) -> Result<()> {
     );
     let env = vm.ssh_ok("grub-editenv list")?;
     ensure!(env.contains("umm_max_tries=xxx"), "grubenv: {env}");
-    let serial_from = serial_len(vm);
-    let old = vm.boot_id()?;
-    vm.detached("if [ -d /run/systemd/system ]; then systemctl reboot; else reboot; fi")?;
-    vm.wait_new_boot(&old, FAILURE_TIMEOUT)?;
-    let panics = panics_since(vm, serial_from);
-    ensure!(
-        panics == 3,
-        "want 3 panicking attempts (reboot_count 2, + 1) before maintenance, the serial console shows {panics}"
-    );
-    ensure!(vm.ssh_ok("uname -r")?.trim() == good, "not the good kernel");
+    reboot_through_three_panics(vm, &good, "(reboot_count 2, + 1) before maintenance")?;
     expect_boot_failure(vm, &good)?;
     // No new loop: out of maintenance, the good kernel boots, and again.
     run_then_wait_reboot(vm, "umm off reboot")?;
@@ -116,6 +107,13 @@ fn retry_fails_again(vm: &mut Vm, good: &str) -> Result<()> {
         "a second umm boot retry was not refused: {}",
         String::from_utf8_lossy(&again.stderr)
     );
+    reboot_through_three_panics(vm, good, "again after umm boot retry")?;
+    expect_boot_failure(vm, good)
+}
+
+/// A reboot onto the bad default kernel: it panics three times
+/// (reboot_count 2, + 1) and GRUB falls back to the `good` kernel.
+fn reboot_through_three_panics(vm: &mut Vm, good: &str, when: &str) -> Result<()> {
     let serial_from = serial_len(vm);
     let old = vm.boot_id()?;
     vm.detached("if [ -d /run/systemd/system ]; then systemctl reboot; else reboot; fi")?;
@@ -123,10 +121,10 @@ fn retry_fails_again(vm: &mut Vm, good: &str) -> Result<()> {
     let panics = panics_since(vm, serial_from);
     ensure!(
         panics == 3,
-        "after umm boot retry: want 3 panicking attempts again, the serial console shows {panics}"
+        "want 3 panicking attempts {when}, the serial console shows {panics}"
     );
     ensure!(vm.ssh_ok("uname -r")?.trim() == good, "not the good kernel");
-    expect_boot_failure(vm, good)
+    Ok(())
 }
 
 /// umm disabled: no counting code, GRUB never redirects: the bad kernel
