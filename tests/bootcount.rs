@@ -364,3 +364,66 @@ fn boot_retry_refuses_where_the_boot_loader_does_not_count_or_the_block_is_corru
     assert_eq!(ran.code, Some(1), "{}", ran.out);
     assert!(ran.out.contains("needs root"), "{}", ran.out);
 }
+
+#[test]
+fn boot_retry_waits_for_umm_boot_writing_the_block_and_both_changes_survive() {
+    let mut node = counting_node("6.1.0-3-amd64");
+    after_grub_gave_up(&node);
+    node.boots += 1;
+    node.write("/proc/sys/kernel/random/boot_id", "boot-race\n");
+    // umm-boot stops between its read of the block and its write.
+    let boot = common::stopped::run_until(&node, "grubenv-update", "", &["internal", "boot"]);
+    let out = fs::File::create(node.path("/.out-retry")).unwrap();
+    let mut retry = node
+        .command(&["boot", "retry"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    // Give a retry that did not wait the chance to write first (it must
+    // not: it waits for the writers' lock umm-boot holds).
+    let started = std::time::Instant::now();
+    while retry.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, said) = boot.resume();
+    assert_eq!(code, Some(0), "{said}");
+    let status = common::wait_bounded(&mut retry, std::time::Duration::from_secs(60))
+        .expect("umm boot retry did not end");
+    assert!(status.success(), "{}", node.read("/.out-retry"));
+    let listed = listed(&node);
+    // umm-boot's change: this kernel is the last good one.
+    assert!(
+        listed.contains(&"umm_good=6.1.0-3-amd64".to_string()),
+        "{listed:?}"
+    );
+    // The retry's: the failure is cleared.
+    assert!(listed.contains(&"umm_failed=".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"umm_failed_since=".to_string()),
+        "{listed:?}"
+    );
+}
+
+#[test]
+fn umm_boot_that_cannot_take_the_lock_still_marks_the_boot_and_says_so() {
+    let mut node = counting_node("6.1.0-2-amd64");
+    editenv(&node, &["create"]);
+    editenv(&node, &["set", "umm_enabled=1", "umm_tries=xx"]);
+    node.boots += 1;
+    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
+    let ran = node.run_cmd({
+        let mut c = node.command(&["internal", "boot"]);
+        c.env("FAILPOINTS", "read-state=return(eio)");
+        c
+    });
+    assert_eq!(ran.code, Some(1), "{}", ran.out);
+    let listed = listed(&node);
+    assert!(listed.contains(&"umm_tries=".to_string()), "{listed:?}");
+    assert!(
+        listed.contains(&"umm_good=6.1.0-2-amd64".to_string()),
+        "{listed:?}"
+    );
+    let log = node.log();
+    assert!(log.contains("without the writers' lock"), "{log}");
+}

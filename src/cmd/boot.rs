@@ -121,7 +121,9 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     let mut locked = match store::lock(&ctx.root) {
         Ok(locked) => locked,
         Err(e) => {
-            keep_early_decision(ctx, &settings, &boot_id, now);
+            let early = keep_early_decision(ctx, &settings, &boot_id, now);
+            log::warn!("{e:#}: GRUB's environment block is written without the writers' lock (a `umm boot retry` running now may be lost: run it again)");
+            mark_reached_userspace(ctx, &settings, &early, now);
             return Err(e.context("this boot was not counted and the state was not changed"));
         }
     };
@@ -154,9 +156,10 @@ pub fn boot(ctx: &Context) -> Result<Outcome> {
     }
     save(&mut locked, next)?;
     let state = locked.state.clone();
-    drop(locked);
     announce(ctx, &settings, &state, &outcome, early.is_some(), boot_id)?;
+    // Still under the writers' lock: `umm boot retry` writes the same block.
     mark_reached_userspace(ctx, &settings, &state, now);
+    drop(locked);
     if late {
         log::warn!("entering maintenance late: isolating the maintenance target");
         ctx.init.enter_maintenance_late()?;
@@ -199,7 +202,8 @@ fn announce(
 /// so GRUB's count of attempts goes back to zero and this kernel is the last
 /// good one. Only where 42_umm put counting code in grub.cfg; a block that
 /// cannot be parsed or written is reported and left alone, never a reason to
-/// fail the boot.
+/// fail the boot. Called under the writers' lock (sys::grubenv), or after
+/// waiting for it in vain.
 fn mark_reached_userspace(ctx: &Context, settings: &Settings, state: &State, now: i64) {
     if !bootmenu::boot_counting(&ctx.root).is_on() {
         return;
@@ -258,16 +262,16 @@ fn log_boot_failure(ctx: &Context, state: &State) {
 /// nothing is counted or written, and this boot goes the way the early
 /// decision says. Under systemd the generator took it from the early copy;
 /// elsewhere it is taken here from the same copy, so that sysvinit and
-/// systemd agree.
-fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i64) {
+/// systemd agree. Returns the early copy's state.
+fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i64) -> State {
+    let early = store::read(&ctx.root.path(paths::EARLY_STATE));
     if let Some(d) = boot_decision::read(&ctx.root, boot_id) {
         log::error!(
             "the state cannot be used: this boot stays {} as the generator decided from the early copy",
             mode_name(d.mode)
         );
-        return;
+        return early.state;
     }
-    let early = store::read(&ctx.root.path(paths::EARLY_STATE));
     if let Some(p) = &early.problem {
         log::error!("{p}; this boot is a normal one");
     }
@@ -289,6 +293,7 @@ fn keep_early_decision(ctx: &Context, settings: &Settings, boot_id: &str, now: i
     if let Err(e) = boot_decision::write(&ctx.root, &decision) {
         log::error!("{e:#}");
     }
+    early.state
 }
 
 fn mode_name(mode: Mode) -> &'static str {

@@ -11,7 +11,8 @@
 //! SIGCONT, goes on as if nothing happened: a test acts on the world at
 //! exactly that step), or nothing (it fails with a generic error). The
 //! steps: `read-state`, `early-copy`, the steps of an atomic write,
-//! `sys::atomic::WRITE_STEPS`, and between the read of etcd's semaphore
+//! `sys::atomic::WRITE_STEPS`, `grubenv-update` (between the read and the
+//! write of GRUB's environment block), and between the read of etcd's semaphore
 //! and the transaction that changes it, `etcd-take-cas` and
 //! `etcd-release-cas` (each try of the transaction; `1*return(stop)`
 //! stops at the first only).

@@ -2,10 +2,17 @@
 //! replaced atomically (temp file, fsync, rename, fsync the directory, as
 //! `grub-editenv` itself renames a new block into place). A block that
 //! cannot be parsed is never rewritten: the caller reports it.
+//!
+//! umm's writers of the block (umm-boot each boot, `umm boot retry`) hold
+//! the writers' lock (`sys::store::lock`, /var/lib/umm/lock) across the
+//! read and the write of `update`: two of them never lose each other's
+//! change. umm-boot waits for it at most `store::LOCK_WAIT`, then writes
+//! without it and says so (a boot never hangs on it).
 
 use std::path::PathBuf;
 
 use super::atomic::atomic_write;
+use super::failpoint::failpoint;
 use super::fsread;
 use super::paths::Root;
 use crate::model::grubenv::GrubEnv;
@@ -35,6 +42,7 @@ pub fn update(root: &Root, changes: &[(&str, String)]) -> Result<bool, String> {
         return Ok(false);
     }
     let mut env = read(root)?;
+    failpoint("grubenv-update").map_err(|e| e.to_string())?;
     for (name, value) in changes {
         env.set(name, value);
     }
