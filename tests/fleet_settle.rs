@@ -415,3 +415,144 @@ fn looking_commands_never_talk_to_the_coordinator() {
     thread::sleep(Duration::from_millis(50));
     assert!(listener.accept().is_ok(), "umm disable did not reconcile");
 }
+
+/// Where a halt call is sent from (issue 24): the maintenance worker
+/// whose work failed, a `umm off` whose check is not clean (both write
+/// the group's halt key), a clean `umm off` of a halted node and `umm
+/// fleet release` of one whose check was not clean (both delete it).
+#[derive(Clone, Copy, Debug)]
+enum HaltPath {
+    WorkFailed,
+    NotClean,
+    CleanOff,
+    Release,
+}
+
+/// Brings `node` to where `path` sends its halt call: the command that
+/// sends it, and whether the key names the node once it is settled.
+fn prepare_halt(node: &mut Node, path: HaltPath) -> (Vec<&'static str>, bool) {
+    match path {
+        HaltPath::WorkFailed => {
+            node.expect(0, &["on", "--then", "off", "--", "false"]);
+            node.clean_reboot();
+            (vec!["internal", "maintenance"], true)
+        }
+        HaltPath::NotClean => {
+            node.services("cron.service active enabled\n");
+            node.expect(0, &["on"]);
+            node.clean_reboot();
+            node.services("cron.service failed enabled\n");
+            (vec!["off"], true)
+        }
+        HaltPath::CleanOff => {
+            let (args, _) = prepare_halt(node, HaltPath::WorkFailed);
+            node.expect(0, &args);
+            assert_eq!(node.status()["state"], "maintenance");
+            (vec!["off"], false)
+        }
+        HaltPath::Release => {
+            let (args, _) = prepare_halt(node, HaltPath::NotClean);
+            node.expect(1, &args);
+            node.services("cron.service active enabled\n");
+            (vec!["fleet", "release"], false)
+        }
+    }
+}
+
+/// The group's halt key: who it names, and its version (etcd counts
+/// every write of a key).
+fn halt_key_of(endpoint: &str, group: &str) -> Option<(String, i64)> {
+    common::etcd::raw_get(endpoint, &umm::fleet::etcd::halt_key(group)).map(|(v, version)| {
+        let halt: Value = serde_json::from_slice(&v).unwrap();
+        (halt["node"].as_str().unwrap().to_string(), version)
+    })
+}
+
+/// Issue 24: the halt key follows the slots' rule. `umm` killed (SIGKILL,
+/// SIGINT, SIGHUP) before and after each halt call (written by a failed
+/// work and by a check not clean, deleted by a clean `umm off` and by
+/// `umm fleet release`): a killed run leaves the call recorded in the
+/// state, the next reconcile (the retry timer's run) sends it, and it is
+/// settled once: later reconciles and root runs send nothing more.
+#[test]
+fn a_kill_around_a_halt_call_is_settled_by_the_next_reconcile_once() {
+    let Some(etcd) = one_etcd("halt_kill_points") else {
+        return;
+    };
+    let ep = etcd.endpoint(0);
+    let coord = Coord::Etcd(etcd);
+    let paths = [
+        HaltPath::WorkFailed,
+        HaltPath::NotClean,
+        HaltPath::CleanOff,
+        HaltPath::Release,
+    ];
+    let mut runs = 0;
+    for path in paths {
+        for step in ["fleet-halt-sent", "fleet-halt-answered"] {
+            for signal in [Signal::SIGKILL, Signal::SIGINT, Signal::SIGHUP] {
+                runs += 1;
+                let group = format!("halt-{runs}");
+                let id = format!("h{runs}");
+                let context = format!("{path:?} {step} {signal:?} ({id})");
+                let mut node = coord.node(&group, &id, "2s");
+                let (args, halts) = prepare_halt(&mut node, path);
+                run_until(&node, step, "", &args).kill_with(signal);
+                if signal == Signal::SIGKILL {
+                    let s = state(&node);
+                    assert!(!s["fleet"]["halt_sending"].is_null(), "{context}: {s}");
+                }
+                reconcile(&node);
+                let s = state(&node);
+                assert_eq!(s["fleet"]["halt_sending"], Value::Null, "{context}: {s}");
+                assert_eq!(!s["fleet"]["halt"].is_null(), halts, "{context}: {s}");
+                let key = halt_key_of(&ep, &group);
+                assert_eq!(
+                    key.as_ref().map(|(n, _)| n.as_str()),
+                    halts.then_some(id.as_str()),
+                    "{context}"
+                );
+                // Settled once: nothing more is sent.
+                reconcile(&node);
+                let _ = node.run(&["disable"]);
+                assert_eq!(halt_key_of(&ep, &group), key, "{context}");
+            }
+        }
+    }
+    println!("halt kill points: 8, runs: {runs} (SIGKILL, SIGINT, SIGHUP at each)");
+}
+
+/// Issue 24: a halt call that fails (etcd unreachable) stays recorded
+/// with its error; the node says it halts the roll meanwhile, and the
+/// reconcile writes the key once etcd answers.
+#[test]
+fn a_halt_call_that_fails_is_sent_again_by_the_reconcile() {
+    let Some(etcd) = one_etcd("halt_call_fails") else {
+        return;
+    };
+    let ep = etcd.endpoint(0);
+    let coord = Coord::Etcd(etcd);
+    let mut node = coord.node("halt-fails", "node-a", "2s");
+    let (args, _) = prepare_halt(&mut node, HaltPath::WorkFailed);
+    let mut c = node.command(&args);
+    c.env("FAILPOINTS", "fleet-halt-sent=return(eio)");
+    let r = node.run_cmd(c);
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    let s = state(&node);
+    assert_eq!(s["fleet"]["halt_sending"]["op"], "record", "{s}");
+    assert_eq!(s["fleet"]["halt_sending"]["tries"], 1, "{s}");
+    assert!(
+        node.log().contains("could not be written"),
+        "{}",
+        node.log()
+    );
+    assert_eq!(halt_key_of(&ep, "halt-fails"), None);
+    assert!(node.status()["roll_halted"].is_string());
+    let r = node.run(&["internal", "fleet-retry"]);
+    assert_eq!(r.code, Some(0), "{}", r.out);
+    assert_eq!(
+        halt_key_of(&ep, "halt-fails"),
+        Some(("node-a".to_string(), 1))
+    );
+    assert_eq!(state(&node)["fleet"]["halt_sending"], Value::Null);
+}

@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::fleetlock::{LockServer, GROUP};
 use common::Node;
 
 const PROM: &str = "/var/lib/prometheus/node-exporter/umm.prom";
@@ -188,6 +189,63 @@ fn a_scheduled_command_and_a_failing_on_hook_show_in_the_metrics() {
         value(&m, r#"umm_hook_failures_total{phase="on"}"#),
         Some(1.0)
     );
+}
+
+/// Issue 24: a leave whose check is not clean keeps the slot and halts
+/// the group's roll, by itself (`umm on --then off`) or by `umm off`: the
+/// metric says so with its cause (as promtool reads the file
+/// node_exporter serves), and `umm status` (text and JSON) says why and
+/// what resumes it, until `umm fleet release`.
+#[test]
+fn a_check_that_is_not_clean_halts_the_roll_until_fleet_release() {
+    let promtool = promtool("a_check_that_is_not_clean_halts_the_roll_until_fleet_release");
+    let p = promtool.as_deref();
+    let server = LockServer::start(1);
+    let why = "the check after leaving was not clean (umm history)";
+    for on in [&["on", "--then", "off", "--", "true"][..], &["on"]] {
+        let mut node = node_with_collector();
+        node.write(
+            "/etc/umm/umm.toml",
+            &format!(
+                "[fleet]\nbackend = \"fleetlock\"\ngroup = \"{GROUP}\"\nid = \"node-a\"\nurl = \"{}\"\ntimeout = \"2s\"\n",
+                server.url
+            ),
+        );
+        node.boot();
+        node.services("cron.service active enabled\n");
+        node.expect(0, on);
+        node.clean_reboot();
+        node.services("cron.service failed enabled\n");
+        let leave = if on.len() > 1 {
+            &["internal", "maintenance"][..]
+        } else {
+            &["off"]
+        };
+        let _ = node.run(leave);
+        assert_eq!(node.status()["state"], "operational", "{on:?}");
+        assert_eq!(server.holders(), ["node-a"], "{on:?}");
+        let m = metrics(&node, p);
+        assert_eq!(
+            value(&m, r#"umm_roll_halted{cause="check"}"#),
+            Some(1.0),
+            "{m}"
+        );
+        let out = node.expect(0, &["status"]);
+        let line = format!("Roll halted:  by this node: {why}; it keeps its fleet slot; fix it, then `umm fleet release` resumes the roll");
+        assert!(out.lines().any(|l| l == line), "{out}");
+        assert_eq!(node.status()["roll_halted"], why);
+        assert!(node
+            .log()
+            .contains("the group's roll is halted by this node"));
+        // Fixed: the release resumes the roll.
+        node.services("cron.service active enabled\n");
+        node.expect(0, &["fleet", "release"]);
+        let m = metrics(&node, p);
+        assert_eq!(value(&m, r#"umm_roll_halted{cause=""}"#), Some(0.0), "{m}");
+        assert_eq!(node.status()["roll_halted"], serde_json::Value::Null);
+        assert!(!node.expect(0, &["status"]).contains("Roll halted"));
+        assert!(server.holders().is_empty());
+    }
 }
 
 #[test]

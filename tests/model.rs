@@ -21,8 +21,8 @@ use std::collections::BTreeSet;
 
 use umm::model::settings::Policy;
 use umm::model::state::OffAction;
-use umm::model::state::{Claim, FleetSlot, Mode, Phase, Reason, State};
-use umm::rules::{self, fleet, BootInputs, ClaimOutcome, CmdlineRequest, Leave, ResetCause};
+use umm::model::state::{Claim, FleetSlot, HaltOp, HaltSend, Mode, Phase, Reason, RollHalt, State};
+use umm::rules::{self, fleet, halt, BootInputs, ClaimOutcome, CmdlineRequest, Leave, ResetCause};
 
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -427,6 +427,12 @@ enum FleetStep {
     Die(usize),
     /// The retry timer: the reconcile.
     Reconcile(usize),
+    /// `umm on --then`'s work failed in maintenance: the node halts the
+    /// group's roll (recorded), and the halt key's write is sent.
+    WorkFailed(usize),
+    /// `umm off` whose check is not clean: back in service, the slot
+    /// kept, the roll halted; the halt key's write is sent.
+    OffNotClean(usize),
 }
 
 fn fleet_step() -> impl Strategy<Value = FleetStep> {
@@ -443,17 +449,40 @@ fn fleet_step() -> impl Strategy<Value = FleetStep> {
         1 => n.clone().prop_map(FleetStep::Release),
         1 => (n.clone(), 0usize..3).prop_map(|(a, b)| FleetStep::ReleaseId(a, b)),
         1 => n.clone().prop_map(FleetStep::Die),
-        3 => n.prop_map(FleetStep::Reconcile),
+        3 => n.clone().prop_map(FleetStep::Reconcile),
+        2 => n.clone().prop_map(FleetStep::WorkFailed),
+        1 => n.prop_map(FleetStep::OffNotClean),
     ]
 }
 
-/// The coordinator: a counting semaphore.
+/// The coordinator: a counting semaphore, and the group's halt key (the
+/// node it names; one key per group: a write replaces another node's,
+/// which is then `overwritten`).
 struct Coordinator {
     slots: usize,
     holders: BTreeSet<String>,
+    halt: Option<String>,
+    overwritten: BTreeSet<String>,
 }
 
 impl Coordinator {
+    /// A halt call carried out: a write names its node; a delete removes
+    /// only a key naming its node.
+    fn halt_call(&mut self, h: &HaltSend) {
+        match h.op {
+            HaltOp::Record => {
+                if let Some(other) = self.halt.replace(h.node.clone()) {
+                    if other != h.node {
+                        self.overwritten.insert(other);
+                    }
+                }
+                self.overwritten.remove(&h.node);
+            }
+            HaltOp::Clear if self.halt.as_deref() == Some(h.node.as_str()) => self.halt = None,
+            HaltOp::Clear => {}
+        }
+    }
+
     fn take(&mut self, id: &str) -> bool {
         if self.holders.contains(id) {
             return true;
@@ -469,8 +498,15 @@ impl Coordinator {
 /// A take in flight: whose run, and whether the coordinator granted it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Flight {
-    On { granted: bool },
-    CrashLoop { granted: bool },
+    On {
+        granted: bool,
+    },
+    CrashLoop {
+        granted: bool,
+    },
+    /// A halt call (`FleetNode::halt_call`), carried out by the
+    /// coordinator.
+    Halt,
 }
 
 struct FleetNode {
@@ -478,6 +514,8 @@ struct FleetNode {
     state: State,
     /// A run holding the fleet lock, its take sent.
     flight: Option<Flight>,
+    /// The halt call of a `Flight::Halt`.
+    halt_call: Option<HaltSend>,
     dead: bool,
 }
 
@@ -511,7 +549,61 @@ impl FleetNode {
         if self.flight.is_none() && !self.dead {
             self.state = fleet::reconcile(&self.state, now);
             self.release_owed(c);
+            self.send_halt(c);
         }
+    }
+
+    /// The halt call `op` for this node (what `cmd::halt` records).
+    fn halt_send(&self, op: HaltOp) -> HaltSend {
+        HaltSend {
+            op,
+            backend: "etcd".into(),
+            group: "g".into(),
+            node: self.id.clone(),
+            why: if op == HaltOp::Record {
+                "failed".into()
+            } else {
+                String::new()
+            },
+            since: 1,
+            tries: 0,
+            last_error: None,
+            extra: Default::default(),
+        }
+    }
+
+    /// The halt call recorded, sent and answered (the fleet lock free).
+    fn send_halt(&mut self, c: &mut Coordinator) {
+        if let Some(h) = self.state.fleet.halt_sending.clone() {
+            c.halt_call(&h);
+            self.state = halt::halt_sent(&self.state, &h);
+        }
+    }
+
+    /// The halt call recorded, sent by a run that may be cut before its
+    /// answer (`Answered`, `AnswerLost`, `Kill`); with a run in flight it
+    /// waits for the reconcile.
+    fn start_halt_call(&mut self, c: &mut Coordinator) {
+        if self.flight.is_some() {
+            return;
+        }
+        if let Some(h) = self.state.fleet.halt_sending.clone() {
+            c.halt_call(&h);
+            self.halt_call = Some(h);
+            self.flight = Some(Flight::Halt);
+        }
+    }
+
+    /// This node halts the roll: recorded with its key's write.
+    fn halted(&mut self, now: i64) {
+        let episode = self.state.maintenance.as_ref().map_or(0, |m| m.id);
+        let h = RollHalt {
+            why: "failed".into(),
+            since: now,
+            episode,
+            extra: Default::default(),
+        };
+        self.state = halt::halted(&self.state, h, Some(self.halt_send(HaltOp::Record)));
     }
 
     /// A boot into maintenance: the request pending takes effect, or (a
@@ -535,7 +627,8 @@ impl FleetNode {
         }
     }
 
-    fn off(&mut self, c: &mut Coordinator, now: i64) {
+    /// `umm off`; `clean`: the check after it.
+    fn off(&mut self, c: &mut Coordinator, now: i64, clean: bool) {
         self.reconcile(c, now);
         let boot_id = "boot".to_string();
         let Ok((next, leave)) = rules::leave(&self.state, now, &boot_id, OffAction::Resume, vec![])
@@ -543,7 +636,12 @@ impl FleetNode {
             return;
         };
         self.state = if leave == Leave::Cancelled {
-            fleet::cancelled(&next, now)
+            // The slot a halt kept goes back, and the halt with it.
+            let cancelled = fleet::cancelled(&next, now);
+            match cancelled.fleet.halt {
+                Some(_) => halt::unhalted(&cancelled, Some(self.halt_send(HaltOp::Clear))),
+                None => cancelled,
+            }
         } else {
             let me = Claim {
                 boot_id,
@@ -554,14 +652,31 @@ impl FleetNode {
             };
             let (claimed, _) = rules::claim_finish(&next, &me, false);
             match rules::finish(&claimed, &me, now, vec![], None) {
-                Ok(done) => fleet::back_in_service(&done, true, now),
+                // Back in service without a slot kept: it halts nothing.
+                Ok(done) if clean || done.fleet.held.is_none() => halt::unhalted(
+                    &fleet::back_in_service(&done, clean, now),
+                    Some(self.halt_send(HaltOp::Clear)),
+                ),
+                Ok(done) => {
+                    let held = done.fleet.held.is_some();
+                    self.state = fleet::back_in_service(&done, false, now);
+                    if held {
+                        self.halted(now);
+                    }
+                    self.state.clone()
+                }
                 Err(_) => next,
             }
         };
-        // The release waits for the fleet lock: with a run in flight it
-        // stays owed.
+        // The release and the halt call wait for the fleet lock: with a
+        // run in flight they stay recorded.
         if self.flight.is_none() {
             self.release_owed(c);
+            if clean || leave == Leave::Cancelled {
+                self.send_halt(c);
+            } else {
+                self.start_halt_call(c);
+            }
         }
     }
 
@@ -577,8 +692,9 @@ impl FleetNode {
         if next.fleet.pending_release.is_none() {
             next = fleet::give_up(&fleet::taken(&next, self.slot()), now);
         }
-        self.state = next;
+        self.state = halt::unhalted(&next, Some(self.halt_send(HaltOp::Clear)));
         self.release_owed(c);
+        self.send_halt(c);
     }
 }
 
@@ -612,6 +728,11 @@ fn fleet_step_on(node: &mut FleetNode, c: &mut Coordinator, step: FleetStep, now
                 node.state = fleet::reconcile(&fleet::taken(&node.state, slot), now);
                 node.release_owed(c);
             }
+            Some(Flight::Halt) => {
+                if let Some(h) = node.halt_call.take() {
+                    node.state = halt::halt_sent(&node.state, &h);
+                }
+            }
             None => {}
         },
         FleetStep::AnswerLost(_) => match node.flight.take() {
@@ -621,6 +742,11 @@ fn fleet_step_on(node: &mut FleetNode, c: &mut Coordinator, step: FleetStep, now
             Some(Flight::CrashLoop { .. }) => {
                 node.state = fleet::reconcile(&fleet::taken(&node.state, slot), now);
                 node.release_owed(c);
+            }
+            Some(Flight::Halt) => {
+                if let Some(h) = node.halt_call.take() {
+                    node.state = halt::halt_send_failed(&node.state, &h, "lost");
+                }
             }
             None => {}
         },
@@ -653,7 +779,19 @@ fn fleet_step_on(node: &mut FleetNode, c: &mut Coordinator, step: FleetStep, now
                 node.flight = Some(Flight::CrashLoop { granted });
             }
         }
-        FleetStep::Off(_) => node.off(c, now),
+        FleetStep::Off(_) => node.off(c, now, true),
+        FleetStep::OffNotClean(_) => node.off(c, now, false),
+        FleetStep::WorkFailed(_) => {
+            let active = node
+                .state
+                .maintenance
+                .as_ref()
+                .is_some_and(|m| m.phase == Phase::Active);
+            if active && node.flight.is_none() {
+                node.halted(now);
+                node.start_halt_call(c);
+            }
+        }
         FleetStep::Release(_) => node.give_back(c, now),
         FleetStep::Die(_) => {
             node.flight = None;
@@ -681,6 +819,19 @@ fn fleet_invariants(nodes: &[FleetNode], c: &Coordinator) -> Result<(), String> 
             return Err(format!("{} is in maintenance without a slot", n.id));
         }
         let f = &n.state.fleet;
+        // A key naming a node that halts nothing is known to it: its
+        // delete is recorded, or a call is in flight.
+        if c.halt.as_deref() == Some(n.id.as_str())
+            && !n.dead
+            && f.halt.is_none()
+            && f.halt_sending.is_none()
+            && n.flight != Some(Flight::Halt)
+        {
+            return Err(format!(
+                "{} is named by the halt key, halting nothing",
+                n.id
+            ));
+        }
         let knows = f.held.is_some()
             || f.taking.is_some()
             || f.pending_release
@@ -698,12 +849,15 @@ fn run_fleet_sequence(slots: usize, steps: &[FleetStep]) -> Result<(), TestCaseE
     let mut c = Coordinator {
         slots,
         holders: BTreeSet::new(),
+        halt: None,
+        overwritten: BTreeSet::new(),
     };
     let mut nodes: Vec<FleetNode> = (0..3)
         .map(|i| FleetNode {
             id: format!("node-{i}"),
             state: State::default(),
             flight: None,
+            halt_call: None,
             dead: false,
         })
         .collect();
@@ -721,6 +875,8 @@ fn run_fleet_sequence(slots: usize, steps: &[FleetStep]) -> Result<(), TestCaseE
             | FleetStep::Release(n)
             | FleetStep::Die(n)
             | FleetStep::Reconcile(n)
+            | FleetStep::WorkFailed(n)
+            | FleetStep::OffNotClean(n)
             | FleetStep::ReleaseId(n, _) => n,
         };
         if nodes[n].dead {
@@ -738,6 +894,25 @@ fn run_fleet_sequence(slots: usize, steps: &[FleetStep]) -> Result<(), TestCaseE
             .map_err(|e| TestCaseError::fail(format!("after step {i} ({step:?}): {e}")))?;
         if matches!(step, FleetStep::Reconcile(_)) && nodes[n].flight.is_none() {
             let node = &nodes[n];
+            // Settled once: a halt call recorded is sent by the reconcile.
+            prop_assert!(
+                node.state.fleet.halt_sending.is_none(),
+                "after step {} ({:?}): {} has a halt call not sent",
+                i,
+                step,
+                node.id
+            );
+            // Its key was written: it names this node, or a later one
+            // (one key per group; that one's clear leaves none).
+            if node.state.fleet.halt.is_some() {
+                prop_assert!(
+                    c.halt.as_deref() == Some(node.id.as_str()) || c.overwritten.contains(&node.id),
+                    "after step {} ({:?}): {} halts the roll, no halt key",
+                    i,
+                    step,
+                    node.id
+                );
+            }
             if node.state.maintenance.is_none() && !node.state.fleet.kept {
                 prop_assert!(
                     !c.holders.contains(&node.id),
@@ -756,16 +931,27 @@ fn run_fleet_sequence(slots: usize, steps: &[FleetStep]) -> Result<(), TestCaseE
     for node in nodes.iter_mut().filter(|n| !n.dead) {
         node.flight = None;
         node.reconcile(&mut c, end);
-        node.off(&mut c, end);
+        node.off(&mut c, end, true);
+        if node.state.fleet.kept {
+            // Back in service after a check that was not clean: fixed,
+            // `umm fleet release`.
+            node.give_back(&mut c, end);
+        }
         node.reconcile(&mut c, end);
     }
     for node in nodes.iter().filter(|n| n.dead) {
         c.holders.remove(&node.id);
     }
     prop_assert!(c.holders.is_empty(), "left held: {:?}", c.holders);
+    let dead_halt = nodes
+        .iter()
+        .any(|n| n.dead && c.halt.as_deref() == Some(n.id.as_str()));
+    prop_assert!(c.halt.is_none() || dead_halt, "halt key left: {:?}", c.halt);
     for node in nodes.iter().filter(|n| !n.dead) {
         prop_assert!(
-            !fleet::needs_reconcile(&node.state) && node.state.fleet.held.is_none(),
+            !fleet::needs_reconcile(&node.state)
+                && node.state.fleet.held.is_none()
+                && node.state.fleet.halt.is_none(),
             "{} not settled: {:?}",
             node.id,
             node.state.fleet
@@ -780,6 +966,11 @@ fn run_fleet_sequence(slots: usize, steps: &[FleetStep]) -> Result<(), TestCaseE
 /// `umm::rules::fleet`. After every step: never more holders than slots,
 /// a node in a maintenance it asked for holds a slot, every holder is
 /// known to its node, and a reconcile leaves no node in service listed.
+/// Issue 24: with the halts (work failed, a check not clean) and their key's
+/// calls cut by the same kills and lost answers: a key naming a node that
+/// halts nothing is known to it, a reconcile sends every call recorded,
+/// and a node that halts is named by the key unless a later node's write
+/// replaced it; at the end no live node halts and no key is left.
 #[test]
 fn fleet_slots_are_never_stranded_nor_over_admitted() {
     const CASES: u32 = 3_000;

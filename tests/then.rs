@@ -150,14 +150,17 @@ fn a_failed_command_or_on_d_hook_keeps_the_node_in_maintenance() {
             node.log()
         );
         assert!(
-            node.read(PROM).contains("\numm_roll_halted 1\n"),
+            node.read(PROM)
+                .contains("\numm_roll_halted{cause=\"work\"} 1\n"),
             "{command:?} {hook}"
         );
         let out = node.expect(0, &["status"]);
         assert!(out.contains("Roll halted:  by this node"), "{out}");
         assert!(node.status()["roll_halted"].is_string());
         node.expect(0, &["off"]);
-        assert!(node.read(PROM).contains("\numm_roll_halted 0\n"));
+        assert!(node
+            .read(PROM)
+            .contains("\numm_roll_halted{cause=\"\"} 0\n"));
         assert_eq!(node.status()["roll_halted"], Value::Null);
     }
 }

@@ -9,9 +9,8 @@ use anyhow::Result;
 use super::{save, Context, Outcome};
 use crate::hooks;
 use crate::model::hook::{HookPhase, HookRecord};
-use crate::model::rolling::Then;
 use crate::model::settings::Settings;
-use crate::model::state::{Claim, Episode, Maintenance, Phase};
+use crate::model::state::{Claim, Episode, Maintenance, Phase, State};
 use crate::model::verify::VerifyResult;
 use crate::output::message::{say, Message};
 use crate::rules::{self, ClaimOutcome, NotFinished};
@@ -118,19 +117,17 @@ fn run_and_close(
             // release pending, never lost), when the check was clean.
             let held = next.fleet.held.clone();
             let next = rules::fleet::back_in_service(&next, clean, now);
+            let next = halt_on_close(ctx, settings, next, held.is_some() && !clean, m.id);
+            let newly_halted =
+                next.fleet.halt.is_some() && next.fleet.halt != locked.state.fleet.halt;
             save(&mut locked, next)?;
             drop(locked);
             log_closed(m, episode.as_ref());
-            if !clean && m.then != Then::Stay && held.is_some() {
-                // `umm on --then`: the slot kept halts the group's roll.
-                let why = "the check after leaving was not clean (umm history)";
-                super::halt::record(ctx, settings, m.id, why);
+            if newly_halted {
+                super::halt::said(m.id, NOT_CLEAN, false);
             }
             give_back(ctx, settings, held, clean)?;
-            if clean {
-                // Back in service, clean: the roll this node halted goes on.
-                super::halt::clear(ctx, settings);
-            }
+            super::halt::settle(ctx, settings);
             Ok(match episode {
                 Some(episode) => Finish::Done(Box::new(Closed {
                     episode,
@@ -151,6 +148,27 @@ fn run_and_close(
         }
     }
 }
+
+/// The halt in the save that closes the episode: the slot kept (`halts`:
+/// held, and the check not clean) halts the group's roll; back in service
+/// without one (clean, or no slot held), the roll this node halted goes
+/// on. Its key's call is sent after the save, or by the reconcile.
+fn halt_on_close(
+    ctx: &Context,
+    settings: &Settings,
+    next: State,
+    halts: bool,
+    episode: u64,
+) -> State {
+    if halts {
+        super::halt::halted(ctx, settings, &next, (episode, NOT_CLEAN))
+    } else {
+        super::halt::unhalted(ctx, settings, &next)
+    }
+}
+
+/// Why a node back in service halts its group's roll.
+const NOT_CLEAN: &str = "the check after leaving was not clean (umm history)";
 
 /// This process as the finisher of an episode.
 fn this_process(ctx: &Context) -> Result<Claim> {

@@ -67,12 +67,6 @@ pub(super) struct Taking {
 
 type FleetLock = nix::fcntl::Flock<std::fs::File>;
 
-/// How long a run waits for the fleet lock: another run holds it for one
-/// call to the coordinator (bounded by the timeout) and a save.
-fn fleet_lock_wait(settings: &FleetSettings) -> Duration {
-    settings.timeout.saturating_mul(2) + Duration::from_secs(5)
-}
-
 fn note(slot: bool, forced: bool, detail: String) -> Option<FleetNote> {
     Some(FleetNote {
         slot,
@@ -228,7 +222,7 @@ fn take_once(
     // One talk with the coordinator at a time on this node (see
     // store::fleet_lock): held through the save of the request, let go
     // while waiting. What this node holds is read under it.
-    let fleet_lock = match store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet)) {
+    let fleet_lock = match store::fleet_lock(&ctx.root, fleet::lock_wait(&settings.fleet)) {
         Err(e) => return Err(format!("{e:#}")),
         Ok(None) => {
             return Err(format!(
@@ -463,7 +457,7 @@ pub(super) fn release_owed(ctx: &Context, settings: &Settings, loud: Loud) -> Re
     let Some(first) = state.fleet.pending_release else {
         return Ok(true);
     };
-    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet))? else {
+    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet::lock_wait(&settings.fleet))? else {
         fleet_busy(&first.slot.group, loud);
         return Ok(false);
     };
@@ -554,9 +548,10 @@ fn said_released(slot: &FleetSlot, loud: Loud) {
 
 /// The reconcile: a take not settled (its run killed, its answer lost)
 /// counts as held; a node in service holding or maybe holding a slot owes
-/// it back; then what is owed is tried once. Reads only the state when
-/// nothing is unsettled or owed (no request at all); else one release.
-/// True when nothing is owed any more.
+/// it back; then what is owed is tried once, and a halt call not settled
+/// (`cmd::halt`) is sent once. Reads only the state when nothing is
+/// unsettled or owed (no request at all); else one release and one halt
+/// call at most. True when nothing is owed any more.
 pub(super) fn reconcile(ctx: &Context, settings: &Settings, loud: Loud) -> Result<bool> {
     let state = store::read(&ctx.root.path(paths::STATE)).state;
     if !rules::fleet::needs_reconcile(&state) {
@@ -564,7 +559,7 @@ pub(super) fn reconcile(ctx: &Context, settings: &Settings, loud: Loud) -> Resul
     }
     // Under the fleet lock: no take of this node is in flight, so an
     // intent recorded is one whose run is gone.
-    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet))? else {
+    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet::lock_wait(&settings.fleet))? else {
         fleet_busy(&settings.fleet.group, loud);
         return Ok(false);
     };
@@ -577,7 +572,8 @@ pub(super) fn reconcile(ctx: &Context, settings: &Settings, loud: Loud) -> Resul
         save(&mut locked, next)?;
     }
     drop(locked);
-    release_owed_locked(ctx, settings, loud)
+    let released = release_owed_locked(ctx, settings, loud)?;
+    Ok(super::halt::settle_locked(ctx, settings)? && released)
 }
 
 /// One release of `slot`, with the settings' coordinator (its group and
@@ -690,7 +686,7 @@ pub(super) fn take_in_crash_loop(ctx: &Context, settings: &Settings) -> Result<(
     if settings.fleet.backend == Backend::None {
         return Ok(());
     }
-    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet))? else {
+    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet::lock_wait(&settings.fleet))? else {
         log::info!(
             "fleet: crash-loop maintenance: another umm is talking to the coordinator; no take"
         );
@@ -826,7 +822,7 @@ pub fn release(ctx: &Context, other: Option<String>, force: bool) -> Result<Outc
         return Ok(release_other(ctx, &settings.fleet, &id));
     }
     // Under the fleet lock: no take of this node is in flight.
-    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet_lock_wait(&settings.fleet))? else {
+    let Some(_fleet_lock) = store::fleet_lock(&ctx.root, fleet::lock_wait(&settings.fleet))? else {
         return Ok(refused(
             "fleet release",
             format!(
@@ -860,10 +856,13 @@ pub fn release(ctx: &Context, other: Option<String>, force: bool) -> Result<Outc
             next = rules::fleet::give_up(&next, now);
         }
     }
+    // The roll this node halted goes on: in the same save.
+    let next = super::halt::unhalted(ctx, &settings, &next);
     save(&mut locked, next)?;
     drop(locked);
-    super::halt::clear(ctx, &settings);
-    Ok(if release_owed_locked(ctx, &settings, Loud::Stdout)? {
+    let released = release_owed_locked(ctx, &settings, Loud::Stdout)?;
+    super::halt::settle_locked(ctx, &settings)?;
+    Ok(if released {
         Outcome::Done
     } else {
         Outcome::Failed

@@ -92,7 +92,7 @@ pub(super) fn leave_as(
         if loaded {
             locked.record_config(&settings, &sources, ctx.clock.now());
         }
-        match begin(ctx, &mut locked, &boot_id, action, pre_off)? {
+        match begin(ctx, &settings, &mut locked, &boot_id, action, pre_off)? {
             Ok(begun) => begun,
             Err(r) => return Ok(refused(command, r)),
         }
@@ -148,9 +148,12 @@ struct Begun {
 }
 
 /// Under the state lock: the leave rule, saved; a cancelled request gives
-/// its fleet slot back. The inner error is the rules' refusal.
+/// its fleet slot back, and with it the halt that slot kept (a node back
+/// in service after a check that was not clean, asked in again). The
+/// inner error is the rules' refusal.
 fn begin(
     ctx: &Context,
+    settings: &Settings,
     locked: &mut store::Locked,
     boot_id: &str,
     action: OffAction,
@@ -166,10 +169,14 @@ fn begin(
         .maintenance
         .as_ref()
         .map_or(state_reason(&state), |m| m.reason);
-    let next = if leave == Leave::Cancelled {
-        rules::fleet::cancelled(&next, ctx.clock.now())
-    } else {
-        next
+    let next = match leave {
+        Leave::Cancelled if next.fleet.halt.is_some() => super::halt::unhalted(
+            ctx,
+            settings,
+            &rules::fleet::cancelled(&next, ctx.clock.now()),
+        ),
+        Leave::Cancelled => rules::fleet::cancelled(&next, ctx.clock.now()),
+        _ => next,
     };
     let owed = next.fleet.pending_release.is_some();
     save(locked, next)?;
@@ -194,6 +201,7 @@ fn cancel_pending(ctx: &Context, settings: &Settings, episode: u64, owed: bool) 
     if owed {
         super::fleet::release_owed(ctx, settings, super::fleet::Loud::Stdout)?;
     }
+    super::halt::settle(ctx, settings);
     Ok(Outcome::Done)
 }
 

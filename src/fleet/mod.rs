@@ -442,6 +442,13 @@ fn server_text(
 
 impl std::error::Error for FleetError {}
 
+/// How long a run waits for this node's fleet lock (`sys::store::fleet_lock`):
+/// another run holds it for one call to the coordinator (bounded by the
+/// timeout) and a save.
+pub fn lock_wait(settings: &FleetSettings) -> Duration {
+    settings.timeout.saturating_mul(2) + Duration::from_secs(5)
+}
+
 /// A coordinator of one group.
 ///
 /// Every call is bounded by the configured timeout and safe to repeat:

@@ -235,6 +235,17 @@ impl Cuts {
             self.string(&mut a.result, limits::STRING);
             self.string(&mut a.detail, limits::STRING);
         }
+        if let Some(h) = &mut f.halt {
+            self.string(&mut h.why, limits::STRING);
+        }
+        if let Some(h) = &mut f.halt_sending {
+            for s in [&mut h.backend, &mut h.group, &mut h.node, &mut h.why] {
+                self.string(s, limits::STRING);
+            }
+            if let Some(e) = &mut h.last_error {
+                self.string(e, limits::STRING);
+            }
+        }
     }
 
     /// One note per list cut (the same cut noted once), then one for

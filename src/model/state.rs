@@ -520,6 +520,63 @@ pub struct FleetState {
     /// `umm fleet release` gives it up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kept: bool,
+    /// This node halts its group's roll: its `umm on --then` work failed
+    /// (it stays in maintenance), or the check after leaving was not clean
+    /// and it keeps its slot. Set in the save that finds it; cleared by a
+    /// clean `umm off` or `umm fleet release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt: Option<RollHalt>,
+    /// The group's halt key to write or delete on the coordinator (etcd):
+    /// recorded before the call is sent, settled by its answer. A run
+    /// killed or failed meanwhile leaves it for the next reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_sending: Option<HaltSend>,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// Why this node halts its group's roll, and since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RollHalt {
+    pub why: String,
+    /// Seconds since the epoch.
+    pub since: i64,
+    /// The episode whose work or check halted it.
+    pub episode: u64,
+    /// Fields of a newer umm's format, kept.
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// What a halt call does to the group's halt key.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HaltOp {
+    /// Writes it: this node halts the roll.
+    Record,
+    /// Deletes it, only if this node wrote it.
+    Clear,
+}
+
+/// A halt call to the coordinator, recorded before it is sent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HaltSend {
+    pub op: HaltOp,
+    /// The back-end, group and node id it goes to (as configured when it
+    /// was recorded).
+    pub backend: String,
+    pub group: String,
+    pub node: String,
+    /// What the key says (`Record`): why, and since when.
+    #[serde(default)]
+    pub why: String,
+    #[serde(default)]
+    pub since: i64,
+    #[serde(default)]
+    pub tries: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
     /// Fields of a newer umm's format, kept.
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,

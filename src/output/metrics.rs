@@ -143,8 +143,8 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: "umm_roll_halted",
         kind: "gauge",
-        labels: &[],
-        help: "1 while this node halts its group's roll: its umm on --then work (an on.d hook or COMMAND) failed and it stays in maintenance, keeping its slot, until umm off; else 0.",
+        labels: &["cause"],
+        help: "1 while this node halts its group's roll, with its cause: work (its umm on --then work, an on.d hook or COMMAND, failed: it stays in maintenance, keeping its slot, until umm off) or check (the check after leaving was not clean: back in service, it keeps its slot until umm fleet release); else 0 with an empty cause.",
         samples: roll_halted,
     },
 ];
@@ -257,15 +257,20 @@ fn queue_expired_total(out: &mut String, m: &Metric, state: &State, _: &Settings
 }
 
 fn roll_halted(out: &mut String, m: &Metric, state: &State, _: &Settings) {
-    // A command still recorded as running counts as running here: only
-    // the maintenance worker can tell a killed one (and then halts).
-    let halted = state.maintenance.as_ref().is_some_and(|e| {
-        matches!(
-            crate::rules::then::after_work(e, true),
-            crate::rules::then::AfterWork::Halt(_)
-        )
-    });
-    sample(out, m, u8::from(halted));
+    // As the state records it (`fleet.halt`): a command still recorded as
+    // running counts as running here; only the maintenance worker can
+    // tell a killed one (and then records the halt).
+    let cause = match (&state.fleet.halt, &state.maintenance) {
+        (None, _) => "",
+        (Some(_), Some(_)) => "work",
+        (Some(_), None) => "check",
+    };
+    let _ = writeln!(
+        out,
+        "{}{{cause=\"{cause}\"}} {}",
+        m.name,
+        u8::from(!cause.is_empty())
+    );
 }
 
 /// The exit status of the newest scheduled command that finished: the

@@ -111,9 +111,10 @@ pub fn unsettled(state: &State) -> bool {
     f.taking.is_some() || (state.maintenance.is_none() && f.held.is_some() && !f.kept)
 }
 
-/// Anything for a reconcile to do: something unsettled, or a release owed.
+/// Anything for a reconcile to do: something unsettled, a release owed,
+/// or a halt call not settled (`rules::halt`).
 pub fn needs_reconcile(state: &State) -> bool {
-    unsettled(state) || state.fleet.pending_release.is_some()
+    unsettled(state) || state.fleet.pending_release.is_some() || state.fleet.halt_sending.is_some()
 }
 
 /// The reconcile (under the fleet lock, so no take of this node is in

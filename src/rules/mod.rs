@@ -13,7 +13,8 @@
 //!   and the check; a boot that finds it `resuming` boots normally and
 //!   finishes it there.
 //! - `verify`: did every service come back?
-//! - `fleet`: what a slot taken or owed back does to the state.
+//! - `fleet`: what a slot taken or owed back does to the state; `halt`:
+//!   this node halting its group's roll, and the halt key's call.
 //! - Rolling maintenance: `window` (open now? next start? in the node's
 //!   time zone), `gate` (the health gate's verdict, fail-closed) and
 //!   `queue` (`umm on --queue`: due, waiting with backoff, expiry, turn).
@@ -30,6 +31,7 @@ pub mod boot;
 pub mod bootcount;
 pub mod fleet;
 pub mod gate;
+pub mod halt;
 pub mod leave;
 pub mod queue;
 pub mod reboot;

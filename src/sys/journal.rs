@@ -129,7 +129,7 @@ kinds! {
         "a queued request's turn came but `umm on` would refuse it: it was dropped"
         ["UMM_WHY"];
     RollHalted "4b1d7c0e9a5f4e2c8d3b6a1f0e7c9d52" "roll-halted"
-        "`umm on --then`: the maintenance work failed; the node stays and halts its group's roll"
+        "the node halts its group's roll: its `umm on --then` work failed (it stays in maintenance), or the check after leaving was not clean (it keeps its slot)"
         ["UMM_STATE", "UMM_EPISODE", "UMM_WHY"];
 }
 
@@ -231,11 +231,13 @@ pub enum Change<'a> {
         id: &'a str,
         error: &'a str,
     },
-    /// `umm on --then`: the maintenance work failed; the node stays in
-    /// maintenance and halts its group's roll.
+    /// The node halts its group's roll: its `umm on --then` work failed
+    /// (it stays in maintenance), or the check after leaving was not clean
+    /// (back in service, it keeps its slot).
     RollHalted {
         episode: u64,
         why: &'a str,
+        in_maintenance: bool,
     },
 }
 
@@ -272,7 +274,11 @@ impl Change<'_> {
             Change::Entered { .. }
             | Change::Held { .. }
             | Change::BootFailure { .. }
-            | Change::RollHalted { .. } => Some(NodeState::Maintenance),
+            | Change::RollHalted {
+                in_maintenance: true,
+                ..
+            } => Some(NodeState::Maintenance),
+            Change::RollHalted { .. } => Some(NodeState::Operational),
             Change::Requested { .. } => Some(NodeState::Pending),
             Change::Cancelled { .. } | Change::Resumed { .. } => Some(NodeState::Operational),
             Change::Resuming { .. } => Some(NodeState::Resuming),
@@ -514,6 +520,7 @@ mod tests {
             Kind::RollHalted => Change::RollHalted {
                 episode: 4,
                 why: "the scheduled command exited 1",
+                in_maintenance: true,
             },
         }
     }

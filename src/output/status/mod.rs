@@ -91,7 +91,10 @@ pub struct StatusView {
     pub hooks: RootOnly<Vec<HookRecord>>,
     pub last_episode: Option<EpisodeView>,
     pub after_resume_pending: bool,
-    /// `umm on --then` failed: why this node halts its group's roll.
+    /// Why this node halts its group's roll: its `umm on --then` work
+    /// failed (in maintenance), or the check after leaving was not clean
+    /// (back in service, its slot kept); until a clean `umm off` or `umm
+    /// fleet release`.
     pub roll_halted: Option<String>,
     pub state_problem: Option<String>,
     pub history_entries: usize,
@@ -242,10 +245,7 @@ impl StatusView {
                 .map(|e| EpisodeView::new(e, restricted)),
             after_resume_pending: i.state.after_resume.is_some()
                 || m.is_some_and(|m| m.phase == Phase::Resuming),
-            roll_halted: m.and_then(|m| match crate::rules::then::after_work(m, true) {
-                crate::rules::then::AfterWork::Halt(why) => Some(why),
-                _ => None,
-            }),
+            roll_halted: i.state.fleet.halt.as_ref().map(|h| h.why.clone()),
             state_problem: i.state_problem.map(String::from),
             history_entries: i.state.history.len(),
             fleet: LocalView::for_status(&i.settings.fleet, i.state),

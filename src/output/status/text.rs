@@ -18,6 +18,7 @@ impl StatusView {
     pub fn text(&self) -> String {
         let mut out = vec![format!("State:        {}", self.headline())];
         out.extend(self.maintenance_lines());
+        out.extend(self.halt_line());
         out.push(self.counter_line());
         out.push(format!("Enabled:      {}", self.enabled_line()));
         out.extend(self.this_boot.as_ref().map(ThisBootView::line));
@@ -116,12 +117,20 @@ impl StatusView {
                 command_state(c)
             ));
         }
-        if let Some(why) = &self.roll_halted {
-            out.push(format!(
-                "Roll halted:  by this node (umm on --then): {why}; it keeps its fleet slot; fix it, then `umm off` resumes the roll"
-            ));
-        }
         out
+    }
+
+    /// Why this node halts its group's roll, and what resumes it.
+    fn halt_line(&self) -> Option<String> {
+        let why = self.roll_halted.as_ref()?;
+        let resume = if self.state == NodeState::Operational {
+            "`umm fleet release`"
+        } else {
+            "`umm off`"
+        };
+        Some(format!(
+            "Roll halted:  by this node: {why}; it keeps its fleet slot; fix it, then {resume} resumes the roll"
+        ))
     }
 
     fn counter_line(&self) -> String {
