@@ -1,17 +1,17 @@
 //! One umm.toml file (the main file or a drop-in), as serde structures:
 //! what a file may say (`Fragment`; an unknown key is an error), each value
-//! checked as it is read, and every error one line naming the file, the
-//! line and the key. `apply_toml_text` merges a file over the settings so
+//! read as a `toml::Value` and checked (`TryFrom`), and every error one
+//! line naming the file, the line (toml's spans) and the key. `apply_toml_text` merges a file over the settings so
 //! far: the keys it sets replace theirs.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
-use toml::Spanned;
+use toml::{Spanned, Value};
 
 use super::{ConfigError, Sources};
 use crate::model::fleet::{check_name, check_url, Backend, FleetSettings};
@@ -144,33 +144,80 @@ impl Fragment {
     }
 }
 
+/// Where each key of a table was set (`Sources::fleet_keys`,
+/// `rolling_keys`), for the errors `check_fleet` and `check_rolling` place.
+struct Placer<'a> {
+    keys: &'a mut Vec<(&'static str, PathBuf, usize)>,
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Placer<'_> {
+    /// The value of `key`, if this file sets it; its line noted.
+    fn take<T>(&mut self, key: &'static str, value: Option<Spanned<T>>) -> Option<T> {
+        let value = value?;
+        self.keys.retain(|(k, _, _)| *k != key);
+        let line = line_of(self.text, value.span().start);
+        self.keys.push((key, self.file.to_path_buf(), line));
+        Some(value.into_inner())
+    }
+}
+
 impl RollingFragment {
     fn apply(self, file: &Path, text: &str, r: &mut RollingSettings, sources: &mut Sources) {
-        let mut at = |key: &'static str, start: usize| {
-            sources.rolling_keys.retain(|(k, _, _)| *k != key);
-            sources
-                .rolling_keys
-                .push((key, file.to_path_buf(), line_of(text, start)));
-        };
-        if let Some(v) = self.windows {
-            at("windows", v.span().start);
-            r.windows = v.into_inner().0;
+        let keys = &mut sources.rolling_keys;
+        let mut at = Placer { keys, file, text };
+        if let Some(Windows(w)) = at.take("windows", self.windows) {
+            r.windows = w;
         }
-        if let Some(v) = self.gate_url {
-            at("gate_url", v.span().start);
-            r.gate_url = Some(v.into_inner().0);
+        if let Some(Url(url)) = at.take("gate_url", self.gate_url) {
+            r.gate_url = Some(url);
         }
-        if let Some(v) = self.gate_alerts {
-            at("gate_alerts", v.span().start);
-            r.gate_alerts = Some(v.into_inner().0);
+        if let Some(Text(alerts)) = at.take("gate_alerts", self.gate_alerts) {
+            r.gate_alerts = Some(alerts);
         }
-        if let Some(v) = self.gate_expr {
-            at("gate_expr", v.span().start);
-            r.gate_expr = Some(v.into_inner().0);
+        if let Some(Text(expr)) = at.take("gate_expr", self.gate_expr) {
+            r.gate_expr = Some(expr);
         }
-        if let Some(v) = self.gate_timeout {
-            at("gate_timeout", v.span().start);
-            r.gate_timeout = v.into_inner().0;
+        if let Some(Span(d)) = at.take("gate_timeout", self.gate_timeout) {
+            r.gate_timeout = d;
+        }
+    }
+}
+
+impl FleetFragment {
+    fn apply(self, file: &Path, text: &str, f: &mut FleetSettings, sources: &mut Sources) {
+        let keys = &mut sources.fleet_keys;
+        let mut at = Placer { keys, file, text };
+        if let Some(BackendName(backend)) = at.take("backend", self.backend) {
+            f.backend = backend;
+        }
+        if let Some(Name(group)) = at.take("group", self.group) {
+            f.group = group;
+        }
+        if let Some(Name(id)) = at.take("id", self.id) {
+            f.id = Some(id);
+        }
+        if let Some(Urls(endpoints)) = at.take("endpoints", self.endpoints) {
+            f.endpoints = endpoints;
+        }
+        if let Some(Url(url)) = at.take("url", self.url) {
+            f.url = Some(url);
+        }
+        if let Some(Slots(n)) = at.take("slots", self.slots) {
+            f.slots = n;
+        }
+        for (key, value, slot) in [
+            ("ca_file", self.ca_file, &mut f.ca_file),
+            ("cert_file", self.cert_file, &mut f.cert_file),
+            ("key_file", self.key_file, &mut f.key_file),
+        ] {
+            if let Some(FilePath(path)) = at.take(key, value) {
+                *slot = Some(path.into());
+            }
+        }
+        if let Some(Span(d)) = at.take("timeout", self.timeout) {
+            f.timeout = d;
         }
     }
 }
@@ -178,92 +225,43 @@ impl RollingFragment {
 /// The merged `[rolling]` settings checked as a whole, placed as
 /// `check_fleet` places its errors.
 pub(super) fn check_rolling(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
-    let Err((key, message)) = settings.rolling.validate() else {
-        return Ok(());
-    };
-    let placed = sources.rolling_keys.iter().find(|(k, _, _)| *k == key);
-    let (file, line) = match placed.or_else(|| sources.rolling_keys.last()) {
-        Some((_, file, line)) => (file.clone(), Some(*line)),
-        None => (sources.files.last().cloned().unwrap_or_default(), None),
-    };
-    Err(ConfigError {
-        file,
-        line,
-        key: Some(format!("rolling.{key}")),
-        message,
-        unreadable: false,
-    })
-}
-
-impl FleetFragment {
-    fn apply(self, file: &Path, text: &str, f: &mut FleetSettings, sources: &mut Sources) {
-        let mut at = |key: &'static str, start: usize| {
-            sources.fleet_keys.retain(|(k, _, _)| *k != key);
-            sources
-                .fleet_keys
-                .push((key, file.to_path_buf(), line_of(text, start)));
-        };
-        if let Some(v) = self.backend {
-            at("backend", v.span().start);
-            f.backend = v.into_inner().0;
-        }
-        if let Some(v) = self.group {
-            at("group", v.span().start);
-            f.group = v.into_inner().0;
-        }
-        if let Some(v) = self.id {
-            at("id", v.span().start);
-            f.id = Some(v.into_inner().0);
-        }
-        if let Some(v) = self.endpoints {
-            at("endpoints", v.span().start);
-            f.endpoints = v.into_inner().0;
-        }
-        if let Some(v) = self.url {
-            at("url", v.span().start);
-            f.url = Some(v.into_inner().0);
-        }
-        if let Some(v) = self.slots {
-            at("slots", v.span().start);
-            f.slots = v.into_inner().0;
-        }
-        if let Some(v) = self.ca_file {
-            at("ca_file", v.span().start);
-            f.ca_file = Some(v.into_inner().0.into());
-        }
-        if let Some(v) = self.cert_file {
-            at("cert_file", v.span().start);
-            f.cert_file = Some(v.into_inner().0.into());
-        }
-        if let Some(v) = self.key_file {
-            at("key_file", v.span().start);
-            f.key_file = Some(v.into_inner().0.into());
-        }
-        if let Some(v) = self.timeout {
-            at("timeout", v.span().start);
-            f.timeout = v.into_inner().0;
-        }
-    }
+    let keys = &sources.rolling_keys;
+    settings
+        .rolling
+        .validate()
+        .map_err(|(key, message)| placed(sources, keys, ("rolling", key), message))
 }
 
 /// The merged `[fleet]` settings checked as a whole: an error is placed
 /// at the file and line that set the key at fault (or the last file read).
 pub(super) fn check_fleet(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
-    let Err(e) = settings.fleet.validate() else {
-        return Ok(());
-    };
-    let placed = sources.fleet_keys.iter().find(|(k, _, _)| *k == e.key);
-    let (file, line) = match placed.or_else(|| sources.fleet_keys.last()) {
+    let keys = &sources.fleet_keys;
+    settings
+        .fleet
+        .validate()
+        .map_err(|e| placed(sources, keys, ("fleet", e.key), e.message))
+}
+
+/// An error about `[table] key` at the file and line that set it, else
+/// the table's last key set, else the last file read (no line).
+fn placed(
+    sources: &Sources,
+    keys: &[(&'static str, PathBuf, usize)],
+    (table, key): (&str, &str),
+    message: String,
+) -> ConfigError {
+    let at = keys.iter().find(|(k, _, _)| *k == key);
+    let (file, line) = match at.or_else(|| keys.last()) {
         Some((_, file, line)) => (file.clone(), Some(*line)),
         None => (sources.files.last().cloned().unwrap_or_default(), None),
     };
-    Err(ConfigError {
+    ConfigError {
         file,
         line,
-        key: Some(format!("fleet.{}", e.key)),
-        message: e.message,
+        key: Some(format!("{table}.{key}")),
+        message,
         unreadable: false,
-    })
+    }
 }
 
 impl HooksFragment {
@@ -312,131 +310,71 @@ pub(super) fn apply_toml_text(
 }
 
 // ---------------------------------------------------------------------------
-// Values, checked as they are read
+// Values, checked as they are read: each type is read as a `toml::Value`
+// and converted, and an error is a message toml places at the value (its
+// span, hence its line).
 
-/// Any TOML value, with what the checks need of it: a value of the wrong
-/// type is an error that says what was found.
-enum Raw {
-    Bool(bool),
-    /// TOML integers are 64-bit; a larger literal is kept to say so.
-    Int(i128),
-    Float,
-    Str(String),
-    Array(Vec<Raw>),
-    Datetime,
-    Table,
+/// The message for a value of the wrong type (toml's name for the type).
+fn wrong(expected: &str, found: &Value) -> String {
+    format!("expected {expected}, found a {}", found.type_str())
 }
 
-impl Raw {
-    /// What a value of this kind is called in messages (as toml names it).
-    fn kind(&self) -> &'static str {
-        match self {
-            Raw::Bool(_) => "boolean",
-            Raw::Int(_) => "integer",
-            Raw::Float => "float",
-            Raw::Str(_) => "string",
-            Raw::Array(_) => "array",
-            Raw::Datetime => "datetime",
-            Raw::Table => "table",
-        }
-    }
-
-    /// A whole number that fits TOML's (and umm's) 64 bits.
-    fn integer(&self) -> Result<i64, String> {
-        match self {
-            Raw::Int(n) => i64::try_from(*n).map_err(|_| "number too large".to_string()),
-            other => Err(format!("expected a whole number, found a {}", other.kind())),
-        }
+/// A string, else the message saying what was `expected`.
+fn string(value: Value, expected: &str) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(wrong(expected, &other)),
     }
 }
 
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Raw, D::Error> {
-        deserializer.deserialize_any(RawVisitor)
+/// An array, else the message saying what was `expected`.
+fn list(value: Value, expected: &str) -> Result<Vec<Value>, String> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(wrong(expected, &other)),
     }
 }
 
-struct RawVisitor;
-
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = Raw;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a TOML value")
+/// At most `most` items (`what` counts them in the message).
+fn at_most(items: Vec<Value>, most: usize, what: &str) -> Result<Vec<Value>, String> {
+    match items.len() {
+        n if n > most => Err(format!("{n} {what}: at most {most}")),
+        _ => Ok(items),
     }
+}
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
-        Ok(Raw::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
-        Ok(Raw::Int(v.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
-        Ok(Raw::Int(v.into()))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
-        Ok(Raw::Int(v))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
-        Ok(Raw::Int(i128::try_from(v).unwrap_or(i128::MAX)))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Raw, E> {
-        Ok(Raw::Float)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
-        Ok(Raw::Str(v.to_string()))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Raw::Array(items))
-    }
-
-    /// A table, or a datetime (which toml hands over as a map with one
-    /// private key).
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-        let mut raw = Raw::Table;
-        while let Some(key) = map.next_key::<String>()? {
-            if key.contains("toml") && key.contains("datetime") {
-                raw = Raw::Datetime;
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
-        Ok(raw)
+/// A whole number (TOML's are 64-bit).
+fn integer(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Integer(n) => Ok(*n),
+        other => Err(wrong("a whole number", other)),
     }
 }
 
 /// `true` or `false`.
-#[derive(Debug)]
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
 struct Flag(bool);
 
-impl TryFrom<Raw> for Flag {
+impl TryFrom<Value> for Flag {
     type Error = String;
-    fn try_from(raw: Raw) -> Result<Flag, String> {
-        match raw {
-            Raw::Bool(b) => Ok(Flag(b)),
-            other => Err(format!("expected true or false, found a {}", other.kind())),
+    fn try_from(value: Value) -> Result<Flag, String> {
+        match value {
+            Value::Boolean(b) => Ok(Flag(b)),
+            other => Err(wrong("true or false", &other)),
         }
     }
 }
 
 /// A count: 0 or more.
-#[derive(Debug)]
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
 struct Count(u32);
 
-impl TryFrom<Raw> for Count {
+impl TryFrom<Value> for Count {
     type Error = String;
-    fn try_from(raw: Raw) -> Result<Count, String> {
-        let n = raw.integer()?;
+    fn try_from(value: Value) -> Result<Count, String> {
+        let n = integer(&value)?;
         u32::try_from(n)
             .map(Count)
             .map_err(|_| format!("{n} is not a count (use 0 or more)"))
@@ -445,53 +383,40 @@ impl TryFrom<Raw> for Count {
 
 /// Seconds, or a time span such as "10min", within the one rule for spans
 /// (`timefmt::bounded`: 1 s to 30 d) that the command-line flags follow too.
-#[derive(Debug)]
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
 struct Span(Duration);
 
-impl TryFrom<Raw> for Span {
+impl TryFrom<Value> for Span {
     type Error = String;
-    fn try_from(raw: Raw) -> Result<Span, String> {
-        let (d, written) = match &raw {
-            Raw::Int(_) => {
-                let n = raw.integer()?;
-                let d = u64::try_from(n)
-                    .map(Duration::from_secs)
-                    .map_err(|_| format!("{n} is negative"))?;
-                (d, format!("{n} seconds"))
+    fn try_from(value: Value) -> Result<Span, String> {
+        let (d, written) = match value {
+            Value::Integer(n) => {
+                let secs = u64::try_from(n).map_err(|_| format!("{n} is negative"))?;
+                (Duration::from_secs(secs), format!("{n} seconds"))
             }
-            Raw::Str(s) => (parse_span(s)?, format!("{s:?}")),
-            other => {
-                return Err(format!(
-                    "expected seconds or a time span such as \"10min\", found a {}",
-                    other.kind()
-                ))
-            }
+            Value::String(s) => (parse_span(&s)?, format!("{s:?}")),
+            other => return Err(wrong("seconds or a time span such as \"10min\"", &other)),
         };
         bounded(d, &written).map(Span)
     }
 }
 
 /// A list of unit names (`["zabbix-agent.service"]`).
-#[derive(Debug)]
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
 struct UnitNames(Vec<String>);
 
-impl TryFrom<Raw> for UnitNames {
+impl TryFrom<Value> for UnitNames {
     type Error = String;
-    fn try_from(raw: Raw) -> Result<UnitNames, String> {
-        let Raw::Array(items) = raw else {
-            return Err(format!(
-                "expected a list of unit names, found a {}",
-                raw.kind()
-            ));
-        };
-        items
+    fn try_from(value: Value) -> Result<UnitNames, String> {
+        list(value, "a list of unit names")?
             .into_iter()
-            .map(|item| match item {
-                Raw::Str(unit) if is_unit_name(&unit) => Ok(unit),
-                Raw::Str(unit) => Err(format!(
+            .map(|item| match string(item, "unit names")? {
+                unit if is_unit_name(&unit) => Ok(unit),
+                unit => Err(format!(
                     "{unit:?} is not a unit name (like \"zabbix-agent.service\")"
                 )),
-                other => Err(format!("expected unit names, found a {}", other.kind())),
             })
             .collect::<Result<_, _>>()
             .map(UnitNames)
@@ -499,26 +424,162 @@ impl TryFrom<Raw> for UnitNames {
 }
 
 /// An absolute directory, or "" for none.
-#[derive(Debug)]
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
 struct Dir(Option<std::path::PathBuf>);
 
-impl TryFrom<Raw> for Dir {
+impl TryFrom<Value> for Dir {
     type Error = String;
-    fn try_from(raw: Raw) -> Result<Dir, String> {
-        match raw {
-            Raw::Str(s) if s.is_empty() => Ok(Dir(None)),
-            Raw::Str(s) if s.starts_with('/') && !s.contains('\0') => Ok(Dir(Some(s.into()))),
-            Raw::Str(s) => Err(format!("{s:?} is not an absolute path (or \"\" for none)")),
-            other => Err(format!(
-                "expected a directory such as \"/var/lib/prometheus/node-exporter\", found a {}",
-                other.kind()
-            )),
+    fn try_from(value: Value) -> Result<Dir, String> {
+        match string(
+            value,
+            "a directory such as \"/var/lib/prometheus/node-exporter\"",
+        )? {
+            s if s.is_empty() => Ok(Dir(None)),
+            s if s.starts_with('/') && !s.contains('\0') => Ok(Dir(Some(s.into()))),
+            s => Err(format!("{s:?} is not an absolute path (or \"\" for none)")),
+        }
+    }
+}
+
+/// `[fleet] backend`.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct BackendName(Backend);
+
+impl TryFrom<Value> for BackendName {
+    type Error = String;
+    fn try_from(value: Value) -> Result<BackendName, String> {
+        let s = string(value, "\"none\", \"etcd\" or \"fleetlock\"")?;
+        Backend::parse(&s).map(BackendName)
+    }
+}
+
+/// `[reboot] method`.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct MethodName(RebootMethod);
+
+impl TryFrom<Value> for MethodName {
+    type Error = String;
+    fn try_from(value: Value) -> Result<MethodName, String> {
+        RebootMethod::parse(&string(value, RebootMethod::NAMES)?).map(MethodName)
+    }
+}
+
+/// A group name or node id.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct Name(String);
+
+impl TryFrom<Value> for Name {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Name, String> {
+        let s = string(value, "a string")?;
+        check_name(&s).map(|()| Name(s))
+    }
+}
+
+/// An http or https URL.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct Url(String);
+
+impl TryFrom<Value> for Url {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Url, String> {
+        let s = string(value, "a URL such as \"https://10.0.0.1:2379\"")?;
+        check_url(&s).map(|()| Url(s))
+    }
+}
+
+/// Maintenance windows (`["Mon..Fri 22:00-05:00"]`), at most 32.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct Windows(Vec<Window>);
+
+impl TryFrom<Value> for Windows {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Windows, String> {
+        let expected = "a list of windows such as [\"Mon..Fri 22:00-05:00\"]";
+        at_most(list(value, expected)?, 32, "windows")?
+            .into_iter()
+            .map(|item| Window::parse(&string(item, "a window as a string")?))
+            .collect::<Result<_, _>>()
+            .map(Windows)
+    }
+}
+
+/// A regex or a PromQL expression: a non-empty string of at most 4 KiB.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct Text(String);
+
+impl TryFrom<Value> for Text {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Text, String> {
+        match string(value, "a string")? {
+            s if s.trim().is_empty() => Err("empty: remove the key instead".into()),
+            s if s.len() > 4096 || s.contains('\0') => {
+                Err("longer than 4096 bytes, or holds a NUL".into())
+            }
+            s => Ok(Text(s)),
+        }
+    }
+}
+
+/// A list of URLs (etcd's client URLs), at most 16.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct Urls(Vec<String>);
+
+impl TryFrom<Value> for Urls {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Urls, String> {
+        let expected = "a list of URLs such as [\"https://10.0.0.1:2379\"]";
+        at_most(list(value, expected)?, 16, "endpoints")?
+            .into_iter()
+            .map(|item| Url::try_from(item).map(|u| u.0))
+            .collect::<Result<_, _>>()
+            .map(Urls)
+    }
+}
+
+/// A group's size: 1 to 1,000,000.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct Slots(u64);
+
+impl TryFrom<Value> for Slots {
+    type Error = String;
+    fn try_from(value: Value) -> Result<Slots, String> {
+        let n = integer(&value)?;
+        u64::try_from(n)
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .map(Slots)
+            .ok_or_else(|| format!("{n} slots: use 1 to 1000000"))
+    }
+}
+
+/// An absolute file path.
+#[derive(Deserialize, Debug)]
+#[serde(try_from = "Value")]
+struct FilePath(String);
+
+impl TryFrom<Value> for FilePath {
+    type Error = String;
+    fn try_from(value: Value) -> Result<FilePath, String> {
+        match string(value, "a file path")? {
+            s if s.starts_with('/') && !s.contains('\0') && s.len() <= 4096 => Ok(FilePath(s)),
+            s => Err(format!("{s:?} is not an absolute path")),
         }
     }
 }
 
 /// A `[table]` of keys `T` knows; anything else where a table belongs is
-/// an error that says what was found.
+/// an error that says what was found. (Not through `Value`: the keys
+/// inside keep their own spans, hence their own lines.)
 #[derive(Debug)]
 struct Table<T>(T);
 
@@ -572,206 +633,6 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for TableVisitor<T> {
     }
 }
 
-/// The value types read through `Raw`: an error is a message toml places
-/// at the value (its span, hence its line).
-macro_rules! from_raw {
-    ($($t:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$t, D::Error> {
-                <$t>::try_from(Raw::deserialize(deserializer)?).map_err(de::Error::custom)
-            }
-        }
-    )*};
-}
-
-/// `[fleet] backend`.
-#[derive(Debug)]
-struct BackendName(Backend);
-
-impl TryFrom<Raw> for BackendName {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<BackendName, String> {
-        match raw {
-            Raw::Str(s) => Backend::parse(&s).map(BackendName),
-            other => Err(format!(
-                "expected \"none\", \"etcd\" or \"fleetlock\", found a {}",
-                other.kind()
-            )),
-        }
-    }
-}
-
-/// `[reboot] method`.
-#[derive(Debug)]
-struct MethodName(RebootMethod);
-
-impl TryFrom<Raw> for MethodName {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<MethodName, String> {
-        match raw {
-            Raw::Str(s) => RebootMethod::parse(&s).map(MethodName),
-            other => Err(format!(
-                "expected {}, found a {}",
-                RebootMethod::NAMES,
-                other.kind()
-            )),
-        }
-    }
-}
-
-/// A group name or node id.
-#[derive(Debug)]
-struct Name(String);
-
-impl TryFrom<Raw> for Name {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<Name, String> {
-        match raw {
-            Raw::Str(s) => check_name(&s).map(|()| Name(s)),
-            other => Err(format!("expected a string, found a {}", other.kind())),
-        }
-    }
-}
-
-/// An http or https URL.
-#[derive(Debug)]
-struct Url(String);
-
-impl TryFrom<Raw> for Url {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<Url, String> {
-        match raw {
-            Raw::Str(s) => check_url(&s).map(|()| Url(s)),
-            other => Err(format!(
-                "expected a URL such as \"https://10.0.0.1:2379\", found a {}",
-                other.kind()
-            )),
-        }
-    }
-}
-
-/// Maintenance windows (`["Mon..Fri 22:00-05:00"]`), at most 32.
-#[derive(Debug)]
-struct Windows(Vec<Window>);
-
-impl TryFrom<Raw> for Windows {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<Windows, String> {
-        let Raw::Array(items) = raw else {
-            return Err(format!(
-                "expected a list of windows such as [\"Mon..Fri 22:00-05:00\"], found a {}",
-                raw.kind()
-            ));
-        };
-        if items.len() > 32 {
-            return Err(format!("{} windows: at most 32", items.len()));
-        }
-        items
-            .into_iter()
-            .map(|item| match item {
-                Raw::Str(s) => Window::parse(&s),
-                other => Err(format!(
-                    "expected a window as a string, found a {}",
-                    other.kind()
-                )),
-            })
-            .collect::<Result<_, _>>()
-            .map(Windows)
-    }
-}
-
-/// A regex or a PromQL expression: a non-empty string of at most 4 KiB.
-#[derive(Debug)]
-struct Text(String);
-
-impl TryFrom<Raw> for Text {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<Text, String> {
-        match raw {
-            Raw::Str(s) if s.trim().is_empty() => Err("empty: remove the key instead".into()),
-            Raw::Str(s) if s.len() > 4096 || s.contains('\0') => {
-                Err("longer than 4096 bytes, or holds a NUL".into())
-            }
-            Raw::Str(s) => Ok(Text(s)),
-            other => Err(format!("expected a string, found a {}", other.kind())),
-        }
-    }
-}
-
-/// A list of URLs (etcd's client URLs), at most 16.
-#[derive(Debug)]
-struct Urls(Vec<String>);
-
-impl TryFrom<Raw> for Urls {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<Urls, String> {
-        let Raw::Array(items) = raw else {
-            return Err(format!(
-                "expected a list of URLs such as [\"https://10.0.0.1:2379\"], found a {}",
-                raw.kind()
-            ));
-        };
-        if items.len() > 16 {
-            return Err(format!("{} endpoints: at most 16", items.len()));
-        }
-        items
-            .into_iter()
-            .map(|item| Url::try_from(item).map(|u| u.0))
-            .collect::<Result<_, _>>()
-            .map(Urls)
-    }
-}
-
-/// A group's size: 1 to 1,000,000.
-#[derive(Debug)]
-struct Slots(u64);
-
-impl TryFrom<Raw> for Slots {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<Slots, String> {
-        let n = raw.integer()?;
-        u64::try_from(n)
-            .ok()
-            .filter(|n| (1..=1_000_000).contains(n))
-            .map(Slots)
-            .ok_or_else(|| format!("{n} slots: use 1 to 1000000"))
-    }
-}
-
-/// An absolute file path.
-#[derive(Debug)]
-struct FilePath(String);
-
-impl TryFrom<Raw> for FilePath {
-    type Error = String;
-    fn try_from(raw: Raw) -> Result<FilePath, String> {
-        match raw {
-            Raw::Str(s) if s.starts_with('/') && !s.contains('\0') && s.len() <= 4096 => {
-                Ok(FilePath(s))
-            }
-            Raw::Str(s) => Err(format!("{s:?} is not an absolute path")),
-            other => Err(format!("expected a file path, found a {}", other.kind())),
-        }
-    }
-}
-
-from_raw!(
-    Flag,
-    Count,
-    Span,
-    UnitNames,
-    BackendName,
-    MethodName,
-    Name,
-    Url,
-    Urls,
-    Slots,
-    FilePath,
-    Dir,
-    Windows,
-    Text
-);
-
 // ---------------------------------------------------------------------------
 // Errors, placed at their file, line and key
 
@@ -793,12 +654,9 @@ fn located(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
             };
             (Some(path.join(".")), message)
         }
-        Some(Found { path, .. }) => (Some(path.join(".")), one_line(e.message())),
+        Some(Found { path, .. }) => (Some(path.join(".")), said(e)),
         // Not even TOML: the key written on that line, if any.
-        None => (
-            line.and_then(|l| key_on_line(text, l)),
-            one_line(e.message()),
-        ),
+        None => (line.and_then(|l| key_on_line(text, l)), said(e)),
     };
     ConfigError {
         file: file.to_path_buf(),
@@ -841,6 +699,20 @@ fn key_at(table: &DeTable, offset: usize, above: &[String]) -> Option<Found> {
     None
 }
 
+/// toml's message as one line; an integer beyond TOML's 64 bits, which
+/// `toml::Value` refuses in serde's words, as umm has always said it.
+fn said(e: &toml::de::Error) -> String {
+    let message = one_line(e.message());
+    let beyond_64_bits = message == "u64 value was too large"
+        || (message.starts_with("invalid type: integer `")
+            && message.ends_with(", expected any valid TOML value"));
+    if beyond_64_bits {
+        "number too large".into()
+    } else {
+        message
+    }
+}
+
 /// A message of several lines as one.
 fn one_line(message: &str) -> String {
     message
@@ -851,7 +723,6 @@ fn one_line(message: &str) -> String {
         .join("; ")
 }
 
-/// The line (from 1) that byte `offset` is on.
 /// What a TOML file says of `enabled`, and on which line, when the file is
 /// TOML at all and `enabled` a boolean; whatever else it holds (unknown
 /// keys, bad values) is not looked at. For a configuration that is broken
@@ -866,6 +737,7 @@ pub(super) fn enabled_in(text: &str) -> Option<(bool, usize)> {
         .map(|e| (*e.get_ref(), line_of(text, e.span().start)))
 }
 
+/// The line (from 1) that byte `offset` is on.
 fn line_of(text: &str, offset: usize) -> usize {
     let before = text.as_bytes().get(..offset).unwrap_or(text.as_bytes());
     before.iter().filter(|b| **b == b'\n').count() + 1

@@ -286,6 +286,12 @@ mod tests {
         "unknown time unit"
     )]
     #[case::zero_span("counter_reset_time = 0\n", 1, "counter_reset_time", "too short")]
+    #[case::beyond_64_bits(
+        "reboot_count = 9223372036854775808\n",
+        1,
+        "reboot_count",
+        "number too large"
+    )]
     #[case::huge_seconds(
         "[hooks]\ncheck_timeout = 9223372036854775807\n",
         2,
