@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use common::Node;
+use common::{assert_boot_failure_status, Node};
 
 const GRUBENV: &str = "/boot/grub/grubenv";
 
@@ -209,16 +209,7 @@ fn the_boot_grub_fell_back_to_is_a_boot_failure_maintenance() {
         "root=/dev/vda1 ro quiet umm=on umm.why=boot-failure\n",
     );
     node.boot();
-    let s = node.status();
-    assert_eq!(
-        (s["state"].as_str(), s["reason"].as_str()),
-        (Some("maintenance"), Some("boot-failure"))
-    );
-    let failure = &s["boot_menu"]["boot_failure"];
-    assert_eq!(failure["kernel"], "6.1.0-2-amd64");
-    assert_eq!(failure["attempts"], 3);
-    assert_eq!(failure["running_kernel"], "6.1.0-1-amd64");
-    assert!(failure["since"].is_string(), "{failure}");
+    assert_boot_failure_status(&node.status(), "6.1.0-2-amd64", "6.1.0-1-amd64");
     let text = node.expect(0, &["status"]);
     assert!(text.contains("MAINTENANCE (boot-failure)"), "{text}");
     assert!(

@@ -10,7 +10,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::Node;
+use common::{assert_boot_failure_status, Node};
 use rstest::rstest;
 use umm::bootmenu::{grub_cfg_entries, Kind};
 
@@ -831,16 +831,7 @@ fn a_kernel_that_never_reaches_userspace_ends_in_maintenance_on_the_good_one() {
     );
     assert_eq!(block(&lab, "umm_failed"), "6.1.0-2-amd64");
     userspace(&lab, "6.1.0-1-amd64", 2, &format!("umm=on {why}"));
-    let s = lab.status();
-    assert_eq!(
-        (s["state"].as_str(), s["reason"].as_str()),
-        (Some("maintenance"), Some("boot-failure"))
-    );
-    let failure = &s["boot_menu"]["boot_failure"];
-    assert_eq!(failure["kernel"], "6.1.0-2-amd64");
-    assert_eq!(failure["attempts"], 3);
-    assert_eq!(failure["running_kernel"], "6.1.0-1-amd64");
-    assert!(failure["since"].is_string(), "{failure}");
+    assert_boot_failure_status(&lab.status(), "6.1.0-2-amd64", "6.1.0-1-amd64");
     assert_eq!(block(&lab, "umm_tries"), "");
     // No new loop: the following boots run the good kernel's normal entry,
     // still counted.

@@ -290,41 +290,32 @@ fn ordered_before(edges: &[(String, String)], from: &str, to: &str) -> bool {
 /// (every process killed) and before /var can be unmounted.
 #[test]
 fn sysvinit_clean_shutdown_record_is_the_last_stop_before_unmounting() {
-    let (_, text) = files("units/sysvinit")
-        .into_iter()
-        .find(|(n, _)| n == "umm-boot")
-        .unwrap();
-    let field = |key: &str| -> Vec<String> {
-        text.lines()
-            .skip_while(|l| *l != "### BEGIN INIT INFO")
-            .find_map(|l| l.strip_prefix(&format!("# {key}:")))
-            .map(|v| v.split_whitespace().map(String::from).collect())
-            .unwrap_or_default()
-    };
-    assert_eq!(field("Default-Stop"), ["0", "6"]);
-    let needs: Vec<String> = field("Required-Stop")
-        .into_iter()
-        .chain(field("Should-Stop"))
-        .collect();
-    let mut scripts: Vec<(String, Vec<String>, Vec<String>)> = DEBIAN_STOP_SCRIPTS
-        .iter()
-        .map(|(n, needs, after)| {
-            (
-                n.to_string(),
-                needs.iter().map(|s| s.to_string()).collect(),
-                after.iter().map(|s| s.to_string()).collect(),
-            )
-        })
-        .collect();
-    scripts.push(("umm-boot".into(), needs, field("X-Stop-After")));
-    let edges = stops_before(&scripts);
-    for (first, then) in [
+    let text = sysvinit_script("umm-boot");
+    assert_eq!(lsb_field(&text, "Default-Stop"), ["0", "6"]);
+    assert_stop_order(&[
         ("cron", "umm-boot"),
         ("sendsigs", "umm-boot"),
         ("umm-boot", "umountnfs"),
         ("umm-boot", "umountfs"),
         ("umm-boot", "umountroot"),
-    ] {
+    ]);
+}
+
+/// One of umm's sysvinit scripts.
+fn sysvinit_script(name: &str) -> String {
+    let (_, text) = files("units/sysvinit")
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap();
+    text
+}
+
+/// insserv's order over Debian's stop scripts with umm's: each `(first,
+/// then)` pair stops in that order, and no script is in a loop.
+fn assert_stop_order(pairs: &[(&str, &str)]) {
+    let scripts = stop_scripts_with_umms();
+    let edges = stops_before(&scripts);
+    for (first, then) in pairs {
         assert!(
             ordered_before(&edges, first, then),
             "{first} must stop before {then}: {edges:?}"
@@ -376,29 +367,16 @@ fn stop_scripts_with_umms() -> Vec<(String, Vec<String>, Vec<String>)> {
 /// reboots through the firmware. Runlevel 6 only: halting stays a halt.
 #[test]
 fn sysvinit_kexec_runs_after_the_clean_shutdown_record_and_before_reboot() {
-    let (_, text) = files("units/sysvinit")
-        .into_iter()
-        .find(|(n, _)| n == "umm-kexec")
-        .unwrap();
+    let text = sysvinit_script("umm-kexec");
     assert_eq!(lsb_field(&text, "Default-Stop"), ["6"]);
     assert!(lsb_field(&text, "Default-Start").is_empty());
-    let scripts = stop_scripts_with_umms();
-    let edges = stops_before(&scripts);
-    for (first, then) in [
+    assert_stop_order(&[
         ("sendsigs", "umm-kexec"),
         ("umm-boot", "umm-kexec"),
         ("umountfs", "umm-kexec"),
         ("umountroot", "umm-kexec"),
         ("umm-kexec", "reboot"),
-    ] {
-        assert!(
-            ordered_before(&edges, first, then),
-            "{first} must stop before {then}: {edges:?}"
-        );
-    }
-    for (name, _, _) in &scripts {
-        assert!(!ordered_before(&edges, name, name), "a loop through {name}");
-    }
+    ]);
     assert!(
         text.contains("\"$UMM\" internal kexec-exec || true"),
         "umm-kexec must never fail the reboot"

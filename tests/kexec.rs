@@ -106,6 +106,29 @@ fn off_reboot_by_kexec_boots_the_default_entry_not_the_running_one() {
     );
 }
 
+/// The RHEL family has no Debian links: the kernel loaded is the BLS entry
+/// that GRUB's environment block (/boot/grub2/grubenv) names as saved.
+#[test]
+fn without_debian_links_the_saved_bls_entry_is_loaded() {
+    let node = kexec_node();
+    for link in ["/vmlinuz", "/initrd.img"] {
+        fs::remove_file(node.path(link)).unwrap();
+    }
+    install_kernel(&node, NEW);
+    node.write(
+        &format!("/boot/loader/entries/abc-{NEW}.conf"),
+        &format!("title New\nlinux /vmlinuz-{NEW}\ninitrd /initrd.img-{NEW}\n"),
+    );
+    node.write(
+        "/boot/grub2/grubenv",
+        &grubenv(&format!("saved_entry=abc-{NEW}\n")),
+    );
+    node.expect(0, &["on"]);
+    let line = loaded(&node);
+    let target = format!("/boot/vmlinuz-{NEW} /boot/initrd.img-{NEW} ");
+    assert!(line.starts_with(&target), "{line}");
+}
+
 /// A GRUB environment block holding `vars`, padded with `#` to 1 KiB.
 fn grubenv(vars: &str) -> String {
     let head = format!("# GRUB Environment Block\n{vars}");

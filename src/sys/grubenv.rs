@@ -1,4 +1,5 @@
-//! The GRUB environment block on disk (`/boot/grub/grubenv`): read, and
+//! The GRUB environment block on disk (`/boot/grub/grubenv`; the RHEL
+//! family's /boot/grub2/grubenv, which kexec reads, only read): read, and
 //! replaced atomically (temp file, fsync, rename, fsync the directory, as
 //! `grub-editenv` itself renames a new block into place). A block that
 //! cannot be parsed is never rewritten: the caller reports it.
@@ -18,15 +19,23 @@ use super::paths::Root;
 use crate::model::grubenv::GrubEnv;
 
 pub const GRUBENV: &str = "/boot/grub/grubenv";
+/// The block of the RHEL family's GRUB (grub2-*), read only: its
+/// `saved_entry` names the BLS entry booted by default.
+pub const GRUB2ENV: &str = "/boot/grub2/grubenv";
 
 /// The block; a default (empty, 1 KiB) one when there is none yet.
 /// Err: one line saying what is wrong with it and where.
 pub fn read(root: &Root) -> Result<GrubEnv, String> {
-    let path = root.path(GRUBENV);
+    read_block(root, GRUBENV)
+}
+
+/// `read` for the block at `block` (`GRUBENV`, `GRUB2ENV`).
+pub fn read_block(root: &Root, block: &str) -> Result<GrubEnv, String> {
+    let path = root.path(block);
     match fsread::read(&path, fsread::SMALL_MAX) {
         Ok(bytes) => GrubEnv::parse(&bytes).map_err(|e| {
             format!(
-                "{}: {e}; umm leaves it alone (recreate it with `grub-editenv {GRUBENV} create`)",
+                "{}: {e}; umm leaves it alone (recreate it with `grub-editenv {block} create`)",
                 path.display()
             )
         }),

@@ -99,11 +99,8 @@ fn debian_links(root: &Root) -> Option<Target> {
 /// The BLS entry GRUB's environment names (`saved_entry`, set by grubby
 /// on the RHEL family when a kernel is installed).
 fn bls_saved_entry(root: &Root) -> Option<Target> {
-    let env = fsread::read_string(&root.path("/boot/grub2/grubenv"), SMALL_MAX).ok()?;
-    let id = env
-        .lines()
-        .find_map(|l| l.strip_prefix("saved_entry="))?
-        .trim();
+    let env = super::grubenv::read_block(root, super::grubenv::GRUB2ENV).ok()?;
+    let id = env.get("saved_entry")?.trim();
     if id.is_empty() || id.contains('/') {
         return None;
     }

@@ -12,6 +12,8 @@
 //!   it must be there (CI sets them: .ci/run).
 //! - `bounded_node`, `node_in_maintenance`: the nodes the fault tests
 //!   (failpoints.rs, hostile.rs) start from.
+//! - `assert_boot_failure_status`: the status of a boot-failure maintenance
+//!   (bootcount.rs, grub.rs).
 //! - `stopped::run_until`: a umm run stopped at a named step by its `stop`
 //!   fail point (fleet_cmd.rs, fleet_settle.rs).
 //! - `etcd`, `fleetlock`: the fleet coordinators the fleet tests run on
@@ -84,6 +86,21 @@ pub fn node_in_maintenance() -> Node {
     }
     assert_eq!(node.status()["state"], "maintenance");
     node
+}
+
+/// `umm status --json` in the maintenance that GRUB's boot counting
+/// started: kernel `failed` never reached userspace in 3 attempts and this
+/// boot runs `running`, the last good one (tests/bootcount.rs, grub.rs).
+pub fn assert_boot_failure_status(status: &Value, failed: &str, running: &str) {
+    assert_eq!(
+        (status["state"].as_str(), status["reason"].as_str()),
+        (Some("maintenance"), Some("boot-failure"))
+    );
+    let failure = &status["boot_menu"]["boot_failure"];
+    assert_eq!(failure["kernel"], failed);
+    assert_eq!(failure["attempts"], 3);
+    assert_eq!(failure["running_kernel"], running);
+    assert!(failure["since"].is_string(), "{failure}");
 }
 
 /// Waits for `child` (a process this test started) at most `limit`. On
