@@ -115,6 +115,7 @@ pub fn parse_bounded_span(text: &str) -> Result<Duration, String> {
 }
 
 /// Formats a duration the way `parse_span` reads it back: `10min`, `1h 30min`, `45s`.
+/// Not jiff's friendly printer: measured, it writes `10m` or `10mins` for `10min`, `720h` for `30d`.
 pub fn format_span(d: Duration) -> String {
     let mut secs = d.as_secs();
     if secs == 0 {
