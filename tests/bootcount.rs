@@ -71,6 +71,25 @@ fn a_boot_that_reached_userspace_clears_grubs_count_and_keeps_the_rest() {
 }
 
 #[test]
+fn a_kernel_upgrade_that_comes_up_becomes_the_last_good_kernel_and_says_so_once() {
+    let mut node = counting_node("6.1.0-3-amd64");
+    editenv(&node, &["create"]);
+    // GRUB counted the new kernel's first attempt.
+    editenv(&node, &["set", "umm_good=6.1.0-2-amd64", "umm_tries=x"]);
+    let first = node.boot();
+    assert!(
+        first.contains(
+            "kernel 6.1.0-3-amd64 reached userspace after 1 attempt(s) counted by GRUB; it is now the last good kernel (was 6.1.0-2-amd64)"
+        ),
+        "{first}"
+    );
+    assert!(listed(&node).contains(&"umm_good=6.1.0-3-amd64".to_string()));
+    editenv(&node, &["set", "umm_tries=x"]);
+    let second = node.boot();
+    assert!(!second.contains("last good kernel"), "{second}");
+}
+
+#[test]
 fn a_missing_block_is_created_as_grub_editenv_would() {
     let mut node = counting_node("6.1.0-2-amd64");
     node.write("/etc/umm/umm.toml", "reboot_count = 0\n");

@@ -221,7 +221,14 @@ fn mark_reached_userspace(ctx: &Context, settings: &Settings, state: &State, now
     };
     let changes = rules::bootcount::reached_userspace(&env, &input);
     if let Err(e) = grubenv::update(&ctx.root, &changes) {
-        log::error!("{e}; boot-loader counting does not work until it is fixed");
+        return log::error!("{e}; boot-loader counting does not work until it is fixed");
+    }
+    if let Some(new) = rules::bootcount::new_good(&env, &kernel) {
+        log::info!(
+            "boot loader: kernel {kernel} reached userspace after {} attempt(s) counted by GRUB; it is now the last good kernel (was {})",
+            new.attempts,
+            new.previous.as_deref().unwrap_or("none")
+        );
     }
 }
 

@@ -73,6 +73,28 @@ pub fn reached_userspace(env: &GrubEnv, input: &Reached) -> Vec<(&'static str, S
         .collect()
 }
 
+/// A kernel that reached userspace for the first time (a kernel upgrade):
+/// it becomes the last good one. Said once, in the boot where it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewGood {
+    /// Attempts GRUB counted for this boot (1 when it came up at once).
+    pub attempts: usize,
+    /// The last good kernel before it, if the block had one.
+    pub previous: Option<String>,
+}
+
+/// Whether this boot's kernel is a new last good kernel.
+pub fn new_good(env: &GrubEnv, kernel: &str) -> Option<NewGood> {
+    let previous = env.get(GOOD).unwrap_or("");
+    if kernel.is_empty() || previous == kernel {
+        return None;
+    }
+    Some(NewGood {
+        attempts: env.get(TRIES).map_or(0, str::len),
+        previous: (!previous.is_empty()).then(|| previous.to_string()),
+    })
+}
+
 /// A kernel that did not reach userspace, as the block records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootFailure {
@@ -136,6 +158,28 @@ mod tests {
         Reached<'a>,
         &'a [(&'a str, &'a str)],
     );
+
+    #[test]
+    fn a_kernel_is_a_new_last_good_one_only_the_first_time() {
+        let upgraded = env(&[(TRIES, "x"), (GOOD, "6.1.0-2")]);
+        assert_eq!(
+            new_good(&upgraded, "6.1.0-3"),
+            Some(NewGood {
+                attempts: 1,
+                previous: Some("6.1.0-2".into())
+            })
+        );
+        assert_eq!(new_good(&upgraded, "6.1.0-2"), None);
+        assert_eq!(new_good(&upgraded, ""), None);
+        let fresh = env(&[(TRIES, "xx")]);
+        assert_eq!(
+            new_good(&fresh, "a"),
+            Some(NewGood {
+                attempts: 2,
+                previous: None
+            })
+        );
+    }
 
     #[test]
     fn what_a_boot_that_reached_userspace_writes() {

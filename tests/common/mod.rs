@@ -344,14 +344,15 @@ impl Node {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
-    /// A new boot: what the boot unit runs early in every boot.
-    pub fn boot(&mut self) {
+    /// A new boot: what the boot unit runs early in every boot; returns
+    /// what umm-boot said.
+    pub fn boot(&mut self) -> String {
         self.boots += 1;
         self.write(
             "/proc/sys/kernel/random/boot_id",
             &format!("boot-{}\n", self.boots),
         );
-        self.expect(0, &["internal", "boot"]);
+        self.expect(0, &["internal", "boot"])
     }
 
     /// A boot after a crash: nothing recorded the end of the last one.

@@ -7,13 +7,16 @@
 //! package's postinst or a DKMS failure.
 
 use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 
 use super::common::{expect_state, installed_via_grub, run_then_wait_reboot, status};
 use super::Scenario;
 use crate::ctx::Ctx;
+use crate::image::cache_root;
 use crate::vm::Vm;
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -25,6 +28,9 @@ pub const SCENARIOS: &[Scenario] = &[
         .candidate(),
     Scenario::new("boot-failure-sysvinit", "sysvinit", boot_failure)
         .about("sysvinit: the same as boot-failure (the boot-loader part does not depend on the init system)")
+        .candidate(),
+    Scenario::new("boot-kernel-upgrade", "systemd", kernel_upgrade)
+        .about("a real newer Debian kernel package installed with dpkg: its first boot is counted once, reaches userspace, becomes the last good kernel; no maintenance")
         .candidate(),
 ];
 
@@ -199,4 +205,77 @@ fn panics_since(vm: &Vm, from: usize) -> usize {
     let log = fs::read(vm.serial_log()).unwrap_or_default();
     let tail = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
     tail.matches("Kernel panic - not syncing").count()
+}
+
+/// dpkg, update-initramfs and update-grub of a real kernel package under TCG.
+const KERNEL_INSTALL_TIMEOUT: Duration = Duration::from_secs(1200);
+
+/// A good kernel upgrade (the issue's case c): the newest kernel package
+/// the machine's apt sources offer, newer than the image's, installed with
+/// dpkg as an upgrade would. Its first boot is counted by GRUB, reaches
+/// userspace, and becomes the last good kernel; nothing enters maintenance.
+fn kernel_upgrade(ctx: &mut Ctx) -> Result<()> {
+    let vm = installed_via_grub(ctx)?;
+    let old = vm.ssh_ok("uname -r")?.trim().to_string();
+    let (package, deb) = newer_kernel_deb(&old)?;
+    let new = package.trim_start_matches("linux-image-").to_string();
+    vm.scp_to(&deb, "/root/kernel.deb")?;
+    let out = vm.ssh_timeout("dpkg -i /root/kernel.deb 2>&1 && rm /root/kernel.deb && sync", KERNEL_INSTALL_TIMEOUT)?;
+    ensure!(out.status.success(), "dpkg -i {package}: {}", String::from_utf8_lossy(&out.stdout));
+    let env = vm.ssh_ok("grub-editenv list")?;
+    ensure!(env.contains(&format!("umm_good={old}")), "grubenv before: {env}");
+    vm.reboot_clean()?;
+    ensure!(vm.ssh_ok("uname -r")?.trim() == new, "the new kernel {new} is not the one booted");
+    expect_state(vm, "operational", None)?;
+    let env = vm.ssh_ok("grub-editenv list")?;
+    ensure!(
+        env.contains(&format!("umm_good={new}")) && env.contains("umm_tries=\n"),
+        "grubenv after the new kernel's first boot: {env}"
+    );
+    let said = format!("kernel {new} reached userspace after 1 attempt(s) counted by GRUB; it is now the last good kernel (was {old})");
+    ensure!(vm.ssh_ok("journalctl -b -o cat")?.contains(&said), "umm-boot did not say: {said}");
+    // Counted once: the next boot of the same kernel says nothing new.
+    vm.reboot_clean()?;
+    expect_state(vm, "operational", None)?;
+    let again = vm.ssh_ok("journalctl -b -o cat")?;
+    ensure!(!again.contains("it is now the last good kernel"), "said again: {again}");
+    Ok(())
+}
+
+/// The newest `linux-image-*-amd64` the machine's apt sources offer (the
+/// candidate of `linux-image-amd64`), downloaded once into the lab cache;
+/// fails if it is not newer than `running`.
+fn newer_kernel_deb(running: &str) -> Result<(String, PathBuf)> {
+    let out = Command::new("apt-cache").args(["depends", "linux-image-amd64"]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(package) = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-"))
+    else {
+        bail!("apt-cache depends linux-image-amd64 names no kernel package: {text}");
+    };
+    ensure!(
+        package != format!("linux-image-{running}"),
+        "the apt sources offer no kernel newer than the image's {running}"
+    );
+    let dir = cache_root().join("debs");
+    fs::create_dir_all(&dir)?;
+    let found = |dir: &PathBuf| -> Option<PathBuf> {
+        fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
+        })
+    };
+    if let Some(deb) = found(&dir) {
+        return Ok((package.to_string(), deb));
+    }
+    let ok = Command::new("apt-get")
+        .args(["download", package])
+        .current_dir(&dir)
+        .status()
+        .context("apt-get download")?
+        .success();
+    ensure!(ok, "apt-get download {package} failed");
+    let deb = found(&dir).with_context(|| format!("no {package} .deb in {}", dir.display()))?;
+    Ok((package.to_string(), deb))
 }
