@@ -16,8 +16,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("fleet", "systemd", fleet)
         .about("two nodes, one slot on an etcd on the host: A enters, B refused naming A, B's --wait enters after A's off"),
     Scenario::new("fleet-cut-ssh", "systemd", fleet_cut_ssh)
-        .about("etcd's answers held 5 s; the ssh session running `umm on` is cut once the take has landed, before its answer: the slot is given back within one retry period")
-        .candidate(),
+        .about("etcd's answers held 5 s; the ssh session running `umm on` is cut once the take has landed, before its answer: the slot is given back within one retry period"),
 ];
 
 /// Two nodes of one group with one slot, an etcd on the host: `umm on` on
