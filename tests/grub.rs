@@ -282,15 +282,6 @@ fn bash_and_dash_print_the_same() {
 
 #[rstest]
 #[case::umm_not_installed(&[("UMM_GRUB_BIN", "/nonexistent/umm")], &[], "")]
-#[case::disabled_by_config(&[], &[("/etc/umm/umm.toml", "enabled = false\n")], "umm is disabled")]
-#[case::dropin_drops_them_again(
-    &[],
-    &[
-        ("/etc/umm/umm.toml", "enabled = false\n[grub]\nentries_when_disabled = true\n"),
-        ("/etc/umm/umm.toml.d/50-site.toml", "[grub]\nentries_when_disabled = false # site\n"),
-    ],
-    "umm is disabled"
-)]
 #[case::no_kernel(&[("STUB_KERNELS", "")], &[], "no kernel found")]
 #[case::linux_script_fails(&[("STUB_FAIL", "1")], &[], "failed to get canonical path")]
 #[case::linux_script_missing(&[("UMM_GRUB_LINUX_SCRIPT", "/nonexistent/10_linux")], &[], "is missing")]
@@ -663,6 +654,31 @@ fn no_counting_where_grub_cannot_write_its_block(#[case] env: &[(&str, &str)], #
     }
     assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
     assert_grub_script_checks(&lab, &cfg);
+}
+
+#[rstest]
+#[case::by_config(&[("/etc/umm/umm.toml", "enabled = false\n")])]
+#[case::dropin_drops_them_again(&[
+    ("/etc/umm/umm.toml", "enabled = false\n[grub]\nentries_when_disabled = true\n"),
+    ("/etc/umm/umm.toml.d/50-site.toml", "[grub]\nentries_when_disabled = false # site\n"),
+])]
+fn a_disabled_umm_adds_no_entry_and_says_why_grub_does_not_count(#[case] files: &[(&str, &str)]) {
+    let lab = Lab::new();
+    for (path, text) in files {
+        lab.write(path, text);
+    }
+    let out = lab.snippet(&[]);
+    let cfg = text(&out.stdout);
+    assert_eq!(cfg, "# umm: boot-loader counting off: umm is disabled\n");
+    assert_eq!(
+        umm::bootmenu::counting_in_grub_cfg(&cfg),
+        Some(umm::bootmenu::Counting::Off("umm is disabled".into()))
+    );
+    assert!(
+        text(&out.stderr).contains("umm is disabled"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
