@@ -76,21 +76,6 @@ fn note(slot: bool, forced: bool, detail: String) -> Option<FleetNote> {
     })
 }
 
-/// A number in 0..1 that differs between nodes and tries (for jitter, not
-/// for secrets).
-pub(super) fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    // splitmix64's finaliser: nearby inputs, unrelated outputs.
-    let mut z = u64::from(nanos) ^ (u64::from(std::process::id()) << 32);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z % 10_000) as f64 / 10_000.0
-}
-
 /// `umm on`: after the checks and the pre-on hooks, before the request is
 /// saved, a slot of the group. `None`: refused (said); nothing changed.
 pub(super) fn take_for_on(
@@ -172,7 +157,7 @@ fn forced(why: String, detail: String) -> Taking {
 
 /// `--wait`: says why, then sleeps before the next try.
 fn pause_before_next_take(group: &str, why: &str, attempt: u32, left: Duration) {
-    let pause = rules::fleet::backoff(attempt, jitter(), left);
+    let pause = rules::fleet::backoff(attempt, fastrand::f64(), left);
     say(&Message::FleetWaiting {
         group,
         why: why.to_string(),

@@ -294,12 +294,7 @@ fn run_hooks(ctx: &Context, settings: &Settings, phase: HookPhase) -> Vec<HookRe
 fn wait(ctx: &Context, waits: Vec<String>) -> Result<Outcome> {
     let joined = waits.join("; ");
     let mut locked = lock(&ctx.root, "internal queue")?;
-    let next = rule::waited(
-        &locked.state,
-        ctx.clock.now(),
-        waits,
-        super::fleet::jitter(),
-    );
+    let next = rule::waited(&locked.state, ctx.clock.now(), waits, fastrand::f64());
     let next_try = next.queued.as_ref().map(|q| q.next_try);
     save(&mut locked, next)?;
     drop(locked);

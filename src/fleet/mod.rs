@@ -537,17 +537,12 @@ impl Deadline {
 }
 
 /// A random duration in [0, max): jitter for retries, so that nodes that
-/// collided do not collide again in step. (Random from std's hasher keys.)
+/// collided do not collide again in step.
 pub(crate) fn jitter(max: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    h.write_u128(now.map_or(0, |d| d.as_nanos()));
-    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    if nanos == 0 {
-        return Duration::ZERO;
+    match u64::try_from(max.as_nanos()).unwrap_or(u64::MAX) {
+        0 => Duration::ZERO,
+        nanos => Duration::from_nanos(fastrand::u64(..nanos)),
     }
-    Duration::from_nanos(h.finish() % nanos)
 }
 
 /// Seconds since the epoch, now.
