@@ -140,8 +140,8 @@ pub enum Command {
         #[command(subcommand)]
         command: FleetCommand,
     },
-    /// Boot-loader counting (GRUB): after a kernel that never reached
-    /// userspace (umm status: "Boot failure")
+    /// Boot-loader counting (GRUB, systemd-boot): after a kernel that never
+    /// reached userspace (umm status: "Boot failure")
     Boot {
         #[command(subcommand)]
         command: BootCommand,
@@ -183,9 +183,10 @@ pub enum FleetCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BootCommand {
-    /// Clear the boot failure GRUB recorded, so that the next boot tries
-    /// the failed kernel (the default entry's) again with a fresh count; a
-    /// new failure ends in maintenance on the last good kernel again
+    /// Clear the boot failure the boot loader recorded (GRUB's environment
+    /// block; systemd-boot: the failed entry gets a fresh count), so that the
+    /// next boot tries the failed kernel again; a new failure ends in
+    /// maintenance on the last good kernel again
     Retry,
 }
 

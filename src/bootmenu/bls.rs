@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{entries_wanted, Kind};
+use crate::rules::sdboot;
 use crate::sys::atomic::atomic_write;
 use crate::sys::fsread;
 use crate::sys::paths::Root;
@@ -33,11 +34,14 @@ pub fn bls_variant_of(name: &str) -> Option<(String, Kind)> {
 
 /// Whether umm makes variants of this entry: not of its own, nor of the
 /// rescue entry (a generic kernel kept for emergencies).
+/// Nor of an entry systemd-boot counts (`+LEFT-DONE`: a kernel not proven
+/// yet, whose variants would come first once it has gone bad) or umm's
+/// fallback (`rules::sdboot`).
 pub(super) fn wants_variants(name: &str) -> bool {
     name.ends_with(".conf")
-        && !name.starts_with('.')
         && bls_variant_of(name).is_none()
-        && !name.contains("-0-rescue")
+        && sdboot::is_kernel_entry(name)
+        && sdboot::split_name(name).is_some_and(|(_, counter)| counter.is_none())
 }
 
 /// A BLS line's key and value (separated by spaces or tabs).

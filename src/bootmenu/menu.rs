@@ -51,18 +51,36 @@ pub fn menu_entries(root: &Root) -> Vec<MenuEntry> {
 }
 
 /// Whether the boot loader counts boots that never reach userspace
-/// (docs/boot-flow.md): the line `grub.d/42_umm` wrote in grub.cfg.
+/// (docs/boot-flow.md): the line `grub.d/42_umm` wrote in grub.cfg, or
+/// systemd-boot's entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Counting {
     /// GRUB counts in its environment block.
     On,
+    /// systemd-boot counts in the names of the entries in this directory
+    /// (`rules::sdboot`).
+    Entries(String),
     /// Not here; why, in one line.
     Off(String),
 }
 
 impl Counting {
     pub fn is_on(&self) -> bool {
+        !matches!(self, Counting::Off(_))
+    }
+
+    /// GRUB counts (its environment block).
+    pub fn is_grub(&self) -> bool {
         *self == Counting::On
+    }
+
+    /// Which boot loader counts, and where; None when none does.
+    pub fn by(&self) -> Option<String> {
+        match self {
+            Counting::On => Some("GRUB environment block".to_string()),
+            Counting::Entries(dir) => Some(format!("systemd-boot entries in {dir}")),
+            Counting::Off(_) => None,
+        }
     }
 }
 
@@ -81,8 +99,21 @@ pub fn counting_in_grub_cfg(text: &str) -> Option<Counting> {
     })
 }
 
-/// Whether GRUB counts boots on this system, from its grub.cfg.
+/// Whether a boot loader counts boots on this system: GRUB, from its
+/// grub.cfg, or systemd-boot where it is installed.
 pub fn boot_counting(root: &Root) -> Counting {
+    let grub = grub_counting(root);
+    if grub.is_grub() {
+        return grub;
+    }
+    match super::sdboot::entries_dir(root) {
+        Some((dir, _)) => Counting::Entries(dir.to_string()),
+        None => grub,
+    }
+}
+
+/// Whether GRUB counts boots on this system, from its grub.cfg.
+fn grub_counting(root: &Root) -> Counting {
     for cfg in GRUB_CFGS {
         if let Ok(text) = fsread::read_string(&root.path(cfg), MENU_MAX) {
             if let Some(c) = counting_in_grub_cfg(&text) {
@@ -98,7 +129,7 @@ pub fn boot_counting(root: &Root) -> Counting {
     }
     if root.path(BLS_DIR).is_dir() {
         return Counting::Off(
-            "boot-loader counting is not available with Boot Loader Specification entries (systemd-boot, GRUB with blscfg)"
+            "GRUB reads Boot Loader Specification entries (blscfg), where umm does not count; it counts with GRUB's generated menu and with systemd-boot"
                 .to_string(),
         );
     }

@@ -31,6 +31,7 @@ use crate::sys::{config, store};
 mod bls;
 mod grub_cfg;
 mod menu;
+pub mod sdboot;
 
 pub use bls::{bls_sync, bls_variant, bls_variant_name, bls_variant_of, Report, BLS_DIR};
 pub use grub_cfg::{grub_cfg_entries, GRUB_CFGS};

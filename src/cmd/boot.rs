@@ -10,7 +10,7 @@ use log::Level;
 
 use super::maintenance::write_banners;
 use super::{save, Context, Outcome};
-use crate::bootmenu;
+use crate::bootmenu::{self, Counting};
 use crate::model::boot_decision::{BootDecision, DecidedBy};
 use crate::model::settings::Settings;
 use crate::model::state::{Mode, NodeState, Reason, State};
@@ -205,9 +205,48 @@ fn announce(
 /// fail the boot. Called under the writers' lock (sys::grubenv), or after
 /// waiting for it in vain.
 fn mark_reached_userspace(ctx: &Context, settings: &Settings, state: &State, now: i64) {
-    if !bootmenu::boot_counting(&ctx.root).is_on() {
-        return;
+    match bootmenu::boot_counting(&ctx.root) {
+        Counting::On => mark_in_grubenv(ctx, settings, state, now),
+        Counting::Entries(_) => mark_in_entries(ctx, settings, state, now),
+        Counting::Off(_) => {}
     }
+}
+
+/// systemd-boot (`rules::sdboot`): this boot's entry is blessed, its kernel
+/// is the last good one, and a boot through the fallback records the
+/// failure; a problem is logged, never a reason to fail the boot.
+fn mark_in_entries(ctx: &Context, settings: &Settings, state: &State, now: i64) {
+    let kernel = running_kernel(&ctx.root);
+    let input = rules::sdboot::PlanInput {
+        enabled: rules::effective_enabled(state, settings.policy()),
+        tries: sdboot_tries(settings),
+        kernel: Some(kernel.as_str()).filter(|k| !k.is_empty()),
+        failure_seen: read_cmdline(&ctx.root).1,
+        now,
+    };
+    match bootmenu::sdboot::sync(&ctx.root, &input) {
+        // A blessed entry gets its variants (GRUB-style BLS directory).
+        Ok(Some(report)) if !report.plan.renames.is_empty() => {
+            if let Err(e) = bootmenu::bls_sync(&ctx.root, false) {
+                log::error!("cannot update umm's boot entries: {e:#}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => log::error!("{e}; boot-loader counting does not work until it is fixed"),
+    }
+}
+
+/// The tries a new kernel's entry gets: `reboot_count + 1`, at most
+/// `rules::bootcount::MAX_TRIES_CAP` as with GRUB.
+pub fn sdboot_tries(settings: &Settings) -> u32 {
+    settings
+        .reboot_count
+        .saturating_add(1)
+        .min(rules::bootcount::MAX_TRIES_CAP)
+}
+
+/// GRUB (`rules::bootcount`).
+fn mark_in_grubenv(ctx: &Context, settings: &Settings, state: &State, now: i64) {
     let kernel = running_kernel(&ctx.root);
     let env = match grubenv::read(&ctx.root) {
         Ok(env) => env,
@@ -245,9 +284,19 @@ pub fn running_kernel(root: &Root) -> String {
 /// them unknown, never a reason to fail the boot).
 fn log_boot_failure(ctx: &Context, state: &State) {
     let episode = state.maintenance.as_ref().map_or(0, |m| m.id);
-    let failure = grubenv::read(&ctx.root)
+    let grub = grubenv::read(&ctx.root)
         .ok()
         .and_then(|env| rules::bootcount::boot_failure(&env));
+    let sdboot = grub
+        .is_none()
+        .then(|| bootmenu::sdboot::boot_failure(&ctx.root))
+        .flatten();
+    let loader = if sdboot.is_some() {
+        "systemd-boot"
+    } else {
+        "GRUB"
+    };
+    let failure = grub.or(sdboot);
     let kernel = failure.as_ref().map_or("unknown", |f| f.kernel.as_str());
     let attempts = failure.as_ref().map_or(0, |f| f.attempts);
     let good = running_kernel(&ctx.root);
@@ -260,7 +309,7 @@ fn log_boot_failure(ctx: &Context, state: &State) {
             good: &good,
         },
         format_args!(
-            "GRUB gave up on kernel {kernel} after {attempts} attempts that never reached userspace and booted {good}'s maintenance entry"
+            "{loader} gave up on kernel {kernel} after {attempts} attempts that never reached userspace and booted {good}'s maintenance entry"
         ),
     );
 }

@@ -8,15 +8,19 @@ use log::Level;
 
 use super::{lock, refused, require_root, Context, Outcome};
 use crate::bootmenu::{self, Counting};
+use crate::model::state::State;
 use crate::output::message::{say, Message};
-use crate::rules::bootcount;
+use crate::rules::sdboot::PlanInput;
+use crate::rules::{self, bootcount};
+use crate::sys::config;
 use crate::sys::grubenv::{self, GRUBENV};
 
 const COMMAND: &str = "boot retry";
 
 pub fn retry(ctx: &Context) -> Result<Outcome> {
     require_root(COMMAND)?;
-    if let Counting::Off(why) = bootmenu::boot_counting(&ctx.root) {
+    let counting = bootmenu::boot_counting(&ctx.root);
+    if let Counting::Off(why) = &counting {
         return Ok(refused(
             COMMAND,
             format!(
@@ -25,7 +29,10 @@ pub fn retry(ctx: &Context) -> Result<Outcome> {
         ));
     }
     // Under the state's lock: one umm command at a time changes the node's boot.
-    let _locked = lock(&ctx.root, COMMAND)?;
+    let locked = lock(&ctx.root, COMMAND)?;
+    if let Counting::Entries(dir) = &counting {
+        return retry_entries(ctx, &locked.state, dir);
+    }
     let env = match grubenv::read(&ctx.root) {
         Ok(env) => env,
         Err(e) => return Ok(refused(COMMAND, e)),
@@ -48,6 +55,44 @@ pub fn retry(ctx: &Context) -> Result<Outcome> {
         kernel: &failure.kernel,
         good: failure.good.as_deref(),
         attempts: failure.attempts,
+        loader: "GRUB",
+    });
+    Ok(Outcome::Done)
+}
+
+/// systemd-boot: the failed kernel's entry gets a fresh count, the
+/// fallback goes back to maintenance (`bootmenu::sdboot::retry`).
+fn retry_entries(ctx: &Context, state: &State, dir: &str) -> Result<Outcome> {
+    let settings = config::load_or_defaults(&ctx.root);
+    let tries = super::boot::sdboot_tries(&settings);
+    let input = PlanInput {
+        enabled: rules::effective_enabled(state, settings.policy()),
+        tries,
+        kernel: None,
+        failure_seen: false,
+        now: ctx.clock.now(),
+    };
+    let failure = match bootmenu::sdboot::retry(&ctx.root, &input) {
+        Ok(Some(failure)) => failure,
+        Ok(None) => {
+            return Ok(refused(
+                COMMAND,
+                format!(
+                "no entry in {dir} failed to boot and umm recorded no failure; nothing to retry"
+            ),
+            ))
+        }
+        Err(e) => return Ok(refused(COMMAND, e)),
+    };
+    log::info!(
+        "boot failure of kernel {} cleared by umm boot retry: its entry has {tries} tries again",
+        failure.kernel
+    );
+    say(&Message::BootRetry {
+        kernel: &failure.kernel,
+        good: failure.good.as_deref(),
+        attempts: tries as usize,
+        loader: "systemd-boot",
     });
     Ok(Outcome::Done)
 }

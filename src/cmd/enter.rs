@@ -311,6 +311,7 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Out
         Ok(units) => (Some(units), None),
         Err(e) => (None, Some(e)),
     };
+    let counting = bootmenu::boot_counting(&ctx.root);
     let view = CheckView {
         allowed,
         refused: refusal.as_ref().map(|r| r.to_string()),
@@ -319,9 +320,10 @@ pub fn check(ctx: &Context, json: bool, argv: Option<Vec<String>>) -> Result<Out
         services_error,
         keep_units: keep,
         command: argv,
-        boot_loader_counting_off: match bootmenu::boot_counting(&ctx.root) {
-            Counting::On => None,
+        boot_loader_counting_by: counting.by(),
+        boot_loader_counting_off: match counting {
             Counting::Off(why) => Some(why),
+            _ => None,
         },
     };
     if json {

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::boot::{cmdline_text, running_kernel};
 use super::{read_public, Context, Outcome};
-use crate::bootmenu;
+use crate::bootmenu::{self, Counting};
 use crate::output::history;
 use crate::output::json;
 use crate::output::status::{self, StatusView};
@@ -32,10 +32,13 @@ pub fn status(ctx: &Context, json: bool) -> Result<Outcome> {
     let menu = bootmenu::menu_entries(&ctx.root);
     let cmdline = cmdline_text(&ctx.root);
     let counting = bootmenu::boot_counting(&ctx.root);
-    let boot_failure = grubenv::read(&ctx.root)
-        .ok()
-        .filter(|_| counting.is_on())
-        .and_then(|env| bootcount::boot_failure(&env));
+    let boot_failure = match counting {
+        Counting::On => grubenv::read(&ctx.root)
+            .ok()
+            .and_then(|env| bootcount::boot_failure(&env)),
+        Counting::Entries(_) => bootmenu::sdboot::boot_failure(&ctx.root),
+        Counting::Off(_) => None,
+    };
     let inputs = status::Inputs {
         menu: &menu,
         cmdline_arg: bootmenu::boot_from_entry(&cmdline),

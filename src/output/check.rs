@@ -27,6 +27,9 @@ pub struct CheckView {
     /// Why the boot loader does not count boots that never reach
     /// userspace (docs/boot-flow.md); none when it does.
     pub boot_loader_counting_off: Option<String>,
+    /// Which boot loader counts (GRUB's environment block, systemd-boot's
+    /// entries); none when none does.
+    pub boot_loader_counting_by: Option<String>,
 }
 
 impl CheckView {
@@ -39,7 +42,10 @@ impl CheckView {
             None => "Scheduled command: none".into(),
         });
         out.push(match &self.boot_loader_counting_off {
-            None => "Boot loader: counts boots that never reach userspace".into(),
+            None => format!(
+                "Boot loader: counts boots that never reach userspace ({})",
+                self.boot_loader_counting_by.as_deref().unwrap_or("unknown")
+            ),
             Some(why) => {
                 format!("Boot loader: does not count boots that never reach userspace: {why}")
             }
@@ -116,6 +122,7 @@ mod tests {
     fn check_json_has_its_fields() {
         let view = CheckView {
             boot_loader_counting_off: None,
+            boot_loader_counting_by: Some("GRUB environment block".into()),
             allowed: false,
             refused: None,
             checks: vec![],
@@ -130,6 +137,7 @@ mod tests {
             keys,
             [
                 "allowed",
+                "boot_loader_counting_by",
                 "boot_loader_counting_off",
                 "checks",
                 "command",

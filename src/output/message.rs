@@ -156,6 +156,8 @@ pub enum Message<'a> {
         kernel: &'a str,
         good: Option<&'a str>,
         attempts: usize,
+        /// The boot loader that counts (GRUB, systemd-boot).
+        loader: &'a str,
     },
     /// The boot menu could not be brought in step (`what` failed).
     MenuNotUpdated(String),
@@ -463,9 +465,10 @@ impl Message<'_> {
                 kernel,
                 good,
                 attempts,
+                loader,
             } => write!(
                 f,
-                "Boot failure of kernel {kernel} cleared: the next boot tries it again (the default entry's kernel) with a fresh count. If it fails again ({attempts} attempts in a row that never reach userspace), GRUB boots the maintenance entry of {} again.",
+                "Boot failure of kernel {kernel} cleared: the next boot tries it again (the default entry's kernel) with a fresh count. If it fails again ({attempts} attempts in a row that never reach userspace), {loader} boots the maintenance entry of {} again.",
                 good.unwrap_or("the last good kernel")
             ),
             Message::Enabled => f.write_str(

@@ -36,6 +36,7 @@ pub mod leave;
 pub mod queue;
 pub mod reboot;
 pub mod request;
+pub mod sdboot;
 pub mod then;
 pub mod verify;
 pub mod window;

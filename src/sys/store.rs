@@ -262,7 +262,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
 }
 
 /// Moves a corrupt file aside and says so.
-fn set_aside(path: &Path, problem: &str) -> String {
+pub fn set_aside(path: &Path, problem: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

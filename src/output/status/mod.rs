@@ -159,6 +159,9 @@ pub struct BootMenuView {
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct CountingView {
     pub on: bool,
+    /// Which boot loader counts, and where (GRUB's environment block,
+    /// systemd-boot's entries); none when off.
+    pub by: Option<String>,
     /// Why not, when off.
     pub detail: Option<String>,
 }
@@ -332,9 +335,10 @@ impl BootMenuView {
             this_boot_cmdline: i.cmdline_arg,
             counting: CountingView {
                 on: i.counting.is_on(),
+                by: i.counting.by(),
                 detail: match i.counting {
-                    Counting::On => None,
                     Counting::Off(why) => Some(why.clone()),
+                    _ => None,
                 },
             },
             boot_failure: i.boot_failure.map(|f| BootFailureView {

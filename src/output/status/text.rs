@@ -230,11 +230,9 @@ impl BootMenuView {
 impl BootMenuView {
     /// Boot-loader counting and, after a boot failure, what GRUB does now.
     fn counting_lines(&self) -> Vec<String> {
+        let by = self.counting.by.as_deref().unwrap_or("unknown");
         let mut out = vec![match &self.counting.detail {
-            None => {
-                "Boot loader:  counts boots that never reach userspace (GRUB environment block)"
-                    .to_string()
-            }
+            None => format!("Boot loader:  counts boots that never reach userspace ({by})"),
             Some(why) => {
                 format!("Boot loader:  does not count boots that never reach userspace: {why}")
             }
@@ -245,12 +243,17 @@ impl BootMenuView {
                 .as_deref()
                 .map_or(String::new(), |s| format!(" (seen {s})"));
             let instead = f.good_kernel.as_deref().unwrap_or("the last good kernel");
+            let loader = if by.starts_with("systemd-boot") {
+                "systemd-boot"
+            } else {
+                "GRUB"
+            };
             let running = f
                 .running_kernel
                 .as_deref()
                 .map_or(String::new(), |k| format!("; this boot runs {k}"));
             out.push(format!(
-                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}{running}; GRUB boots {instead} instead until `umm boot retry` or another default kernel",
+                "Boot failure: kernel {} did not reach userspace in {} attempts in a row{since}{running}; {loader} boots {instead} instead until `umm boot retry` or another default kernel",
                 f.kernel, f.attempts
             ));
         }
