@@ -24,8 +24,7 @@ pub const SCENARIOS: &[Scenario] = &[
         .about("a crash loop is left through GRUB even with umm off reboot --kexec, and says so")
         .candidate(),
     Scenario::new("sysvinit-kexec", "sysvinit", sysvinit_kexec)
-        .about("sysvinit: umm on by kexec (runlevel 6, umm-kexec): maintenance, ssh, new boot id, no GRUB; umm off reboot by kexec -> normal, not counted")
-        .candidate(),
+        .about("sysvinit: umm on by kexec (runlevel 6, umm-kexec): maintenance, ssh, new boot id, no GRUB; umm off reboot by kexec -> normal, not counted"),
 ];
 
 fn cmdline(vm: &Vm) -> Result<String> {
