@@ -81,6 +81,9 @@ fn boot_failure(ctx: &mut Ctx) -> Result<()> {
     run_then_wait_reboot(vm, "umm off reboot")?;
     for _ in 0..2 {
         ensure!(vm.ssh_ok("uname -r")?.trim() == good, "the failed kernel booted again");
+        // umm-after finishes the leave once start-up is over (seen on
+        // sysvinit: `resuming` until then).
+        vm.settle()?;
         expect_state(vm, "operational", None)?;
         let env = vm.ssh_ok("grub-editenv list")?;
         ensure!(
@@ -226,6 +229,7 @@ fn kernel_upgrade(ctx: &mut Ctx) -> Result<()> {
     ensure!(env.contains(&format!("umm_good={old}")), "grubenv before: {env}");
     vm.reboot_clean()?;
     ensure!(vm.ssh_ok("uname -r")?.trim() == new, "the new kernel {new} is not the one booted");
+    vm.settle()?;
     expect_state(vm, "operational", None)?;
     let env = vm.ssh_ok("grub-editenv list")?;
     ensure!(
