@@ -420,13 +420,7 @@ fn umm_boot_that_cannot_take_the_lock_still_marks_the_boot_and_says_so() {
     let mut node = counting_node("6.1.0-2-amd64");
     editenv(&node, &["create"]);
     editenv(&node, &["set", "umm_enabled=1", "umm_tries=xx"]);
-    node.boots += 1;
-    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
-    let ran = node.run_cmd({
-        let mut c = node.command(&["internal", "boot"]);
-        c.env("FAILPOINTS", "read-state=return(eio)");
-        c
-    });
+    let ran = node.boot_with_failpoints("read-state=return(eio)");
     assert_eq!(ran.code, Some(1), "{}", ran.out);
     let listed = listed(&node);
     assert!(listed.contains(&"umm_tries=".to_string()), "{listed:?}");

@@ -55,13 +55,7 @@ fn a_writer_killed_mid_write_leaves_old_or_new_state(
 fn an_io_error_on_the_state_is_reported_and_changes_nothing() {
     let mut node = node_in_maintenance();
     let before = fs::read(node.path("/var/lib/umm/state.json")).unwrap();
-    node.boots += 1;
-    node.write("/proc/sys/kernel/random/boot_id", "boot-eio\n");
-    let ran = node.run_cmd({
-        let mut c = node.command(&["internal", "boot"]);
-        c.env("FAILPOINTS", "read-state=return(eio)");
-        c
-    });
+    let ran = node.boot_with_failpoints("read-state=return(eio)");
     assert_eq!(ran.code, Some(1), "{}", ran.out);
     assert!(ran.out.contains("Input/output error"), "{}", ran.out);
     assert_eq!(

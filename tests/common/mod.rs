@@ -355,6 +355,18 @@ impl Node {
         self.expect(0, &["internal", "boot"])
     }
 
+    /// A new boot whose umm-boot runs with `FAILPOINTS` set; what it did.
+    pub fn boot_with_failpoints(&mut self, failpoints: &str) -> Ran {
+        self.boots += 1;
+        self.write(
+            "/proc/sys/kernel/random/boot_id",
+            &format!("boot-{}\n", self.boots),
+        );
+        let mut c = self.command(&["internal", "boot"]);
+        c.env("FAILPOINTS", failpoints);
+        self.run_cmd(c)
+    }
+
     /// A boot after a crash: nothing recorded the end of the last one.
     pub fn crash_and_boot(&mut self) {
         self.boot();
