@@ -716,7 +716,9 @@ fn a_signal_during_the_off_hooks_never_runs_them_twice(#[case] signal: nix::sys:
         "off",
         "10-slow",
         &format!(
-            "echo run >> {}\ntouch {}\nsleep 2",
+            // Long enough that the signal lands while it runs, on a loaded
+            // machine too (2 s once let it finish first: exit 0).
+            "echo run >> {}\ntouch {}\nsleep 6",
             marker.display(),
             started.display()
         ),
