@@ -232,8 +232,9 @@ fn kernel_upgrade(ctx: &mut Ctx) -> Result<()> {
     vm.settle()?;
     expect_state(vm, "operational", None)?;
     let env = vm.ssh_ok("grub-editenv list")?;
+    let lines: Vec<&str> = env.lines().collect();
     ensure!(
-        env.contains(&format!("umm_good={new}")) && env.contains("umm_tries=\n"),
+        lines.contains(&format!("umm_good={new}").as_str()) && lines.contains(&"umm_tries="),
         "grubenv after the new kernel's first boot: {env}"
     );
     let said = format!("kernel {new} reached userspace after 1 attempt(s) counted by GRUB; it is now the last good kernel (was {old})");
